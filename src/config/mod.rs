@@ -1,0 +1,313 @@
+//! Validated, immutable configuration and the function that loads it from TOML.
+//!
+//! Loading is two steps, as in ripgrep's low/high args: [`raw`] mirrors the file with spans,
+//! then `validate` turns it into [`Config`], collecting every problem as a [`Diagnostic`].
+
+mod error;
+mod parse;
+pub(crate) mod raw;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use http::{HeaderName, Method, StatusCode, Uri};
+use ipnet::IpNet;
+use rustls_pki_types::CertificateDer;
+
+pub use error::{ConfigError, Diagnostic};
+pub use raw::{Kind, LogFormat, Mode};
+pub use validate::parse_time;
+
+/// Config file used when neither `--config` nor `$WEBCOLLECT_SHIM_CONFIG` is given.
+pub const DEFAULT_PATH: &str = "config/webcollect-shim.toml";
+
+/// A complete, checked configuration. Built once per load; never mutated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was loaded from.
+    pub path: PathBuf,
+    /// `[listen]`
+    pub listen: Listen,
+    /// `[admin]`
+    pub admin: Admin,
+    /// `[clock]`
+    pub clock: ClockConfig,
+    /// `[maintenance]`
+    pub maintenance: Maintenance,
+    /// `[upstreams.*]`, sorted by name.
+    pub upstreams: Vec<Upstream>,
+    /// `[[windows]]` in file order.
+    pub windows: Vec<Window>,
+    /// `[[routes]]` in file order (first match wins).
+    pub routes: Vec<Route>,
+    /// `[drill]`
+    pub drill: Drill,
+    /// `[server]`
+    pub server: Server,
+    /// `log.format`
+    pub log_format: LogFormat,
+}
+
+/// Listener addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    /// Merchant traffic.
+    pub proxy: SocketAddr,
+    /// Admin endpoints.
+    pub admin: SocketAddr,
+}
+
+/// Admin API settings.
+#[derive(Debug, Clone, Default)]
+pub struct Admin {
+    /// Name of the environment variable holding the bearer token, if any.
+    pub token_env: Option<String>,
+}
+
+/// Time zone and drill clock.
+#[derive(Debug, Clone)]
+pub struct ClockConfig {
+    /// Renders dates and reads offset-less times.
+    pub timezone: Tz,
+    /// Drill clock start; `None` runs on real time.
+    pub start_at: Option<DateTime<Utc>>,
+    /// Drill clock speed (1.0 = real time).
+    pub speed: f64,
+}
+
+impl ClockConfig {
+    /// The drill clock's speed, or 1.0 when no drill clock is configured.
+    #[must_use]
+    pub fn effective_speed(&self) -> f64 {
+        if self.start_at.is_some() {
+            self.speed
+        } else {
+            1.0
+        }
+    }
+}
+
+/// What the shim answers during maintenance.
+#[derive(Debug, Clone)]
+pub struct Maintenance {
+    /// `errorCode` of the API answer and the token stand-in.
+    pub error_code: String,
+    /// Enforce or only report.
+    pub mode: Mode,
+    /// Status of the API answer.
+    pub api_status: StatusCode,
+    /// Status of the maintenance page.
+    pub page_status: StatusCode,
+    /// Message of the token stand-in.
+    pub token_message: String,
+    /// Contact block of the page.
+    pub contact: Contact,
+    /// At most this many request-body bytes are read and discarded before a short-circuit.
+    pub drain_limit: u64,
+    /// At most this long is spent draining a short-circuited request's body.
+    pub drain_timeout: Duration,
+}
+
+/// Contact details shown on the maintenance page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    /// Who to contact.
+    pub name: String,
+    /// Toll-free number.
+    pub free_dial: String,
+    /// Number for mobile and IP phones.
+    pub phone: String,
+    /// Opening hours.
+    pub hours: String,
+    /// E-mail address.
+    pub email: String,
+}
+
+/// An upstream the shim forwards to.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// Its key in `[upstreams]`.
+    pub name: String,
+    /// `scheme://authority` only; the request's path and query are appended unchanged.
+    pub url: Uri,
+    /// TCP (and TLS) connect timeout.
+    pub connect_timeout: Duration,
+    /// Time allowed from sending the request to receiving response headers.
+    pub response_timeout: Duration,
+    /// Idle pooled connections are closed after this long.
+    pub pool_idle_timeout: Duration,
+    /// Extra trust anchors (from `ca_file`) on top of the public web roots.
+    pub ca_certs: Vec<CertificateDer<'static>>,
+}
+
+/// A maintenance window `[start, end)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    /// Unique id.
+    pub id: String,
+    /// Human title.
+    pub title: String,
+    /// First instant in maintenance.
+    pub start: DateTime<Utc>,
+    /// First instant after maintenance.
+    pub end: DateTime<Utc>,
+    /// Dotted service names covered (a name covers itself and its dotted descendants).
+    pub services: Vec<String>,
+}
+
+/// How a route matches a request path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    /// Any of these exact paths.
+    Exact(Vec<String>),
+    /// Any path starting with this.
+    Prefix(String),
+}
+
+/// A route: which requests it takes, what they are, and where they go.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Unique id.
+    pub id: String,
+    /// Path matcher.
+    pub path: PathMatch,
+    /// Methods accepted; `None` = any.
+    pub methods: Option<Vec<Method>>,
+    /// What the maintenance answer looks like.
+    pub kind: Kind,
+    /// Dotted service name, matched against windows.
+    pub service: String,
+    /// Index into [`Config::upstreams`].
+    pub upstream: usize,
+}
+
+/// Targeted drills.
+#[derive(Debug, Clone)]
+pub struct Drill {
+    /// Request header that forces `maintenance` or `pass`.
+    pub header: HeaderName,
+    /// Clients in these networks always pass through.
+    pub bypass_cidrs: Vec<IpNet>,
+    /// Peers whose `X-Forwarded-For` is believed when deciding bypass.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// Listener behaviour.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// How long in-flight requests may run after a shutdown signal.
+    pub shutdown_grace: Duration,
+    /// How long a client may take to send request headers.
+    pub header_read_timeout: Duration,
+}
+
+impl Config {
+    /// Reads, parses and validates `path`.
+    ///
+    /// # Errors
+    /// Every problem found, each with its line and column.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::from_toml(path, &text),
+            Err(err) => Err(ConfigError::new(
+                path,
+                "",
+                vec![Diagnostic {
+                    span: None,
+                    message: format!("cannot read config file: {err}"),
+                }],
+            )),
+        }
+    }
+
+    /// Parses and validates `text`, as if read from `path` (relative paths inside the file,
+    /// such as `ca_file`, are resolved against `path`'s directory... no: against the working
+    /// directory, like the config path itself).
+    ///
+    /// # Errors
+    /// Every problem found, each with its line and column.
+    pub fn from_toml(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let (raw, mut diags) = parse::parse(text);
+        let config = validate::validate(path, raw, &mut diags);
+        match config {
+            Some(config) if diags.is_empty() => Ok(config),
+            _ => Err(ConfigError::new(path, text, diags)),
+        }
+    }
+
+    /// The upstream a route forwards to.
+    #[must_use]
+    pub fn upstream_of(&self, route: &Route) -> &Upstream {
+        &self.upstreams[route.upstream]
+    }
+}
+
+/// Parses `"5s"`, `"250ms"`, `"4h"`, `"1h30m"` (units: ms, s, m, h, d).
+///
+/// # Errors
+/// A lowercase message naming what is wrong.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("empty duration".into());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!("invalid duration {text:?}: expected a number"));
+        }
+        let value: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("invalid duration {text:?}: number too large"))?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let part = match unit {
+            "ms" => Duration::from_millis(value),
+            "s" => Duration::from_secs(value),
+            "m" => Duration::from_secs(value.saturating_mul(60)),
+            "h" => Duration::from_secs(value.saturating_mul(3600)),
+            "d" => Duration::from_secs(value.saturating_mul(86_400)),
+            "" => {
+                return Err(format!(
+                    "invalid duration {text:?}: missing unit (ms, s, m, h, d)"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "invalid duration {text:?}: unknown unit {other:?} (use ms, s, m, h, d)"
+                ));
+            }
+        };
+        total = total.saturating_add(part);
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("4h"), Ok(Duration::from_secs(4 * 3600)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("5").unwrap_err().contains("missing unit"));
+        assert!(parse_duration("5 weeks").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("s").is_err());
+    }
+}

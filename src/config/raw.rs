@@ -1,0 +1,201 @@
+//! Serde mirror of the TOML file: what the user wrote, with spans, before any checking.
+//!
+//! Every struct denies unknown keys. Fields that are checked after parsing keep their
+//! [`Spanned`] position so validation errors can point at `line:column`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A string as written, with its position.
+pub(crate) type Str = Spanned<String>;
+
+/// `[listen]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawListen {
+    pub(crate) proxy: Option<Str>,
+    pub(crate) admin: Option<Str>,
+}
+
+/// `[admin]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdmin {
+    pub(crate) token_env: Option<Str>,
+}
+
+/// `[clock]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawClock {
+    pub(crate) timezone: Option<Str>,
+    /// A string, or a bare TOML datetime.
+    pub(crate) start_at: Option<Spanned<toml::Value>>,
+    pub(crate) speed: Option<Spanned<f64>>,
+}
+
+/// `maintenance.mode`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Answer as the gateway does during maintenance.
+    Enforce,
+    /// Pass through, but log and count what would have been answered.
+    Report,
+}
+
+/// `[maintenance]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMaintenance {
+    pub(crate) error_code: Option<Str>,
+    pub(crate) mode: Option<Mode>,
+    pub(crate) api_status: Option<Spanned<i64>>,
+    pub(crate) page_status: Option<Spanned<i64>>,
+    pub(crate) token_message: Option<Str>,
+    pub(crate) page_template: Option<Str>,
+    pub(crate) drain_limit: Option<Spanned<i64>>,
+    pub(crate) drain_timeout: Option<Str>,
+    #[serde(default)]
+    pub(crate) contact: RawContact,
+}
+
+/// `[maintenance.contact]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawContact {
+    pub(crate) name: Option<String>,
+    pub(crate) free_dial: Option<String>,
+    pub(crate) phone: Option<String>,
+    pub(crate) hours: Option<String>,
+    pub(crate) email: Option<String>,
+}
+
+/// `[upstreams.NAME]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpstream {
+    pub(crate) url: Str,
+    pub(crate) connect_timeout: Option<Str>,
+    pub(crate) response_timeout: Option<Str>,
+    pub(crate) pool_idle_timeout: Option<Str>,
+    pub(crate) ca_file: Option<Str>,
+}
+
+/// `[[windows]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWindow {
+    pub(crate) id: Str,
+    pub(crate) title: Option<String>,
+    pub(crate) start: Spanned<toml::Value>,
+    pub(crate) end: Spanned<toml::Value>,
+    pub(crate) services: Spanned<Vec<Str>>,
+}
+
+/// `routes[].kind`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Server-to-server XML API: maintenance answers the gateway's error XML.
+    Api,
+    /// Token JavaScript library: maintenance serves a stand-in that fails every token.
+    TokenJs,
+    /// Browser page (link method): maintenance serves the notice page.
+    Page,
+    /// Never in maintenance.
+    Passthrough,
+}
+
+impl Kind {
+    /// The name used in the config file.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::TokenJs => "token_js",
+            Self::Page => "page",
+            Self::Passthrough => "passthrough",
+        }
+    }
+}
+
+impl Mode {
+    /// The name used in the config file.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enforce => "enforce",
+            Self::Report => "report",
+        }
+    }
+}
+
+/// `[[routes]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    pub(crate) id: Str,
+    pub(crate) path: Option<Str>,
+    pub(crate) paths: Option<Spanned<Vec<Str>>>,
+    pub(crate) path_prefix: Option<Str>,
+    pub(crate) methods: Option<Vec<Str>>,
+    pub(crate) kind: Kind,
+    pub(crate) service: Str,
+    pub(crate) upstream: Str,
+}
+
+/// `[drill]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDrill {
+    pub(crate) header: Option<Str>,
+    #[serde(default)]
+    pub(crate) bypass_cidrs: Vec<Str>,
+    #[serde(default)]
+    pub(crate) trusted_proxies: Vec<Str>,
+}
+
+/// `[server]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServer {
+    pub(crate) shutdown_grace: Option<Str>,
+    pub(crate) header_read_timeout: Option<Str>,
+}
+
+/// `log.format`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable `key=value` lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLog {
+    pub(crate) format: Option<LogFormat>,
+}
+
+/// The whole file. Each section is deserialized on its own so one bad section does not hide
+/// the errors of the others.
+#[derive(Debug, Default)]
+pub(crate) struct RawConfig {
+    pub(crate) listen: RawListen,
+    pub(crate) admin: RawAdmin,
+    pub(crate) clock: RawClock,
+    pub(crate) maintenance: RawMaintenance,
+    pub(crate) upstreams: BTreeMap<String, (std::ops::Range<usize>, RawUpstream)>,
+    pub(crate) windows: Vec<RawWindow>,
+    pub(crate) routes: Vec<RawRoute>,
+    pub(crate) drill: RawDrill,
+    pub(crate) server: RawServer,
+    pub(crate) log: RawLog,
+}

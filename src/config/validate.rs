@@ -1,0 +1,635 @@
+//! [`RawConfig`] → [`Config`]: parse addresses, times, URLs and durations, resolve references,
+//! and collect every problem instead of stopping at the first.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use http::{HeaderName, Method, StatusCode, Uri};
+use ipnet::IpNet;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use toml::Spanned;
+
+use super::error::Diagnostic;
+use super::raw::{Mode, RawConfig, RawUpstream, Str};
+use super::{
+    Admin, ClockConfig, Config, Contact, Drill, Listen, Maintenance, PathMatch, Route, Server,
+    Upstream, Window,
+};
+
+const DEFAULT_ERROR_CODE: &str = "Z01000000";
+const DEFAULT_TOKEN_MESSAGE: &str = "メンテナンス中です。時間をおいて再度アクセスしてください。";
+const DEFAULT_DRILL_HEADER: &str = "x-webcollect-shim-drill";
+
+/// Collects diagnostics while turning raw values into checked ones.
+struct Checker<'a> {
+    diags: &'a mut Vec<Diagnostic>,
+    base_dir: PathBuf,
+}
+
+/// Validates `raw`; returns `None` (with `diags` non-empty) when something is wrong.
+pub(super) fn validate(path: &Path, raw: RawConfig, diags: &mut Vec<Diagnostic>) -> Option<Config> {
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut c = Checker { diags, base_dir };
+
+    let listen = Listen {
+        proxy: c.addr(raw.listen.proxy.as_ref(), "0.0.0.0:8080"),
+        admin: c.addr(raw.listen.admin.as_ref(), "127.0.0.1:9090"),
+    };
+    let admin = Admin {
+        token_env: raw.admin.token_env.as_ref().map(|s| s.get_ref().clone()),
+    };
+    if let Some(env) = &raw.admin.token_env
+        && (env.get_ref().is_empty() || env.get_ref().contains('='))
+    {
+        c.err(
+            env.span(),
+            "`token_env` must be an environment variable name",
+        );
+    }
+    if admin.token_env.is_none() && !listen.admin.ip().is_loopback() {
+        let span = raw.listen.admin.as_ref().map_or(0..0, Spanned::span);
+        c.err(
+            span,
+            format!(
+                "admin listener {} is not on a loopback address, so `admin.token_env` must name \
+                 a bearer token",
+                listen.admin
+            ),
+        );
+    }
+
+    let timezone = match &raw.clock.timezone {
+        None => chrono_tz::Asia::Tokyo,
+        Some(tz) => tz.get_ref().parse::<Tz>().unwrap_or_else(|_| {
+            c.err(
+                tz.span(),
+                format!(
+                    "unknown time zone {:?} (use an IANA name such as \"Asia/Tokyo\")",
+                    tz.get_ref()
+                ),
+            );
+            chrono_tz::Asia::Tokyo
+        }),
+    };
+    let start_at = raw
+        .clock
+        .start_at
+        .as_ref()
+        .and_then(|v| c.time(v, timezone));
+    let speed = match &raw.clock.speed {
+        None => 1.0,
+        Some(s) if s.get_ref().is_finite() && *s.get_ref() > 0.0 => *s.get_ref(),
+        Some(s) => {
+            c.err(s.span(), "`speed` must be a positive number");
+            1.0
+        }
+    };
+    if raw.clock.speed.is_some() && start_at.is_none() && raw.clock.start_at.is_none() {
+        let span = raw.clock.speed.as_ref().map_or(0..0, Spanned::span);
+        c.err(
+            span,
+            "`speed` needs `start_at` (the drill clock's starting instant)",
+        );
+    }
+    let clock = ClockConfig {
+        timezone,
+        start_at,
+        speed,
+    };
+
+    let maintenance = c.maintenance(&raw);
+    let (upstreams, upstream_index) = c.upstreams(raw.upstreams);
+    let windows = c.windows(&raw.windows, timezone);
+    let routes = c.routes(&raw.routes, &upstream_index);
+    let drill = c.drill(&raw.drill);
+    let server = Server {
+        shutdown_grace: c.duration(raw.server.shutdown_grace.as_ref(), Duration::from_secs(30)),
+        header_read_timeout: c.duration(
+            raw.server.header_read_timeout.as_ref(),
+            Duration::from_secs(30),
+        ),
+    };
+
+    if raw.routes.is_empty() {
+        c.err(
+            0..0,
+            "no [[routes]] defined: the shim would answer 404 to everything",
+        );
+    }
+
+    let config = Config {
+        path: path.to_owned(),
+        listen,
+        admin,
+        clock,
+        maintenance,
+        upstreams,
+        windows,
+        routes,
+        drill,
+        server,
+        log_format: raw.log.format.unwrap_or_default(),
+    };
+    c.diags.is_empty().then_some(config)
+}
+
+impl Checker<'_> {
+    fn err(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.diags.push(Diagnostic::at(span, message));
+    }
+
+    fn addr(&mut self, value: Option<&Str>, default: &str) -> SocketAddr {
+        let fallback = || {
+            default
+                .parse()
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))
+        };
+        let Some(value) = value else {
+            return fallback();
+        };
+        value.get_ref().parse().unwrap_or_else(|_| {
+            self.err(
+                value.span(),
+                format!(
+                    "invalid listen address {:?}: expected IP:PORT such as \"0.0.0.0:8080\"",
+                    value.get_ref()
+                ),
+            );
+            fallback()
+        })
+    }
+
+    fn duration(&mut self, value: Option<&Str>, default: Duration) -> Duration {
+        let Some(value) = value else {
+            return default;
+        };
+        super::parse_duration(value.get_ref()).unwrap_or_else(|msg| {
+            self.err(value.span(), msg);
+            default
+        })
+    }
+
+    /// An RFC 3339 time, or `YYYY-MM-DD HH:MM[:SS]` read in `tz`; strings or bare TOML datetimes.
+    fn time(&mut self, value: &Spanned<toml::Value>, tz: Tz) -> Option<DateTime<Utc>> {
+        let text = match value.get_ref() {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Datetime(d) => d.to_string(),
+            other => {
+                self.err(
+                    value.span(),
+                    format!("expected a time, found {}", other.type_str()),
+                );
+                return None;
+            }
+        };
+        match parse_time(&text, tz) {
+            Ok(t) => Some(t),
+            Err(msg) => {
+                self.err(value.span(), msg);
+                None
+            }
+        }
+    }
+
+    fn status(&mut self, value: Option<&Spanned<i64>>, default: StatusCode) -> StatusCode {
+        let Some(value) = value else {
+            return default;
+        };
+        u16::try_from(*value.get_ref())
+            .ok()
+            .filter(|s| (200..=599).contains(s))
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or_else(|| {
+                self.err(value.span(), "status must be between 200 and 599");
+                default
+            })
+    }
+
+    fn maintenance(&mut self, raw: &RawConfig) -> Maintenance {
+        let m = &raw.maintenance;
+        let error_code = match &m.error_code {
+            None => DEFAULT_ERROR_CODE.to_string(),
+            Some(code) => {
+                let s = code.get_ref();
+                if s.is_empty() || !s.chars().all(|ch| ch.is_ascii_alphanumeric()) {
+                    self.err(code.span(), "`error_code` must be non-empty ASCII letters and digits, such as \"Z01000000\"");
+                }
+                s.clone()
+            }
+        };
+        let token_message = match &m.token_message {
+            None => DEFAULT_TOKEN_MESSAGE.to_string(),
+            Some(msg) => {
+                if msg.get_ref().trim().is_empty() {
+                    self.err(msg.span(), "`token_message` must not be empty");
+                }
+                msg.get_ref().clone()
+            }
+        };
+        if let Some(template) = &m.page_template {
+            self.err(
+                template.span(),
+                "`page_template` is not supported by this version; remove it to use the built-in page",
+            );
+        }
+        let drain_limit = match &m.drain_limit {
+            None => 1 << 20,
+            Some(v) => u64::try_from(*v.get_ref()).unwrap_or_else(|_| {
+                self.err(
+                    v.span(),
+                    "`drain_limit` must be a number of bytes, 0 or more",
+                );
+                0
+            }),
+        };
+        let c = &m.contact;
+        let or = |v: &Option<String>, d: &str| v.clone().unwrap_or_else(|| d.to_string());
+        Maintenance {
+            error_code,
+            mode: m.mode.unwrap_or(Mode::Enforce),
+            api_status: self.status(m.api_status.as_ref(), StatusCode::OK),
+            page_status: self.status(m.page_status.as_ref(), StatusCode::SERVICE_UNAVAILABLE),
+            token_message,
+            contact: Contact {
+                name: or(
+                    &c.name,
+                    "ヤマトフィナンシャル株式会社 カスタマーサービスセンター",
+                ),
+                free_dial: or(&c.free_dial, "0120-69-5090"),
+                phone: or(&c.phone, "03-6671-8080"),
+                hours: or(&c.hours, "9:00-18:00"),
+                email: or(&c.email, "payment@kuronekoyamato.co.jp"),
+            },
+            drain_limit,
+            drain_timeout: self.duration(m.drain_timeout.as_ref(), Duration::from_secs(5)),
+        }
+    }
+
+    fn upstreams(
+        &mut self,
+        raw: BTreeMap<String, (Range<usize>, RawUpstream)>,
+    ) -> (Vec<Upstream>, BTreeMap<String, usize>) {
+        let mut out = Vec::new();
+        let mut index = BTreeMap::new();
+        for (name, (name_span, u)) in raw {
+            let url = self.upstream_url(&u.url);
+            let ca_certs = match &u.ca_file {
+                None => Vec::new(),
+                Some(file) => {
+                    if url
+                        .as_ref()
+                        .is_some_and(|u| u.scheme_str() != Some("https"))
+                    {
+                        self.err(file.span(), "`ca_file` only applies to https upstreams");
+                    }
+                    self.certificates(file)
+                }
+            };
+            let upstream = Upstream {
+                name: name.clone(),
+                url: url.unwrap_or_default(),
+                connect_timeout: self.duration(u.connect_timeout.as_ref(), Duration::from_secs(5)),
+                response_timeout: self
+                    .duration(u.response_timeout.as_ref(), Duration::from_secs(30)),
+                pool_idle_timeout: self
+                    .duration(u.pool_idle_timeout.as_ref(), Duration::from_secs(60)),
+                ca_certs,
+            };
+            if name.is_empty() {
+                self.err(name_span, "upstream name must not be empty");
+            }
+            index.insert(name, out.len());
+            out.push(upstream);
+        }
+        (out, index)
+    }
+
+    fn upstream_url(&mut self, value: &Str) -> Option<Uri> {
+        let text = value.get_ref();
+        let problem = match text.parse::<Uri>() {
+            Err(err) => format!("invalid upstream url {text:?}: {err}"),
+            Ok(uri) => match (uri.scheme_str(), uri.authority()) {
+                (Some("http" | "https"), Some(_))
+                    if matches!(uri.path(), "" | "/") && uri.query().is_none() =>
+                {
+                    let authority = uri.authority().map(ToString::to_string).unwrap_or_default();
+                    let scheme = uri.scheme_str().unwrap_or("http");
+                    return Uri::builder()
+                        .scheme(scheme)
+                        .authority(authority)
+                        .path_and_query("/")
+                        .build()
+                        .ok();
+                }
+                (Some("http" | "https"), Some(_)) => format!(
+                    "upstream url {text:?} must not have a path or query: the request's own path \
+                     is forwarded unchanged"
+                ),
+                _ => format!(
+                    "upstream url {text:?} must be http:// or https:// with a host, such as \
+                     \"https://api.kuronekoyamato.co.jp\""
+                ),
+            },
+        };
+        self.err(value.span(), problem);
+        None
+    }
+
+    fn certificates(&mut self, file: &Str) -> Vec<CertificateDer<'static>> {
+        let path = self.base_dir.join(file.get_ref());
+        let certs = CertificateDer::pem_file_iter(&path)
+            .and_then(|iter| iter.collect::<Result<Vec<_>, _>>());
+        match certs {
+            Ok(certs) if !certs.is_empty() => certs,
+            Ok(_) => {
+                self.err(
+                    file.span(),
+                    format!("no PEM certificate found in {}", path.display()),
+                );
+                Vec::new()
+            }
+            Err(err) => {
+                self.err(
+                    file.span(),
+                    format!("cannot read CA certificates from {}: {err}", path.display()),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn windows(&mut self, raw: &[super::raw::RawWindow], tz: Tz) -> Vec<Window> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for w in raw {
+            if !seen.insert(w.id.get_ref().as_str()) {
+                self.err(
+                    w.id.span(),
+                    format!("duplicate window id {:?}", w.id.get_ref()),
+                );
+            }
+            let start = self.time(&w.start, tz);
+            let end = self.time(&w.end, tz);
+            if let (Some(s), Some(e)) = (start, end)
+                && e <= s
+            {
+                self.err(
+                    w.end.span(),
+                    format!(
+                        "window {:?} ends before it starts (end must be after start)",
+                        w.id.get_ref()
+                    ),
+                );
+            }
+            if w.services.get_ref().is_empty() {
+                self.err(
+                    w.services.span(),
+                    format!("window {:?} covers no services", w.id.get_ref()),
+                );
+            }
+            for s in w.services.get_ref() {
+                self.service_name(s);
+            }
+            out.push(Window {
+                id: w.id.get_ref().clone(),
+                title: w.title.clone().unwrap_or_else(|| w.id.get_ref().clone()),
+                start: start.unwrap_or_default(),
+                end: end.unwrap_or_default(),
+                services: w
+                    .services
+                    .get_ref()
+                    .iter()
+                    .map(|s| s.get_ref().clone())
+                    .collect(),
+            });
+        }
+        out
+    }
+
+    fn service_name(&mut self, name: &Str) {
+        let ok = !name.get_ref().is_empty()
+            && name.get_ref().split('.').all(|part| {
+                !part.is_empty()
+                    && part
+                        .chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+            });
+        if !ok {
+            self.err(
+                name.span(),
+                format!(
+                    "invalid service name {:?}: use dot-separated words of letters, digits, '_' or '-', such as \"webcollect.credit_card\"",
+                    name.get_ref()
+                ),
+            );
+        }
+    }
+
+    fn routes(
+        &mut self,
+        raw: &[super::raw::RawRoute],
+        upstreams: &BTreeMap<String, usize>,
+    ) -> Vec<Route> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for r in raw {
+            if !seen.insert(r.id.get_ref().as_str()) {
+                self.err(
+                    r.id.span(),
+                    format!("duplicate route id {:?}", r.id.get_ref()),
+                );
+            }
+            let given = [r.path.is_some(), r.paths.is_some(), r.path_prefix.is_some()];
+            let path = match (&r.path, &r.paths, &r.path_prefix) {
+                (Some(p), None, None) => {
+                    self.route_path(p);
+                    PathMatch::Exact(vec![p.get_ref().clone()])
+                }
+                (None, Some(ps), None) => {
+                    if ps.get_ref().is_empty() {
+                        self.err(ps.span(), "`paths` must list at least one path");
+                    }
+                    ps.get_ref().iter().for_each(|p| self.route_path(p));
+                    PathMatch::Exact(ps.get_ref().iter().map(|p| p.get_ref().clone()).collect())
+                }
+                (None, None, Some(p)) => {
+                    self.route_path(p);
+                    PathMatch::Prefix(p.get_ref().clone())
+                }
+                _ => {
+                    let n = given.iter().filter(|g| **g).count();
+                    let what = if n == 0 {
+                        "needs"
+                    } else {
+                        "must have only one of"
+                    };
+                    self.err(
+                        r.id.span(),
+                        format!(
+                            "route {:?} {what} `path`, `paths` or `path_prefix`",
+                            r.id.get_ref()
+                        ),
+                    );
+                    PathMatch::Exact(Vec::new())
+                }
+            };
+            let methods = r.methods.as_ref().map(|ms| {
+                ms.iter()
+                    .filter_map(|m| {
+                        let text = m.get_ref();
+                        let valid = !text.is_empty() && text.chars().all(|c| c.is_ascii_uppercase());
+                        match Method::from_bytes(text.as_bytes()) {
+                            Ok(method) if valid => Some(method),
+                            _ => {
+                                self.err(m.span(), format!("invalid method {text:?}: use upper-case names such as \"POST\""));
+                                None
+                            }
+                        }
+                    })
+                    .collect()
+            });
+            self.service_name(&r.service);
+            let upstream = upstreams
+                .get(r.upstream.get_ref())
+                .copied()
+                .unwrap_or_else(|| {
+                    let known: Vec<&str> = upstreams.keys().map(String::as_str).collect();
+                    self.err(
+                        r.upstream.span(),
+                        format!(
+                            "unknown upstream {:?} (defined: {})",
+                            r.upstream.get_ref(),
+                            if known.is_empty() {
+                                "none".to_string()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
+                    );
+                    0
+                });
+            out.push(Route {
+                id: r.id.get_ref().clone(),
+                path,
+                methods,
+                kind: r.kind,
+                service: r.service.get_ref().clone(),
+                upstream,
+            });
+        }
+        out
+    }
+
+    fn route_path(&mut self, path: &Str) {
+        let p = path.get_ref();
+        if !p.starts_with('/') || p.contains(['?', '#']) || p.chars().any(char::is_whitespace) {
+            self.err(path.span(), format!("invalid route path {p:?}: must start with '/' and hold no query, fragment or spaces"));
+        }
+    }
+
+    fn drill(&mut self, raw: &super::raw::RawDrill) -> Drill {
+        let header = match &raw.header {
+            None => HeaderName::from_static(DEFAULT_DRILL_HEADER),
+            Some(h) => HeaderName::from_bytes(h.get_ref().to_ascii_lowercase().as_bytes())
+                .unwrap_or_else(|_| {
+                    self.err(h.span(), format!("invalid header name {:?}", h.get_ref()));
+                    HeaderName::from_static(DEFAULT_DRILL_HEADER)
+                }),
+        };
+        Drill {
+            header,
+            bypass_cidrs: self.networks(&raw.bypass_cidrs),
+            trusted_proxies: self.networks(&raw.trusted_proxies),
+        }
+    }
+
+    fn networks(&mut self, raw: &[Str]) -> Vec<IpNet> {
+        raw.iter()
+            .filter_map(|n| {
+                let text = n.get_ref();
+                let parsed = text
+                    .parse::<IpNet>()
+                    .or_else(|_| text.parse::<IpAddr>().map(IpNet::from));
+                match parsed {
+                    Ok(net) => Some(net.trunc()),
+                    Err(_) => {
+                        self.err(n.span(), format!("invalid network {text:?}: expected CIDR such as \"192.0.2.0/24\" or an IP address"));
+                        None
+                    }
+                }
+            })
+            .collect()
+    }
+}
+
+/// Parses RFC 3339, or `YYYY-MM-DD HH:MM[:SS]` (also with `T`) read in `tz`.
+///
+/// # Errors
+/// A lowercase message, also for local times that a DST change skips or repeats.
+pub fn parse_time(text: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.to_utc());
+    }
+    let formats = [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ];
+    let naive = formats
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+        .ok_or_else(|| {
+            format!(
+                "invalid time {text:?}: expected RFC 3339 (\"2020-04-20T02:00:00+09:00\") or \
+                 \"YYYY-MM-DD HH:MM[:SS]\" in the configured time zone"
+            )
+        })?;
+    match tz.from_local_datetime(&naive) {
+        LocalResult::Single(t) => Ok(t.to_utc()),
+        LocalResult::Ambiguous(..) => Err(format!(
+            "time {text:?} happens twice in {tz} (daylight saving ends); write it with an offset"
+        )),
+        LocalResult::None => Err(format!(
+            "time {text:?} does not exist in {tz} (daylight saving skips it); write it with an offset"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsetless_times_read_in_the_zone() {
+        let tokyo = chrono_tz::Asia::Tokyo;
+        let want = DateTime::parse_from_rfc3339("2020-04-20T02:00:00+09:00")
+            .unwrap()
+            .to_utc();
+        assert_eq!(parse_time("2020-04-20 02:00", tokyo), Ok(want));
+        assert_eq!(parse_time("2020-04-20 02:00:00", tokyo), Ok(want));
+        assert_eq!(parse_time("2020-04-20T02:00:00", tokyo), Ok(want));
+        assert_eq!(parse_time("2020-04-19T17:00:00Z", tokyo), Ok(want));
+    }
+
+    #[test]
+    fn dst_gaps_and_folds_are_errors() {
+        let ny = chrono_tz::America::New_York;
+        assert!(
+            parse_time("2020-03-08 02:30", ny)
+                .unwrap_err()
+                .contains("does not exist")
+        );
+        assert!(
+            parse_time("2020-11-01 01:30", ny)
+                .unwrap_err()
+                .contains("happens twice")
+        );
+    }
+}

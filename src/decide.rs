@@ -1,0 +1,203 @@
+//! The maintenance decision: route + windows + drills + now → [`Action`]. Pure: no I/O, no
+//! clock reads; the caller passes `now`.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use http::{HeaderMap, Method};
+use ipnet::IpNet;
+
+use crate::config::{Kind, Mode};
+use crate::snapshot::Snapshot;
+
+/// What the request looks like, as far as the decision cares.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestInfo<'a> {
+    /// Request method.
+    pub method: &'a Method,
+    /// Path without the query.
+    pub path: &'a str,
+    /// Request headers (drill header, `X-Forwarded-For`).
+    pub headers: &'a HeaderMap,
+    /// Address of the TCP peer.
+    pub peer: IpAddr,
+}
+
+/// A maintenance answer and what it is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Maintain {
+    /// Index of the window shown (active, or for a forced drill the next one), if any.
+    pub window: Option<usize>,
+    /// When the maintenance ends, if a window is active.
+    pub until: Option<DateTime<Utc>>,
+    /// Forced by the drill header rather than by a window.
+    pub forced: bool,
+}
+
+/// Why a request is passed through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// No window covers the route now.
+    Outside,
+    /// The route's kind is `passthrough`.
+    PassthroughRoute,
+    /// HEAD requests are never blocked.
+    Head,
+    /// The client is in `drill.bypass_cidrs`.
+    Bypass,
+    /// The drill header said `pass`.
+    DrillHeader,
+    /// `report` mode: it would have been answered with maintenance.
+    WouldMaintain(Maintain),
+}
+
+/// The decision for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// No route matches: the shim answers 404 itself.
+    NoRoute,
+    /// Forward to the route's upstream.
+    Forward {
+        /// Route index.
+        route: usize,
+        /// Why.
+        why: Pass,
+    },
+    /// Answer as the gateway does during maintenance.
+    Maintain {
+        /// Route index.
+        route: usize,
+        /// Which window.
+        maintain: Maintain,
+    },
+}
+
+impl Action {
+    /// Short label for logs and `explain`.
+    #[must_use]
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::NoRoute => "no-route",
+            Self::Maintain { .. } => "maintenance",
+            Self::Forward { why, .. } => match why {
+                Pass::Outside | Pass::PassthroughRoute => "pass",
+                Pass::Head => "pass-head",
+                Pass::Bypass => "bypass",
+                Pass::DrillHeader => "drill-pass",
+                Pass::WouldMaintain(_) => "would-maintain",
+            },
+        }
+    }
+
+    /// The matched route, if any.
+    #[must_use]
+    pub fn route(&self) -> Option<usize> {
+        match self {
+            Self::NoRoute => None,
+            Self::Forward { route, .. } | Self::Maintain { route, .. } => Some(*route),
+        }
+    }
+}
+
+/// Decides what to do with `req` at `now`.
+#[must_use]
+pub fn decide(snapshot: &Snapshot, req: RequestInfo<'_>, now: DateTime<Utc>) -> Action {
+    let config = &snapshot.config;
+    let Some(route) = snapshot.router.find(req.method, req.path) else {
+        return Action::NoRoute;
+    };
+    let forward = |why| Action::Forward { route, why };
+    if config.routes[route].kind == Kind::Passthrough {
+        return forward(Pass::PassthroughRoute);
+    }
+    let timeline = snapshot.timeline(route);
+    let active = timeline.active_at(now);
+    match drill_header(req.headers, &config.drill.header) {
+        Some(DrillValue::Pass) => return forward(Pass::DrillHeader),
+        Some(DrillValue::Maintenance) => {
+            let maintain = Maintain {
+                window: active
+                    .map(|a| a.window)
+                    .or_else(|| timeline.next_window(now)),
+                until: active.map(|a| a.until),
+                forced: true,
+            };
+            return Action::Maintain { route, maintain };
+        }
+        None => {}
+    }
+    let Some(active) = active else {
+        return forward(Pass::Outside);
+    };
+    if req.method == Method::HEAD {
+        return forward(Pass::Head);
+    }
+    if !config.drill.bypass_cidrs.is_empty()
+        && in_any(
+            &config.drill.bypass_cidrs,
+            client_ip(req, &config.drill.trusted_proxies),
+        )
+    {
+        return forward(Pass::Bypass);
+    }
+    let maintain = Maintain {
+        window: Some(active.window),
+        until: Some(active.until),
+        forced: false,
+    };
+    match config.maintenance.mode {
+        Mode::Enforce => Action::Maintain { route, maintain },
+        Mode::Report => forward(Pass::WouldMaintain(maintain)),
+    }
+}
+
+enum DrillValue {
+    Maintenance,
+    Pass,
+}
+
+fn drill_header(headers: &HeaderMap, name: &http::HeaderName) -> Option<DrillValue> {
+    let value = headers.get(name)?.as_bytes();
+    if value.eq_ignore_ascii_case(b"maintenance") {
+        Some(DrillValue::Maintenance)
+    } else if value.eq_ignore_ascii_case(b"pass") {
+        Some(DrillValue::Pass)
+    } else {
+        None
+    }
+}
+
+fn in_any(nets: &[IpNet], ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    nets.iter().any(|n| n.contains(&ip))
+}
+
+/// The client's address: the peer, unless the peer is a trusted proxy, in which case the
+/// rightmost `X-Forwarded-For` entry that is not itself a trusted proxy.
+#[must_use]
+pub fn client_ip(req: RequestInfo<'_>, trusted: &[IpNet]) -> IpAddr {
+    let mut client = req.peer.to_canonical();
+    if !in_any(trusted, client) {
+        return client;
+    }
+    let hops = req
+        .headers
+        .get_all(http::header::HeaderName::from_static("x-forwarded-for"))
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    for hop in hops.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip.to_canonical();
+                if !in_any(trusted, client) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
+}

@@ -1,0 +1,215 @@
+//! The `webcollect-shim` binary: parse arguments, load and check the config before binding
+//! anything, then serve, check or explain.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+
+use webcollect_shim::clock::{self, SharedClock, SystemClock};
+use webcollect_shim::config::{self, Config, LogFormat};
+use webcollect_shim::snapshot::Snapshot;
+use webcollect_shim::{Shim, report};
+
+/// Exit status for an invalid configuration (sysexits' EX_CONFIG).
+const EX_CONFIG: u8 = 78;
+
+/// Reverse proxy that rehearses クロネコwebコレクト maintenance windows: inside a window it
+/// answers as the gateway does during maintenance; outside, it passes traffic through.
+#[derive(Debug, Parser)]
+#[command(name = "webcollect-shim", version, about, long_about = None)]
+struct Cli {
+    /// Config file [default: $WEBCOLLECT_SHIM_CONFIG, else config/webcollect-shim.toml]
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "WEBCOLLECT_SHIM_CONFIG",
+        value_name = "PATH"
+    )]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve merchant traffic (the default when no command is given).
+    Run,
+    /// Validate the config; print windows (local and UTC), routes and the next transitions.
+    Check {
+        /// Instant to compute "next transitions" from (RFC 3339) [default: the shim's now].
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+    },
+    /// Print the decision for one request at one instant, and the exact answer. No network.
+    Explain {
+        /// Instant of the request, RFC 3339, e.g. 2020-04-20T02:30:00+09:00.
+        #[arg(long, value_name = "TIME")]
+        at: String,
+        /// Request header, repeatable, e.g. -H 'x-webcollect-shim-drill: maintenance'.
+        #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+        headers: Vec<String>,
+        /// Address the request comes from (for drill.bypass_cidrs).
+        #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+        client_ip: IpAddr,
+        /// Request method, e.g. POST.
+        method: String,
+        /// Request path, optionally with a query, e.g. /api/creditToken.
+        path: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let path = cli
+        .config
+        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+    let config = match Config::load(&path) {
+        Ok(config) => config,
+        Err(err) => {
+            for line in err.lines() {
+                eprintln!("{line}");
+            }
+            eprintln!(
+                "{}: {} error(s); nothing started",
+                err.path().display(),
+                err.len()
+            );
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    let result = match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(config),
+        Command::Check { at } => check(config, at.as_deref()),
+        Command::Explain {
+            at,
+            headers,
+            client_ip,
+            method,
+            path,
+        } => explain(config, &at, &headers, client_ip, &method, &path),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("webcollect-shim: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(config: Config) -> anyhow::Result<()> {
+    init_tracing(config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let addr = config.listen.proxy;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let shim = Shim::new(config, Arc::new(SystemClock))?;
+        tracing::info!(addr = %listener.local_addr()?, "Serving merchant traffic.");
+        shim.run(listener, shutdown_signal()).await;
+        Ok(())
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("Shutdown signal received; finishing in-flight requests.");
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// The shim's clock as `run` would build it: the drill clock if configured.
+fn shim_clock(config: &Config) -> SharedClock {
+    clock::configured(
+        Arc::new(SystemClock),
+        config.clock.start_at,
+        config.clock.speed,
+    )
+}
+
+fn parse_at(text: &str, config: &Config) -> anyhow::Result<DateTime<Utc>> {
+    config::parse_time(text, config.clock.timezone).map_err(|msg| anyhow::anyhow!("--at: {msg}"))
+}
+
+fn check(config: Config, at: Option<&str>) -> anyhow::Result<()> {
+    let now = match at {
+        Some(text) => parse_at(text, &config)?,
+        None => shim_clock(&config).now(),
+    };
+    let snapshot = Snapshot::new(config, 1, now);
+    print!("{}", report::timeline(&snapshot, now));
+    Ok(())
+}
+
+fn explain(
+    config: Config,
+    at: &str,
+    raw_headers: &[String],
+    client_ip: IpAddr,
+    method: &str,
+    path: &str,
+) -> anyhow::Result<()> {
+    let at = parse_at(at, &config)?;
+    let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+        .with_context(|| format!("invalid method {method:?}"))?;
+    anyhow::ensure!(path.starts_with('/'), "path {path:?} must start with '/'");
+    let mut headers = HeaderMap::new();
+    for h in raw_headers {
+        let (name, value) = h
+            .split_once(':')
+            .with_context(|| format!("header {h:?} must look like 'Name: value'"))?;
+        headers.append(
+            HeaderName::from_bytes(name.trim().as_bytes())
+                .with_context(|| format!("invalid header name {name:?}"))?,
+            HeaderValue::from_str(value.trim())
+                .with_context(|| format!("invalid header value in {h:?}"))?,
+        );
+    }
+    let speed = config.clock.effective_speed();
+    let snapshot = Snapshot::new(config, 1, at);
+    print!(
+        "{}",
+        report::explain(&snapshot, at, &method, path, &headers, client_ip, speed)
+    );
+    Ok(())
+}

@@ -1,0 +1,252 @@
+//! The merchant-facing service: decide, then short-circuit with the gateway's maintenance
+//! answer or forward upstream. Never fails: every error becomes an answer (see [`rescue`]).
+
+pub mod forward;
+pub mod rescue;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http::{HeaderValue, Request, Response, Version};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body as _, Incoming};
+
+use crate::clock::SharedClock;
+use crate::config::{Config, Kind};
+use crate::decide::{Action, Maintain, Pass, RequestInfo, decide};
+use crate::response::{self, Body, Canned, X_WEBCOLLECT_SHIM};
+use crate::snapshot::Snapshot;
+use forward::Forwarder;
+
+/// A snapshot plus the upstream clients built for it.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Compiled config.
+    pub snapshot: Snapshot,
+    /// One pooled client per `config.upstreams` entry.
+    pub upstreams: Vec<Forwarder>,
+}
+
+impl Loaded {
+    /// Compiles `config` and builds its upstream clients.
+    ///
+    /// # Errors
+    /// When an upstream's TLS client cannot be built.
+    pub fn new(config: Config, version: u64, now: DateTime<Utc>) -> Result<Self, rustls::Error> {
+        let upstreams = config
+            .upstreams
+            .iter()
+            .map(Forwarder::new)
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            snapshot: Snapshot::new(config, version, now),
+            upstreams,
+        })
+    }
+}
+
+/// State shared by every connection: the current config (swapped atomically on reload) and
+/// the clock.
+#[derive(Debug)]
+pub struct Shared {
+    /// Current configuration; loaded once per request, never locked.
+    pub current: ArcSwap<Loaded>,
+    /// The shim's clock (drill clock when configured).
+    pub clock: SharedClock,
+    /// Drill clock speed, for Retry-After in real seconds.
+    pub speed: f64,
+}
+
+/// Handles one request. Infallible by construction.
+pub async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
+    let started = Instant::now();
+    // One load per request: the request finishes on the config it started with.
+    let loaded = shared.current.load_full();
+    let now = shared.clock.now();
+    let snapshot = &loaded.snapshot;
+    let config = &snapshot.config;
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let action = decide(
+        snapshot,
+        RequestInfo {
+            method: &method,
+            path: req.uri().path(),
+            headers: req.headers(),
+            peer: peer.ip(),
+        },
+        now,
+    );
+    let route = action.route().map(|r| &config.routes[r]);
+    let mut outcome = action.label();
+    let mut upstream_name = "";
+    let response = match action {
+        Action::NoRoute => drain_and_answer(req, config, response::no_route()).await,
+        Action::Maintain { route, maintain } => {
+            let canned = maintenance_answer(
+                snapshot,
+                route,
+                maintain,
+                req.uri().path(),
+                now,
+                shared.speed,
+            );
+            drain_and_answer(req, config, canned).await
+        }
+        Action::Forward { route, why } => {
+            let upstream = config.routes[route].upstream;
+            upstream_name = &config.upstreams[upstream].name;
+            match loaded.upstreams[upstream].forward(req, peer.ip()).await {
+                Ok(resp) => {
+                    let mut resp = resp.map(boxed);
+                    if let Pass::WouldMaintain(_) = why {
+                        resp.headers_mut().insert(
+                            X_WEBCOLLECT_SHIM,
+                            HeaderValue::from_static("would-maintain"),
+                        );
+                    }
+                    resp
+                }
+                Err(err) => {
+                    outcome = err.label();
+                    tracing::warn!(route = %config.routes[route].id, upstream = upstream_name, error = %err, cause = ?std::error::Error::source(&err).map(ToString::to_string), "Forward failed.");
+                    into_response(err.to_canned())
+                }
+            }
+        }
+    };
+    let window = match action {
+        Action::Maintain { maintain, .. }
+        | Action::Forward {
+            why: Pass::WouldMaintain(maintain),
+            ..
+        } => maintain.window.map(|w| config.windows[w].id.as_str()),
+        _ => None,
+    };
+    // Path only: the query string can carry order numbers and tokens.
+    tracing::info!(
+        method = %method,
+        path = path_for_log(&path),
+        route = route.map_or("-", |r| r.id.as_str()),
+        decision = outcome,
+        status = response.status().as_u16(),
+        latency_us = started.elapsed().as_micros() as u64,
+        upstream = upstream_name,
+        window = window.unwrap_or("-"),
+        "Request."
+    );
+    response
+}
+
+/// The request path for the log line: never the query, and capped so junk paths from
+/// scanners cannot bloat the log.
+fn path_for_log(path: &str) -> &str {
+    const MAX: usize = 256;
+    if path.len() <= MAX {
+        return path;
+    }
+    let mut end = MAX;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    &path[..end]
+}
+
+/// The answer for a request in maintenance, by route kind.
+#[must_use]
+pub fn maintenance_answer(
+    snapshot: &Snapshot,
+    route: usize,
+    maintain: Maintain,
+    path: &str,
+    now: DateTime<Utc>,
+    speed: f64,
+) -> Canned {
+    let config = &snapshot.config;
+    let tz = config.clock.timezone;
+    match config.routes[route].kind {
+        Kind::Page => response::page_maintenance(
+            &config.maintenance,
+            tz,
+            maintain.window.map(|w| &config.windows[w]),
+            maintain.until,
+            now,
+            speed,
+        ),
+        Kind::TokenJs => response::token_js(snapshot.token_js(path.ends_with("/tokenlib.js"))),
+        Kind::Api | Kind::Passthrough => response::api_maintenance(&config.maintenance, tz, now),
+    }
+}
+
+/// Reads and discards the request body (bounded in size and time) so an HTTP/1.1 connection
+/// can carry the next request, then answers. If the body was not fully read, the connection
+/// is closed after the answer instead.
+async fn drain_and_answer(
+    req: Request<Incoming>,
+    config: &Config,
+    canned: Canned,
+) -> Response<Body> {
+    let version = req.version();
+    let body = req.into_body();
+    let drained = body.is_end_stream()
+        || drain(
+            body,
+            config.maintenance.drain_limit,
+            config.maintenance.drain_timeout,
+        )
+        .await;
+    let mut response = into_response(canned);
+    if !drained && version <= Version::HTTP_11 {
+        response
+            .headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+async fn drain(mut body: Incoming, limit: u64, timeout: Duration) -> bool {
+    let read = async {
+        let mut seen: u64 = 0;
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { return false };
+            if let Some(data) = frame.data_ref() {
+                seen += data.len() as u64;
+                if seen > limit {
+                    return false;
+                }
+            }
+        }
+        true
+    };
+    tokio::time::timeout(timeout, read).await.unwrap_or(false)
+}
+
+/// A canned answer as a response.
+#[must_use]
+pub fn into_response(canned: Canned) -> Response<Body> {
+    let mut response = Response::new(
+        Full::new(canned.body)
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = canned.status;
+    *response.headers_mut() = canned.headers;
+    response
+}
+
+/// Boxes a streamed body into the proxy's body type.
+pub(crate) fn boxed<B>(body: B) -> Body
+where
+    B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    body.map_err(Into::into).boxed()
+}

@@ -1,0 +1,48 @@
+//! Forwarding failures and the one place that turns them into answers (502/504/400).
+
+use std::time::Duration;
+
+use crate::response::{self, Canned};
+
+/// Why a forward failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// TCP or TLS connection to the upstream failed.
+    #[error("upstream unreachable")]
+    Connect(#[source] hyper_util::client::legacy::Error),
+    /// No response headers within `response_timeout`.
+    #[error("upstream did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The exchange broke after connecting (reset, malformed response).
+    #[error("upstream exchange failed")]
+    Upstream(#[source] hyper_util::client::legacy::Error),
+    /// The request could not be turned into an upstream request.
+    #[error("request cannot be forwarded")]
+    BadRequest,
+}
+
+impl ProxyError {
+    /// The answer the client gets.
+    #[must_use]
+    pub fn to_canned(&self) -> Canned {
+        match self {
+            Self::Connect(_) => response::bad_gateway("upstream unreachable"),
+            Self::Timeout(_) => response::gateway_timeout(),
+            Self::Upstream(_) => {
+                response::bad_gateway("upstream closed the connection without a valid response")
+            }
+            Self::BadRequest => response::bad_request("request target cannot be forwarded"),
+        }
+    }
+
+    /// Short label for logs.
+    #[must_use]
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Connect(_) => "upstream-unreachable",
+            Self::Timeout(_) => "upstream-timeout",
+            Self::Upstream(_) => "upstream-error",
+            Self::BadRequest => "bad-request",
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! Human-readable output of `check` (the timeline) and `explain` (one decision and its exact
+//! answer). Pure functions of a snapshot and an instant: no network, no clock reads.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
+use http::{HeaderMap, Method};
+
+use crate::config::{Kind, PathMatch};
+use crate::decide::{Action, Pass, RequestInfo, decide};
+use crate::proxy::maintenance_answer;
+use crate::response::{self, window_text};
+use crate::snapshot::Snapshot;
+
+fn local(t: DateTime<Utc>, tz: Tz) -> String {
+    t.with_timezone(&tz)
+        .format("%Y-%m-%d %H:%M:%S %Z")
+        .to_string()
+}
+
+fn utc(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// `check`'s report: windows (local and UTC), routes, and the next transitions after `now`.
+#[must_use]
+pub fn timeline(snapshot: &Snapshot, now: DateTime<Utc>) -> String {
+    let config = &snapshot.config;
+    let tz = config.clock.timezone;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}: ok ({} routes, {} windows, {} upstreams)",
+        config.path.display(),
+        config.routes.len(),
+        config.windows.len(),
+        config.upstreams.len()
+    );
+    let _ = writeln!(
+        out,
+        "time zone: {tz}; now: {} ({})",
+        local(now, tz),
+        utc(now)
+    );
+    if let Some(start) = config.clock.start_at {
+        let _ = writeln!(
+            out,
+            "drill clock: starts at {} and runs at {}x",
+            local(start, tz),
+            config.clock.speed
+        );
+    }
+    let _ = writeln!(
+        out,
+        "mode: {}; error code: {}",
+        config.maintenance.mode.as_str(),
+        config.maintenance.error_code
+    );
+
+    let _ = writeln!(out, "\nwindows:");
+    if config.windows.is_empty() {
+        let _ = writeln!(out, "  (none)");
+    }
+    for w in &config.windows {
+        let _ = writeln!(out, "  {}  {}", w.id, w.title);
+        let _ = writeln!(
+            out,
+            "    {} ({} → {})",
+            window_text(w.start, w.end, tz),
+            local(w.start, tz),
+            local(w.end, tz)
+        );
+        let _ = writeln!(out, "    UTC {} → {}", utc(w.start), utc(w.end));
+        let _ = writeln!(out, "    services: {}", w.services.join(", "));
+    }
+
+    let _ = writeln!(out, "\nroutes (first match wins):");
+    for r in &config.routes {
+        let methods = r.methods.as_ref().map_or_else(
+            || "*".to_string(),
+            |ms| ms.iter().map(Method::as_str).collect::<Vec<_>>().join(","),
+        );
+        let path = match &r.path {
+            PathMatch::Exact(ps) => ps.join(" "),
+            PathMatch::Prefix(p) => format!("{p}*"),
+        };
+        let upstream = config.upstream_of(r);
+        let covered: Vec<&str> = config
+            .windows
+            .iter()
+            .filter(|w| {
+                r.kind != Kind::Passthrough
+                    && w.services
+                        .iter()
+                        .any(|s| crate::schedule::covers(s, &r.service))
+            })
+            .map(|w| w.id.as_str())
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {:<24} {:<6} {:<11} service={} upstream={} ({}) windows=[{}]\n    {path}",
+            r.id,
+            methods,
+            r.kind.as_str(),
+            r.service,
+            upstream.name,
+            upstream.url.to_string().trim_end_matches('/'),
+            covered.join(", "),
+        );
+    }
+
+    let _ = writeln!(out, "\nnext transitions:");
+    let mut events: Vec<(DateTime<Utc>, &str, &str)> = config
+        .windows
+        .iter()
+        .flat_map(|w| {
+            [
+                (w.start, "starts", w.id.as_str()),
+                (w.end, "ends", w.id.as_str()),
+            ]
+        })
+        .filter(|(t, _, _)| *t > now)
+        .collect();
+    events.sort();
+    if events.is_empty() {
+        let _ = writeln!(out, "  (none after now)");
+    }
+    for (t, what, id) in events.iter().take(10) {
+        let _ = writeln!(
+            out,
+            "  {}  ({})  window {id} {what}",
+            local(*t, tz),
+            utc(*t)
+        );
+    }
+    out
+}
+
+/// `explain`'s report: the decision for one request at `at`, and the exact answer.
+#[must_use]
+pub fn explain(
+    snapshot: &Snapshot,
+    at: DateTime<Utc>,
+    method: &Method,
+    target: &str,
+    headers: &HeaderMap,
+    client_ip: IpAddr,
+    speed: f64,
+) -> String {
+    let config = &snapshot.config;
+    let tz = config.clock.timezone;
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    let action = decide(
+        snapshot,
+        RequestInfo {
+            method,
+            path,
+            headers,
+            peer: client_ip,
+        },
+        at,
+    );
+    let mut out = String::new();
+    let _ = writeln!(out, "request:  {method} {path} from {client_ip}");
+    let _ = writeln!(out, "at:       {} ({})", local(at, tz), utc(at));
+    if let Some(r) = action.route() {
+        let route = &config.routes[r];
+        let upstream = config.upstream_of(route);
+        let _ = writeln!(
+            out,
+            "route:    {} (kind {}, service {}, upstream {} {})",
+            route.id,
+            route.kind.as_str(),
+            route.service,
+            upstream.name,
+            upstream.url.to_string().trim_end_matches('/')
+        );
+    } else {
+        let _ = writeln!(out, "route:    none");
+    }
+    let window_line = |w: Option<usize>, until: Option<DateTime<Utc>>| {
+        let mut s = String::new();
+        if let Some(w) = w {
+            let w = &config.windows[w];
+            let _ = write!(s, " window {} ({})", w.id, window_text(w.start, w.end, tz));
+        }
+        if let Some(until) = until {
+            let _ = write!(s, " until {}", local(until, tz));
+        }
+        s
+    };
+    let answer = match action {
+        Action::NoRoute => {
+            let _ = writeln!(out, "decision: no-route (the shim answers 404 itself)");
+            Some(response::no_route())
+        }
+        Action::Maintain { route, maintain } => {
+            let forced = if maintain.forced {
+                " (forced by the drill header)"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "decision: maintenance{forced}{}",
+                window_line(maintain.window, maintain.until)
+            );
+            let _ = writeln!(out, "upstream: not contacted");
+            Some(maintenance_answer(
+                snapshot, route, maintain, path, at, speed,
+            ))
+        }
+        Action::Forward { route, why } => {
+            let upstream = config.upstream_of(&config.routes[route]);
+            let reason = match why {
+                Pass::Outside => "no window covers this route now".to_string(),
+                Pass::PassthroughRoute => "the route's kind is passthrough".to_string(),
+                Pass::Head => "HEAD requests are never blocked".to_string(),
+                Pass::Bypass => "the client is in drill.bypass_cidrs".to_string(),
+                Pass::DrillHeader => format!("the {} header says pass", config.drill.header),
+                Pass::WouldMaintain(m) => format!(
+                    "report mode: would have answered maintenance{}; the response carries X-Webcollect-Shim: would-maintain",
+                    window_line(m.window, m.until)
+                ),
+            };
+            let _ = writeln!(out, "decision: {} ({reason})", action.label());
+            let _ = writeln!(
+                out,
+                "upstream: {} {}{target}\n          the response is the upstream's, minus hop-by-hop headers",
+                method,
+                upstream.url.to_string().trim_end_matches('/'),
+            );
+            None
+        }
+    };
+    if let Some(answer) = answer {
+        let _ = writeln!(out, "response:\n{}", answer.to_http_text());
+    }
+    out
+}

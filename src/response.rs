@@ -1,0 +1,399 @@
+//! Every answer the shim makes itself: the maintenance XML, page and token stand-in, and the
+//! 404/502/504 answers. Also the one response body type used by the proxy.
+
+use std::sync::LazyLock;
+
+use bytes::Bytes;
+use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http_body_util::combinators::BoxBody;
+
+use crate::config::{Contact, Maintenance, Window};
+
+/// Error type of streamed bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The one body type of the proxy: a streamed upstream body or a canned one.
+pub type Body = BoxBody<Bytes, BoxError>;
+
+/// `X-Webcollect-Shim`: set on every answer the shim makes itself (and on report-mode passes).
+pub const X_WEBCOLLECT_SHIM: HeaderName = HeaderName::from_static("x-webcollect-shim");
+
+const TEXT_XML: &str = "text/xml; charset=UTF-8";
+const TEXT_HTML: &str = "text/html; charset=UTF-8";
+const TEXT_PLAIN: &str = "text/plain; charset=UTF-8";
+const APPLICATION_JS: &str = "application/javascript; charset=UTF-8";
+const NO_STORE: &str = "no-store";
+
+/// A complete answer made by the shim, before it becomes an HTTP response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Canned {
+    /// Status code.
+    pub status: StatusCode,
+    /// Headers (Content-Length is added by the server).
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
+}
+
+impl Canned {
+    fn new(
+        status: StatusCode,
+        reason: &'static str,
+        content_type: &'static str,
+        body: impl Into<Bytes>,
+    ) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
+        headers.insert(X_WEBCOLLECT_SHIM, HeaderValue::from_static(reason));
+        Self {
+            status,
+            headers,
+            body: body.into(),
+        }
+    }
+
+    /// Renders it as an HTTP/1.1 message, for `explain`.
+    #[must_use]
+    pub fn to_http_text(&self) -> String {
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\n",
+            self.status.as_u16(),
+            self.status.canonical_reason().unwrap_or("")
+        );
+        for (name, value) in &self.headers {
+            out.push_str(&format!(
+                "{}: {}\r\n",
+                name,
+                String::from_utf8_lossy(value.as_bytes())
+            ));
+        }
+        out.push_str(&format!("content-length: {}\r\n\r\n", self.body.len()));
+        out.push_str(&String::from_utf8_lossy(&self.body));
+        out
+    }
+}
+
+/// SPEC §4.1: the API answer during maintenance. `returnDate` is `now` in `tz`.
+#[must_use]
+pub fn api_maintenance(m: &Maintenance, tz: Tz, now: DateTime<Utc>) -> Canned {
+    let date = now.with_timezone(&tz).format("%Y%m%d%H%M%S");
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<return>\n<returnCode>1</returnCode>\n<errorCode>{}</errorCode>\n<returnDate>{date}</returnDate>\n</return>\n",
+        m.error_code
+    );
+    Canned::new(m.api_status, "maintenance", TEXT_XML, body)
+}
+
+/// SPEC §4.2: the maintenance page. `until` drives Retry-After, counted in real seconds
+/// (`speed` is the drill clock's speed).
+#[must_use]
+pub fn page_maintenance(
+    m: &Maintenance,
+    tz: Tz,
+    window: Option<&Window>,
+    until: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    speed: f64,
+) -> Canned {
+    let window_text =
+        window.map_or_else(|| "未定".to_string(), |w| window_text(w.start, w.end, tz));
+    let body = PAGE.render(&PageValues {
+        title: "クロネコwebコレクト メンテナンスのお知らせ",
+        window: &window_text,
+        contact: &m.contact,
+    });
+    let mut canned = Canned::new(m.page_status, "maintenance", TEXT_HTML, body);
+    if let Some(until) = until {
+        let secs = (until - now).num_milliseconds().max(0) as f64 / 1000.0 / speed;
+        let secs = secs.ceil().max(1.0) as u64;
+        canned.headers.insert(RETRY_AFTER, HeaderValue::from(secs));
+    }
+    canned
+}
+
+/// SPEC §4.3: the token library stand-in.
+#[must_use]
+pub fn token_js(body: Bytes) -> Canned {
+    Canned::new(StatusCode::OK, "maintenance", APPLICATION_JS, body)
+}
+
+/// Renders the token library stand-in's source for this configuration.
+#[must_use]
+pub fn token_js_body(m: &Maintenance, modal: bool) -> Bytes {
+    include_str!("../assets/tokenlib.js")
+        .replace("__ERROR_CODE__", &js_string(&m.error_code))
+        .replace("__ERROR_MSG__", &js_string(&m.token_message))
+        .replace("__MODAL__", if modal { "true" } else { "false" })
+        .into()
+}
+
+/// 404 for paths no route takes: the shim is not an open proxy.
+#[must_use]
+pub fn no_route() -> Canned {
+    Canned::new(
+        StatusCode::NOT_FOUND,
+        "no-route",
+        TEXT_PLAIN,
+        "webcollect-shim: no route for this path\n",
+    )
+}
+
+/// 502: the upstream could not be reached or broke the exchange.
+#[must_use]
+pub fn bad_gateway(detail: &'static str) -> Canned {
+    Canned::new(
+        StatusCode::BAD_GATEWAY,
+        "bad-gateway",
+        TEXT_PLAIN,
+        format!("webcollect-shim: {detail}\n"),
+    )
+}
+
+/// 504: the upstream did not answer within `response_timeout`.
+#[must_use]
+pub fn gateway_timeout() -> Canned {
+    Canned::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "gateway-timeout",
+        TEXT_PLAIN,
+        "webcollect-shim: upstream did not answer in time\n",
+    )
+}
+
+/// 400: a request the shim cannot forward.
+#[must_use]
+pub fn bad_request(detail: &'static str) -> Canned {
+    Canned::new(
+        StatusCode::BAD_REQUEST,
+        "bad-request",
+        TEXT_PLAIN,
+        format!("webcollect-shim: {detail}\n"),
+    )
+}
+
+/// `4月20日(月) 2時00分～6時00分`; both dates when the window spans days, years when it spans
+/// years.
+#[must_use]
+pub fn window_text(start: DateTime<Utc>, end: DateTime<Utc>, tz: Tz) -> String {
+    let (s, e) = (
+        tz.from_utc_datetime(&start.naive_utc()),
+        tz.from_utc_datetime(&end.naive_utc()),
+    );
+    let date = |t: &DateTime<Tz>, year: bool| {
+        let wd =
+            ["月", "火", "水", "木", "金", "土", "日"][t.weekday().num_days_from_monday() as usize];
+        let y = if year {
+            format!("{}年", t.year())
+        } else {
+            String::new()
+        };
+        format!("{y}{}月{}日({wd})", t.month(), t.day())
+    };
+    let clock = |t: &DateTime<Tz>| format!("{}時{:02}分", t.hour(), t.minute());
+    let years = s.year() != e.year();
+    if s.date_naive() == e.date_naive() {
+        format!("{} {}～{}", date(&s, false), clock(&s), clock(&e))
+    } else {
+        format!(
+            "{} {}～{} {}",
+            date(&s, years),
+            clock(&s),
+            date(&e, years),
+            clock(&e)
+        )
+    }
+}
+
+// === page template ===
+
+struct PageValues<'a> {
+    title: &'a str,
+    window: &'a str,
+    contact: &'a Contact,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Var {
+    Title,
+    Window,
+    ContactName,
+    ContactFreeDial,
+    ContactPhone,
+    ContactHours,
+    ContactEmail,
+}
+
+const VARS: &[(&str, Var)] = &[
+    ("title", Var::Title),
+    ("window", Var::Window),
+    ("contact_name", Var::ContactName),
+    ("contact_free_dial", Var::ContactFreeDial),
+    ("contact_phone", Var::ContactPhone),
+    ("contact_hours", Var::ContactHours),
+    ("contact_email", Var::ContactEmail),
+];
+
+#[derive(Debug)]
+enum Segment {
+    Text(String),
+    Var(Var),
+}
+
+/// A page template split once into text and `{{placeholder}}` segments.
+#[derive(Debug)]
+struct Template {
+    segments: Vec<Segment>,
+}
+
+static PAGE: LazyLock<Template> = LazyLock::new(|| {
+    Template::parse(include_str!("../assets/maintenance.html")).unwrap_or_else(|e| Template {
+        segments: vec![Segment::Text(e)],
+    })
+});
+
+impl Template {
+    fn parse(text: &str) -> Result<Self, String> {
+        let mut segments = Vec::new();
+        let mut rest = text;
+        while let Some(open) = rest.find("{{") {
+            segments.push(Segment::Text(rest[..open].to_string()));
+            let after = &rest[open + 2..];
+            let close = after.find("}}").ok_or("unclosed {{ in template")?;
+            let name = after[..close].trim();
+            let var = VARS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| *v)
+                .ok_or_else(|| format!("unknown placeholder {{{{{name}}}}} in template"))?;
+            segments.push(Segment::Var(var));
+            rest = &after[close + 2..];
+        }
+        segments.push(Segment::Text(rest.to_string()));
+        Ok(Self { segments })
+    }
+
+    fn render(&self, v: &PageValues<'_>) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        for seg in &self.segments {
+            match seg {
+                Segment::Text(t) => out.push_str(t),
+                Segment::Var(var) => html_escape_into(
+                    &mut out,
+                    match var {
+                        Var::Title => v.title,
+                        Var::Window => v.window,
+                        Var::ContactName => &v.contact.name,
+                        Var::ContactFreeDial => &v.contact.free_dial,
+                        Var::ContactPhone => &v.contact.phone,
+                        Var::ContactHours => &v.contact.hours,
+                        Var::ContactEmail => &v.contact.email,
+                    },
+                ),
+            }
+        }
+        out
+    }
+}
+
+fn html_escape_into(out: &mut String, text: &str) {
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(ch),
+        }
+    }
+}
+
+/// A JavaScript string literal safe to embed anywhere in a script (no `</script>` breakout).
+fn js_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for ch in text.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    #[test]
+    fn window_text_matches_the_notice() {
+        let tokyo = chrono_tz::Asia::Tokyo;
+        assert_eq!(
+            window_text(
+                t("2020-04-20T02:00:00+09:00"),
+                t("2020-04-20T06:00:00+09:00"),
+                tokyo
+            ),
+            "4月20日(月) 2時00分～6時00分"
+        );
+        assert_eq!(
+            window_text(
+                t("2020-04-20T22:30:00+09:00"),
+                t("2020-04-21T06:00:00+09:00"),
+                tokyo
+            ),
+            "4月20日(月) 22時30分～4月21日(火) 6時00分"
+        );
+        assert_eq!(
+            window_text(
+                t("2020-12-31T23:00:00+09:00"),
+                t("2021-01-01T01:00:00+09:00"),
+                tokyo
+            ),
+            "2020年12月31日(木) 23時00分～2021年1月1日(金) 1時00分"
+        );
+    }
+
+    #[test]
+    fn built_in_page_has_every_placeholder_and_no_unknown_one() {
+        let template = Template::parse(include_str!("../assets/maintenance.html")).unwrap();
+        for (_, var) in VARS {
+            assert!(
+                template
+                    .segments
+                    .iter()
+                    .any(|s| matches!(s, Segment::Var(v) if v == var))
+            );
+        }
+        assert!(
+            Template::parse("{{nope}}")
+                .unwrap_err()
+                .contains("unknown placeholder")
+        );
+        assert!(Template::parse("{{title").is_err());
+    }
+
+    #[test]
+    fn js_strings_cannot_break_out() {
+        assert_eq!(
+            js_string("a\"b</script>\n"),
+            "\"a\\\"b\\u003c/script\\u003e\\u000a\""
+        );
+    }
+}
