@@ -1,6 +1,6 @@
 //! Validated, immutable configuration and the function that loads it from TOML.
 //!
-//! Loading is two steps, as in ripgrep's low/high args: [`raw`] mirrors the file with spans,
+//! Loading is two steps, as in ripgrep's low/high args: `raw` mirrors the file with spans,
 //! then `validate` turns it into [`Config`], collecting every problem as a [`Diagnostic`].
 
 mod error;
@@ -224,9 +224,9 @@ impl Config {
         }
     }
 
-    /// Parses and validates `text`, as if read from `path` (relative paths inside the file,
-    /// such as `ca_file`, are resolved against `path`'s directory... no: against the working
-    /// directory, like the config path itself).
+    /// Parses and validates `text`, as if read from `path`. Relative paths inside the file
+    /// (`ca_file`) are resolved against `path`'s directory, so a config and its CA file can
+    /// move together.
     ///
     /// # Errors
     /// Every problem found, each with its line and column.

@@ -1,4 +1,4 @@
-//! TOML text → [`RawConfig`], section by section, so every section's errors are reported.
+//! TOML text → `RawConfig`, section by section, so every section's errors are reported.
 
 use serde::de::{DeserializeOwned, IntoDeserializer};
 use toml::Spanned;

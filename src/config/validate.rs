@@ -1,4 +1,4 @@
-//! [`RawConfig`] → [`Config`]: parse addresses, times, URLs and durations, resolve references,
+//! `RawConfig` → [`Config`]: parse addresses, times, URLs and durations, resolve references,
 //! and collect every problem instead of stopping at the first.
 
 use std::collections::{BTreeMap, HashSet};

@@ -1,0 +1,426 @@
+//! Test harness: recording upstreams and a shim on 127.0.0.1:0, a raw HTTP/1.1 client, and
+//! config helpers. Every server hands over an already-bound listener: no port races.
+
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http::{HeaderMap, Request, Response, StatusCode, Version};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use webcollect_shim::Shim;
+use webcollect_shim::clock::ManualClock;
+use webcollect_shim::config::Config;
+
+pub type TestBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+type HandlerFuture = Pin<Box<dyn Future<Output = Response<TestBody>> + Send>>;
+type Handler = Arc<dyn Fn(Request<Incoming>) -> HandlerFuture + Send + Sync>;
+
+/// An RFC 3339 instant.
+pub fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+}
+
+pub fn full(body: impl Into<Bytes>) -> TestBody {
+    Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// What an upstream saw of one request (head only; handlers record bodies they need).
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    /// Path and query exactly as received.
+    pub target: String,
+    pub version: Version,
+    pub headers: HeaderMap,
+}
+
+/// A loopback upstream that records every request head and every accepted connection.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    connections: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl Upstream {
+    /// Serves HTTP/1.1 with `handler`.
+    pub async fn start<F, Fut>(handler: F) -> Self
+    where
+        F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<TestBody>> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |req| Box::pin(handler(req)));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (seen2, conns2) = (seen.clone(), connections.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                conns2.fetch_add(1, Ordering::SeqCst);
+                let (handler, seen) = (handler.clone(), seen2.clone());
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: Request<Incoming>| {
+                        seen.lock().unwrap().push(Seen {
+                            method: req.method().to_string(),
+                            target: req
+                                .uri()
+                                .path_and_query()
+                                .map(|p| p.as_str().to_string())
+                                .unwrap_or_default(),
+                            version: req.version(),
+                            headers: req.headers().clone(),
+                        });
+                        let fut = handler(req);
+                        async move { Ok::<_, Infallible>(fut.await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Self {
+            addr,
+            seen,
+            connections,
+            task,
+        }
+    }
+
+    /// Answers 200 `text/xml` with `body` and a few response headers, after reading the body.
+    pub async fn fixed(body: &'static str) -> Self {
+        Self::start(move |req: Request<Incoming>| async move {
+            let _ = req.into_body().collect().await;
+            Response::builder()
+                .header("content-type", "text/xml; charset=UTF-8")
+                .body(full(body))
+                .unwrap()
+        })
+        .await
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A running shim on 127.0.0.1:0 with an injected clock.
+pub struct TestShim {
+    pub addr: SocketAddr,
+    pub clock: ManualClock,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestShim {
+    /// Starts a shim on `toml` (which must be valid) at `now`.
+    pub async fn start(toml: &str, now: DateTime<Utc>) -> Self {
+        let config = Config::from_toml(std::path::Path::new("test.toml"), toml)
+            .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
+        let clock = ManualClock::new(now);
+        let shim = Shim::new(config, Arc::new(clock.clone())).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(shim.run(listener, async {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            clock,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Stops the shim and re-raises a panic from its task.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+}
+
+impl Drop for TestShim {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// A minimal config: one upstream, API/page/token routes, the 2020-04-20 window.
+pub fn config(upstream: &str) -> String {
+    format!(
+        r#"
+[listen]
+proxy = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+
+[upstreams.gw]
+url = "{upstream}"
+connect_timeout = "1s"
+response_timeout = "2s"
+
+[[windows]]
+id = "2020-04-20"
+title = "クロネコwebコレクト 臨時システムメンテナンス"
+start = "2020-04-20 02:00"
+end = "2020-04-20 06:00"
+services = ["webcollect"]
+
+[[routes]]
+id = "token-js"
+paths = ["/api/token/js/embeddedTokenLib.js", "/api/token/js/tokenlib.js"]
+kind = "token_js"
+service = "webcollect.credit_card.token"
+upstream = "gw"
+
+[[routes]]
+id = "link"
+path_prefix = "/webcollect/"
+kind = "page"
+service = "webcollect.link"
+upstream = "gw"
+
+[[routes]]
+id = "api"
+path_prefix = "/api/"
+kind = "api"
+service = "webcollect.api"
+upstream = "gw"
+
+[[routes]]
+id = "atobarai"
+path_prefix = "/kuroneko-atobarai-api/"
+kind = "api"
+service = "atobarai.api"
+upstream = "gw"
+"#
+    )
+}
+
+/// Before, during and after the notice's window.
+pub const BEFORE: &str = "2020-04-20T01:00:00+09:00";
+pub const DURING: &str = "2020-04-20T02:30:00+09:00";
+pub const AFTER: &str = "2020-04-20T06:00:00+09:00";
+
+/// A parsed HTTP/1.1 response read off a raw socket.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    /// Header lines in order, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).unwrap()
+    }
+}
+
+/// A raw HTTP/1.1 connection: exact request bytes in, parsed responses out.
+pub struct RawConn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    /// The last request was HEAD: its response has no body whatever the headers say.
+    head: bool,
+}
+
+impl RawConn {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        Self {
+            stream: TcpStream::connect(addr).await.unwrap(),
+            buf: Vec::new(),
+            head: false,
+        }
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.head = bytes.starts_with(b"HEAD ");
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    async fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 16 * 1024];
+        let n = tokio::time::timeout(Duration::from_secs(10), self.stream.read(&mut chunk))
+            .await
+            .expect("timed out reading from the shim")
+            .unwrap();
+        self.buf.extend_from_slice(&chunk[..n]);
+        n > 0
+    }
+
+    /// Reads one response (Content-Length or chunked framing, or until close).
+    pub async fn read_response(&mut self) -> RawResponse {
+        let head_end = loop {
+            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
+                break i;
+            }
+            assert!(
+                self.fill().await,
+                "connection closed before a response head"
+            );
+        };
+        let head = String::from_utf8(self.buf[..head_end].to_vec()).unwrap();
+        self.buf.drain(..head_end + 4);
+        let mut lines = head.split("\r\n");
+        let status: u16 = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers: Vec<(String, String)> = lines
+            .map(|l| {
+                let (n, v) = l.split_once(':').unwrap();
+                (n.trim().to_ascii_lowercase(), v.trim().to_string())
+            })
+            .collect();
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        let body = if self.head || status == 204 || status == 304 {
+            Vec::new()
+        } else if let Some(len) = get("content-length") {
+            let len: usize = len.parse().unwrap();
+            while self.buf.len() < len {
+                assert!(self.fill().await, "connection closed mid-body");
+            }
+            self.buf.drain(..len).collect()
+        } else if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+            let mut body = Vec::new();
+            loop {
+                let line_end = loop {
+                    if let Some(i) = find(&self.buf, b"\r\n") {
+                        break i;
+                    }
+                    assert!(self.fill().await);
+                };
+                let size_text = String::from_utf8(self.buf[..line_end].to_vec()).unwrap();
+                let size =
+                    usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
+                self.buf.drain(..line_end + 2);
+                while self.buf.len() < size + 2 {
+                    assert!(self.fill().await);
+                }
+                body.extend(self.buf.drain(..size));
+                self.buf.drain(..2);
+                if size == 0 {
+                    break body;
+                }
+            }
+        } else {
+            while self.fill().await {}
+            std::mem::take(&mut self.buf)
+        };
+        RawResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// True when the peer has closed the connection (reads EOF).
+    pub async fn is_closed(&mut self) -> bool {
+        !self.fill().await
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// One request on a fresh connection.
+pub async fn raw(addr: SocketAddr, request: &[u8]) -> RawResponse {
+    let mut conn = RawConn::connect(addr).await;
+    conn.send(request).await;
+    conn.read_response().await
+}
+
+/// `POST path` with a small form body, as a merchant's server would send it.
+pub fn post(path: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: shim.test\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+pub fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: shim.test\r\n\r\n").into_bytes()
+}
+
+/// Status of a response built by a handler.
+pub fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap()
+}
+
+pub fn executor() -> TokioExecutor {
+    TokioExecutor::new()
+}
