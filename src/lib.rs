@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod config;
 pub mod decide;
+pub mod page;
 pub mod proxy;
 pub mod report;
 pub mod response;

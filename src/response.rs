@@ -1,16 +1,16 @@
 //! Every answer the shim makes itself: the maintenance XML, page and token stand-in, and the
 //! 404/502/504 answers. Also the one response body type used by the proxy.
 
-use std::sync::LazyLock;
-
 use bytes::Bytes;
-use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use http_body_util::combinators::BoxBody;
 
-use crate::config::{Contact, Maintenance, Window};
+use crate::config::{Maintenance, Window};
+pub use crate::page::window_text;
+use crate::page::{PAGE_TITLE, PageValues};
 
 /// Error type of streamed bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -101,8 +101,8 @@ pub fn page_maintenance(
 ) -> Canned {
     let window_text =
         window.map_or_else(|| "未定".to_string(), |w| window_text(w.start, w.end, tz));
-    let body = PAGE.render(&PageValues {
-        title: "クロネコwebコレクト メンテナンスのお知らせ",
+    let body = m.page.render(&PageValues {
+        title: PAGE_TITLE,
         window: &window_text,
         contact: &m.contact,
     });
@@ -175,143 +175,6 @@ pub fn bad_request(detail: &'static str) -> Canned {
     )
 }
 
-/// `4月20日(月) 2時00分～6時00分`; both dates when the window spans days, years when it spans
-/// years.
-#[must_use]
-pub fn window_text(start: DateTime<Utc>, end: DateTime<Utc>, tz: Tz) -> String {
-    let (s, e) = (
-        tz.from_utc_datetime(&start.naive_utc()),
-        tz.from_utc_datetime(&end.naive_utc()),
-    );
-    let date = |t: &DateTime<Tz>, year: bool| {
-        let wd =
-            ["月", "火", "水", "木", "金", "土", "日"][t.weekday().num_days_from_monday() as usize];
-        let y = if year {
-            format!("{}年", t.year())
-        } else {
-            String::new()
-        };
-        format!("{y}{}月{}日({wd})", t.month(), t.day())
-    };
-    let clock = |t: &DateTime<Tz>| format!("{}時{:02}分", t.hour(), t.minute());
-    let years = s.year() != e.year();
-    if s.date_naive() == e.date_naive() {
-        format!("{} {}～{}", date(&s, false), clock(&s), clock(&e))
-    } else {
-        format!(
-            "{} {}～{} {}",
-            date(&s, years),
-            clock(&s),
-            date(&e, years),
-            clock(&e)
-        )
-    }
-}
-
-// === page template ===
-
-struct PageValues<'a> {
-    title: &'a str,
-    window: &'a str,
-    contact: &'a Contact,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Var {
-    Title,
-    Window,
-    ContactName,
-    ContactFreeDial,
-    ContactPhone,
-    ContactHours,
-    ContactEmail,
-}
-
-const VARS: &[(&str, Var)] = &[
-    ("title", Var::Title),
-    ("window", Var::Window),
-    ("contact_name", Var::ContactName),
-    ("contact_free_dial", Var::ContactFreeDial),
-    ("contact_phone", Var::ContactPhone),
-    ("contact_hours", Var::ContactHours),
-    ("contact_email", Var::ContactEmail),
-];
-
-#[derive(Debug)]
-enum Segment {
-    Text(String),
-    Var(Var),
-}
-
-/// A page template split once into text and `{{placeholder}}` segments.
-#[derive(Debug)]
-struct Template {
-    segments: Vec<Segment>,
-}
-
-static PAGE: LazyLock<Template> = LazyLock::new(|| {
-    Template::parse(include_str!("../assets/maintenance.html")).unwrap_or_else(|e| Template {
-        segments: vec![Segment::Text(e)],
-    })
-});
-
-impl Template {
-    fn parse(text: &str) -> Result<Self, String> {
-        let mut segments = Vec::new();
-        let mut rest = text;
-        while let Some(open) = rest.find("{{") {
-            segments.push(Segment::Text(rest[..open].to_string()));
-            let after = &rest[open + 2..];
-            let close = after.find("}}").ok_or("unclosed {{ in template")?;
-            let name = after[..close].trim();
-            let var = VARS
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| *v)
-                .ok_or_else(|| format!("unknown placeholder {{{{{name}}}}} in template"))?;
-            segments.push(Segment::Var(var));
-            rest = &after[close + 2..];
-        }
-        segments.push(Segment::Text(rest.to_string()));
-        Ok(Self { segments })
-    }
-
-    fn render(&self, v: &PageValues<'_>) -> String {
-        let mut out = String::with_capacity(8 * 1024);
-        for seg in &self.segments {
-            match seg {
-                Segment::Text(t) => out.push_str(t),
-                Segment::Var(var) => html_escape_into(
-                    &mut out,
-                    match var {
-                        Var::Title => v.title,
-                        Var::Window => v.window,
-                        Var::ContactName => &v.contact.name,
-                        Var::ContactFreeDial => &v.contact.free_dial,
-                        Var::ContactPhone => &v.contact.phone,
-                        Var::ContactHours => &v.contact.hours,
-                        Var::ContactEmail => &v.contact.email,
-                    },
-                ),
-            }
-        }
-        out
-    }
-}
-
-fn html_escape_into(out: &mut String, text: &str) {
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(ch),
-        }
-    }
-}
-
 /// A JavaScript string literal safe to embed anywhere in a script (no `</script>` breakout).
 fn js_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
@@ -336,58 +199,6 @@ fn js_string(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
-    }
-
-    #[test]
-    fn window_text_matches_the_notice() {
-        let tokyo = chrono_tz::Asia::Tokyo;
-        assert_eq!(
-            window_text(
-                t("2020-04-20T02:00:00+09:00"),
-                t("2020-04-20T06:00:00+09:00"),
-                tokyo
-            ),
-            "4月20日(月) 2時00分～6時00分"
-        );
-        assert_eq!(
-            window_text(
-                t("2020-04-20T22:30:00+09:00"),
-                t("2020-04-21T06:00:00+09:00"),
-                tokyo
-            ),
-            "4月20日(月) 22時30分～4月21日(火) 6時00分"
-        );
-        assert_eq!(
-            window_text(
-                t("2020-12-31T23:00:00+09:00"),
-                t("2021-01-01T01:00:00+09:00"),
-                tokyo
-            ),
-            "2020年12月31日(木) 23時00分～2021年1月1日(金) 1時00分"
-        );
-    }
-
-    #[test]
-    fn built_in_page_has_every_placeholder_and_no_unknown_one() {
-        let template = Template::parse(include_str!("../assets/maintenance.html")).unwrap();
-        for (_, var) in VARS {
-            assert!(
-                template
-                    .segments
-                    .iter()
-                    .any(|s| matches!(s, Segment::Var(v) if v == var))
-            );
-        }
-        assert!(
-            Template::parse("{{nope}}")
-                .unwrap_err()
-                .contains("unknown placeholder")
-        );
-        assert!(Template::parse("{{title").is_err());
-    }
 
     #[test]
     fn js_strings_cannot_break_out() {

@@ -318,6 +318,30 @@ fn unknown_keys_and_syntax_errors_are_located() {
 }
 
 #[test]
+fn bad_page_template_is_a_config_error() {
+    let template = temp_config("bad-page.html", "<p>ok</p>\n<p>{{windw}}</p>\n");
+    let path = temp_config(
+        "page.toml",
+        &format!(
+            "[maintenance]\npage_template = {:?}\n\n[upstreams.gw]\nurl = \"http://127.0.0.1:1\"\n\n[[routes]]\nid = \"r\"\npath_prefix = \"/\"\nkind = \"page\"\nservice = \"s\"\nupstream = \"gw\"\n",
+            template.display().to_string()
+        ),
+    );
+    let out = shim(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78));
+    let want = format!(
+        "{}:2:17: page template {}: template line 2: unknown placeholder {{{{windw}}}}",
+        path.display(),
+        template.display()
+    );
+    assert!(
+        stderr(&out).starts_with(&want),
+        "want {want:?}\n got {}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn missing_config_file_is_a_clear_error() {
     let out = shim(&["check", "--config", "/nonexistent/shim.toml"]);
     assert_eq!(out.status.code(), Some(78));

@@ -277,3 +277,29 @@ async fn unknown_paths_get_404_from_the_shim() {
         upstream.addr.to_string().as_str()
     );
 }
+
+#[tokio::test]
+async fn custom_page_template_is_rendered_with_escaped_values() {
+    let dir = std::env::temp_dir().join(format!("webcollect-shim-page-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let template = dir.join("page.html");
+    std::fs::write(
+        &template,
+        "<h1>{{title}}</h1><p>{{ window }}</p><p>{{contact_name}}</p>",
+    )
+    .unwrap();
+    let upstream = Upstream::fixed(OK_XML).await;
+    let toml = config(&upstream.url()).replace(
+        "[upstreams.gw]",
+        &format!(
+            "[maintenance]\npage_template = {:?}\n\n[maintenance.contact]\nname = \"A & B <support>\"\n\n[upstreams.gw]",
+            template.display().to_string()
+        ),
+    );
+    let shim = TestShim::start(&toml, t(DURING)).await;
+    let res = raw(shim.addr, &get("/webcollect/settleSelectAction.gw")).await;
+    assert_eq!(
+        res.text(),
+        "<h1>クロネコwebコレクト メンテナンスのお知らせ</h1><p>4月20日(月) 2時00分～6時00分</p><p>A &amp; B &lt;support&gt;</p>"
+    );
+}

@@ -106,6 +106,8 @@ pub struct Maintenance {
     pub token_message: String,
     /// Contact block of the page.
     pub contact: Contact,
+    /// The page template (built-in, or `page_template`), parsed once at load.
+    pub page: std::sync::Arc<crate::page::Template>,
     /// At most this many request-body bytes are read and discarded before a short-circuit.
     pub drain_limit: u64,
     /// At most this long is spent draining a short-circuited request's body.

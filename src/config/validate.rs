@@ -232,12 +232,22 @@ impl Checker<'_> {
                 msg.get_ref().clone()
             }
         };
-        if let Some(template) = &m.page_template {
-            self.err(
-                template.span(),
-                "`page_template` is not supported by this version; remove it to use the built-in page",
-            );
-        }
+        let page = match &m.page_template {
+            None => crate::page::Template::built_in(),
+            Some(file) => {
+                let path = self.base_dir.join(file.get_ref());
+                let parsed = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read page template {}: {e}", path.display()))
+                    .and_then(|text| {
+                        crate::page::Template::parse(&text)
+                            .map_err(|e| format!("page template {}: {e}", path.display()))
+                    });
+                parsed.unwrap_or_else(|msg| {
+                    self.err(file.span(), msg);
+                    crate::page::Template::built_in()
+                })
+            }
+        };
         let drain_limit = match &m.drain_limit {
             None => 1 << 20,
             Some(v) => u64::try_from(*v.get_ref()).unwrap_or_else(|_| {
@@ -266,6 +276,7 @@ impl Checker<'_> {
                 hours: or(&c.hours, "9:00-18:00"),
                 email: or(&c.email, "payment@kuronekoyamato.co.jp"),
             },
+            page: std::sync::Arc::new(page),
             drain_limit,
             drain_timeout: self.duration(m.drain_timeout.as_ref(), Duration::from_secs(5)),
         }
