@@ -3,27 +3,32 @@
 //! [`Shim::new`] checks and compiles a [`config::Config`]; [`Shim::run`] serves it on
 //! listeners the caller has already bound (so tests can use port 0).
 
+pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod decide;
+pub mod metrics;
 pub mod page;
 pub mod proxy;
+pub mod reload;
 pub mod report;
 pub mod response;
 pub mod routes;
 pub mod schedule;
 pub mod server;
 pub mod snapshot;
+pub mod state;
 
 use std::future::Future;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use clock::SharedClock;
-use config::Config;
-use proxy::{Loaded, Shared};
+use config::{Config, EnvLookup};
+use server::ServeOptions;
+use state::Shared;
 
 /// A configured shim, ready to serve.
 #[derive(Debug)]
@@ -39,41 +44,86 @@ pub enum Error {
     Tls(#[from] rustls::Error),
 }
 
+/// The listeners to serve on, already bound.
+#[derive(Debug)]
+pub struct Listeners {
+    /// Merchant traffic.
+    pub proxy: TcpListener,
+    /// Admin endpoints; `None` serves none.
+    pub admin: Option<TcpListener>,
+}
+
 impl Shim {
-    /// Compiles `config`. `base` is the real clock; a drill clock is layered on it when
-    /// `clock.start_at` is set.
+    /// Compiles `config` with the process environment. `base` is the real clock; a drill
+    /// clock is layered on it when `clock.start_at` is set.
     ///
     /// # Errors
     /// When an upstream client cannot be built.
     pub fn new(config: Config, base: SharedClock) -> Result<Self, Error> {
-        let clock = clock::configured(base, config.clock.start_at, config.clock.speed);
-        let speed = config.clock.effective_speed();
-        let loaded = Loaded::new(config, 1, clock.now())?;
+        Self::with_env(config, base, Arc::new(config::process_env))
+    }
+
+    /// [`Shim::new`] with an injected environment (used again by reloads).
+    ///
+    /// # Errors
+    /// When an upstream client cannot be built.
+    pub fn with_env(config: Config, base: SharedClock, env: Arc<EnvLookup>) -> Result<Self, Error> {
+        let clock = clock::configured(base.clone(), config.clock.start_at, config.clock.speed);
+        let shared = Shared::new(config, clock, base, env)?;
         Ok(Self {
-            shared: Arc::new(Shared {
-                current: ArcSwap::from_pointee(loaded),
-                clock,
-                speed,
-            }),
+            shared: Arc::new(shared),
         })
     }
 
-    /// The shim's clock (the drill clock when one is configured).
+    /// The shared state (for signal handlers and tests).
     #[must_use]
-    pub fn clock(&self) -> SharedClock {
-        self.shared.clock.clone()
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
     }
 
-    /// Serves merchant traffic on `proxy` until `shutdown` resolves, then drains.
-    pub async fn run(self, proxy: TcpListener, shutdown: impl Future<Output = ()>) {
-        let server = self.shared.current.load().snapshot.config.server.clone();
-        server::serve(
-            proxy,
-            self.shared,
-            shutdown,
-            server.header_read_timeout,
-            server.shutdown_grace,
-        )
-        .await;
+    /// Serves until `shutdown` resolves, then stops accepting and drains both listeners
+    /// within `server.shutdown_grace`. Watches the config file when `server.watch_config`.
+    pub async fn run(self, listeners: Listeners, shutdown: impl Future<Output = ()>) {
+        let shared = self.shared;
+        let config = shared.current.load().snapshot.config.clone();
+        let options = ServeOptions {
+            header_read_timeout: config.server.header_read_timeout,
+            grace: config.server.shutdown_grace,
+        };
+        let _watcher = if config.server.watch_config {
+            reload::watch_config(shared.clone())
+        } else {
+            None
+        };
+        let recompile = reload::spawn_recompile(shared.clone());
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let admin = listeners.admin.map(|listener| {
+            let shared = shared.clone();
+            let handler = move |req, _peer| admin::respond(shared.clone(), req);
+            tokio::spawn(server::serve(
+                listener,
+                handler,
+                stopped(stop_rx.clone()),
+                options,
+            ))
+        });
+        let proxy = {
+            let shared = shared.clone();
+            let handler = move |req, peer| proxy::handle(shared.clone(), req, peer);
+            server::serve(listeners.proxy, handler, stopped(stop_rx), options)
+        };
+        let signal = async {
+            shutdown.await;
+            tracing::info!("Shutting down: no new connections; finishing in-flight requests.");
+            let _ = stop_tx.send(true);
+        };
+        tokio::join!(proxy, signal);
+        if let Some(admin) = admin {
+            let _ = admin.await;
+        }
+        recompile.abort();
     }
 }

@@ -14,7 +14,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use webcollect_shim::clock::{self, SharedClock, SystemClock};
 use webcollect_shim::config::{self, Config, LogFormat};
 use webcollect_shim::snapshot::Snapshot;
-use webcollect_shim::{Shim, report};
+use webcollect_shim::{Listeners, Shim, reload, report};
 
 /// Exit status for an invalid configuration (sysexits' EX_CONFIG).
 const EX_CONFIG: u8 = 78;
@@ -112,13 +112,26 @@ fn run(config: Config) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let addr = config.listen.proxy;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
+        let bind = |addr| async move {
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))
+        };
+        let proxy = bind(config.listen.proxy).await?;
+        let admin = bind(config.listen.admin).await?;
         let shim = Shim::new(config, Arc::new(SystemClock))?;
-        tracing::info!(addr = %listener.local_addr()?, "Serving merchant traffic.");
-        shim.run(listener, shutdown_signal()).await;
+        tracing::info!(
+            proxy = %proxy.local_addr()?,
+            admin = %admin.local_addr()?,
+            "Serving merchant traffic."
+        );
+        reload::reload_on_sighup(shim.shared());
+        let listeners = Listeners {
+            proxy,
+            admin: Some(admin),
+        };
+        shim.run(listeners, shutdown_signal()).await;
+        tracing::info!("Stopped.");
         Ok(())
     })
 }
@@ -143,14 +156,15 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
-    tracing::info!("Shutdown signal received; finishing in-flight requests.");
 }
 
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only on a terminal: `docker logs` and log shippers get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -176,7 +190,7 @@ fn check(config: Config, at: Option<&str>) -> anyhow::Result<()> {
         Some(text) => parse_at(text, &config)?,
         None => shim_clock(&config).now(),
     };
-    let snapshot = Snapshot::new(config, 1, now);
+    let snapshot = Snapshot::new(Arc::new(config), &[], 1, now);
     print!("{}", report::timeline(&snapshot, now));
     Ok(())
 }
@@ -206,7 +220,7 @@ fn explain(
         );
     }
     let speed = config.clock.effective_speed();
-    let snapshot = Snapshot::new(config, 1, at);
+    let snapshot = Snapshot::new(Arc::new(config), &[], 1, at);
     print!(
         "{}",
         report::explain(&snapshot, at, &method, path, &headers, client_ip, speed)

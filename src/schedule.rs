@@ -147,6 +147,7 @@ mod tests {
             start: t(start),
             end: t(end),
             services: services.iter().map(|s| (*s).to_string()).collect(),
+            source: crate::config::Source::Config,
         }
     }
 
@@ -238,6 +239,7 @@ mod tests {
                 start: base + TimeDelta::hours(i * 2),
                 end: base + TimeDelta::hours(i * 2 + 1),
                 services: vec!["s".into()],
+                source: crate::config::Source::Config,
             })
             .collect();
         let tl = Timeline::build(&windows, "s");

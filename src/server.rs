@@ -1,32 +1,46 @@
-//! Accept loop: HTTP/1.1 and HTTP/2 (prior knowledge) on one listener, graceful and
-//! time-limited shutdown.
+//! Accept loops: HTTP/1.1 and HTTP/2 (prior knowledge) on one listener, graceful and
+//! time-limited shutdown. Used for both the proxy and the admin listener.
 
+use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use http::{Request, Response};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::proxy::{self, Shared};
+use crate::response::Body;
 
-/// Serves merchant traffic on `listener` until `shutdown` resolves, then lets in-flight
-/// requests finish for at most `grace`.
-pub async fn serve(
+/// Listener behaviour.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// How long a client may take to send request headers (slow-header clients are closed).
+    pub header_read_timeout: Duration,
+    /// How long in-flight requests may run after shutdown starts.
+    pub grace: Duration,
+}
+
+/// Serves `handler` on `listener` until `shutdown` resolves; then stops accepting and lets
+/// in-flight requests finish for at most `options.grace`.
+pub async fn serve<H, F>(
     listener: TcpListener,
-    shared: Arc<Shared>,
+    handler: H,
     shutdown: impl Future<Output = ()>,
-    header_read_timeout: Duration,
-    grace: Duration,
-) {
+    options: ServeOptions,
+) where
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
+        .header_read_timeout(options.header_read_timeout)
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
@@ -45,10 +59,10 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
+        let handler = handler.clone();
         let service = service_fn(move |req| {
-            let shared = shared.clone();
-            async move { Ok::<_, std::convert::Infallible>(proxy::handle(shared, req, peer).await) }
+            let response = handler(req, peer);
+            async move { Ok::<_, Infallible>(response.await) }
         });
         let conn = builder.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn.into_owned());
@@ -60,7 +74,9 @@ pub async fn serve(
     }
     drop(listener);
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("All connections closed."),
-        () = tokio::time::sleep(grace) => tracing::warn!(grace = ?grace, "Shutdown grace period over; dropping remaining connections."),
+        () = graceful.shutdown() => tracing::debug!("All connections closed."),
+        () = tokio::time::sleep(options.grace) => {
+            tracing::warn!(grace = ?options.grace, "Shutdown grace period over; dropping remaining connections.");
+        }
     }
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use crate::config::Config;
+use chrono::TimeDelta;
+
+use crate::config::{Config, Window};
 use crate::response;
 use crate::routes::Router;
 use crate::schedule::Timeline;
@@ -19,6 +21,11 @@ pub struct Snapshot {
     pub config: Arc<Config>,
     /// Path router.
     pub router: Router,
+    /// Every window in force: one-off, recurring occurrences near `loaded_at`, ad-hoc drills.
+    /// Decisions refer to windows by index into this list.
+    pub windows: Vec<Window>,
+    /// Recurring windows were expanded up to here; recompile before the clock gets close.
+    pub horizon: DateTime<Utc>,
     /// Per route (same index as `config.routes`), its service's maintenance timeline.
     timelines: Vec<Arc<Timeline>>,
     /// Token library stand-ins: embedded, modal.
@@ -30,10 +37,20 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Compiles `config`. Routes sharing a service share one timeline.
+    /// How far ahead recurring windows are expanded at each compilation.
+    pub const HORIZON: TimeDelta = TimeDelta::days(400);
+
+    /// Compiles `config` plus ad-hoc `drills` at `now`. Routes sharing a service share one
+    /// timeline.
     #[must_use]
-    pub fn new(config: Config, version: u64, loaded_at: DateTime<Utc>) -> Self {
+    pub fn new(config: Arc<Config>, drills: &[Window], version: u64, now: DateTime<Utc>) -> Self {
         let router = Router::new(&config.routes);
+        let horizon = now + Self::HORIZON;
+        let mut windows = config.windows.clone();
+        for r in &config.recurring {
+            windows.extend(r.occurrences(now - TimeDelta::days(1), horizon));
+        }
+        windows.extend(drills.iter().cloned());
         let mut by_service: HashMap<&str, Arc<Timeline>> = HashMap::new();
         let timelines = config
             .routes
@@ -41,7 +58,7 @@ impl Snapshot {
             .map(|r| {
                 by_service
                     .entry(r.service.as_str())
-                    .or_insert_with(|| Arc::new(Timeline::build(&config.windows, &r.service)))
+                    .or_insert_with(|| Arc::new(Timeline::build(&windows, &r.service)))
                     .clone()
             })
             .collect();
@@ -50,13 +67,29 @@ impl Snapshot {
             response::token_js_body(&config.maintenance, true),
         ];
         Self {
-            config: Arc::new(config),
+            config,
             router,
+            windows,
+            horizon,
             timelines,
             token_js,
             version,
-            loaded_at,
+            loaded_at: now,
         }
+    }
+
+    /// True when recurring windows must be re-expanded to stay correct past `now`.
+    #[must_use]
+    pub fn needs_recompile(&self, now: DateTime<Utc>) -> bool {
+        !self.config.recurring.is_empty() && now + TimeDelta::days(30) > self.horizon
+            || now < self.loaded_at - TimeDelta::days(1)
+    }
+
+    /// Windows active at `now` (indexes into [`Snapshot::windows`]).
+    pub fn active_windows(&self, now: DateTime<Utc>) -> impl Iterator<Item = &Window> {
+        self.windows
+            .iter()
+            .filter(move |w| w.start <= now && now < w.end)
     }
 
     /// The maintenance timeline of route `route`.

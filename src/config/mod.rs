@@ -40,8 +40,10 @@ pub struct Config {
     pub maintenance: Maintenance,
     /// `[upstreams.*]`, sorted by name.
     pub upstreams: Vec<Upstream>,
-    /// `[[windows]]` in file order.
+    /// One-off `[[windows]]` (with `start`/`end`) in file order.
     pub windows: Vec<Window>,
+    /// Recurring `[[windows]]` (with `cron`/`duration`) in file order.
+    pub recurring: Vec<Recurring>,
     /// `[[routes]]` in file order (first match wins).
     pub routes: Vec<Route>,
     /// `[drill]`
@@ -66,6 +68,41 @@ pub struct Listen {
 pub struct Admin {
     /// Name of the environment variable holding the bearer token, if any.
     pub token_env: Option<String>,
+    /// The token read from that variable at load time.
+    pub token: Option<Secret>,
+}
+
+/// A value that must never be printed (Debug shows `***`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    #[must_use]
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    /// The value, for comparison only.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Looks up environment variables; injected so tests never touch the process environment.
+pub type EnvLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+/// The process environment.
+#[must_use]
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
 }
 
 /// Time zone and drill clock.
@@ -146,6 +183,30 @@ pub struct Upstream {
     pub ca_certs: Vec<CertificateDer<'static>>,
 }
 
+/// Where a window comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Source {
+    /// A one-off `[[windows]]` entry.
+    #[default]
+    Config,
+    /// An occurrence of a recurring `[[windows]]` entry.
+    Recurring,
+    /// An ad-hoc drill opened through the admin API.
+    Drill,
+}
+
+impl Source {
+    /// Lowercase name for JSON and logs.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Config => "config",
+            Self::Recurring => "recurring",
+            Self::Drill => "drill",
+        }
+    }
+}
+
 /// A maintenance window `[start, end)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Window {
@@ -159,6 +220,66 @@ pub struct Window {
     pub end: DateTime<Utc>,
     /// Dotted service names covered (a name covers itself and its dotted descendants).
     pub services: Vec<String>,
+    /// Where it comes from.
+    pub source: Source,
+}
+
+/// A window that recurs: it starts at each match of a cron pattern (read in `timezone`) and
+/// lasts `duration` of real time.
+///
+/// Daylight saving: a start that falls in a skipped hour moves to the first valid minute
+/// after the gap; a start in a repeated hour happens once, at its first occurrence (croner's
+/// fixed-time rules, as in Vixie cron).
+#[derive(Debug, Clone)]
+pub struct Recurring {
+    /// Unique id, shared by all occurrences.
+    pub id: String,
+    /// Human title.
+    pub title: String,
+    /// The pattern as written, e.g. `0 2 * * MON`.
+    pub pattern: String,
+    /// The parsed pattern.
+    pub cron: croner::Cron,
+    /// Zone the pattern is read in.
+    pub timezone: Tz,
+    /// Length of each occurrence.
+    pub duration: chrono::TimeDelta,
+    /// No occurrence starts before this.
+    pub from: Option<DateTime<Utc>>,
+    /// No occurrence starts at or after this.
+    pub until: Option<DateTime<Utc>>,
+    /// Dotted service names covered.
+    pub services: Vec<String>,
+}
+
+/// Upper bound on the occurrences one recurring window expands to per compilation.
+pub const MAX_OCCURRENCES: usize = 10_000;
+
+impl Recurring {
+    /// Occurrences that overlap `[from, to)`, at most [`MAX_OCCURRENCES`].
+    #[must_use]
+    pub fn occurrences(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Window> {
+        let mut search = from - self.duration;
+        if let Some(lower) = self.from {
+            search = search.max(lower - chrono::TimeDelta::seconds(1));
+        }
+        let start = search.with_timezone(&self.timezone);
+        self.cron
+            .iter_after(start)
+            .map(|t| t.to_utc())
+            .take_while(|t| *t < to && self.until.is_none_or(|u| *t < u))
+            .filter(|t| self.from.is_none_or(|f| *t >= f))
+            .take(MAX_OCCURRENCES)
+            .map(|t| Window {
+                id: self.id.clone(),
+                title: self.title.clone(),
+                start: t,
+                end: t + self.duration,
+                services: self.services.clone(),
+                source: Source::Recurring,
+            })
+            .collect()
+    }
 }
 
 /// How a route matches a request path.
@@ -205,6 +326,8 @@ pub struct Server {
     pub shutdown_grace: Duration,
     /// How long a client may take to send request headers.
     pub header_read_timeout: Duration,
+    /// Reload when the config file changes.
+    pub watch_config: bool,
 }
 
 impl Config {
@@ -213,8 +336,16 @@ impl Config {
     /// # Errors
     /// Every problem found, each with its line and column.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_with_env(path, &process_env)
+    }
+
+    /// [`Config::load`] with an injected environment.
+    ///
+    /// # Errors
+    /// Every problem found, each with its line and column.
+    pub fn load_with_env(path: &Path, env: &EnvLookup) -> Result<Self, ConfigError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Self::from_toml(path, &text),
+            Ok(text) => Self::from_toml_with_env(path, &text, env),
             Err(err) => Err(ConfigError::new(
                 path,
                 "",
@@ -233,8 +364,20 @@ impl Config {
     /// # Errors
     /// Every problem found, each with its line and column.
     pub fn from_toml(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        Self::from_toml_with_env(path, text, &process_env)
+    }
+
+    /// [`Config::from_toml`] with an injected environment.
+    ///
+    /// # Errors
+    /// Every problem found, each with its line and column.
+    pub fn from_toml_with_env(
+        path: &Path,
+        text: &str,
+        env: &EnvLookup,
+    ) -> Result<Self, ConfigError> {
         let (raw, mut diags) = parse::parse(text);
-        let config = validate::validate(path, raw, &mut diags);
+        let config = validate::validate(path, raw, env, &mut diags);
         match config {
             Some(config) if diags.is_empty() => Ok(config),
             _ => Err(ConfigError::new(path, text, diags)),

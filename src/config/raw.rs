@@ -90,8 +90,17 @@ pub(crate) struct RawUpstream {
 pub(crate) struct RawWindow {
     pub(crate) id: Str,
     pub(crate) title: Option<String>,
-    pub(crate) start: Spanned<toml::Value>,
-    pub(crate) end: Spanned<toml::Value>,
+    /// One-off window: `start` and `end`.
+    pub(crate) start: Option<Spanned<toml::Value>>,
+    pub(crate) end: Option<Spanned<toml::Value>>,
+    /// Recurring window: a cron pattern for the starts, and how long each lasts.
+    pub(crate) cron: Option<Str>,
+    pub(crate) duration: Option<Str>,
+    /// Zone the cron pattern is read in (default: `clock.timezone`).
+    pub(crate) timezone: Option<Str>,
+    /// Recurring window: no occurrence starts before `from` or at/after `until`.
+    pub(crate) from: Option<Spanned<toml::Value>>,
+    pub(crate) until: Option<Spanned<toml::Value>>,
     pub(crate) services: Spanned<Vec<Str>>,
 }
 
@@ -164,6 +173,7 @@ pub(crate) struct RawDrill {
 pub(crate) struct RawServer {
     pub(crate) shutdown_grace: Option<Str>,
     pub(crate) header_read_timeout: Option<Str>,
+    pub(crate) watch_config: Option<bool>,
 }
 
 /// `log.format`

@@ -33,7 +33,12 @@ struct Checker<'a> {
 }
 
 /// Validates `raw`; returns `None` (with `diags` non-empty) when something is wrong.
-pub(super) fn validate(path: &Path, raw: RawConfig, diags: &mut Vec<Diagnostic>) -> Option<Config> {
+pub(super) fn validate(
+    path: &Path,
+    raw: RawConfig,
+    env: &super::EnvLookup,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Config> {
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut c = Checker { diags, base_dir };
 
@@ -41,16 +46,32 @@ pub(super) fn validate(path: &Path, raw: RawConfig, diags: &mut Vec<Diagnostic>)
         proxy: c.addr(raw.listen.proxy.as_ref(), "0.0.0.0:8080"),
         admin: c.addr(raw.listen.admin.as_ref(), "127.0.0.1:9090"),
     };
-    let admin = Admin {
+    let mut admin = Admin {
         token_env: raw.admin.token_env.as_ref().map(|s| s.get_ref().clone()),
+        token: None,
     };
-    if let Some(env) = &raw.admin.token_env
-        && (env.get_ref().is_empty() || env.get_ref().contains('='))
-    {
-        c.err(
-            env.span(),
-            "`token_env` must be an environment variable name",
-        );
+    if let Some(var) = &raw.admin.token_env {
+        let name = var.get_ref();
+        if name.is_empty() || name.contains('=') {
+            c.err(
+                var.span(),
+                "`token_env` must be an environment variable name",
+            );
+        } else {
+            match env(name) {
+                Some(token) if token.trim().len() >= 16 => {
+                    admin.token = Some(super::Secret::new(token.trim().to_string()));
+                }
+                Some(_) => c.err(
+                    var.span(),
+                    format!("environment variable {name} holds a token shorter than 16 characters"),
+                ),
+                None => c.err(
+                    var.span(),
+                    format!("`token_env` names {name}, but that environment variable is not set"),
+                ),
+            }
+        }
     }
     if admin.token_env.is_none() && !listen.admin.ip().is_loopback() {
         let span = raw.listen.admin.as_ref().map_or(0..0, Spanned::span);
@@ -105,7 +126,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig, diags: &mut Vec<Diagnostic>)
 
     let maintenance = c.maintenance(&raw);
     let (upstreams, upstream_index) = c.upstreams(raw.upstreams);
-    let windows = c.windows(&raw.windows, timezone);
+    let (windows, recurring) = c.windows(&raw.windows, timezone);
     let routes = c.routes(&raw.routes, &upstream_index);
     let drill = c.drill(&raw.drill);
     let server = Server {
@@ -114,6 +135,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig, diags: &mut Vec<Diagnostic>)
             raw.server.header_read_timeout.as_ref(),
             Duration::from_secs(30),
         ),
+        watch_config: raw.server.watch_config.unwrap_or(true),
     };
 
     if raw.routes.is_empty() {
@@ -131,6 +153,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig, diags: &mut Vec<Diagnostic>)
         maintenance,
         upstreams,
         windows,
+        recurring,
         routes,
         drill,
         server,
@@ -375,52 +398,155 @@ impl Checker<'_> {
         }
     }
 
-    fn windows(&mut self, raw: &[super::raw::RawWindow], tz: Tz) -> Vec<Window> {
+    fn windows(
+        &mut self,
+        raw: &[super::raw::RawWindow],
+        tz: Tz,
+    ) -> (Vec<Window>, Vec<super::Recurring>) {
         let mut seen = HashSet::new();
-        let mut out = Vec::new();
+        let mut once = Vec::new();
+        let mut recurring = Vec::new();
         for w in raw {
-            if !seen.insert(w.id.get_ref().as_str()) {
-                self.err(
-                    w.id.span(),
-                    format!("duplicate window id {:?}", w.id.get_ref()),
-                );
-            }
-            let start = self.time(&w.start, tz);
-            let end = self.time(&w.end, tz);
-            if let (Some(s), Some(e)) = (start, end)
-                && e <= s
-            {
-                self.err(
-                    w.end.span(),
-                    format!(
-                        "window {:?} ends before it starts (end must be after start)",
-                        w.id.get_ref()
-                    ),
-                );
+            let id = w.id.get_ref();
+            if !seen.insert(id.as_str()) {
+                self.err(w.id.span(), format!("duplicate window id {id:?}"));
             }
             if w.services.get_ref().is_empty() {
                 self.err(
                     w.services.span(),
-                    format!("window {:?} covers no services", w.id.get_ref()),
+                    format!("window {id:?} covers no services"),
                 );
             }
             for s in w.services.get_ref() {
                 self.service_name(s);
             }
-            out.push(Window {
-                id: w.id.get_ref().clone(),
-                title: w.title.clone().unwrap_or_else(|| w.id.get_ref().clone()),
+            let services: Vec<String> = w
+                .services
+                .get_ref()
+                .iter()
+                .map(|s| s.get_ref().clone())
+                .collect();
+            let title = w.title.clone().unwrap_or_else(|| id.clone());
+            if let Some(pattern) = &w.cron {
+                for (key, present) in [("start", w.start.as_ref()), ("end", w.end.as_ref())] {
+                    if let Some(v) = present {
+                        self.err(
+                            v.span(),
+                            format!(
+                                "window {id:?} recurs (`cron`), so it takes `duration`, not `{key}`"
+                            ),
+                        );
+                    }
+                }
+                let zone = match &w.timezone {
+                    None => tz,
+                    Some(name) => name.get_ref().parse::<Tz>().unwrap_or_else(|_| {
+                        self.err(
+                            name.span(),
+                            format!("unknown time zone {:?}", name.get_ref()),
+                        );
+                        tz
+                    }),
+                };
+                let cron = croner::parser::CronParser::builder()
+                    .seconds(croner::parser::Seconds::Disallowed)
+                    .build()
+                    .parse(pattern.get_ref());
+                let cron = match cron {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        self.err(
+                            pattern.span(),
+                            format!("invalid cron pattern {:?}: {e} (five fields: minute hour day-of-month month day-of-week, e.g. \"0 2 * * MON\")", pattern.get_ref()),
+                        );
+                        None
+                    }
+                };
+                let duration = match &w.duration {
+                    None => {
+                        self.err(
+                            pattern.span(),
+                            format!(
+                                "window {id:?} recurs (`cron`) and needs a `duration`, e.g. \"4h\""
+                            ),
+                        );
+                        None
+                    }
+                    Some(d) => match super::parse_duration(d.get_ref()) {
+                        Ok(d) if !d.is_zero() => chrono::TimeDelta::from_std(d).ok(),
+                        Ok(_) => {
+                            self.err(d.span(), "`duration` must be longer than zero");
+                            None
+                        }
+                        Err(msg) => {
+                            self.err(d.span(), msg);
+                            None
+                        }
+                    },
+                };
+                let from = w.from.as_ref().and_then(|v| self.time(v, zone));
+                let until = w.until.as_ref().and_then(|v| self.time(v, zone));
+                if let (Some(f), Some(u), Some(span)) =
+                    (from, until, w.until.as_ref().map(Spanned::span))
+                    && u <= f
+                {
+                    self.err(span, format!("window {id:?}: `until` must be after `from`"));
+                }
+                if let (Some(cron), Some(duration)) = (cron, duration) {
+                    recurring.push(super::Recurring {
+                        id: id.clone(),
+                        title,
+                        pattern: pattern.get_ref().clone(),
+                        cron,
+                        timezone: zone,
+                        duration,
+                        from,
+                        until,
+                        services,
+                    });
+                }
+                continue;
+            }
+            for (key, present) in [
+                ("duration", w.duration.as_ref().map(Spanned::span)),
+                ("timezone", w.timezone.as_ref().map(Spanned::span)),
+                ("from", w.from.as_ref().map(Spanned::span)),
+                ("until", w.until.as_ref().map(Spanned::span)),
+            ] {
+                if let Some(span) = present {
+                    self.err(
+                        span,
+                        format!("`{key}` only applies to recurring windows (with `cron`)"),
+                    );
+                }
+            }
+            let (Some(start_v), Some(end_v)) = (&w.start, &w.end) else {
+                self.err(
+                    w.id.span(),
+                    format!("window {id:?} needs `start` and `end`, or `cron` and `duration`"),
+                );
+                continue;
+            };
+            let start = self.time(start_v, tz);
+            let end = self.time(end_v, tz);
+            if let (Some(s), Some(e)) = (start, end)
+                && e <= s
+            {
+                self.err(
+                    end_v.span(),
+                    format!("window {id:?} ends before it starts (end must be after start)"),
+                );
+            }
+            once.push(Window {
+                id: id.clone(),
+                title,
                 start: start.unwrap_or_default(),
                 end: end.unwrap_or_default(),
-                services: w
-                    .services
-                    .get_ref()
-                    .iter()
-                    .map(|s| s.get_ref().clone())
-                    .collect(),
+                services,
+                source: super::Source::Config,
             });
         }
-        out
+        (once, recurring)
     }
 
     fn service_name(&mut self, name: &Str) {

@@ -8,63 +8,23 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::{HeaderValue, Request, Response, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Incoming};
 
-use crate::clock::SharedClock;
 use crate::config::{Config, Kind};
 use crate::decide::{Action, Maintain, Pass, RequestInfo, decide};
+use crate::metrics::Decision;
 use crate::response::{self, Body, Canned, X_WEBCOLLECT_SHIM};
 use crate::snapshot::Snapshot;
-use forward::Forwarder;
-
-/// A snapshot plus the upstream clients built for it.
-#[derive(Debug)]
-pub struct Loaded {
-    /// Compiled config.
-    pub snapshot: Snapshot,
-    /// One pooled client per `config.upstreams` entry.
-    pub upstreams: Vec<Forwarder>,
-}
-
-impl Loaded {
-    /// Compiles `config` and builds its upstream clients.
-    ///
-    /// # Errors
-    /// When an upstream's TLS client cannot be built.
-    pub fn new(config: Config, version: u64, now: DateTime<Utc>) -> Result<Self, rustls::Error> {
-        let upstreams = config
-            .upstreams
-            .iter()
-            .map(Forwarder::new)
-            .collect::<Result<_, _>>()?;
-        Ok(Self {
-            snapshot: Snapshot::new(config, version, now),
-            upstreams,
-        })
-    }
-}
-
-/// State shared by every connection: the current config (swapped atomically on reload) and
-/// the clock.
-#[derive(Debug)]
-pub struct Shared {
-    /// Current configuration; loaded once per request, never locked.
-    pub current: ArcSwap<Loaded>,
-    /// The shim's clock (drill clock when configured).
-    pub clock: SharedClock,
-    /// Drill clock speed, for Retry-After in real seconds.
-    pub speed: f64,
-}
+use crate::state::Shared;
 
 /// Handles one request. Infallible by construction.
 pub async fn handle(
     shared: Arc<Shared>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<Body> {
     let started = Instant::now();
@@ -79,35 +39,45 @@ pub async fn handle(
         snapshot,
         RequestInfo {
             method: &method,
-            path: req.uri().path(),
+            path: &path,
             headers: req.headers(),
             peer: peer.ip(),
         },
         now,
     );
-    let route = action.route().map(|r| &config.routes[r]);
-    let mut outcome = action.label();
+    let route_id = action.route().map_or("-", |r| config.routes[r].id.as_str());
+    let window = match action {
+        Action::Maintain { maintain, .. }
+        | Action::Forward {
+            why: Pass::WouldMaintain(maintain),
+            ..
+        } => maintain.window.map(|w| snapshot.windows[w].id.as_str()),
+        _ => None,
+    };
+    let mut failure = None;
     let mut upstream_name = "";
     let response = match action {
         Action::NoRoute => drain_and_answer(req, config, response::no_route()).await,
         Action::Maintain { route, maintain } => {
-            let canned = maintenance_answer(
-                snapshot,
-                route,
-                maintain,
-                req.uri().path(),
-                now,
-                shared.speed,
-            );
+            let canned = maintenance_answer(snapshot, route, maintain, &path, now, shared.speed);
             drain_and_answer(req, config, canned).await
         }
         Action::Forward { route, why } => {
             let upstream = config.routes[route].upstream;
             upstream_name = &config.upstreams[upstream].name;
+            // The drill header is for the shim; the gateway never sees it.
+            req.headers_mut().remove(&config.drill.header);
+            let sent = Instant::now();
             match loaded.upstreams[upstream].forward(req, peer.ip()).await {
                 Ok(resp) => {
+                    shared
+                        .metrics
+                        .upstream_latency(upstream_name, sent.elapsed().as_secs_f64());
                     let mut resp = resp.map(boxed);
                     if let Pass::WouldMaintain(_) = why {
+                        shared
+                            .metrics
+                            .would_maintain(route_id, window.unwrap_or("-"));
                         resp.headers_mut().insert(
                             X_WEBCOLLECT_SHIM,
                             HeaderValue::from_static("would-maintain"),
@@ -116,34 +86,63 @@ pub async fn handle(
                     resp
                 }
                 Err(err) => {
-                    outcome = err.label();
-                    tracing::warn!(route = %config.routes[route].id, upstream = upstream_name, error = %err, cause = ?std::error::Error::source(&err).map(ToString::to_string), "Forward failed.");
-                    into_response(err.to_canned())
+                    let canned = err.to_canned();
+                    failure = Some(err);
+                    into_response(canned)
                 }
             }
         }
     };
-    let window = match action {
-        Action::Maintain { maintain, .. }
-        | Action::Forward {
-            why: Pass::WouldMaintain(maintain),
-            ..
-        } => maintain.window.map(|w| config.windows[w].id.as_str()),
-        _ => None,
-    };
-    // Path only: the query string can carry order numbers and tokens.
-    tracing::info!(
-        method = %method,
-        path = path_for_log(&path),
-        route = route.map_or("-", |r| r.id.as_str()),
-        decision = outcome,
-        status = response.status().as_u16(),
-        latency_us = started.elapsed().as_micros() as u64,
-        upstream = upstream_name,
-        window = window.unwrap_or("-"),
-        "Request."
+    let status = response.status().as_u16();
+    shared.metrics.request(
+        route_id,
+        metric_decision(&action, failure.is_some()),
+        status,
     );
+    let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    // Path only: the query string can carry order numbers and tokens. No header values.
+    match &failure {
+        None => tracing::info!(
+            method = %method,
+            path = path_for_log(&path),
+            route = route_id,
+            decision = action.label(),
+            window = window.unwrap_or("-"),
+            status,
+            latency_us,
+            upstream = upstream_name,
+            "Request."
+        ),
+        Some(err) => tracing::warn!(
+            method = %method,
+            path = path_for_log(&path),
+            route = route_id,
+            decision = action.label(),
+            window = window.unwrap_or("-"),
+            status,
+            latency_us,
+            upstream = upstream_name,
+            error = err.label(),
+            cause = %err.cause(),
+            "Request failed upstream."
+        ),
+    }
     response
+}
+
+fn metric_decision(action: &Action, failed: bool) -> Decision {
+    if failed {
+        return Decision::UpstreamError;
+    }
+    match action {
+        Action::NoRoute => Decision::NotFound,
+        Action::Maintain { .. } => Decision::Maintenance,
+        Action::Forward { why, .. } => match why {
+            Pass::Outside | Pass::PassthroughRoute | Pass::Head => Decision::Pass,
+            Pass::Bypass | Pass::DrillHeader => Decision::Bypass,
+            Pass::WouldMaintain(_) => Decision::Report,
+        },
+    }
 }
 
 /// The request path for the log line: never the query, and capped so junk paths from
@@ -176,7 +175,7 @@ pub fn maintenance_answer(
         Kind::Page => response::page_maintenance(
             &config.maintenance,
             tz,
-            maintain.window.map(|w| &config.windows[w]),
+            maintain.window.map(|w| &snapshot.windows[w]),
             maintain.until,
             now,
             speed,

@@ -35,6 +35,21 @@ impl ProxyError {
         }
     }
 
+    /// The underlying error's message (no request data in it), or `-`.
+    #[must_use]
+    pub fn cause(&self) -> String {
+        let mut cause = std::error::Error::source(self);
+        let mut out = String::new();
+        while let Some(err) = cause {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&err.to_string());
+            cause = err.source();
+        }
+        if out.is_empty() { "-".to_string() } else { out }
+    }
+
     /// Short label for logs.
     #[must_use]
     pub fn label(&self) -> &'static str {

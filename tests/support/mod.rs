@@ -24,9 +24,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use webcollect_shim::Shim;
 use webcollect_shim::clock::ManualClock;
 use webcollect_shim::config::Config;
+use webcollect_shim::state::Shared;
+use webcollect_shim::{Listeners, Shim};
 
 pub type TestBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 type HandlerFuture = Pin<Box<dyn Future<Output = Response<TestBody>> + Send>>;
@@ -141,30 +142,60 @@ impl Drop for Upstream {
     }
 }
 
-/// A running shim on 127.0.0.1:0 with an injected clock.
+/// A running shim on 127.0.0.1:0 (proxy and admin) with an injected clock.
 pub struct TestShim {
     pub addr: SocketAddr,
+    pub admin: SocketAddr,
     pub clock: ManualClock,
+    pub shared: Arc<Shared>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
 
+/// An environment with only `WEBCOLLECT_SHIM_ADMIN_TOKEN` set (to [`ADMIN_TOKEN`]).
+pub fn test_env(name: &str) -> Option<String> {
+    (name == "WEBCOLLECT_SHIM_ADMIN_TOKEN").then(|| ADMIN_TOKEN.to_string())
+}
+
+/// The admin token [`test_env`] provides.
+pub const ADMIN_TOKEN: &str = "test-token-0123456789abcdef";
+
 impl TestShim {
-    /// Starts a shim on `toml` (which must be valid) at `now`.
+    /// Starts a shim on `toml` (which must be valid) at `now`. The file is not watched.
     pub async fn start(toml: &str, now: DateTime<Utc>) -> Self {
-        let config = Config::from_toml(std::path::Path::new("test.toml"), toml)
+        let config = Config::from_toml_with_env(std::path::Path::new("test.toml"), toml, &test_env)
             .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
+        Self::start_config(config, now).await
+    }
+
+    /// Starts a shim on the config file at `path` (reloads re-read it).
+    pub async fn start_file(path: &std::path::Path, now: DateTime<Utc>) -> Self {
+        let config = Config::load_with_env(path, &test_env)
+            .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
+        Self::start_config(config, now).await
+    }
+
+    pub async fn start_config(config: Config, now: DateTime<Utc>) -> Self {
         let clock = ManualClock::new(now);
-        let shim = Shim::new(config, Arc::new(clock.clone())).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let shim = Shim::with_env(config, Arc::new(clock.clone()), Arc::new(test_env)).unwrap();
+        let shared = shim.shared();
+        let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = proxy.local_addr().unwrap();
+        let admin_addr = admin.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(shim.run(listener, async {
+        let listeners = Listeners {
+            proxy,
+            admin: Some(admin),
+        };
+        let task = tokio::spawn(shim.run(listeners, async {
             let _ = rx.await;
         }));
         Self {
             addr,
+            admin: admin_addr,
             clock,
+            shared,
             shutdown: Some(tx),
             task: Some(task),
         }
@@ -174,11 +205,23 @@ impl TestShim {
         format!("http://{}{path}", self.addr)
     }
 
-    /// Stops the shim and re-raises a panic from its task.
-    pub async fn stop(mut self) {
+    /// Starts shutdown without waiting for it.
+    pub fn signal_shutdown(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+    }
+
+    /// Stops the shim and re-raises a panic from its task.
+    pub async fn stop(mut self) {
+        self.signal_shutdown();
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+
+    /// Waits for the shim's task to end (after [`TestShim::signal_shutdown`]).
+    pub async fn join(mut self) {
         if let Some(task) = self.task.take() {
             task.await.unwrap();
         }
@@ -200,6 +243,9 @@ pub fn config(upstream: &str) -> String {
 [listen]
 proxy = "127.0.0.1:0"
 admin = "127.0.0.1:0"
+
+[server]
+watch_config = false
 
 [upstreams.gw]
 url = "{upstream}"

@@ -1,0 +1,305 @@
+//! The admin listener (separate from merchant traffic, so a window never blocks it):
+//!
+//! - `GET /healthz`: the process is up.
+//! - `GET /readyz`: a config is loaded and the proxy listener is serving.
+//! - `GET /status`: JSON: drill and real now, zone, mode, active windows, next transition,
+//!   config version and load time, open drills.
+//! - `GET /metrics`: Prometheus text.
+//! - `POST /reload`: re-read the config file (the old one keeps running if the new is invalid).
+//! - `GET /drills`, `POST /drills`: list or open ad-hoc windows; `DELETE /drills/{id}`.
+//!
+//! Mutating endpoints need `Authorization: Bearer <token>` when `admin.token_env` is set.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, SecondsFormat, Utc};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::config::{Window, parse_duration};
+use crate::response::Body;
+use crate::state::{DrillError, DrillRequest, Shared};
+
+/// Largest admin request body accepted.
+const MAX_BODY: usize = 64 * 1024;
+
+/// Handles one admin request.
+pub async fn respond(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    let mutating = !matches!(method, Method::GET | Method::HEAD);
+    if mutating && let Some(denied) = check_auth(&shared, &req) {
+        tracing::warn!(method = %method, path = %path, "Admin request refused: bad or missing bearer token.");
+        return denied;
+    }
+    match (method.as_str(), path.as_str()) {
+        ("GET" | "HEAD", "/healthz") => text(StatusCode::OK, "ok\n"),
+        ("GET" | "HEAD", "/readyz") => text(StatusCode::OK, "ready\n"),
+        ("GET" | "HEAD", "/status") => json_response(StatusCode::OK, &status(&shared)),
+        ("GET" | "HEAD", "/metrics") => {
+            shared.update_gauges();
+            let mut res = Response::new(full(shared.metrics.encode()));
+            res.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+            );
+            res
+        }
+        ("POST", "/reload") => {
+            let shared2 = shared.clone();
+            match tokio::task::spawn_blocking(move || shared2.reload()).await {
+                Ok(Ok(version)) => {
+                    json_response(StatusCode::OK, &json!({"result": "ok", "version": version}))
+                }
+                Ok(Err(err)) => json_response(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &json!({"result": "error", "errors": err.lines()}),
+                ),
+                Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "reload task failed\n"),
+            }
+        }
+        ("GET" | "HEAD", "/drills") => {
+            let now = shared.clock.now();
+            let drills: Vec<Value> = shared
+                .drills()
+                .iter()
+                .map(|w| window_json(w, now))
+                .collect();
+            json_response(StatusCode::OK, &json!({ "drills": drills }))
+        }
+        ("POST", "/drills") => open_drill(&shared, req).await,
+        ("DELETE", p) if p.starts_with("/drills/") => {
+            let id = &p["/drills/".len()..];
+            if shared.close_drill(id) {
+                Response::builder()
+                    .status(StatusCode::NO_CONTENT)
+                    .body(full(""))
+                    .unwrap_or_default()
+            } else {
+                json_response(
+                    StatusCode::NOT_FOUND,
+                    &json!({"error": format!("no open drill {id:?}")}),
+                )
+            }
+        }
+        (_, "/healthz" | "/readyz" | "/status" | "/metrics" | "/reload" | "/drills") => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// `None` when allowed; otherwise the 401 to send.
+fn check_auth(shared: &Shared, req: &Request<Incoming>) -> Option<Response<Body>> {
+    let current = shared.current.load();
+    let expected = current.snapshot.config.admin.token.as_ref()?;
+    let given = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if constant_time_eq(given.as_bytes(), expected.expose().as_bytes()) {
+        return None;
+    }
+    let mut res = text(
+        StatusCode::UNAUTHORIZED,
+        "a valid Authorization: Bearer token is required\n",
+    );
+    res.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"webcollect-shim\""),
+    );
+    Some(res)
+}
+
+/// Compares without an early exit on the first differing byte, so timing does not reveal
+/// how much of a guess was right. (The length is not secret.)
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DrillBody {
+    id: Option<String>,
+    services: Vec<String>,
+    duration: String,
+    title: Option<String>,
+}
+
+async fn open_drill(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
+    let bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => {
+            return json_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &json!({"error": "body too large or unreadable"}),
+            );
+        }
+    };
+    let body: DrillBody = match serde_json::from_slice(&bytes) {
+        Ok(b) => b,
+        Err(e) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": format!("expected JSON {{\"services\": [...], \"duration\": \"10m\", \"title\"?: \"...\", \"id\"?: \"...\"}}: {e}")}),
+            );
+        }
+    };
+    let duration = match parse_duration(&body.duration).map(chrono::TimeDelta::from_std) {
+        Ok(Ok(d)) => d,
+        Ok(Err(_)) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": "duration too long"}),
+            );
+        }
+        Err(msg) => return json_response(StatusCode::BAD_REQUEST, &json!({"error": msg})),
+    };
+    if let Some(bad) = body.services.iter().find(|s| !valid_service(s)) {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": format!("invalid service name {bad:?}")}),
+        );
+    }
+    if body
+        .id
+        .as_deref()
+        .is_some_and(|id| id.is_empty() || id.contains('/'))
+    {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": "id must be non-empty without '/'"}),
+        );
+    }
+    let request = DrillRequest {
+        id: body.id,
+        services: body.services,
+        duration,
+        title: body.title,
+    };
+    match shared.open_drill(request) {
+        Ok(window) => json_response(
+            StatusCode::CREATED,
+            &window_json(&window, shared.clock.now()),
+        ),
+        Err(err @ DrillError::Duplicate(_)) => {
+            json_response(StatusCode::CONFLICT, &json!({"error": err.to_string()}))
+        }
+        Err(err @ DrillError::Invalid(_)) => {
+            json_response(StatusCode::BAD_REQUEST, &json!({"error": err.to_string()}))
+        }
+    }
+}
+
+fn valid_service(name: &str) -> bool {
+    !name.is_empty()
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        })
+}
+
+fn rfc3339(t: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
+    t.with_timezone(&tz)
+        .to_rfc3339_opts(SecondsFormat::Millis, false)
+}
+
+fn window_json(w: &Window, now: DateTime<Utc>) -> Value {
+    json!({
+        "id": w.id,
+        "title": w.title,
+        "source": w.source.as_str(),
+        "start": w.start.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "end": w.end.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "services": w.services,
+        "active": w.start <= now && now < w.end,
+    })
+}
+
+/// The `/status` document.
+#[must_use]
+pub fn status(shared: &Shared) -> Value {
+    let now = shared.clock.now();
+    let real_now = shared.real_clock.now();
+    let current = shared.current.load();
+    let snapshot = &current.snapshot;
+    let config = &snapshot.config;
+    let tz = config.clock.timezone;
+    let active: Vec<Value> = snapshot
+        .active_windows(now)
+        .map(|w| window_json(w, now))
+        .collect();
+    let drills: Vec<Value> = shared
+        .drills()
+        .iter()
+        .map(|w| window_json(w, now))
+        .collect();
+    json!({
+        "now": rfc3339(now, tz),
+        "real_now": rfc3339(real_now, tz),
+        "timezone": tz.name(),
+        "drill_clock": config.clock.start_at.map(|s| json!({
+            "start_at": rfc3339(s, tz),
+            "speed": config.clock.speed,
+        })),
+        "mode": config.maintenance.mode.as_str(),
+        "active_windows": active,
+        "next_transition": snapshot.next_transition(now).map(|t| rfc3339(t, tz)),
+        "drills": drills,
+        "config": {
+            "path": config.path.display().to_string(),
+            "version": snapshot.version,
+            "loaded_at": rfc3339(snapshot.loaded_at, tz),
+        },
+    })
+}
+
+fn full(body: impl Into<Bytes>) -> Body {
+    Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut res = Response::new(full(body));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=UTF-8"),
+    );
+    res
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
+    let mut body = serde_json::to_vec_pretty(value).unwrap_or_default();
+    body.push(b'\n');
+    let mut res = Response::new(full(body));
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"abcdefghijklmnop", b"abcdefghijklmnop"));
+        assert!(!constant_time_eq(b"abcdefghijklmnop", b"abcdefghijklmnoq"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}

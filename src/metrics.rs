@@ -1,0 +1,238 @@
+//! Prometheus metrics. Label values come from fixed sets (decision, status class, result) or
+//! from ids written in the config (route, window, upstream): never from request data.
+
+use std::fmt;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Content type of [`Metrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// What happened to a request, for the `decision` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Forwarded (no window, passthrough route, HEAD).
+    Pass,
+    /// Answered with the maintenance response.
+    Maintenance,
+    /// Report mode: forwarded, would have been answered with maintenance.
+    Report,
+    /// Forwarded because of `bypass_cidrs` or the drill header's `pass`.
+    Bypass,
+    /// No route: 404.
+    NotFound,
+    /// Forwarding failed: 502/504.
+    UpstreamError,
+}
+
+impl Decision {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Maintenance => "maintenance",
+            Self::Report => "report",
+            Self::Bypass => "bypass",
+            Self::NotFound => "not_found",
+            Self::UpstreamError => "upstream_error",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    decision: &'static str,
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabels {
+    upstream: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WouldMaintainLabels {
+    route: String,
+    window: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RewriteLabels {
+    route: String,
+    result: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs … ~52 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 20))
+}
+
+/// Every metric the shim exports, registered once.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    upstream_latency: Family<UpstreamLabels, Histogram, fn() -> Histogram>,
+    would_maintain: Family<WouldMaintainLabels, Counter>,
+    reloads: Family<ResultLabels, Counter>,
+    rewrites: Family<RewriteLabels, Counter>,
+    active_windows: Gauge,
+    drills_open: Gauge,
+    config_version: Gauge,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric under the `webcollect_shim` prefix.
+    #[must_use]
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("webcollect_shim");
+        let m = Self {
+            requests: Family::default(),
+            upstream_latency: Family::new_with_constructor(latency_histogram),
+            would_maintain: Family::default(),
+            reloads: Family::default(),
+            rewrites: Family::default(),
+            active_windows: Gauge::default(),
+            drills_open: Gauge::default(),
+            config_version: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "requests",
+            "Requests by route id, decision and status class",
+            m.requests.clone(),
+        );
+        registry.register(
+            "upstream_response_seconds",
+            "Time from forwarding a request to the upstream's response headers",
+            m.upstream_latency.clone(),
+        );
+        registry.register(
+            "would_maintain",
+            "Report mode: requests that would have been answered with maintenance",
+            m.would_maintain.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Config reloads by result",
+            m.reloads.clone(),
+        );
+        registry.register(
+            "settle_method_rewrites",
+            "settleMethod drill rewrites by route and result",
+            m.rewrites.clone(),
+        );
+        registry.register(
+            "active_windows",
+            "Maintenance windows active now (by the shim's clock)",
+            m.active_windows.clone(),
+        );
+        registry.register(
+            "drills_open",
+            "Ad-hoc drills not yet expired",
+            m.drills_open.clone(),
+        );
+        registry.register(
+            "config_version",
+            "Version of the config in use",
+            m.config_version.clone(),
+        );
+        Self { registry, ..m }
+    }
+
+    /// Counts one request.
+    pub fn request(&self, route: &str, decision: Decision, status: u16) {
+        let status = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.to_owned(),
+                decision: decision.as_str(),
+                status,
+            })
+            .inc();
+    }
+
+    /// Records the time to an upstream's response headers.
+    pub fn upstream_latency(&self, upstream: &str, seconds: f64) {
+        self.upstream_latency
+            .get_or_create(&UpstreamLabels {
+                upstream: upstream.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// Counts a report-mode request that would have been short-circuited.
+    pub fn would_maintain(&self, route: &str, window: &str) {
+        self.would_maintain
+            .get_or_create(&WouldMaintainLabels {
+                route: route.to_owned(),
+                window: window.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a reload attempt.
+    pub fn reload(&self, ok: bool) {
+        self.reloads
+            .get_or_create(&ResultLabels {
+                result: if ok { "ok" } else { "error" },
+            })
+            .inc();
+    }
+
+    /// Counts a settleMethod rewrite attempt (`result`: fixed set chosen by the caller).
+    pub fn rewrite(&self, route: &str, result: &'static str) {
+        self.rewrites
+            .get_or_create(&RewriteLabels {
+                route: route.to_owned(),
+                result,
+            })
+            .inc();
+    }
+
+    /// Sets the gauges that describe the current state.
+    pub fn set_state(&self, active_windows: usize, drills_open: usize, version: u64) {
+        self.active_windows
+            .set(i64::try_from(active_windows).unwrap_or(i64::MAX));
+        self.drills_open
+            .set(i64::try_from(drills_open).unwrap_or(i64::MAX));
+        self.config_version
+            .set(i64::try_from(version).unwrap_or(i64::MAX));
+    }
+
+    /// Prometheus text exposition.
+    #[must_use]
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
+        out
+    }
+}

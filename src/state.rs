@@ -1,0 +1,323 @@
+//! Shared runtime state: the current compiled config behind an `ArcSwap` (one atomic load per
+//! request, never a lock), plus the things that change it: reloads, ad-hoc drills and the
+//! periodic recompile of recurring windows. Every change is load → validate → compile →
+//! swap; a failure leaves the running config untouched.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::clock::SharedClock;
+use crate::config::{Config, ConfigError, EnvLookup, Source, Window};
+use crate::metrics::Metrics;
+use crate::proxy::forward::Forwarder;
+use crate::snapshot::Snapshot;
+
+/// A snapshot plus the upstream clients built for its config.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Compiled config.
+    pub snapshot: Snapshot,
+    /// One pooled client per `config.upstreams` entry.
+    pub upstreams: Vec<Forwarder>,
+}
+
+/// Why a reload was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file is invalid.
+    #[error("invalid config:\n{0}")]
+    Invalid(ConfigError),
+    /// A setting that only a restart can change was changed.
+    #[error("{0}")]
+    NeedsRestart(String),
+    /// TLS client setup failed.
+    #[error("cannot build TLS client configuration: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+impl ReloadError {
+    /// One line per problem, for logs and the admin API.
+    #[must_use]
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            Self::Invalid(e) => e.lines().collect(),
+            other => vec![other.to_string()],
+        }
+    }
+}
+
+/// Why an ad-hoc drill was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DrillError {
+    /// A drill with this id is open already.
+    #[error("a drill with id {0:?} is already open")]
+    Duplicate(String),
+    /// Bad input.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// An ad-hoc drill request.
+#[derive(Debug, Clone)]
+pub struct DrillRequest {
+    /// Id; generated when absent.
+    pub id: Option<String>,
+    /// Dotted services covered.
+    pub services: Vec<String>,
+    /// How long it lasts from now (shim time).
+    pub duration: TimeDelta,
+    /// Human title.
+    pub title: Option<String>,
+}
+
+/// State shared by every connection and the admin API.
+pub struct Shared {
+    /// Current configuration; loaded once per request, never locked.
+    pub current: ArcSwap<Loaded>,
+    /// The shim's clock (the drill clock when configured).
+    pub clock: SharedClock,
+    /// The real clock underneath.
+    pub real_clock: SharedClock,
+    /// Drill clock speed, for Retry-After in real seconds.
+    pub speed: f64,
+    /// Metrics registry.
+    pub metrics: Metrics,
+    /// Open ad-hoc drills. Also serialises every rebuild, so two changes never race.
+    drills: Mutex<Vec<Window>>,
+    next_version: AtomicU64,
+    next_drill: AtomicU64,
+    env: Arc<EnvLookup>,
+    config_path: PathBuf,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("config_path", &self.config_path)
+            .field("speed", &self.speed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// Compiles `config` as version 1.
+    ///
+    /// # Errors
+    /// When an upstream's TLS client cannot be built.
+    pub fn new(
+        config: Config,
+        clock: SharedClock,
+        real_clock: SharedClock,
+        env: Arc<EnvLookup>,
+    ) -> Result<Self, rustls::Error> {
+        let speed = config.clock.effective_speed();
+        let config_path = config.path.clone();
+        let config = Arc::new(config);
+        let loaded = Loaded {
+            upstreams: forwarders(&config)?,
+            snapshot: Snapshot::new(config, &[], 1, clock.now()),
+        };
+        let shared = Self {
+            current: ArcSwap::from_pointee(loaded),
+            clock,
+            real_clock,
+            speed,
+            metrics: Metrics::new(),
+            drills: Mutex::new(Vec::new()),
+            next_version: AtomicU64::new(2),
+            next_drill: AtomicU64::new(1),
+            env,
+            config_path,
+        };
+        shared.update_gauges();
+        Ok(shared)
+    }
+
+    /// The config file reloads read.
+    #[must_use]
+    pub fn config_path(&self) -> &std::path::Path {
+        &self.config_path
+    }
+
+    /// Re-reads the config file; swaps it in only if it is valid and changes nothing that
+    /// needs a restart. In-flight requests finish on the config they started with.
+    ///
+    /// # Errors
+    /// The reason it was refused; the old config keeps running.
+    pub fn reload(&self) -> Result<u64, ReloadError> {
+        let result = self.try_reload();
+        self.metrics.reload(result.is_ok());
+        match &result {
+            Ok(version) => {
+                tracing::info!(version, path = %self.config_path.display(), "Config reloaded.")
+            }
+            Err(err) => {
+                for line in err.lines() {
+                    tracing::error!(error = %line, "Config reload refused; the previous config keeps running.");
+                }
+            }
+        }
+        result
+    }
+
+    fn try_reload(&self) -> Result<u64, ReloadError> {
+        let config =
+            Config::load_with_env(&self.config_path, &*self.env).map_err(ReloadError::Invalid)?;
+        let drills = self.lock_drills();
+        let current = self.current.load();
+        let old = &current.snapshot.config;
+        let mut restart = Vec::new();
+        if config.listen != old.listen {
+            restart.push(format!(
+                "listen addresses changed (proxy {} → {}, admin {} → {})",
+                old.listen.proxy, config.listen.proxy, old.listen.admin, config.listen.admin
+            ));
+        }
+        if config.clock.start_at != old.clock.start_at || config.clock.speed != old.clock.speed {
+            restart.push("the drill clock ([clock] start_at/speed) changed".to_string());
+        }
+        if config.log_format != old.log_format {
+            restart.push("log.format changed".to_string());
+        }
+        if !restart.is_empty() {
+            return Err(ReloadError::NeedsRestart(format!(
+                "{} in {}: restart the shim to apply; nothing was changed",
+                restart.join("; "),
+                self.config_path.display()
+            )));
+        }
+        let config = Arc::new(config);
+        let upstreams = forwarders(&config)?;
+        let version = self.next_version.fetch_add(1, Ordering::SeqCst);
+        let snapshot = Snapshot::new(config, &drills, version, self.clock.now());
+        self.current.store(Arc::new(Loaded {
+            snapshot,
+            upstreams,
+        }));
+        drop(drills);
+        self.update_gauges();
+        Ok(version)
+    }
+
+    /// Opens an ad-hoc window now; it expires by itself. Survives reloads.
+    ///
+    /// # Errors
+    /// A duplicate id or bad input.
+    pub fn open_drill(&self, req: DrillRequest) -> Result<Window, DrillError> {
+        if req.services.is_empty() {
+            return Err(DrillError::Invalid(
+                "`services` must name at least one service".into(),
+            ));
+        }
+        if req.duration <= TimeDelta::zero() || req.duration > TimeDelta::days(7) {
+            return Err(DrillError::Invalid(
+                "`duration` must be between 1s and 7d".into(),
+            ));
+        }
+        let now = self.clock.now();
+        let mut drills = self.lock_drills();
+        drills.retain(|w| w.end > now);
+        let id = req
+            .id
+            .unwrap_or_else(|| format!("drill-{}", self.next_drill.fetch_add(1, Ordering::SeqCst)));
+        if drills.iter().any(|w| w.id == id) {
+            return Err(DrillError::Duplicate(id));
+        }
+        let window = Window {
+            title: req.title.unwrap_or_else(|| format!("ad-hoc drill {id}")),
+            id,
+            start: now,
+            end: now + req.duration,
+            services: req.services,
+            source: Source::Drill,
+        };
+        drills.push(window.clone());
+        self.recompile_locked(&drills, now);
+        drop(drills);
+        self.update_gauges();
+        tracing::info!(drill = %window.id, services = ?window.services, until = %window.end, "Drill opened.");
+        Ok(window)
+    }
+
+    /// Closes an ad-hoc drill; false when no open drill has that id.
+    pub fn close_drill(&self, id: &str) -> bool {
+        let now = self.clock.now();
+        let mut drills = self.lock_drills();
+        drills.retain(|w| w.end > now);
+        let before = drills.len();
+        drills.retain(|w| w.id != id);
+        let found = drills.len() != before;
+        if found {
+            self.recompile_locked(&drills, now);
+            tracing::info!(drill = id, "Drill closed.");
+        }
+        drop(drills);
+        self.update_gauges();
+        found
+    }
+
+    /// Open (unexpired) ad-hoc drills.
+    #[must_use]
+    pub fn drills(&self) -> Vec<Window> {
+        let now = self.clock.now();
+        self.lock_drills()
+            .iter()
+            .filter(|w| w.end > now)
+            .cloned()
+            .collect()
+    }
+
+    /// Recompiles the current config if recurring windows need expanding further, or the
+    /// clock moved backwards past the compiled range. Called periodically off the request path.
+    pub fn recompile_if_needed(&self) {
+        let now = self.clock.now();
+        if self.current.load().snapshot.needs_recompile(now) {
+            let mut drills = self.lock_drills();
+            drills.retain(|w| w.end > now);
+            self.recompile_locked(&drills, now);
+            tracing::info!("Recurring windows recompiled.");
+        }
+        self.update_gauges();
+    }
+
+    /// Rebuilds the snapshot from the current config (same version, same upstream pools).
+    fn recompile_locked(&self, drills: &[Window], now: DateTime<Utc>) {
+        let current = self.current.load();
+        let snapshot = Snapshot::new(
+            current.snapshot.config.clone(),
+            drills,
+            current.snapshot.version,
+            now,
+        );
+        self.current.store(Arc::new(Loaded {
+            snapshot,
+            upstreams: current.upstreams.clone(),
+        }));
+    }
+
+    /// Refreshes the state gauges (also done before each /metrics scrape).
+    pub fn update_gauges(&self) {
+        let now = self.clock.now();
+        let current = self.current.load();
+        let active = current.snapshot.active_windows(now).count();
+        let drills = self.lock_drills().iter().filter(|w| w.end > now).count();
+        self.metrics
+            .set_state(active, drills, current.snapshot.version);
+    }
+
+    fn lock_drills(&self) -> std::sync::MutexGuard<'_, Vec<Window>> {
+        // A panic while holding the lock leaves the Vec consistent (every mutation is a
+        // single push/retain), so poisoning is safe to ignore.
+        self.drills
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn forwarders(config: &Config) -> Result<Vec<Forwarder>, rustls::Error> {
+    config.upstreams.iter().map(Forwarder::new).collect()
+}
