@@ -57,13 +57,13 @@ USER 10001:10001
 # 8080: merchant traffic ([listen] proxy, default 0.0.0.0:8080).
 # 9090: admin listener ([listen] admin). It defaults to 127.0.0.1:9090, i.e. loopback inside
 #       the container, so publishing the port reaches nothing unless the config sets
-#       `admin = "0.0.0.0:9090"` (which also requires `[admin] token_env`). This version does
-#       not serve any admin endpoint yet.
+#       `admin = "0.0.0.0:9090"` (which also requires `[admin] token_env`).
 EXPOSE 8080 9090
 
-# No HEALTHCHECK yet: the admin /healthz endpoint lands later. Add
-#   HEALTHCHECK CMD ... http://127.0.0.1:9090/healthz
-# once it exists (the image has no curl; the check will need to use the binary itself).
+# The image has no curl: the binary itself asks the admin listener's /healthz (on loopback
+# inside the container, whatever [listen] admin's interface).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 \
+    CMD ["webcollect-shim", "healthcheck"]
 
 # Runs as PID 1 and handles SIGTERM: stops accepting, lets in-flight requests finish for up
 # to [server] shutdown_grace (default 30s).

@@ -48,6 +48,8 @@ enum Command {
         #[arg(long, value_name = "TIME")]
         at: Option<String>,
     },
+    /// Exit 0 if the running shim's admin `/healthz` answers 200 (for container HEALTHCHECKs).
+    Healthcheck,
     /// Print the decision for one request at one instant, and the exact answer. No network.
     Explain {
         /// Instant of the request, RFC 3339, e.g. 2020-04-20T02:30:00+09:00.
@@ -88,6 +90,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(config),
         Command::Check { at } => check(config, at.as_deref()),
+        Command::Healthcheck => healthcheck(&config),
         Command::Explain {
             at,
             headers,
@@ -179,6 +182,27 @@ fn shim_clock(config: &Config) -> SharedClock {
         config.clock.start_at,
         config.clock.speed,
     )
+}
+
+fn healthcheck(config: &Config) -> anyhow::Result<()> {
+    use std::io::{Read as _, Write as _};
+    let mut addr = config.listen.admin;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let timeout = std::time::Duration::from_secs(3);
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .with_context(|| format!("cannot connect to the admin listener {addr}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply)?;
+    anyhow::ensure!(
+        reply.starts_with(b"HTTP/1.1 200"),
+        "{addr}/healthz did not answer 200"
+    );
+    println!("ok");
+    Ok(())
 }
 
 fn parse_at(text: &str, config: &Config) -> anyhow::Result<DateTime<Utc>> {

@@ -32,10 +32,11 @@ pub fn timeline(snapshot: &Snapshot, now: DateTime<Utc>) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{}: ok ({} routes, {} windows, {} upstreams)",
+        "{}: ok ({} routes, {} windows, {} recurring windows, {} upstreams)",
         config.path.display(),
         config.routes.len(),
         config.windows.len(),
+        config.recurring.len(),
         config.upstreams.len()
     );
     let _ = writeln!(
@@ -76,6 +77,36 @@ pub fn timeline(snapshot: &Snapshot, now: DateTime<Utc>) -> String {
         let _ = writeln!(out, "    services: {}", w.services.join(", "));
     }
 
+    if !config.recurring.is_empty() {
+        let _ = writeln!(out, "\nrecurring windows:");
+    }
+    for r in &config.recurring {
+        let _ = writeln!(out, "  {}  {}", r.id, r.title);
+        let _ = writeln!(
+            out,
+            "    cron \"{}\" in {}, each lasting {}",
+            r.pattern,
+            r.timezone,
+            crate::config::format_duration(r.duration)
+        );
+        let _ = writeln!(out, "    services: {}", r.services.join(", "));
+        let next: Vec<_> = r.occurrences(now, now + crate::snapshot::Snapshot::HORIZON);
+        if next.is_empty() {
+            let _ = writeln!(out, "    no occurrence in the next 400 days");
+        }
+        for w in next.iter().take(5) {
+            let _ = writeln!(
+                out,
+                "    next: {} ({} → {}; UTC {} → {})",
+                window_text(w.start, w.end, r.timezone),
+                local(w.start, r.timezone),
+                local(w.end, r.timezone),
+                utc(w.start),
+                utc(w.end)
+            );
+        }
+    }
+
     let _ = writeln!(out, "\nroutes (first match wins):");
     for r in &config.routes {
         let methods = r.methods.as_ref().map_or_else(
@@ -90,13 +121,20 @@ pub fn timeline(snapshot: &Snapshot, now: DateTime<Utc>) -> String {
         let covered: Vec<&str> = config
             .windows
             .iter()
-            .filter(|w| {
+            .map(|w| (w.id.as_str(), &w.services))
+            .chain(
+                config
+                    .recurring
+                    .iter()
+                    .map(|w| (w.id.as_str(), &w.services)),
+            )
+            .filter(|(_, services)| {
                 r.kind != Kind::Passthrough
-                    && w.services
+                    && services
                         .iter()
                         .any(|s| crate::schedule::covers(s, &r.service))
             })
-            .map(|w| w.id.as_str())
+            .map(|(id, _)| id)
             .collect();
         let _ = writeln!(
             out,
@@ -112,7 +150,7 @@ pub fn timeline(snapshot: &Snapshot, now: DateTime<Utc>) -> String {
     }
 
     let _ = writeln!(out, "\nnext transitions:");
-    let mut events: Vec<(DateTime<Utc>, &str, &str)> = config
+    let mut events: Vec<(DateTime<Utc>, &str, &str)> = snapshot
         .windows
         .iter()
         .flat_map(|w| {
@@ -183,7 +221,7 @@ pub fn explain(
     let window_line = |w: Option<usize>, until: Option<DateTime<Utc>>| {
         let mut s = String::new();
         if let Some(w) = w {
-            let w = &config.windows[w];
+            let w = &snapshot.windows[w];
             let _ = write!(s, " window {} ({})", w.id, window_text(w.start, w.end, tz));
         }
         if let Some(until) = until {

@@ -13,3 +13,11 @@ mod passthrough;
 mod cli;
 // TLS to https upstreams with a private CA.
 mod tls;
+// Admin API: health, status, metrics, auth, ad-hoc drills, reload.
+mod admin;
+// Drill clock, recurring windows end to end, trusted proxies.
+mod drills;
+// Graceful shutdown.
+mod shutdown;
+// Logs and metrics carry no secrets (runs the real binary).
+mod logs;

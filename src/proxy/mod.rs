@@ -55,7 +55,7 @@ pub async fn handle(
         _ => None,
     };
     let mut failure = None;
-    let mut upstream_name = "";
+    let mut upstream_name = "-";
     let response = match action {
         Action::NoRoute => drain_and_answer(req, config, response::no_route()).await,
         Action::Maintain { route, maintain } => {

@@ -1,0 +1,390 @@
+//! The admin listener: health, status, metrics, bearer auth, ad-hoc drills and reloads.
+
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use serde_json::Value;
+
+use crate::support::*;
+
+const OK_XML: &str = "<return><returnCode>0</returnCode></return>";
+
+fn admin_request(method: &str, path: &str, token: Option<&str>, body: &str) -> Vec<u8> {
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: admin\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+async fn admin(shim: &TestShim, method: &str, path: &str, body: &str) -> RawResponse {
+    raw(
+        shim.admin,
+        &admin_request(method, path, Some(ADMIN_TOKEN), body),
+    )
+    .await
+}
+
+fn json(res: &RawResponse) -> Value {
+    serde_json::from_slice(&res.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", res.text()))
+}
+
+fn with_token(toml: &str) -> String {
+    format!("[admin]\ntoken_env = \"WEBCOLLECT_SHIM_ADMIN_TOKEN\"\n{toml}")
+}
+
+async fn is_maintained(shim: &TestShim, path: &str) -> bool {
+    let res = raw(shim.addr, &post(path, "a=1")).await;
+    res.header("x-webcollect-shim") == Some("maintenance")
+}
+
+#[tokio::test]
+async fn health_status_and_metrics() {
+    let upstream = Upstream::fixed(OK_XML).await;
+    let shim = TestShim::start(&config(&upstream.url()), t(DURING)).await;
+    assert_eq!(raw(shim.admin, &get("/healthz")).await.status, 200);
+    assert_eq!(raw(shim.admin, &get("/readyz")).await.status, 200);
+
+    let status = json(&raw(shim.admin, &get("/status")).await);
+    assert_eq!(status["now"], "2020-04-20T02:30:00.000+09:00");
+    assert_eq!(status["timezone"], "Asia/Tokyo");
+    assert_eq!(status["mode"], "enforce");
+    assert_eq!(status["config"]["version"], 1);
+    assert_eq!(status["active_windows"][0]["id"], "2020-04-20");
+    assert_eq!(status["active_windows"][0]["source"], "config");
+    assert_eq!(status["next_transition"], "2020-04-20T06:00:00.000+09:00");
+
+    assert!(is_maintained(&shim, "/api/creditToken").await);
+    raw(shim.addr, &get("/nope")).await;
+    shim.clock.set(t(AFTER));
+    assert!(!is_maintained(&shim, "/api/creditToken").await);
+    let metrics = raw(shim.admin, &get("/metrics")).await;
+    assert_eq!(
+        metrics.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = metrics.text();
+    for line in [
+        "webcollect_shim_requests_total{route=\"api\",decision=\"maintenance\",status=\"2xx\"} 1",
+        "webcollect_shim_requests_total{route=\"-\",decision=\"not_found\",status=\"4xx\"} 1",
+        "webcollect_shim_requests_total{route=\"api\",decision=\"pass\",status=\"2xx\"} 1",
+        "webcollect_shim_upstream_response_seconds_count{upstream=\"gw\"} 1",
+        "webcollect_shim_active_windows 0",
+        "webcollect_shim_config_version 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn mutations_need_the_bearer_token() {
+    let upstream = Upstream::fixed(OK_XML).await;
+    let shim = TestShim::start(&with_token(&config(&upstream.url())), t(BEFORE)).await;
+    let body = r#"{"services": ["webcollect"], "duration": "10m"}"#;
+    for token in [None, Some("wrong-token-0123456789abcdef"), Some("")] {
+        let res = raw(shim.admin, &admin_request("POST", "/drills", token, body)).await;
+        assert_eq!(res.status, 401, "token {token:?}");
+        assert_eq!(
+            res.header("www-authenticate"),
+            Some("Bearer realm=\"webcollect-shim\"")
+        );
+    }
+    assert_eq!(
+        raw(shim.admin, &admin_request("DELETE", "/drills/x", None, ""))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        raw(shim.admin, &admin_request("POST", "/reload", None, ""))
+            .await
+            .status,
+        401
+    );
+    assert!(
+        !is_maintained(&shim, "/api/creditToken").await,
+        "a refused drill must not open"
+    );
+    // Reads stay open.
+    assert_eq!(raw(shim.admin, &get("/status")).await.status, 200);
+    assert_eq!(raw(shim.admin, &get("/drills")).await.status, 200);
+    // The right token works.
+    assert_eq!(admin(&shim, "POST", "/drills", body).await.status, 201);
+    assert!(is_maintained(&shim, "/api/creditToken").await);
+}
+
+#[tokio::test]
+async fn ad_hoc_drill_opens_and_expires_by_itself() {
+    let upstream = Upstream::fixed(OK_XML).await;
+    let shim = TestShim::start(&config(&upstream.url()), t(BEFORE)).await;
+    let res = admin(
+        &shim,
+        "POST",
+        "/drills",
+        r#"{"id": "qa-1", "services": ["webcollect.api"], "duration": "10m", "title": "QA drill"}"#,
+    )
+    .await;
+    assert_eq!(res.status, 201, "{}", res.text());
+    let drill = json(&res);
+    assert_eq!(drill["id"], "qa-1");
+    assert_eq!(drill["source"], "drill");
+    assert_eq!(drill["end"], "2020-04-19T16:10:00.000Z");
+
+    assert!(is_maintained(&shim, "/api/creditToken").await);
+    // Only the listed service: the link page is webcollect.link.
+    let page = raw(shim.addr, &get("/webcollect/settleSelectAction.gw")).await;
+    assert_eq!(page.status, 200);
+    let listed = json(&admin(&shim, "GET", "/drills", "").await);
+    assert_eq!(listed["drills"][0]["id"], "qa-1");
+    let status = json(&raw(shim.admin, &get("/status")).await);
+    assert_eq!(status["active_windows"][0]["id"], "qa-1");
+
+    assert_eq!(
+        admin(
+            &shim,
+            "POST",
+            "/drills",
+            r#"{"id": "qa-1", "services": ["x"], "duration": "1m"}"#
+        )
+        .await
+        .status,
+        409
+    );
+    assert_eq!(
+        admin(
+            &shim,
+            "POST",
+            "/drills",
+            r#"{"services": [], "duration": "1m"}"#
+        )
+        .await
+        .status,
+        400
+    );
+    assert_eq!(
+        admin(
+            &shim,
+            "POST",
+            "/drills",
+            r#"{"services": ["a..b"], "duration": "1m"}"#
+        )
+        .await
+        .status,
+        400
+    );
+    assert_eq!(
+        admin(
+            &shim,
+            "POST",
+            "/drills",
+            r#"{"services": ["a"], "duration": "soon"}"#
+        )
+        .await
+        .status,
+        400
+    );
+    assert_eq!(
+        admin(&shim, "POST", "/drills", "not json").await.status,
+        400
+    );
+
+    shim.clock.advance(TimeDelta::minutes(10));
+    assert!(!is_maintained(&shim, "/api/creditToken").await);
+    let listed = json(&admin(&shim, "GET", "/drills", "").await);
+    assert_eq!(listed["drills"], Value::Array(vec![]));
+}
+
+#[tokio::test]
+async fn ad_hoc_drill_can_be_closed() {
+    let upstream = Upstream::fixed(OK_XML).await;
+    let shim = TestShim::start(&config(&upstream.url()), t(BEFORE)).await;
+    let drill = json(
+        &admin(
+            &shim,
+            "POST",
+            "/drills",
+            r#"{"services": ["webcollect"], "duration": "1h"}"#,
+        )
+        .await,
+    );
+    let id = drill["id"].as_str().unwrap().to_string();
+    assert!(is_maintained(&shim, "/api/creditToken").await);
+    assert_eq!(
+        admin(&shim, "DELETE", &format!("/drills/{id}"), "")
+            .await
+            .status,
+        204
+    );
+    assert!(!is_maintained(&shim, "/api/creditToken").await);
+    assert_eq!(
+        admin(&shim, "DELETE", &format!("/drills/{id}"), "")
+            .await
+            .status,
+        404
+    );
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("webcollect-shim-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn reload_swaps_valid_configs_and_keeps_the_old_one_otherwise() {
+    let upstream = Upstream::fixed(OK_XML).await;
+    let path = temp_dir("reload").join("shim.toml");
+    // No window covers 2020-05-01 at first.
+    std::fs::write(&path, config(&upstream.url())).unwrap();
+    let shim = TestShim::start_file(&path, t("2020-05-01T10:00:00+09:00")).await;
+    let drill = admin(
+        &shim,
+        "POST",
+        "/drills",
+        r#"{"id": "survivor", "services": ["webcollect.link"], "duration": "1h"}"#,
+    )
+    .await;
+    assert_eq!(drill.status, 201);
+    assert!(!is_maintained(&shim, "/api/creditToken").await);
+
+    // A valid change: a window covering now.
+    let with_window = format!(
+        "{}\n[[windows]]\nid = \"may\"\nstart = \"2020-05-01 09:00\"\nend = \"2020-05-01 11:00\"\nservices = [\"webcollect.api\"]\n",
+        config(&upstream.url())
+    );
+    std::fs::write(&path, &with_window).unwrap();
+    let res = admin(&shim, "POST", "/reload", "").await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(json(&res)["version"], 2);
+    assert!(is_maintained(&shim, "/api/creditToken").await);
+    assert_eq!(
+        json(&raw(shim.admin, &get("/status")).await)["config"]["version"],
+        2
+    );
+    // The ad-hoc drill survived the reload.
+    assert!(is_maintained(&shim, "/webcollect/settleSelectAction.gw").await);
+
+    // An invalid change: every error with line and column; the old config keeps running.
+    std::fs::write(&path, format!("{with_window}\n[bogus]\nx = 1\n")).unwrap();
+    let res = admin(&shim, "POST", "/reload", "").await;
+    assert_eq!(res.status, 422);
+    let errors = json(&res)["errors"].clone();
+    let first = errors[0].as_str().unwrap();
+    let bogus_line = with_window.lines().count() + 2;
+    assert!(
+        first.starts_with(&format!(
+            "{}:{bogus_line}:2: unknown section `bogus`",
+            path.display()
+        )),
+        "{first}"
+    );
+    assert!(is_maintained(&shim, "/api/creditToken").await);
+    assert_eq!(
+        json(&raw(shim.admin, &get("/status")).await)["config"]["version"],
+        2
+    );
+
+    // A listen address change needs a restart.
+    std::fs::write(
+        &path,
+        with_window.replace("proxy = \"127.0.0.1:0\"", "proxy = \"127.0.0.1:1\""),
+    )
+    .unwrap();
+    let res = admin(&shim, "POST", "/reload", "").await;
+    assert_eq!(res.status, 422);
+    assert!(
+        json(&res)["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("restart the shim"),
+        "{}",
+        res.text()
+    );
+
+    let metrics = raw(shim.admin, &get("/metrics")).await.text();
+    assert!(
+        metrics.contains("webcollect_shim_config_reloads_total{result=\"ok\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("webcollect_shim_config_reloads_total{result=\"error\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn reload_during_in_flight_requests_fails_none() {
+    let upstream = Upstream::start(|req: http::Request<hyper::body::Incoming>| async move {
+        let _ = http_body_util::BodyExt::collect(req.into_body()).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        http::Response::new(full(OK_XML))
+    })
+    .await;
+    let path = temp_dir("reload-load").join("shim.toml");
+    std::fs::write(&path, config(&upstream.url())).unwrap();
+    let shim = TestShim::start_file(&path, t(BEFORE)).await;
+    let addr = shim.addr;
+    let requests: Vec<_> = (0..50)
+        .map(|i| {
+            tokio::spawn(
+                async move { raw(addr, &post("/api/creditToken", &format!("i={i}"))).await },
+            )
+        })
+        .collect();
+    // Reload several times while those are in flight.
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(admin(&shim, "POST", "/reload", "").await.status, 200);
+    }
+    for r in requests {
+        let res = r.await.unwrap();
+        assert_eq!(res.status, 200);
+        assert_eq!(res.text(), OK_XML);
+    }
+    assert_eq!(upstream.seen().len(), 50);
+    assert_eq!(
+        json(&raw(shim.admin, &get("/status")).await)["config"]["version"],
+        6
+    );
+}
+
+#[tokio::test]
+async fn a_changed_config_file_is_reloaded_by_itself() {
+    let upstream = Upstream::fixed(OK_XML).await;
+    let path = temp_dir("watch").join("shim.toml");
+    let watched = config(&upstream.url()).replace("watch_config = false", "watch_config = true");
+    std::fs::write(&path, &watched).unwrap();
+    let shim = TestShim::start_file(&path, t(BEFORE)).await;
+    // Give the watcher a moment to be installed before the write it must see.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    std::fs::write(
+        &path,
+        watched.replace(
+            "start = \"2020-04-20 02:00\"",
+            "start = \"2020-04-20 00:00\"",
+        ),
+    )
+    .unwrap();
+    let mut version = Value::Null;
+    for _ in 0..100 {
+        version = json(&raw(shim.admin, &get("/status")).await)["config"]["version"].clone();
+        if version == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(version, 2, "the file change was not picked up within 10 s");
+    assert!(is_maintained(&shim, "/api/creditToken").await);
+}
+
+#[tokio::test]
+async fn unknown_admin_paths_and_methods() {
+    let upstream = Upstream::fixed(OK_XML).await;
+    let shim = TestShim::start(&config(&upstream.url()), t(BEFORE)).await;
+    assert_eq!(raw(shim.admin, &get("/nope")).await.status, 404);
+    assert_eq!(admin(&shim, "POST", "/status", "").await.status, 405);
+}
