@@ -12,17 +12,16 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::config::{Window, parse_duration};
-use crate::response::Body;
+use crate::response::{Body, full};
 use crate::state::{DrillError, DrillRequest, Shared};
 
 /// Largest admin request body accepted.
@@ -264,12 +263,6 @@ pub fn status(shared: &Shared) -> Value {
             "loaded_at": rfc3339(snapshot.loaded_at, tz),
         },
     })
-}
-
-fn full(body: impl Into<Bytes>) -> Body {
-    Full::new(body.into())
-        .map_err(|never| match never {})
-        .boxed()
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {

@@ -107,7 +107,10 @@ pub fn decide(snapshot: &Snapshot, req: RequestInfo<'_>, now: DateTime<Utc>) -> 
         return Action::NoRoute;
     };
     let forward = |why| Action::Forward { route, why };
-    if config.routes[route].kind == Kind::Passthrough {
+    if matches!(
+        config.routes[route].kind,
+        Kind::Passthrough | Kind::Notification
+    ) {
         return forward(Pass::PassthroughRoute);
     }
     let timeline = snapshot.timeline(route);
@@ -124,7 +127,7 @@ pub fn decide(snapshot: &Snapshot, req: RequestInfo<'_>, now: DateTime<Utc>) -> 
             };
             return Action::Maintain { route, maintain };
         }
-        None => {}
+        Some(DrillValue::SettleMethod | DrillValue::NoSettleMethod) | None => {}
     }
     let Some(active) = active else {
         return forward(Pass::Outside);
@@ -151,20 +154,74 @@ pub fn decide(snapshot: &Snapshot, req: RequestInfo<'_>, now: DateTime<Utc>) -> 
     }
 }
 
-enum DrillValue {
+/// What the drill header asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrillValue {
+    /// `maintenance`: answer with maintenance.
     Maintenance,
+    /// `pass`: pass through.
     Pass,
+    /// `settle-method`: apply the settleMethod drill to this request.
+    SettleMethod,
+    /// `no-settle-method`: do not apply it.
+    NoSettleMethod,
 }
 
-fn drill_header(headers: &HeaderMap, name: &http::HeaderName) -> Option<DrillValue> {
+/// Reads the drill header (case-insensitive values).
+#[must_use]
+pub fn drill_header(headers: &HeaderMap, name: &http::HeaderName) -> Option<DrillValue> {
     let value = headers.get(name)?.as_bytes();
-    if value.eq_ignore_ascii_case(b"maintenance") {
-        Some(DrillValue::Maintenance)
-    } else if value.eq_ignore_ascii_case(b"pass") {
-        Some(DrillValue::Pass)
+    [
+        (b"maintenance".as_slice(), DrillValue::Maintenance),
+        (b"pass", DrillValue::Pass),
+        (b"settle-method", DrillValue::SettleMethod),
+        (b"no-settle-method", DrillValue::NoSettleMethod),
+    ]
+    .into_iter()
+    .find(|(name, _)| value.eq_ignore_ascii_case(name))
+    .map(|(_, v)| v)
+}
+
+/// What the settleMethod drill does to one forwarded request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rewrite {
+    /// Nothing.
+    None,
+    /// Rewrite `resultData/settleMethod` in the response (E04/F04).
+    Response,
+    /// Rewrite `settle_method` in the request body (payment-result notification).
+    Request,
+}
+
+/// Whether the settleMethod drill applies to a request for `route` at `now`.
+#[must_use]
+pub fn settle_rewrite(
+    snapshot: &Snapshot,
+    route: usize,
+    path: &str,
+    headers: &HeaderMap,
+    now: DateTime<Utc>,
+) -> Rewrite {
+    let config = &snapshot.config;
+    let kind = if config.routes[route].kind == Kind::Notification {
+        Rewrite::Request
+    } else if snapshot.is_trade_info_path(path) {
+        Rewrite::Response
     } else {
-        None
-    }
+        return Rewrite::None;
+    };
+    let on = match drill_header(headers, &config.drill.header) {
+        Some(DrillValue::SettleMethod) => true,
+        Some(DrillValue::NoSettleMethod) => false,
+        _ => match config.settle_drill.when {
+            crate::config::SettleWhen::Never => false,
+            crate::config::SettleWhen::Always => true,
+            crate::config::SettleWhen::InWindows => {
+                snapshot.settle_timeline().active_at(now).is_some()
+            }
+        },
+    };
+    if on { kind } else { Rewrite::None }
 }
 
 fn in_any(nets: &[IpNet], ip: IpAddr) -> bool {

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod decide;
 pub mod metrics;
+pub mod notify;
 pub mod page;
 pub mod proxy;
 pub mod reload;
@@ -16,6 +17,7 @@ pub mod response;
 pub mod routes;
 pub mod schedule;
 pub mod server;
+pub mod settle;
 pub mod snapshot;
 pub mod state;
 

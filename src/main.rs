@@ -48,6 +48,9 @@ enum Command {
         #[arg(long, value_name = "TIME")]
         at: Option<String>,
     },
+    /// Send a payment-result notification the way the gateway does (form POST; accepted on
+    /// 2xx/3xx; else up to 4 retries 1 s apart; 15 s per attempt). No config needed.
+    Notify(NotifyArgs),
     /// Exit 0 if the running shim's admin `/healthz` answers 200 (for container HEALTHCHECKs).
     Healthcheck,
     /// Print the decision for one request at one instant, and the exact answer. No network.
@@ -68,8 +71,47 @@ enum Command {
     },
 }
 
+#[derive(Debug, clap::Args)]
+struct NotifyArgs {
+    /// The merchant's receiver, e.g. http://localhost:8000/yamato/notify.
+    #[arg(long, value_name = "URL")]
+    to: String,
+    /// trader_code (9 digits).
+    #[arg(long)]
+    trader_code: String,
+    /// order_no.
+    #[arg(long)]
+    order_no: String,
+    /// settle_method (決済手段); 14 is the value the 2020 notice adds.
+    #[arg(long, default_value = "14")]
+    settle_method: String,
+    /// settle_result: 1 ok, 2 error.
+    #[arg(long, default_value = "1")]
+    settle_result: String,
+    /// settle_detail (statusInfo code; 4 = authorised).
+    #[arg(long, default_value = "4")]
+    settle_detail: String,
+    /// settle_price.
+    #[arg(long, default_value = "1000")]
+    settle_price: String,
+    /// settle_date, yyyyMMddHHmmss [default: now in Asia/Tokyo].
+    #[arg(long, value_name = "yyyyMMddHHmmss")]
+    settle_date: Option<String>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `notify` needs no config file: it only talks to a receiver.
+    if let Some(Command::Notify(args)) = cli.command {
+        return match notify(args) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(err) => {
+                eprintln!("webcollect-shim: {err:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let path = cli
         .config
         .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
@@ -91,6 +133,7 @@ fn main() -> ExitCode {
         Command::Run => run(config),
         Command::Check { at } => check(config, at.as_deref()),
         Command::Healthcheck => healthcheck(&config),
+        Command::Notify(_) => Ok(()),
         Command::Explain {
             at,
             headers,
@@ -182,6 +225,50 @@ fn shim_clock(config: &Config) -> SharedClock {
         config.clock.start_at,
         config.clock.speed,
     )
+}
+
+/// Sends the notification; `Ok(false)` when no attempt was accepted.
+fn notify(args: NotifyArgs) -> anyhow::Result<bool> {
+    use webcollect_shim::clock::Clock as _;
+    use webcollect_shim::notify::{self, Notification, RetryPolicy};
+    let settle_date = args.settle_date.unwrap_or_else(|| {
+        SystemClock
+            .now()
+            .with_timezone(&chrono_tz::Asia::Tokyo)
+            .format("%Y%m%d%H%M%S")
+            .to_string()
+    });
+    anyhow::ensure!(
+        settle_date.len() == 14 && settle_date.bytes().all(|b| b.is_ascii_digit()),
+        "--settle-date must be yyyyMMddHHmmss"
+    );
+    let n = Notification {
+        trader_code: args.trader_code,
+        order_no: args.order_no,
+        settle_price: args.settle_price,
+        settle_date,
+        settle_result: args.settle_result,
+        settle_detail: args.settle_detail,
+        settle_method: args.settle_method,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    println!("POST {} {}", args.to, n.to_form());
+    let attempts = runtime.block_on(notify::send(&args.to, &n, RetryPolicy::GATEWAY, |a| {
+        println!("{a}");
+    }))?;
+    let accepted = attempts.last().is_some_and(notify::Attempt::accepted);
+    if accepted {
+        println!("delivered after {} attempt(s)", attempts.len());
+    } else {
+        println!(
+            "not delivered: {} attempt(s), none accepted",
+            attempts.len()
+        );
+    }
+    Ok(accepted)
 }
 
 fn healthcheck(config: &Config) -> anyhow::Result<()> {

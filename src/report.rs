@@ -264,6 +264,21 @@ pub fn explain(
                 ),
             };
             let _ = writeln!(out, "decision: {} ({reason})", action.label());
+            let drill = &config.settle_drill;
+            let settle = match crate::decide::settle_rewrite(snapshot, route, path, headers, at) {
+                crate::decide::Rewrite::Response => format!(
+                    "applies: resultData/settleMethod in the response becomes {} (bodies up to {} bytes)",
+                    drill.value, drill.max_body
+                ),
+                crate::decide::Rewrite::Request => format!(
+                    "applies: settle_method in the relayed notification becomes {}",
+                    drill.value
+                ),
+                crate::decide::Rewrite::None => {
+                    format!("does not apply (when = {})", drill.when.as_str())
+                }
+            };
+            let _ = writeln!(out, "settleMethod drill: {settle}");
             let _ = writeln!(
                 out,
                 "upstream: {} {}{target}\n          the response is the upstream's, minus hop-by-hop headers",

@@ -18,6 +18,15 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The one body type of the proxy: a streamed upstream body or a canned one.
 pub type Body = BoxBody<Bytes, BoxError>;
 
+/// A complete in-memory body.
+#[must_use]
+pub fn full(body: impl Into<Bytes>) -> Body {
+    use http_body_util::BodyExt as _;
+    http_body_util::Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
 /// `X-Webcollect-Shim`: set on every answer the shim makes itself (and on report-mode passes).
 pub const X_WEBCOLLECT_SHIM: HeaderName = HeaderName::from_static("x-webcollect-shim");
 

@@ -48,10 +48,16 @@ impl Timeline {
     /// Compiles the windows that cover `service`. O(n log n) in the number of windows.
     #[must_use]
     pub fn build(windows: &[Window], service: &str) -> Self {
+        Self::build_with(windows, |w| w.services.iter().any(|s| covers(s, service)))
+    }
+
+    /// Compiles the windows `select` picks.
+    #[must_use]
+    pub fn build_with(windows: &[Window], select: impl Fn(&Window) -> bool) -> Self {
         let relevant: Vec<usize> = windows
             .iter()
             .enumerate()
-            .filter(|(_, w)| w.start < w.end && w.services.iter().any(|s| covers(s, service)))
+            .filter(|(_, w)| w.start < w.end && select(w))
             .map(|(i, _)| i)
             .collect();
         // Sweep over start (+) and end (-) events; the active set is ordered by (start, index).

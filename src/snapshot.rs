@@ -28,6 +28,10 @@ pub struct Snapshot {
     pub horizon: DateTime<Utc>,
     /// Per route (same index as `config.routes`), its service's maintenance timeline.
     timelines: Vec<Arc<Timeline>>,
+    /// Windows during which `settle_method_drill.when = "in_windows"` applies.
+    settle_timeline: Timeline,
+    /// `settle_method_drill.paths`.
+    trade_info_paths: std::collections::HashSet<String>,
     /// Token library stand-ins: embedded, modal.
     token_js: [Bytes; 2],
     /// Increases by one on every successful load.
@@ -62,6 +66,9 @@ impl Snapshot {
                     .clone()
             })
             .collect();
+        let settle_ids = &config.settle_drill.windows;
+        let settle_timeline = Timeline::build_with(&windows, |w| settle_ids.contains(&w.id));
+        let trade_info_paths = config.settle_drill.paths.iter().cloned().collect();
         let token_js = [
             response::token_js_body(&config.maintenance, false),
             response::token_js_body(&config.maintenance, true),
@@ -72,6 +79,8 @@ impl Snapshot {
             windows,
             horizon,
             timelines,
+            settle_timeline,
+            trade_info_paths,
             token_js,
             version,
             loaded_at: now,
@@ -96,6 +105,18 @@ impl Snapshot {
     #[must_use]
     pub fn timeline(&self, route: usize) -> &Timeline {
         &self.timelines[route]
+    }
+
+    /// Windows of the settleMethod drill's `in_windows` mode.
+    #[must_use]
+    pub fn settle_timeline(&self) -> &Timeline {
+        &self.settle_timeline
+    }
+
+    /// True when responses to `path` are candidates for the settleMethod rewrite.
+    #[must_use]
+    pub fn is_trade_info_path(&self, path: &str) -> bool {
+        self.trade_info_paths.contains(path)
     }
 
     /// The pre-rendered token library stand-in.

@@ -21,3 +21,5 @@ mod drills;
 mod shutdown;
 // Logs and metrics carry no secrets (runs the real binary).
 mod logs;
+// The settleMethod 14 drill: trade-info rewrite, notification relay, notify.
+mod settle;

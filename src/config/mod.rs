@@ -19,7 +19,7 @@ use ipnet::IpNet;
 use rustls_pki_types::CertificateDer;
 
 pub use error::{ConfigError, Diagnostic};
-pub use raw::{Kind, LogFormat, Mode};
+pub use raw::{Kind, LogFormat, Mode, SettleWhen};
 pub use validate::parse_time;
 
 /// Config file used when neither `--config` nor `$WEBCOLLECT_SHIM_CONFIG` is given.
@@ -52,7 +52,32 @@ pub struct Config {
     pub server: Server,
     /// `log.format`
     pub log_format: LogFormat,
+    /// `[settle_method_drill]`
+    pub settle_drill: SettleDrill,
 }
+
+/// The settleMethod drill: the value 14 the 2020 notice announced, before the gateway sends it.
+#[derive(Debug, Clone)]
+pub struct SettleDrill {
+    /// When it applies.
+    pub when: SettleWhen,
+    /// The value written into `settleMethod` / `settle_method` (default `14`).
+    pub value: String,
+    /// Request paths whose responses are rewritten (default: E04 and F04, both gateways).
+    pub paths: Vec<String>,
+    /// For `in_windows`: the ids of the windows during which it applies.
+    pub windows: Vec<String>,
+    /// Larger bodies pass through unmodified (with a warning and a metric).
+    pub max_body: usize,
+}
+
+/// Default `settle_method_drill.paths`: E04 and F04, production and test gateway.
+pub const TRADE_INFO_PATHS: [&str; 4] = [
+    "/api/tradeInfo",
+    "/api/xp/tradeInfoXp",
+    "/test_gateway/tradeInfo.api",
+    "/test_gateway/xp/tradeInfoXp.api",
+];
 
 /// Listener addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]

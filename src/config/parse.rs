@@ -18,6 +18,7 @@ const SECTIONS: &[&str] = &[
     "drill",
     "server",
     "log",
+    "settle_method_drill",
 ];
 
 /// Parses `text`; a section that fails to deserialize is left at its default and reported.
@@ -41,6 +42,7 @@ pub(crate) fn parse(text: &str) -> (RawConfig, Vec<Diagnostic>) {
             "drill" => section(value, &mut raw.drill, &mut diags),
             "server" => section(value, &mut raw.server, &mut diags),
             "log" => section(value, &mut raw.log, &mut diags),
+            "settle_method_drill" => section(value, &mut raw.settle_method_drill, &mut diags),
             "upstreams" => {
                 let span = value.span();
                 match value.into_inner() {

@@ -116,6 +116,9 @@ pub enum Kind {
     Page,
     /// Never in maintenance.
     Passthrough,
+    /// The gateway's payment-result POST notification to the merchant's receiver: never in
+    /// maintenance; `settle_method` is rewritten when the settleMethod drill applies.
+    Notification,
 }
 
 impl Kind {
@@ -127,6 +130,7 @@ impl Kind {
             Self::TokenJs => "token_js",
             Self::Page => "page",
             Self::Passthrough => "passthrough",
+            Self::Notification => "notification",
         }
     }
 }
@@ -165,6 +169,42 @@ pub(crate) struct RawDrill {
     pub(crate) bypass_cidrs: Vec<Str>,
     #[serde(default)]
     pub(crate) trusted_proxies: Vec<Str>,
+}
+
+/// `settle_method_drill.when`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SettleWhen {
+    /// Off (the drill header can still switch it on per request).
+    #[default]
+    Never,
+    /// On for every eligible request.
+    Always,
+    /// On while one of `settle_method_drill.windows` is active.
+    InWindows,
+}
+
+impl SettleWhen {
+    /// The name used in the config file.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Never => "never",
+            Self::Always => "always",
+            Self::InWindows => "in_windows",
+        }
+    }
+}
+
+/// `[settle_method_drill]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSettleDrill {
+    pub(crate) when: Option<SettleWhen>,
+    pub(crate) value: Option<Str>,
+    pub(crate) paths: Option<Vec<Str>>,
+    pub(crate) windows: Option<Vec<Str>>,
+    pub(crate) max_body: Option<Spanned<i64>>,
 }
 
 /// `[server]`
@@ -208,4 +248,5 @@ pub(crate) struct RawConfig {
     pub(crate) drill: RawDrill,
     pub(crate) server: RawServer,
     pub(crate) log: RawLog,
+    pub(crate) settle_method_drill: RawSettleDrill,
 }

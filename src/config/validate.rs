@@ -138,6 +138,8 @@ pub(super) fn validate(
         watch_config: raw.server.watch_config.unwrap_or(true),
     };
 
+    let settle_drill = c.settle_drill(&raw.settle_method_drill, &windows, &recurring);
+
     if raw.routes.is_empty() {
         c.err(
             0..0,
@@ -158,6 +160,7 @@ pub(super) fn validate(
         drill,
         server,
         log_format: raw.log.format.unwrap_or_default(),
+        settle_drill,
     };
     c.diags.is_empty().then_some(config)
 }
@@ -667,6 +670,77 @@ impl Checker<'_> {
         let p = path.get_ref();
         if !p.starts_with('/') || p.contains(['?', '#']) || p.chars().any(char::is_whitespace) {
             self.err(path.span(), format!("invalid route path {p:?}: must start with '/' and hold no query, fragment or spaces"));
+        }
+    }
+
+    fn settle_drill(
+        &mut self,
+        raw: &super::raw::RawSettleDrill,
+        windows: &[Window],
+        recurring: &[super::Recurring],
+    ) -> super::SettleDrill {
+        let value = match &raw.value {
+            None => "14".to_string(),
+            Some(v) => {
+                let text = v.get_ref();
+                if text.is_empty() || text.len() > 3 || !text.chars().all(|c| c.is_ascii_digit()) {
+                    self.err(v.span(), format!("invalid settleMethod value {text:?}: use the code's digits, e.g. \"14\""));
+                }
+                text.clone()
+            }
+        };
+        let paths = match &raw.paths {
+            None => super::TRADE_INFO_PATHS
+                .iter()
+                .map(|p| (*p).to_string())
+                .collect(),
+            Some(paths) => {
+                paths.iter().for_each(|p| self.route_path(p));
+                paths.iter().map(|p| p.get_ref().clone()).collect()
+            }
+        };
+        let when = raw.when.unwrap_or_default();
+        let ids: Vec<String> = raw
+            .windows
+            .iter()
+            .flatten()
+            .map(|w| w.get_ref().clone())
+            .collect();
+        for w in raw.windows.iter().flatten() {
+            let known = windows.iter().any(|k| &k.id == w.get_ref())
+                || recurring.iter().any(|k| &k.id == w.get_ref());
+            if !known {
+                self.err(
+                    w.span(),
+                    format!(
+                        "unknown window {:?} (settle_method_drill.windows lists [[windows]] ids)",
+                        w.get_ref()
+                    ),
+                );
+            }
+        }
+        if when == super::SettleWhen::InWindows && ids.is_empty() {
+            self.err(
+                0..0,
+                "settle_method_drill: `when = \"in_windows\"` needs `windows = [...]` (window ids)",
+            );
+        }
+        let max_body = match &raw.max_body {
+            None => 1 << 20,
+            Some(v) => usize::try_from(*v.get_ref())
+                .ok()
+                .filter(|n| *n > 0)
+                .unwrap_or_else(|| {
+                    self.err(v.span(), "`max_body` must be a positive number of bytes");
+                    1 << 20
+                }),
+        };
+        super::SettleDrill {
+            when,
+            value,
+            paths,
+            windows: ids,
+            max_body,
         }
     }
 

@@ -51,35 +51,11 @@ impl Forwarder {
     /// # Errors
     /// When the TLS configuration cannot be built.
     pub fn new(upstream: &Upstream) -> Result<Self, rustls::Error> {
-        let mut roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        roots.add_parsable_certificates(upstream.ca_certs.iter().cloned());
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(upstream.connect_timeout));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_all_versions()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(upstream.pool_idle_timeout)
-            // A payment request must never be sent twice: no retry, even on a pooled
-            // connection the upstream closed before reading the request.
-            .retry_canceled_requests(false)
-            .set_host(false)
-            .build(connector);
+        let client = client(
+            upstream.connect_timeout,
+            upstream.pool_idle_timeout,
+            &upstream.ca_certs,
+        )?;
         let authority = upstream
             .url
             .authority()
@@ -101,7 +77,7 @@ impl Forwarder {
     /// Connect failure, timeout before response headers, or a broken exchange.
     pub async fn forward(
         &self,
-        req: Request<Incoming>,
+        req: Request<Body>,
         peer: IpAddr,
     ) -> Result<Response<Incoming>, ProxyError> {
         let (mut parts, body) = req.into_parts();
@@ -133,7 +109,7 @@ impl Forwarder {
         if let Some(host) = original_host {
             parts.headers.insert(X_FORWARDED_HOST, host);
         }
-        let req = Request::from_parts(parts, super::boxed(body));
+        let req = Request::from_parts(parts, body);
         let mut response =
             match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
                 Err(_) => return Err(ProxyError::Timeout(self.response_timeout)),
@@ -144,6 +120,46 @@ impl Forwarder {
         strip_hop_by_hop(response.headers_mut());
         Ok(response)
     }
+}
+
+/// A pooled HTTP/HTTPS client that never retries: rustls with the public web roots plus
+/// `ca_certs`, HTTP/1.1 or HTTP/2 by ALPN.
+///
+/// # Errors
+/// When the TLS configuration cannot be built.
+pub fn client(
+    connect_timeout: Duration,
+    pool_idle_timeout: Duration,
+    ca_certs: &[rustls_pki_types::CertificateDer<'static>],
+) -> Result<Client<HttpsConnector<HttpConnector>, Body>, rustls::Error> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    roots.add_parsable_certificates(ca_certs.iter().cloned());
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_all_versions()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .pool_idle_timeout(pool_idle_timeout)
+        // A payment request must never be sent twice: no retry, even on a pooled
+        // connection the upstream closed before reading the request.
+        .retry_canceled_requests(false)
+        .set_host(false)
+        .build(connector))
 }
 
 /// Removes hop-by-hop fields and every field named in `Connection`.

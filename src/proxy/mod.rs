@@ -3,6 +3,7 @@
 
 pub mod forward;
 pub mod rescue;
+pub mod rewrite;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,11 +12,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::{HeaderValue, Request, Response, Version};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 
 use crate::config::{Config, Kind};
-use crate::decide::{Action, Maintain, Pass, RequestInfo, decide};
+use crate::decide::{Action, Maintain, Pass, RequestInfo, Rewrite, decide, settle_rewrite};
 use crate::metrics::Decision;
 use crate::response::{self, Body, Canned, X_WEBCOLLECT_SHIM};
 use crate::snapshot::Snapshot;
@@ -65,15 +66,34 @@ pub async fn handle(
         Action::Forward { route, why } => {
             let upstream = config.routes[route].upstream;
             upstream_name = &config.upstreams[upstream].name;
+            let rewrite = settle_rewrite(snapshot, route, &path, req.headers(), now);
             // The drill header is for the shim; the gateway never sees it.
             req.headers_mut().remove(&config.drill.header);
+            let drill = &config.settle_drill;
+            let req = match rewrite {
+                Rewrite::Request => rewrite::request(req, drill, &shared.metrics, route_id).await,
+                Rewrite::Response => {
+                    // Ask for a body the rewrite can read; gzip is still handled if sent.
+                    req.headers_mut().insert(
+                        http::header::ACCEPT_ENCODING,
+                        HeaderValue::from_static("identity"),
+                    );
+                    req.map(boxed)
+                }
+                Rewrite::None => req.map(boxed),
+            };
             let sent = Instant::now();
             match loaded.upstreams[upstream].forward(req, peer.ip()).await {
                 Ok(resp) => {
                     shared
                         .metrics
                         .upstream_latency(upstream_name, sent.elapsed().as_secs_f64());
-                    let mut resp = resp.map(boxed);
+                    let mut resp = match rewrite {
+                        Rewrite::Response => {
+                            rewrite::response(resp, drill, &shared.metrics, route_id).await
+                        }
+                        Rewrite::Request | Rewrite::None => resp.map(boxed),
+                    };
                     if let Pass::WouldMaintain(_) = why {
                         shared
                             .metrics
@@ -181,7 +201,9 @@ pub fn maintenance_answer(
             speed,
         ),
         Kind::TokenJs => response::token_js(snapshot.token_js(path.ends_with("/tokenlib.js"))),
-        Kind::Api | Kind::Passthrough => response::api_maintenance(&config.maintenance, tz, now),
+        Kind::Api | Kind::Passthrough | Kind::Notification => {
+            response::api_maintenance(&config.maintenance, tz, now)
+        }
     }
 }
 
@@ -231,11 +253,7 @@ async fn drain(mut body: Incoming, limit: u64, timeout: Duration) -> bool {
 /// A canned answer as a response.
 #[must_use]
 pub fn into_response(canned: Canned) -> Response<Body> {
-    let mut response = Response::new(
-        Full::new(canned.body)
-            .map_err(|never| match never {})
-            .boxed(),
-    );
+    let mut response = Response::new(response::full(canned.body));
     *response.status_mut() = canned.status;
     *response.headers_mut() = canned.headers;
     response
