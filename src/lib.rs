@@ -91,6 +91,7 @@ impl Shim {
         let options = ServeOptions {
             header_read_timeout: config.server.header_read_timeout,
             grace: config.server.shutdown_grace,
+            max_header_bytes: config.server.max_header_bytes,
         };
         let _watcher = if config.server.watch_config {
             reload::watch_config(shared.clone())

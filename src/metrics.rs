@@ -28,6 +28,8 @@ pub enum Decision {
     NotFound,
     /// Forwarding failed: 502/504.
     UpstreamError,
+    /// Refused by the shim as malformed or too large (400/413).
+    BadRequest,
 }
 
 impl Decision {
@@ -39,6 +41,7 @@ impl Decision {
             Self::Bypass => "bypass",
             Self::NotFound => "not_found",
             Self::UpstreamError => "upstream_error",
+            Self::BadRequest => "bad_request",
         }
     }
 }

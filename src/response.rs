@@ -173,6 +173,22 @@ pub fn gateway_timeout() -> Canned {
     )
 }
 
+/// 413: the request body is larger than `server.max_request_body`.
+#[must_use]
+pub fn payload_too_large() -> Canned {
+    let mut canned = Canned::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload-too-large",
+        TEXT_PLAIN,
+        "webcollect-shim: request body too large\n",
+    );
+    // The rest of the body is not read: the connection cannot carry another request.
+    canned
+        .headers
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    canned
+}
+
 /// 400: a request the shim cannot forward.
 #[must_use]
 pub fn bad_request(detail: &'static str) -> Canned {

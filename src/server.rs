@@ -23,6 +23,8 @@ pub struct ServeOptions {
     pub header_read_timeout: Duration,
     /// How long in-flight requests may run after shutdown starts.
     pub grace: Duration,
+    /// Largest request head (hyper answers 431 past it).
+    pub max_header_bytes: usize,
 }
 
 /// Serves `handler` on `listener` until `shutdown` resolves; then stops accepting and lets
@@ -41,8 +43,12 @@ pub async fn serve<H, F>(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout)
+        .max_buf_size(options.max_header_bytes)
         .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(options.max_header_bytes).unwrap_or(u32::MAX));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {

@@ -1,11 +1,6 @@
 //! Logs and metrics never carry bodies, query strings, card numbers, tokens or
 //! Authorization values. Runs the real binary and greps everything it printed.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
-
 use crate::support::*;
 
 const SECRETS: [&str; 6] = [
@@ -16,86 +11,6 @@ const SECRETS: [&str; 6] = [
     "SECRETCOOKIE0004",
     "SECRETORDER0005",
 ];
-
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Running {
-    fn start(
-        config: &std::path::Path,
-        format_json: bool,
-    ) -> (Self, std::net::SocketAddr, std::net::SocketAddr) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_webcollect-shim"))
-            .args(["run", "--config", config.to_str().unwrap()])
-            .env("RUST_LOG", "debug,webcollect_shim=trace")
-            .env_remove("WEBCOLLECT_SHIM_CONFIG")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut running = Self {
-            child,
-            lines,
-            seen: Vec::new(),
-        };
-        let serving = running.wait_for("Serving merchant traffic.");
-        let field = |name: &str| -> std::net::SocketAddr {
-            let value = if format_json {
-                let v: serde_json::Value = serde_json::from_str(&serving).unwrap();
-                v[name].as_str().unwrap().to_string()
-            } else {
-                serving
-                    .split_whitespace()
-                    .find_map(|w| w.strip_prefix(&format!("{name}=")))
-                    .unwrap()
-                    .to_string()
-            };
-            value.parse().unwrap()
-        };
-        let (proxy, admin) = (field("proxy"), field("admin"));
-        (running, proxy, admin)
-    }
-
-    fn wait_for(&mut self, needle: &str) -> String {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(10))
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "no log line with {needle:?}; saw:\n{}",
-                        self.seen.join("\n")
-                    )
-                });
-            self.seen.push(line.clone());
-            if line.contains(needle) {
-                return line;
-            }
-        }
-    }
-
-    fn stop(mut self) -> Vec<String> {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "shim exited with {status} after SIGTERM");
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
-            self.seen.push(line);
-        }
-        self.seen
-    }
-}
 
 async fn exercise(proxy: std::net::SocketAddr, admin: std::net::SocketAddr) -> String {
     let secret_request = |path: &str, extra: &str| {
@@ -153,7 +68,7 @@ fn shim_config(upstream: &str, format: &str) -> std::path::PathBuf {
 async fn no_secrets_in(format: &str) {
     let upstream = Upstream::fixed("<return/>").await;
     let path = shim_config(&upstream.url(), format);
-    let (running, proxy, admin) = Running::start(&path, format == "json");
+    let (running, proxy, admin) = ShimProcess::start(&path, format == "json");
     let metrics = exercise(proxy, admin).await;
     let lines = running.stop();
     let all = lines.join("\n");

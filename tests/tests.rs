@@ -23,3 +23,5 @@ mod shutdown;
 mod logs;
 // The settleMethod 14 drill: trade-info rewrite, notification relay, notify.
 mod settle;
+// Robustness: load, faults, bad input (WEBCOLLECT_SHIM_HEAVY=1 for heavier runs).
+mod robustness;

@@ -353,6 +353,10 @@ pub struct Server {
     pub header_read_timeout: Duration,
     /// Reload when the config file changes.
     pub watch_config: bool,
+    /// Largest request head accepted (HTTP/1.1 read buffer; HTTP/2 header list); larger → 431.
+    pub max_header_bytes: usize,
+    /// Largest request body forwarded; larger → 413, and nothing more is sent upstream.
+    pub max_request_body: u64,
 }
 
 impl Config {

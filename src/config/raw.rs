@@ -214,6 +214,8 @@ pub(crate) struct RawServer {
     pub(crate) shutdown_grace: Option<Str>,
     pub(crate) header_read_timeout: Option<Str>,
     pub(crate) watch_config: Option<bool>,
+    pub(crate) max_header_bytes: Option<Spanned<i64>>,
+    pub(crate) max_request_body: Option<Spanned<i64>>,
 }
 
 /// `log.format`

@@ -136,6 +136,8 @@ pub(super) fn validate(
             Duration::from_secs(30),
         ),
         watch_config: raw.server.watch_config.unwrap_or(true),
+        max_header_bytes: c.bytes(raw.server.max_header_bytes.as_ref(), 64 * 1024, 8192),
+        max_request_body: c.bytes(raw.server.max_request_body.as_ref(), 64 << 20, 1) as u64,
     };
 
     let settle_drill = c.settle_drill(&raw.settle_method_drill, &windows, &recurring);
@@ -189,6 +191,20 @@ impl Checker<'_> {
             );
             fallback()
         })
+    }
+
+    /// A byte count of at least `min`.
+    fn bytes(&mut self, value: Option<&Spanned<i64>>, default: usize, min: usize) -> usize {
+        let Some(value) = value else {
+            return default;
+        };
+        usize::try_from(*value.get_ref())
+            .ok()
+            .filter(|n| *n >= min)
+            .unwrap_or_else(|| {
+                self.err(value.span(), format!("must be a number of bytes, at least {min}"));
+                default
+            })
     }
 
     fn duration(&mut self, value: Option<&Str>, default: Duration) -> Duration {

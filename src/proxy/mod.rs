@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::{HeaderValue, Request, Response, Version};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body as _, Incoming};
 
 use crate::config::{Config, Kind};
@@ -66,6 +66,19 @@ pub async fn handle(
         Action::Forward { route, why } => {
             let upstream = config.routes[route].upstream;
             upstream_name = &config.upstreams[upstream].name;
+            let limit = config.server.max_request_body;
+            let declared = req
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            if declared.is_some_and(|n| n > limit) {
+                // Refused before anything is sent upstream.
+                let response = into_response(response::payload_too_large());
+                shared.metrics.request(route_id, Decision::BadRequest, 413);
+                tracing::info!(method = %method, path = path_for_log(&path), route = route_id, decision = "body-too-large", status = 413, "Request refused.");
+                return response;
+            }
             let rewrite = settle_rewrite(snapshot, route, &path, req.headers(), now);
             // The drill header is for the shim; the gateway never sees it.
             req.headers_mut().remove(&config.drill.header);
@@ -78,9 +91,9 @@ pub async fn handle(
                         http::header::ACCEPT_ENCODING,
                         HeaderValue::from_static("identity"),
                     );
-                    req.map(boxed)
+                    req.map(|b| Limited::new(b, clamp(limit)).boxed())
                 }
-                Rewrite::None => req.map(boxed),
+                Rewrite::None => req.map(|b| Limited::new(b, clamp(limit)).boxed()),
             };
             let sent = Instant::now();
             match loaded.upstreams[upstream].forward(req, peer.ip()).await {
@@ -116,7 +129,7 @@ pub async fn handle(
     let status = response.status().as_u16();
     shared.metrics.request(
         route_id,
-        metric_decision(&action, failure.is_some()),
+        metric_decision(&action, failure.as_ref()),
         status,
     );
     let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -150,9 +163,13 @@ pub async fn handle(
     response
 }
 
-fn metric_decision(action: &Action, failed: bool) -> Decision {
-    if failed {
-        return Decision::UpstreamError;
+fn metric_decision(action: &Action, failure: Option<&rescue::ProxyError>) -> Decision {
+    if let Some(err) = failure {
+        return if err.body_too_large() {
+            Decision::BadRequest
+        } else {
+            Decision::UpstreamError
+        };
     }
     match action {
         Action::NoRoute => Decision::NotFound,
@@ -163,6 +180,10 @@ fn metric_decision(action: &Action, failed: bool) -> Decision {
             Pass::WouldMaintain(_) => Decision::Report,
         },
     }
+}
+
+fn clamp(limit: u64) -> usize {
+    usize::try_from(limit).unwrap_or(usize::MAX)
 }
 
 /// The request path for the log line: never the query, and capped so junk paths from

@@ -22,9 +22,25 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
+    /// True when the request body passed `server.max_request_body` while streaming.
+    #[must_use]
+    pub fn body_too_large(&self) -> bool {
+        let mut cause = std::error::Error::source(self);
+        while let Some(err) = cause {
+            if err.is::<http_body_util::LengthLimitError>() {
+                return true;
+            }
+            cause = err.source();
+        }
+        false
+    }
+
     /// The answer the client gets.
     #[must_use]
     pub fn to_canned(&self) -> Canned {
+        if self.body_too_large() {
+            return response::payload_too_large();
+        }
         match self {
             Self::Connect(_) => response::bad_gateway("upstream unreachable"),
             Self::Timeout(_) => response::gateway_timeout(),
@@ -53,6 +69,9 @@ impl ProxyError {
     /// Short label for logs.
     #[must_use]
     pub fn label(&self) -> &'static str {
+        if self.body_too_large() {
+            return "request-body-too-large";
+        }
         match self {
             Self::Connect(_) => "upstream-unreachable",
             Self::Timeout(_) => "upstream-timeout",

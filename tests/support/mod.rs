@@ -4,6 +4,9 @@
 #![allow(dead_code)]
 
 use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -432,6 +435,11 @@ impl RawConn {
         }
     }
 
+    /// The socket, for tests that read raw bytes.
+    pub fn stream_mut(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
     /// True when the peer has closed the connection (reads EOF).
     pub async fn is_closed(&mut self) -> bool {
         !self.fill().await
@@ -470,3 +478,92 @@ pub fn status(code: u16) -> StatusCode {
 pub fn executor() -> TokioExecutor {
     TokioExecutor::new()
 }
+
+/// The real binary running on a config file; its stderr lines are collected.
+pub struct ShimProcess {
+    pub pid: u32,
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl ShimProcess {
+    pub fn start(
+        config: &std::path::Path,
+        format_json: bool,
+    ) -> (Self, std::net::SocketAddr, std::net::SocketAddr) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_webcollect-shim"))
+            .args(["run", "--config", config.to_str().unwrap()])
+            .env("RUST_LOG", "debug,webcollect_shim=trace")
+            .env_remove("WEBCOLLECT_SHIM_CONFIG")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut running = Self {
+            pid: child.id(),
+            child,
+            lines,
+            seen: Vec::new(),
+        };
+        let serving = running.wait_for("Serving merchant traffic.");
+        let field = |name: &str| -> std::net::SocketAddr {
+            let value = if format_json {
+                let v: serde_json::Value = serde_json::from_str(&serving).unwrap();
+                v[name].as_str().unwrap().to_string()
+            } else {
+                serving
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix(&format!("{name}=")))
+                    .unwrap()
+                    .to_string()
+            };
+            value.parse().unwrap()
+        };
+        let (proxy, admin) = (field("proxy"), field("admin"));
+        (running, proxy, admin)
+    }
+
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "no log line with {needle:?}; saw:\n{}",
+                        self.seen.join("\n")
+                    )
+                });
+            self.seen.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    /// Open file descriptors of the process.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid)).map_or(0, Iterator::count)
+    }
+
+    pub fn stop(mut self) -> Vec<String> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "shim exited with {status} after SIGTERM");
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(line);
+        }
+        self.seen
+    }
+}
+
