@@ -25,3 +25,5 @@ mod logs;
 mod settle;
 // Robustness: load, faults, bad input (WEBCOLLECT_SHIM_HEAVY=1 for heavier runs).
 mod robustness;
+// docs/config.md matches the keys the parser accepts.
+mod docs;

@@ -4,6 +4,7 @@
 //! then `validate` turns it into [`Config`], collecting every problem as a [`Diagnostic`].
 
 mod error;
+pub mod keys;
 mod parse;
 pub(crate) mod raw;
 mod validate;
