@@ -87,7 +87,8 @@
     "#" + MODAL_ID + " .wts-title{margin:0 0 12px;font-size:18px;font-weight:bold;color:#222;",
     "border-bottom:2px solid #222;padding-bottom:8px;}",
     "#" + ERROR_ID + "{color:#d00;font-weight:bold;margin:0 0 12px;padding:8px 10px;",
-    "border:1px solid #d00;background:#fff5f5;border-radius:3px;word-wrap:break-word;overflow-wrap:break-word;}",
+    "border:1px solid #d00;background:#fff5f5;border-radius:3px;word-wrap:break-word;overflow-wrap:break-word;",
+    "word-break:auto-phrase;}",
     "#" + MODAL_ID + " .wts-field{margin:0 0 14px;}",
     "#" + MODAL_ID + " .wts-label{display:block;font-weight:bold;font-size:14px;margin:0 0 4px;color:#333;}",
     "#" + MODAL_ID + " .wts-en{font-weight:normal;color:#666;font-size:12px;margin-left:4px;}",
@@ -205,7 +206,8 @@
       closeModal();
     }, false);
 
-    var overlay = el("div", { id: MODAL_ID, role: "dialog", "aria-modal": "true", "aria-labelledby": "webcollect-token-modal-title" }, [
+    // lang="ja" whatever the merchant page says: Japanese glyph forms and line breaking.
+    var overlay = el("div", { id: MODAL_ID, lang: "ja", role: "dialog", "aria-modal": "true", "aria-labelledby": "webcollect-token-modal-title" }, [
       el("div", { "class": "wts-dialog" }, [
         el("p", { id: "webcollect-token-modal-title", "class": "wts-title" }, ["クレジットカード情報入力"]),
         form
