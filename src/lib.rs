@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod decide;
 pub mod metrics;
+pub mod mock_gateway;
 pub mod notify;
 pub mod page;
 pub mod proxy;

@@ -51,6 +51,17 @@ enum Command {
     /// Send a payment-result notification the way the gateway does (form POST; accepted on
     /// 2xx/3xx; else up to 4 retries 1 s apart; 15 s per attempt). No config needed.
     Notify(NotifyArgs),
+    /// Run a stand-in for the gateway (API, link page, token libraries) for QA without the
+    /// real test gateway. No config needed.
+    MockGateway {
+        /// Address to serve on.
+        #[arg(long, default_value = "127.0.0.1:8081", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// Merchant receiver for the payment-result notification sent after a link-method
+        /// settlement.
+        #[arg(long, value_name = "URL")]
+        notify_url: Option<String>,
+    },
     /// Exit 0 if the running shim's admin `/healthz` answers 200 (for container HEALTHCHECKs).
     Healthcheck,
     /// Print the decision for one request at one instant, and the exact answer. No network.
@@ -100,10 +111,20 @@ struct NotifyArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    // `notify` needs no config file: it only talks to a receiver.
-    if let Some(Command::Notify(args)) = cli.command {
-        return match notify(args) {
+    let mut cli = Cli::parse();
+    // `notify` and `mock-gateway` need no config file.
+    let standalone = match cli.command.take() {
+        Some(Command::Notify(args)) => Some(notify(args)),
+        Some(Command::MockGateway { listen, notify_url }) => {
+            Some(mock_gateway(listen, notify_url).map(|()| true))
+        }
+        other => {
+            cli.command = other;
+            None
+        }
+    };
+    if let Some(result) = standalone {
+        return match result {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
             Err(err) => {
@@ -133,7 +154,7 @@ fn main() -> ExitCode {
         Command::Run => run(config),
         Command::Check { at } => check(config, at.as_deref()),
         Command::Healthcheck => healthcheck(&config),
-        Command::Notify(_) => Ok(()),
+        Command::Notify(_) | Command::MockGateway { .. } => Ok(()),
         Command::Explain {
             at,
             headers,
@@ -225,6 +246,26 @@ fn shim_clock(config: &Config) -> SharedClock {
         config.clock.start_at,
         config.clock.speed,
     )
+}
+
+fn mock_gateway(listen: std::net::SocketAddr, notify_url: Option<String>) -> anyhow::Result<()> {
+    init_tracing(LogFormat::Text);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        tracing::info!(addr = %listener.local_addr()?, "Stand-in gateway serving (not Yamato's gateway).");
+        let options = webcollect_shim::mock_gateway::MockOptions {
+            notify_url,
+            ..Default::default()
+        };
+        webcollect_shim::mock_gateway::serve(listener, options, shutdown_signal()).await;
+        Ok(())
+    })
 }
 
 /// Sends the notification; `Ok(false)` when no attempt was accepted.

@@ -21,7 +21,9 @@ fn heavy() -> bool {
 }
 
 fn is_maintenance(res: &RawResponse) -> bool {
-    res.status == 200 && res.header("x-webcollect-shim") == Some("maintenance") && res.text().contains("<errorCode>Z01000000</errorCode>")
+    res.status == 200
+        && res.header("x-webcollect-shim") == Some("maintenance")
+        && res.text().contains("<errorCode>Z01000000</errorCode>")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,10 +34,17 @@ async fn reload_under_load_fails_no_request() {
     let path = dir.join("shim.toml");
     // Two configs: one with a window covering now (maintenance), one without (pass).
     let passing = config(&upstream.url());
-    let maintaining = passing.replace("start = \"2020-04-20 02:00\"", "start = \"2020-04-20 00:00\"");
+    let maintaining = passing.replace(
+        "start = \"2020-04-20 02:00\"",
+        "start = \"2020-04-20 00:00\"",
+    );
     std::fs::write(&path, &passing).unwrap();
     let shim = TestShim::start_file(&path, t("2020-04-20T01:00:00+09:00")).await;
-    let (clients, run_for, reloads) = if heavy() { (200, Duration::from_secs(10), 50) } else { (200, Duration::from_secs(3), 50) };
+    let (clients, run_for, reloads) = if heavy() {
+        (200, Duration::from_secs(10), 50)
+    } else {
+        (200, Duration::from_secs(3), 50)
+    };
     let addr = shim.addr;
     let deadline = Instant::now() + run_for;
     let failures = Arc::new(Mutex::new(Vec::new()));
@@ -46,14 +55,18 @@ async fn reload_under_load_fails_no_request() {
             tokio::spawn(async move {
                 let mut conn = RawConn::connect(addr).await;
                 while Instant::now() < deadline {
-                    conn.send(&post("/api/creditToken", &format!("client={i}"))).await;
+                    conn.send(&post("/api/creditToken", &format!("client={i}")))
+                        .await;
                     let res = conn.read_response().await;
                     if is_maintenance(&res) {
                         counts.0.fetch_add(1, Ordering::Relaxed);
                     } else if res.status == 200 && res.text() == OK_XML {
                         counts.1.fetch_add(1, Ordering::Relaxed);
                     } else {
-                        failures.lock().unwrap().push(format!("{} {}", res.status, res.text()));
+                        failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("{} {}", res.status, res.text()));
                     }
                 }
             })
@@ -64,16 +77,32 @@ async fn reload_under_load_fails_no_request() {
         tokio::time::sleep(pause).await;
         std::fs::write(&path, if n % 2 == 0 { &maintaining } else { &passing }).unwrap();
         let shared = shim.shared.clone();
-        tokio::task::spawn_blocking(move || shared.reload()).await.unwrap().unwrap();
+        tokio::task::spawn_blocking(move || shared.reload())
+            .await
+            .unwrap()
+            .unwrap();
     }
     for task in tasks {
         task.await.unwrap();
     }
     let failures = failures.lock().unwrap();
-    assert!(failures.is_empty(), "{} failed requests, e.g. {:?}", failures.len(), failures.first());
-    let (maintained, passed) = (counts.0.load(Ordering::Relaxed), counts.1.load(Ordering::Relaxed));
-    assert!(maintained > 0 && passed > 0, "maintained {maintained}, passed {passed}");
-    eprintln!("reload under load: {maintained} maintenance + {passed} pass responses, {reloads} reloads, 0 failures");
+    assert!(
+        failures.is_empty(),
+        "{} failed requests, e.g. {:?}",
+        failures.len(),
+        failures.first()
+    );
+    let (maintained, passed) = (
+        counts.0.load(Ordering::Relaxed),
+        counts.1.load(Ordering::Relaxed),
+    );
+    assert!(
+        maintained > 0 && passed > 0,
+        "maintained {maintained}, passed {passed}"
+    );
+    eprintln!(
+        "reload under load: {maintained} maintenance + {passed} pass responses, {reloads} reloads, 0 failures"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,7 +112,11 @@ async fn window_boundary_under_load() {
     let addr = shim.addr;
     let burst = |n: usize| async move {
         let tasks: Vec<_> = (0..n)
-            .map(|i| tokio::spawn(async move { raw(addr, &post("/api/creditToken", &format!("i={i}"))).await }))
+            .map(|i| {
+                tokio::spawn(async move {
+                    raw(addr, &post("/api/creditToken", &format!("i={i}"))).await
+                })
+            })
             .collect();
         let mut out = Vec::new();
         for task in tasks {
@@ -102,9 +135,18 @@ async fn window_boundary_under_load() {
         let before = upstream.seen().len();
         for res in burst(n).await {
             if maintained {
-                assert!(is_maintenance(&res), "at {at}: {} {}", res.status, res.text());
+                assert!(
+                    is_maintenance(&res),
+                    "at {at}: {} {}",
+                    res.status,
+                    res.text()
+                );
             } else {
-                assert_eq!((res.status, res.text()), (200, OK_XML.to_string()), "at {at}");
+                assert_eq!(
+                    (res.status, res.text()),
+                    (200, OK_XML.to_string()),
+                    "at {at}"
+                );
             }
         }
         let forwarded = upstream.seen().len() - before;
@@ -196,15 +238,26 @@ async fn no_duplicates_no_losses_with_client_aborts() {
     let seen = seen.lock().unwrap();
     assert_eq!(completed.len() + refused.len() + aborted.len(), total);
     for id in &completed {
-        assert_eq!(seen.get(id), Some(&1), "completed {id} seen {:?} times upstream", seen.get(id));
+        assert_eq!(
+            seen.get(id),
+            Some(&1),
+            "completed {id} seen {:?} times upstream",
+            seen.get(id)
+        );
     }
     for id in &refused {
         assert_eq!(seen.get(id), None, "refused {id} reached the upstream");
     }
     for id in &aborted {
-        assert!(seen.get(id).copied().unwrap_or(0) <= 1, "aborted {id} duplicated upstream");
+        assert!(
+            seen.get(id).copied().unwrap_or(0) <= 1,
+            "aborted {id} duplicated upstream"
+        );
     }
-    assert!(seen.values().all(|&n| n == 1), "an id was sent upstream twice");
+    assert!(
+        seen.values().all(|&n| n == 1),
+        "an id was sent upstream twice"
+    );
     eprintln!(
         "no duplicates: {} completed, {} refused, {} aborted; upstream saw {} distinct ids",
         completed.len(),
@@ -220,11 +273,15 @@ async fn upstream_reset_mid_response_aborts_the_client_and_the_shim_survives() {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else { return };
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
                 let _ = stream.read(&mut buf).await;
-                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\npartial").await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\npartial")
+                    .await;
                 // Reset instead of a clean close (zero linger does not block on drop).
                 #[allow(deprecated)]
                 let _ = stream.set_linger(Some(Duration::ZERO));
@@ -242,7 +299,12 @@ async fn upstream_reset_mid_response_aborts_the_client_and_the_shim_survives() {
     let mut buf = [0u8; 4096];
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        match tokio::time::timeout(Duration::from_secs(10), conn_stream(&mut conn).read(&mut buf)).await {
+        match tokio::time::timeout(
+            Duration::from_secs(10),
+            conn_stream(&mut conn).read(&mut buf),
+        )
+        .await
+        {
             Ok(Ok(0) | Err(_)) => {
                 closed = true;
                 break;
@@ -252,7 +314,11 @@ async fn upstream_reset_mid_response_aborts_the_client_and_the_shim_survives() {
         }
     }
     assert!(closed, "the client hangs on a reset upstream");
-    assert!(head.starts_with(b"HTTP/1.1 200 OK"), "{}", String::from_utf8_lossy(&head));
+    assert!(
+        head.starts_with(b"HTTP/1.1 200 OK"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
     assert!(head.len() < 100_000);
     // The shim is still serving.
     assert_eq!(raw(shim.addr, &get("/nope")).await.status, 404);
@@ -265,17 +331,24 @@ fn conn_stream(conn: &mut RawConn) -> &mut TcpStream {
 #[tokio::test]
 async fn oversized_heads_and_bodies_are_refused() {
     let upstream = Upstream::fixed(OK_XML).await;
-    let toml = config(&upstream.url()).replace("watch_config = false", "watch_config = false\nmax_header_bytes = 16384\nmax_request_body = 1024");
+    let toml = config(&upstream.url()).replace(
+        "watch_config = false",
+        "watch_config = false\nmax_header_bytes = 16384\nmax_request_body = 1024",
+    );
     let shim = TestShim::start(&toml, t(BEFORE)).await;
     // A 32 KiB header: 431.
-    let big = format!("GET /api/x HTTP/1.1\r\nHost: s\r\nX-Big: {}\r\n\r\n", "a".repeat(32 * 1024));
+    let big = format!(
+        "GET /api/x HTTP/1.1\r\nHost: s\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(32 * 1024)
+    );
     assert_eq!(raw(shim.addr, big.as_bytes()).await.status, 431);
     // A declared body over the limit: 413 before anything is forwarded.
     let res = raw(shim.addr, &post("/api/creditToken", &"x".repeat(2048))).await;
     assert_eq!(res.status, 413);
     assert_eq!(res.header("x-webcollect-shim"), Some("payload-too-large"));
     // A chunked body that grows past the limit: 413, and the upstream never gets a whole one.
-    let mut chunked = b"POST /api/creditToken HTTP/1.1\r\nHost: s\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut chunked =
+        b"POST /api/creditToken HTTP/1.1\r\nHost: s\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     for _ in 0..4 {
         chunked.extend_from_slice(format!("400\r\n{}\r\n", "y".repeat(1024)).as_bytes());
     }
@@ -284,7 +357,12 @@ async fn oversized_heads_and_bodies_are_refused() {
     assert_eq!(res.status, 413, "{}", res.text());
     assert!(upstream.seen().len() <= 1);
     // The shim is fine afterwards.
-    assert_eq!(raw(shim.addr, &post("/api/creditToken", "a=1")).await.status, 200);
+    assert_eq!(
+        raw(shim.addr, &post("/api/creditToken", "a=1"))
+            .await
+            .status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -317,20 +395,41 @@ async fn conflicting_framing_is_400_and_nothing_is_forwarded() {
 async fn odd_paths_are_answered_not_crashed_on() {
     let upstream = Upstream::fixed(OK_XML).await;
     let shim = TestShim::start(&config(&upstream.url()), t(BEFORE)).await;
-    for path in [&b"/api/\xff\xfe"[..], b"/%00%ff", b"/api/../../etc/passwd", b"/\x01\x7f", b"*", b"//", b"/api/%"] {
+    for path in [
+        &b"/api/\xff\xfe"[..],
+        b"/%00%ff",
+        b"/api/../../etc/passwd",
+        b"/\x01\x7f",
+        b"*",
+        b"//",
+        b"/api/%",
+    ] {
         let mut request = b"GET ".to_vec();
         request.extend_from_slice(path);
         request.extend_from_slice(b" HTTP/1.1\r\nHost: s\r\n\r\n");
         let res = raw(shim.addr, &request).await;
-        assert!((200..500).contains(&res.status), "{:?}: {}", String::from_utf8_lossy(path), res.status);
+        assert!(
+            (200..500).contains(&res.status),
+            "{:?}: {}",
+            String::from_utf8_lossy(path),
+            res.status
+        );
     }
-    assert_eq!(raw(shim.addr, &post("/api/creditToken", "a=1")).await.status, 200);
+    assert_eq!(
+        raw(shim.addr, &post("/api/creditToken", "a=1"))
+            .await
+            .status,
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_header_clients_do_not_delay_others_and_are_closed() {
     let upstream = Upstream::fixed(OK_XML).await;
-    let toml = config(&upstream.url()).replace("watch_config = false", "watch_config = false\nheader_read_timeout = \"1s\"");
+    let toml = config(&upstream.url()).replace(
+        "watch_config = false",
+        "watch_config = false\nheader_read_timeout = \"1s\"",
+    );
     let shim = TestShim::start(&toml, t(BEFORE)).await;
     let median = |mut v: Vec<Duration>| {
         v.sort();
@@ -340,17 +439,22 @@ async fn slow_header_clients_do_not_delay_others_and_are_closed() {
         let mut times = Vec::new();
         for _ in 0..9 {
             let started = Instant::now();
-            assert_eq!(raw(addr, &post("/api/creditToken", "a=1")).await.status, 200);
+            assert_eq!(
+                raw(addr, &post("/api/creditToken", "a=1")).await.status,
+                200
+            );
             times.push(started.elapsed());
         }
         median(times)
     };
     let baseline = sample(shim.addr).await;
-    let slow = if heavy() { 1000 } else { 1000 };
+    let slow = if heavy() { 5000 } else { 1000 };
     let mut loris = Vec::new();
     for _ in 0..slow {
         let mut s = TcpStream::connect(shim.addr).await.unwrap();
-        s.write_all(b"POST /api/creditToken HTTP/1.1\r\nHost: s\r\nX-Slow: ").await.unwrap();
+        s.write_all(b"POST /api/creditToken HTTP/1.1\r\nHost: s\r\nX-Slow: ")
+            .await
+            .unwrap();
         loris.push(s);
     }
     let loaded = sample(shim.addr).await;
@@ -363,12 +467,18 @@ async fn slow_header_clients_do_not_delay_others_and_are_closed() {
     let mut closed = 0;
     for s in &mut loris {
         let mut buf = [0u8; 256];
-        match tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await {
-            Ok(Ok(_) | Err(_)) => closed += 1, // EOF, a 408, or a reset: closed by the shim
-            Err(_) => {}
+        // EOF, a 408 or a reset all mean the shim closed it; only a timeout means open.
+        if tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf))
+            .await
+            .is_ok()
+        {
+            closed += 1;
         }
     }
-    assert_eq!(closed, slow, "slow-header connections left open past the header timeout");
+    assert_eq!(
+        closed, slow,
+        "slow-header connections left open past the header timeout"
+    );
 }
 
 #[tokio::test]
@@ -398,11 +508,16 @@ async fn client_abort_mid_upload_cancels_upstream_and_frees_descriptors() {
     std::fs::write(&path, config(&upstream.url())).unwrap();
     let (process, proxy, _admin) = ShimProcess::start(&path, false);
     // Warm up: one complete request opens the pooled upstream connection.
-    assert_eq!(raw(proxy, &post("/api/creditToken", "a=1")).await.status, 200);
+    assert_eq!(
+        raw(proxy, &post("/api/creditToken", "a=1")).await.status,
+        200
+    );
     let baseline = process.open_fds();
     for _ in 0..20 {
         let mut s = TcpStream::connect(proxy).await.unwrap();
-        s.write_all(b"POST /api/upload HTTP/1.1\r\nHost: s\r\nContent-Length: 1048576\r\n\r\n").await.unwrap();
+        s.write_all(b"POST /api/upload HTTP/1.1\r\nHost: s\r\nContent-Length: 1048576\r\n\r\n")
+            .await
+            .unwrap();
         s.write_all(&[b'x'; 64 * 1024]).await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
         drop(s); // abort mid-upload
@@ -416,7 +531,14 @@ async fn client_abort_mid_upload_cancels_upstream_and_frees_descriptors() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let endings = ended.lock().unwrap().clone();
-    assert_eq!(endings.iter().filter(|e| **e == "cancelled").count(), 20, "{endings:?}");
-    assert!(fds <= baseline, "open fds {baseline} → {fds} after 20 aborted uploads");
+    assert_eq!(
+        endings.iter().filter(|e| **e == "cancelled").count(),
+        20,
+        "{endings:?}"
+    );
+    assert!(
+        fds <= baseline,
+        "open fds {baseline} → {fds} after 20 aborted uploads"
+    );
     process.stop();
 }

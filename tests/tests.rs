@@ -13,6 +13,8 @@ mod passthrough;
 mod cli;
 // TLS to https upstreams with a private CA.
 mod tls;
+// Browser fidelity: token stand-ins and the maintenance page in headless Chromium.
+mod browser;
 // Admin API: health, status, metrics, auth, ad-hoc drills, reload.
 mod admin;
 // Drill clock, recurring windows end to end, trusted proxies.
@@ -23,6 +25,10 @@ mod shutdown;
 mod logs;
 // The settleMethod 14 drill: trade-info rewrite, notification relay, notify.
 mod settle;
+// The stand-in gateway alone, and end to end behind the shim on config/drill.toml.
+mod mock_gateway;
+// QA kit consistency: shipped configs pass `check`, compose file vs repository and binary.
+mod compose;
 // Robustness: load, faults, bad input (WEBCOLLECT_SHIM_HEAVY=1 for heavier runs).
 mod robustness;
 // docs/config.md matches the keys the parser accepts.
