@@ -66,13 +66,22 @@ pub fn sections() -> Vec<(&'static str, Vec<&'static str>)> {
         ("[listen]", fields::<raw::RawListen>().to_vec()),
         ("[admin]", fields::<raw::RawAdmin>().to_vec()),
         ("[clock]", fields::<raw::RawClock>().to_vec()),
-        ("[maintenance]", without(fields::<raw::RawMaintenance>(), "contact")),
-        ("[maintenance.contact]", fields::<raw::RawContact>().to_vec()),
+        (
+            "[maintenance]",
+            without(fields::<raw::RawMaintenance>(), "contact"),
+        ),
+        (
+            "[maintenance.contact]",
+            fields::<raw::RawContact>().to_vec(),
+        ),
         ("[upstreams.NAME]", fields::<raw::RawUpstream>().to_vec()),
         ("[[windows]]", fields::<raw::RawWindow>().to_vec()),
         ("[[routes]]", fields::<raw::RawRoute>().to_vec()),
         ("[drill]", fields::<raw::RawDrill>().to_vec()),
-        ("[settle_method_drill]", fields::<raw::RawSettleDrill>().to_vec()),
+        (
+            "[settle_method_drill]",
+            fields::<raw::RawSettleDrill>().to_vec(),
+        ),
         ("[server]", fields::<raw::RawServer>().to_vec()),
         ("[log]", fields::<raw::RawLog>().to_vec()),
     ]

@@ -202,7 +202,10 @@ impl Checker<'_> {
             .ok()
             .filter(|n| *n >= min)
             .unwrap_or_else(|| {
-                self.err(value.span(), format!("must be a number of bytes, at least {min}"));
+                self.err(
+                    value.span(),
+                    format!("must be a number of bytes, at least {min}"),
+                );
                 default
             })
     }

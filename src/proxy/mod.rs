@@ -127,11 +127,9 @@ pub async fn handle(
         }
     };
     let status = response.status().as_u16();
-    shared.metrics.request(
-        route_id,
-        metric_decision(&action, failure.as_ref()),
-        status,
-    );
+    shared
+        .metrics
+        .request(route_id, metric_decision(&action, failure.as_ref()), status);
     let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     // Path only: the query string can carry order numbers and tokens. No header values.
     match &failure {
