@@ -32,7 +32,10 @@ pub fn rewrite_xml(body: &[u8], value: &str) -> Result<Option<Vec<u8>>, XmlError
         /// Replace an empty element `<settleMethod/>` whole.
         Element(Range<usize>),
     }
-    let mut reader = Reader::from_reader(body);
+    // quick-xml consumes a UTF-8 byte-order mark without counting it in its positions, so
+    // parse after the mark and shift the edits back by its length (found by fuzzing).
+    let bom = if body.starts_with(&[0xEF, 0xBB, 0xBF]) { 3 } else { 0 };
+    let mut reader = Reader::from_reader(&body[bom..]);
     let mut buf = Vec::new();
     let mut stack: Vec<String> = Vec::new();
     let mut content_start = None;
@@ -40,14 +43,14 @@ pub fn rewrite_xml(body: &[u8], value: &str) -> Result<Option<Vec<u8>>, XmlError
     let mut saw_element = false;
     let under_result_data = |stack: &[String]| stack.last().is_some_and(|n| n == "resultData");
     loop {
-        let before = to_usize(reader.buffer_position());
+        let before = bom + to_usize(reader.buffer_position());
         let event = reader
             .read_event_into(&mut buf)
             .map_err(|e| XmlError::Malformed {
-                position: reader.error_position(),
+                position: bom as u64 + reader.error_position(),
                 message: e.to_string(),
             })?;
-        let after = to_usize(reader.buffer_position());
+        let after = bom + to_usize(reader.buffer_position());
         match event {
             Event::Start(e) => {
                 saw_element = true;
@@ -188,6 +191,13 @@ mod tests {
             String::from_utf8(rewrite_xml(empty.as_bytes(), "14").unwrap().unwrap()).unwrap(),
             "<return><resultData><settleMethod>14</settleMethod></resultData><resultData><settleMethod>14</settleMethod></resultData></return>"
         );
+    }
+
+    #[test]
+    fn a_byte_order_mark_does_not_shift_the_edit() {
+        let body = "\u{feff}<?xml version=\"1.0\"?><return><resultData><settleMethod>3</settleMethod></resultData></return>";
+        let out = String::from_utf8(rewrite_xml(body.as_bytes(), "14").unwrap().unwrap()).unwrap();
+        assert_eq!(out, body.replace(">3<", ">14<"));
     }
 
     #[test]
