@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::config::{Window, parse_duration};
+use crate::config::{Window, is_valid_service, parse_duration};
 use crate::response::{Body, full};
 use crate::state::{DrillError, DrillRequest, Shared};
 
@@ -164,7 +164,7 @@ async fn open_drill(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         }
         Err(msg) => return json_response(StatusCode::BAD_REQUEST, &json!({"error": msg})),
     };
-    if let Some(bad) = body.services.iter().find(|s| !valid_service(s)) {
+    if let Some(bad) = body.services.iter().find(|s| !is_valid_service(s)) {
         return json_response(
             StatusCode::BAD_REQUEST,
             &json!({"error": format!("invalid service name {bad:?}")}),
@@ -198,16 +198,6 @@ async fn open_drill(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
             json_response(StatusCode::BAD_REQUEST, &json!({"error": err.to_string()}))
         }
     }
-}
-
-fn valid_service(name: &str) -> bool {
-    !name.is_empty()
-        && name.split('.').all(|part| {
-            !part.is_empty()
-                && part
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        })
 }
 
 fn rfc3339(t: DateTime<Utc>, tz: chrono_tz::Tz) -> String {

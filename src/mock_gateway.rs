@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::notify::{self, Notification, RetryPolicy};
+use crate::page::html_escape;
 use crate::response::{Body, full};
 use crate::server::{self, ServeOptions};
 
@@ -504,23 +505,7 @@ fn api_success(name: &str, form: &Form, date: &str) -> String {
 
 /// `<name>value</name>` and a newline, value escaped.
 fn element(name: &str, value: &str) -> String {
-    format!("<{name}>{}</{name}>\n", escape(value))
-}
-
-/// Escapes text for XML and HTML (content and quoted attributes).
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    format!("<{name}>{}</{name}>\n", html_escape(value))
 }
 
 /// A merchant URL that is safe to put in a link: http(s) only (no `javascript:`).
@@ -557,7 +542,7 @@ const PAGE_FOOT: &str = "</main>\n</body>\n</html>\n";
 fn page(title: &str, content: &str) -> String {
     format!(
         "{}{content}{PAGE_FOOT}",
-        PAGE_HEAD.replace("__TITLE__", &escape(title))
+        PAGE_HEAD.replace("__TITLE__", &html_escape(title))
     )
 }
 
@@ -565,7 +550,7 @@ fn order_summary(form: &Form) -> String {
     let row = |label: &str, value: Option<&str>| {
         format!(
             "<dt>{label}</dt><dd>{}</dd>\n",
-            escape(value.unwrap_or("（未指定）"))
+            html_escape(value.unwrap_or("（未指定）"))
         )
     };
     [
@@ -602,7 +587,7 @@ fn landing_page(form: &Form) -> String {
         if let Some(value) = form.get(name) {
             content.push_str(&format!(
                 "<input type=\"hidden\" name=\"{name}\" value=\"{}\">\n",
-                escape(value)
+                html_escape(value)
             ));
         }
     }
@@ -610,7 +595,7 @@ fn landing_page(form: &Form) -> String {
     for (code, label) in SETTLE_METHODS {
         content.push_str(&format!(
             "<option value=\"{code}\">{} ({code})</option>\n",
-            escape(label)
+            html_escape(label)
         ));
     }
     content.push_str("</select></label></p>\n");
@@ -618,7 +603,7 @@ fn landing_page(form: &Form) -> String {
     if let Some(cancel) = safe_url(form.get("cancel_url")) {
         content.push_str(&format!(
             "<p><a href=\"{}\">キャンセルしてショップに戻る</a></p>\n",
-            escape(cancel)
+            html_escape(cancel)
         ));
     }
     page("クロネコwebコレクト お支払い（スタンドイン）", &content)
@@ -629,7 +614,7 @@ fn done_page(form: &Form, settle_method: &str, notified: bool) -> String {
     content.push_str(&order_summary(form));
     content.push_str(&format!(
         "<p>settle_method: {}</p>\n",
-        escape(settle_method)
+        html_escape(settle_method)
     ));
     content.push_str(if notified {
         "<p id=\"mock-notified\">決済結果通知を加盟店へ送信しています。</p>\n"
@@ -639,7 +624,7 @@ fn done_page(form: &Form, settle_method: &str, notified: bool) -> String {
     if let Some(success) = safe_url(form.get("success_url")) {
         content.push_str(&format!(
             "<p><a href=\"{}\" id=\"mock-return\">ショップに戻る</a></p>\n",
-            escape(success)
+            html_escape(success)
         ));
     }
     page("クロネコwebコレクト 決済完了（スタンドイン）", &content)

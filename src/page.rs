@@ -162,6 +162,14 @@ impl Template {
     }
 }
 
+/// Escapes text for HTML and XML content and quoted attributes.
+#[must_use]
+pub fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    html_escape_into(&mut out, text);
+    out
+}
+
 fn html_escape_into(out: &mut String, text: &str) {
     for ch in text.chars() {
         match ch {

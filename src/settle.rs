@@ -34,7 +34,11 @@ pub fn rewrite_xml(body: &[u8], value: &str) -> Result<Option<Vec<u8>>, XmlError
     }
     // quick-xml consumes a UTF-8 byte-order mark without counting it in its positions, so
     // parse after the mark and shift the edits back by its length (found by fuzzing).
-    let bom = if body.starts_with(&[0xEF, 0xBB, 0xBF]) { 3 } else { 0 };
+    let bom = if body.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        3
+    } else {
+        0
+    };
     let mut reader = Reader::from_reader(&body[bom..]);
     let mut buf = Vec::new();
     let mut stack: Vec<String> = Vec::new();

@@ -1,15 +1,13 @@
 //! Outside windows the upstream's answer arrives unchanged, streamed, and never retried.
 
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::BodyExt;
-use hyper::body::{Body, Frame, Incoming};
+use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -103,23 +101,6 @@ async fn request_and_response_pass_unchanged_minus_hop_by_hop() {
 
 const MIB: usize = 1024 * 1024;
 const TOTAL: usize = 20 * MIB;
-
-/// A body fed chunk by chunk through a channel, so a test controls when bytes exist.
-struct ChannelBody(mpsc::Receiver<Bytes>);
-
-impl Body for ChannelBody {
-    type Data = Bytes;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        self.0
-            .poll_recv(cx)
-            .map(|chunk| chunk.map(|b| Ok(Frame::data(b))))
-    }
-}
 
 fn channel_body() -> (mpsc::Sender<Bytes>, TestBody) {
     let (tx, rx) = mpsc::channel(2);

@@ -21,7 +21,7 @@ use rustls_pki_types::CertificateDer;
 
 pub use error::{ConfigError, Diagnostic};
 pub use raw::{Kind, LogFormat, Mode, SettleWhen};
-pub use validate::parse_time;
+pub use validate::{is_valid_service, parse_time};
 
 /// Config file used when neither `--config` nor `$WEBCOLLECT_SHIM_CONFIG` is given.
 pub const DEFAULT_PATH: &str = "config/webcollect-shim.toml";

@@ -572,14 +572,7 @@ impl Checker<'_> {
     }
 
     fn service_name(&mut self, name: &Str) {
-        let ok = !name.get_ref().is_empty()
-            && name.get_ref().split('.').all(|part| {
-                !part.is_empty()
-                    && part
-                        .chars()
-                        .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
-            });
-        if !ok {
+        if !is_valid_service(name.get_ref()) {
             self.err(
                 name.span(),
                 format!(
@@ -796,6 +789,18 @@ impl Checker<'_> {
             })
             .collect()
     }
+}
+
+/// A service name: dot-separated words of ASCII letters, digits, `_` or `-`.
+#[must_use]
+pub fn is_valid_service(name: &str) -> bool {
+    !name.is_empty()
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+        })
 }
 
 /// Parses RFC 3339, or `YYYY-MM-DD HH:MM[:SS]` (also with `T`) read in `tz`.

@@ -132,31 +132,20 @@ pub async fn handle(
         .request(route_id, metric_decision(&action, failure.as_ref()), status);
     let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     // Path only: the query string can carry order numbers and tokens. No header values.
-    match &failure {
-        None => tracing::info!(
-            method = %method,
-            path = path_for_log(&path),
-            route = route_id,
-            decision = action.label(),
-            window = window.unwrap_or("-"),
-            status,
-            latency_us,
-            upstream = upstream_name,
-            "Request."
-        ),
-        Some(err) => tracing::warn!(
-            method = %method,
-            path = path_for_log(&path),
-            route = route_id,
-            decision = action.label(),
-            window = window.unwrap_or("-"),
-            status,
-            latency_us,
-            upstream = upstream_name,
-            error = err.label(),
-            cause = %err.cause(),
-            "Request failed upstream."
-        ),
+    tracing::info!(
+        method = %method,
+        path = path_for_log(&path),
+        route = route_id,
+        decision = action.label(),
+        window = window.unwrap_or("-"),
+        status,
+        latency_us,
+        upstream = upstream_name,
+        error = failure.as_ref().map_or("-", rescue::ProxyError::label),
+        "Request."
+    );
+    if let Some(err) = &failure {
+        tracing::warn!(route = route_id, upstream = upstream_name, error = err.label(), cause = %err.cause(), "Forward failed.");
     }
     response
 }

@@ -47,6 +47,23 @@ pub fn full(body: impl Into<Bytes>) -> TestBody {
         .boxed()
 }
 
+/// A body fed chunk by chunk through a channel, so a test controls when bytes exist.
+pub struct ChannelBody(pub tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
 /// What an upstream saw of one request (head only; handlers record bodies they need).
 #[derive(Debug, Clone)]
 pub struct Seen {
