@@ -97,6 +97,27 @@ pub fn rewrite_xml(body: &[u8], value: &str) -> Result<Option<Vec<u8>>, XmlError
     if edits.is_empty() {
         return Ok(None);
     }
+    // Belt and braces: every edit must sit exactly between `>` and `</`, or cover one
+    // `<…/>` element; anything else means the positions are off, and the body goes out
+    // unmodified rather than corrupted.
+    let sane = edits.iter().all(|edit| match edit {
+        Edit::Content(r) => {
+            r.start > 0
+                && body.get(r.start - 1) == Some(&b'>')
+                && body
+                    .get(r.end..)
+                    .is_some_and(|rest| rest.starts_with(b"</"))
+        }
+        Edit::Element(r) => body
+            .get(r.clone())
+            .is_some_and(|e| e.starts_with(b"<") && e.ends_with(b"/>")),
+    });
+    if !sane {
+        return Err(XmlError::Malformed {
+            position: 0,
+            message: "element positions could not be located exactly".into(),
+        });
+    }
     let mut out = Vec::with_capacity(body.len() + edits.len() * value.len());
     let mut copied = 0;
     for edit in &edits {
@@ -202,6 +223,19 @@ mod tests {
         let body = "\u{feff}<?xml version=\"1.0\"?><return><resultData><settleMethod>3</settleMethod></resultData></return>";
         let out = String::from_utf8(rewrite_xml(body.as_bytes(), "14").unwrap().unwrap()).unwrap();
         assert_eq!(out, body.replace(">3<", ">14<"));
+    }
+
+    #[test]
+    fn fuzz_regressions_rewrite_idempotently() {
+        for name in ["regression-bom", "regression-double-bom"] {
+            let path = format!("{}/fuzz/corpus/settle/{name}", env!("CARGO_MANIFEST_DIR"));
+            let body = std::fs::read(&path).unwrap();
+            if let Ok(Some(out)) = rewrite_xml(&body, "14") {
+                assert_eq!(rewrite_xml(&out, "14"), Ok(Some(out.clone())), "{name}");
+            }
+        }
+        let double = b"\xEF\xBB\xBF\xEF\xBB\xBF<return><resultData><settleMethod>3</settleMethod></resultData></return>";
+        assert!(rewrite_xml(double, "14").is_err());
     }
 
     #[test]
