@@ -228,7 +228,7 @@ mod tests {
     #[test]
     fn fuzz_regressions_rewrite_idempotently() {
         for name in ["regression-bom", "regression-double-bom"] {
-            let path = format!("{}/fuzz/corpus/settle/{name}", env!("CARGO_MANIFEST_DIR"));
+            let path = format!("{}/fuzz/seeds/settle/{name}", env!("CARGO_MANIFEST_DIR"));
             let body = std::fs::read(&path).unwrap();
             if let Ok(Some(out)) = rewrite_xml(&body, "14") {
                 assert_eq!(rewrite_xml(&out, "14"), Ok(Some(out.clone())), "{name}");
