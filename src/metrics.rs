@@ -15,6 +15,7 @@ pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CON
 
 /// What happened to a request, for the `decision` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
 pub enum Decision {
     /// Forwarded (no window, passthrough route, HEAD).
     Pass,
@@ -78,6 +79,27 @@ struct RewriteLabels {
 fn latency_histogram() -> Histogram {
     // 100 µs … ~52 s.
     Histogram::new(exponential_buckets(0.0001, 2.0, 20))
+}
+
+/// How many [`Decision`] values there are.
+const DECISIONS: usize = 7;
+
+/// Request counters of one config, resolved lazily per (route, decision, status class).
+#[derive(Debug)]
+pub struct RequestCounters {
+    slots: Vec<std::sync::OnceLock<Counter>>,
+}
+
+impl RequestCounters {
+    /// Slots for `routes` routes plus "no route".
+    #[must_use]
+    pub fn new(routes: usize) -> Self {
+        Self {
+            slots: (0..(routes + 1) * DECISIONS * 5)
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
+        }
+    }
 }
 
 /// Every metric the shim exports, registered once.
@@ -164,31 +186,53 @@ impl Metrics {
         Self { registry, ..m }
     }
 
-    /// Counts one request.
-    pub fn request(&self, route: &str, decision: Decision, status: u16) {
-        let status = match status {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
+    /// Counts one request. `cache` belongs to the config in use; after the first request of
+    /// a kind, counting neither allocates nor takes the family's lock.
+    pub fn request(
+        &self,
+        cache: &RequestCounters,
+        route: Option<(usize, &str)>,
+        decision: Decision,
+        status: u16,
+    ) {
+        let class = match status {
+            100..=199 => 0,
+            200..=299 => 1,
+            300..=399 => 2,
+            400..=499 => 3,
+            _ => 4,
         };
-        self.requests
-            .get_or_create(&RequestLabels {
-                route: route.to_owned(),
-                decision: decision.as_str(),
-                status,
-            })
-            .inc();
+        let slot = (route.map_or(0, |(i, _)| i + 1) * DECISIONS + decision as usize) * 5 + class;
+        let create = || {
+            self.requests
+                .get_or_create(&RequestLabels {
+                    route: route.map_or("-", |(_, id)| id).to_owned(),
+                    decision: decision.as_str(),
+                    status: ["1xx", "2xx", "3xx", "4xx", "5xx"][class],
+                })
+                .clone()
+        };
+        match cache.slots.get(slot) {
+            Some(counter) => counter.get_or_init(create).inc(),
+            None => create().inc(),
+        };
     }
 
-    /// Records the time to an upstream's response headers.
-    pub fn upstream_latency(&self, upstream: &str, seconds: f64) {
-        self.upstream_latency
-            .get_or_create(&UpstreamLabels {
-                upstream: upstream.to_owned(),
+    /// The latency histogram of each upstream, created up front for a config.
+    #[must_use]
+    pub fn upstream_histograms<'a>(
+        &self,
+        upstreams: impl Iterator<Item = &'a str>,
+    ) -> Vec<Histogram> {
+        upstreams
+            .map(|name| {
+                self.upstream_latency
+                    .get_or_create(&UpstreamLabels {
+                        upstream: name.to_owned(),
+                    })
+                    .clone()
             })
-            .observe(seconds);
+            .collect()
     }
 
     /// Counts a report-mode request that would have been short-circuited.

@@ -2,7 +2,7 @@
 //! 404/502/504 answers. Also the one response body type used by the proxy.
 
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -89,7 +89,17 @@ impl Canned {
 /// SPEC §4.1: the API answer during maintenance. `returnDate` is `now` in `tz`.
 #[must_use]
 pub fn api_maintenance(m: &Maintenance, tz: Tz, now: DateTime<Utc>) -> Canned {
-    let date = now.with_timezone(&tz).format("%Y%m%d%H%M%S");
+    // Plain integer formatting: chrono's strftime re-parses its pattern on every call.
+    let t = now.with_timezone(&tz);
+    let date = format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<return>\n<returnCode>1</returnCode>\n<errorCode>{}</errorCode>\n<returnDate>{date}</returnDate>\n</return>\n",
         m.error_code

@@ -12,17 +12,35 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError, EnvLookup, Source, Window};
-use crate::metrics::Metrics;
+use prometheus_client::metrics::histogram::Histogram;
+
+use crate::metrics::{Metrics, RequestCounters};
 use crate::proxy::forward::Forwarder;
 use crate::snapshot::Snapshot;
 
-/// A snapshot plus the upstream clients built for its config.
+/// A snapshot plus the upstream clients and metric handles built for its config.
 #[derive(Debug)]
 pub struct Loaded {
     /// Compiled config.
     pub snapshot: Snapshot,
     /// One pooled client per `config.upstreams` entry.
     pub upstreams: Vec<Forwarder>,
+    /// Request counters by route, resolved once each.
+    pub counters: Arc<RequestCounters>,
+    /// One latency histogram per `config.upstreams` entry.
+    pub latency: Vec<Histogram>,
+}
+
+impl Loaded {
+    fn new(snapshot: Snapshot, upstreams: Vec<Forwarder>, metrics: &Metrics) -> Self {
+        let config = &snapshot.config;
+        Self {
+            counters: Arc::new(RequestCounters::new(config.routes.len())),
+            latency: metrics.upstream_histograms(config.upstreams.iter().map(|u| u.name.as_str())),
+            snapshot,
+            upstreams,
+        }
+    }
 }
 
 /// Why a reload was refused.
@@ -117,16 +135,18 @@ impl Shared {
         let speed = config.clock.effective_speed();
         let config_path = config.path.clone();
         let config = Arc::new(config);
-        let loaded = Loaded {
-            upstreams: forwarders(&config)?,
-            snapshot: Snapshot::new(config, &[], 1, clock.now()),
-        };
+        let metrics = Metrics::new();
+        let loaded = Loaded::new(
+            Snapshot::new(config.clone(), &[], 1, clock.now()),
+            forwarders(&config)?,
+            &metrics,
+        );
         let shared = Self {
             current: ArcSwap::from_pointee(loaded),
             clock,
             real_clock,
             speed,
-            metrics: Metrics::new(),
+            metrics,
             drills: Mutex::new(Vec::new()),
             next_version: AtomicU64::new(2),
             next_drill: AtomicU64::new(1),
@@ -194,10 +214,8 @@ impl Shared {
         let upstreams = forwarders(&config)?;
         let version = self.next_version.fetch_add(1, Ordering::SeqCst);
         let snapshot = Snapshot::new(config, &drills, version, self.clock.now());
-        self.current.store(Arc::new(Loaded {
-            snapshot,
-            upstreams,
-        }));
+        self.current
+            .store(Arc::new(Loaded::new(snapshot, upstreams, &self.metrics)));
         drop(drills);
         self.update_gauges();
         Ok(version)
@@ -293,9 +311,12 @@ impl Shared {
             current.snapshot.version,
             now,
         );
+        // Same config: keep the pools and the resolved counters.
         self.current.store(Arc::new(Loaded {
             snapshot,
             upstreams: current.upstreams.clone(),
+            counters: current.counters.clone(),
+            latency: current.latency.clone(),
         }));
     }
 

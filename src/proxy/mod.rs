@@ -75,7 +75,10 @@ pub async fn handle(
             if declared.is_some_and(|n| n > limit) {
                 // Refused before anything is sent upstream.
                 let response = into_response(response::payload_too_large());
-                shared.metrics.request(route_id, Decision::BadRequest, 413);
+                let counted = Some((route, route_id));
+                shared
+                    .metrics
+                    .request(&loaded.counters, counted, Decision::BadRequest, 413);
                 tracing::info!(method = %method, path = path_for_log(&path), route = route_id, decision = "body-too-large", status = 413, "Request refused.");
                 return response;
             }
@@ -98,9 +101,7 @@ pub async fn handle(
             let sent = Instant::now();
             match loaded.upstreams[upstream].forward(req, peer.ip()).await {
                 Ok(resp) => {
-                    shared
-                        .metrics
-                        .upstream_latency(upstream_name, sent.elapsed().as_secs_f64());
+                    loaded.latency[upstream].observe(sent.elapsed().as_secs_f64());
                     let mut resp = match rewrite {
                         Rewrite::Response => {
                             rewrite::response(resp, drill, &shared.metrics, route_id).await
@@ -127,9 +128,11 @@ pub async fn handle(
         }
     };
     let status = response.status().as_u16();
+    let counted = action.route().map(|r| (r, route_id));
+    let decision = metric_decision(&action, failure.as_ref());
     shared
         .metrics
-        .request(route_id, metric_decision(&action, failure.as_ref()), status);
+        .request(&loaded.counters, counted, decision, status);
     let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     // Path only: the query string can carry order numbers and tokens. No header values.
     tracing::info!(
