@@ -174,7 +174,13 @@ fn main() -> ExitCode {
 
 fn run(config: Config) -> anyhow::Result<()> {
     init_tracing(config.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = config.server.worker_threads {
+        // Fewer workers mean fewer cross-thread wake-ups: lower latency at low load on small
+        // machines (bench/RESULTS.md), at the cost of peak throughput.
+        builder.worker_threads(n);
+    }
+    let runtime = builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;

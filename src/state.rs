@@ -203,6 +203,9 @@ impl Shared {
         if config.log_format != old.log_format {
             restart.push("log.format changed".to_string());
         }
+        if config.server.worker_threads != old.server.worker_threads {
+            restart.push("server.worker_threads changed".to_string());
+        }
         if !restart.is_empty() {
             return Err(ReloadError::NeedsRestart(format!(
                 "{} in {}: restart the shim to apply; nothing was changed",

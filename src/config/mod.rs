@@ -358,6 +358,8 @@ pub struct Server {
     pub max_header_bytes: usize,
     /// Largest request body forwarded; larger → 413, and nothing more is sent upstream.
     pub max_request_body: u64,
+    /// Async runtime worker threads; `None` = one per core. Read at start only.
+    pub worker_threads: Option<usize>,
 }
 
 impl Config {

@@ -216,6 +216,7 @@ pub(crate) struct RawServer {
     pub(crate) watch_config: Option<bool>,
     pub(crate) max_header_bytes: Option<Spanned<i64>>,
     pub(crate) max_request_body: Option<Spanned<i64>>,
+    pub(crate) worker_threads: Option<Spanned<i64>>,
 }
 
 /// `log.format`

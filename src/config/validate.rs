@@ -138,6 +138,15 @@ pub(super) fn validate(
         watch_config: raw.server.watch_config.unwrap_or(true),
         max_header_bytes: c.bytes(raw.server.max_header_bytes.as_ref(), 64 * 1024, 8192),
         max_request_body: c.bytes(raw.server.max_request_body.as_ref(), 64 << 20, 1) as u64,
+        worker_threads: raw.server.worker_threads.as_ref().map(|n| {
+            usize::try_from(*n.get_ref())
+                .ok()
+                .filter(|n| (1..=256).contains(n))
+                .unwrap_or_else(|| {
+                    c.err(n.span(), "`worker_threads` must be between 1 and 256");
+                    1
+                })
+        }),
     };
 
     let settle_drill = c.settle_drill(&raw.settle_method_drill, &windows, &recurring);
