@@ -265,7 +265,6 @@ kind = "api"
 service = "bench.api"
 upstream = "up"
 EOF
-  "$SHIM" check --config "$T/stream.toml" >/dev/null 2>&1 || sed -i '/^max_request_body/d' "$T/stream.toml"
   "$SHIM" run --config "$T/stream.toml" >"$T/shim-stream.out" 2>&1 & local pid=$!; PIDS+=("$pid")
   wait_port $P_ST; wait_port $P_SINK
   local dl=(curl -s -o /dev/null --max-time 300 -w '%{speed_download}' "http://127.0.0.1:$P_ST/big.bin")

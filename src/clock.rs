@@ -82,12 +82,6 @@ impl DrillClock {
             speed,
         }
     }
-
-    /// How many times faster than real time this clock runs.
-    #[must_use]
-    pub fn speed(&self) -> f64 {
-        self.speed
-    }
 }
 
 impl Clock for DrillClock {

@@ -377,11 +377,10 @@ fn explain(
                 .with_context(|| format!("invalid header value in {h:?}"))?,
         );
     }
-    let speed = config.clock.effective_speed();
     let snapshot = Snapshot::new(Arc::new(config), &[], 1, at);
     print!(
         "{}",
-        report::explain(&snapshot, at, &method, path, &headers, client_ip, speed)
+        report::explain(&snapshot, at, &method, path, &headers, client_ip)
     );
     Ok(())
 }

@@ -185,7 +185,6 @@ pub fn explain(
     target: &str,
     headers: &HeaderMap,
     client_ip: IpAddr,
-    speed: f64,
 ) -> String {
     let config = &snapshot.config;
     let tz = config.clock.timezone;
@@ -246,9 +245,7 @@ pub fn explain(
                 window_line(maintain.window, maintain.until)
             );
             let _ = writeln!(out, "upstream: not contacted");
-            Some(maintenance_answer(
-                snapshot, route, maintain, path, at, speed,
-            ))
+            Some(maintenance_answer(snapshot, route, maintain, path, at))
         }
         Action::Forward { route, why } => {
             let upstream = config.upstream_of(&config.routes[route]);

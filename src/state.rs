@@ -100,8 +100,6 @@ pub struct Shared {
     pub clock: SharedClock,
     /// The real clock underneath.
     pub real_clock: SharedClock,
-    /// Drill clock speed, for Retry-After in real seconds.
-    pub speed: f64,
     /// Metrics registry.
     pub metrics: Metrics,
     /// Open ad-hoc drills. Also serialises every rebuild, so two changes never race.
@@ -116,7 +114,6 @@ impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
             .field("config_path", &self.config_path)
-            .field("speed", &self.speed)
             .finish_non_exhaustive()
     }
 }
@@ -132,7 +129,6 @@ impl Shared {
         real_clock: SharedClock,
         env: Arc<EnvLookup>,
     ) -> Result<Self, rustls::Error> {
-        let speed = config.clock.effective_speed();
         let config_path = config.path.clone();
         let config = Arc::new(config);
         let metrics = Metrics::new();
@@ -145,7 +141,6 @@ impl Shared {
             current: ArcSwap::from_pointee(loaded),
             clock,
             real_clock,
-            speed,
             metrics,
             drills: Mutex::new(Vec::new()),
             next_version: AtomicU64::new(2),

@@ -52,7 +52,6 @@ fuzz_target!(|input: Input<'_>| {
         assert!(route < SNAPSHOT.config.routes.len());
         let _ = settle_rewrite(&SNAPSHOT, route, input.path, &headers, now);
     }
-    let _ = webcollect_shim::report::explain(
-        &SNAPSHOT, now, &method, input.path, &headers, req.peer, 1.0,
-    );
+    let _ =
+        webcollect_shim::report::explain(&SNAPSHOT, now, &method, input.path, &headers, req.peer);
 });

@@ -7,20 +7,6 @@ use toml::de::{DeTable, DeValue};
 use super::error::Diagnostic;
 use super::raw::RawConfig;
 
-const SECTIONS: &[&str] = &[
-    "listen",
-    "admin",
-    "clock",
-    "maintenance",
-    "upstreams",
-    "windows",
-    "routes",
-    "drill",
-    "server",
-    "log",
-    "settle_method_drill",
-];
-
 /// Parses `text`; a section that fails to deserialize is left at its default and reported.
 pub(crate) fn parse(text: &str) -> (RawConfig, Vec<Diagnostic>) {
     let mut diags = Vec::new();
@@ -66,12 +52,27 @@ pub(crate) fn parse(text: &str) -> (RawConfig, Vec<Diagnostic>) {
                 key_span,
                 format!(
                     "unknown section `{other}`, expected one of: {}",
-                    SECTIONS.join(", ")
+                    section_names().join(", ")
                 ),
             )),
         }
     }
     (raw, diags)
+}
+
+/// Top-level table names, from the same list `docs/config.md` is checked against.
+fn section_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = super::keys::sections()
+        .into_iter()
+        .map(|(s, _)| {
+            s.trim_matches(['[', ']'])
+                .split('.')
+                .next()
+                .unwrap_or_default()
+        })
+        .collect();
+    names.dedup();
+    names
 }
 
 fn section<T: DeserializeOwned>(

@@ -60,7 +60,7 @@ pub async fn handle(
     let response = match action {
         Action::NoRoute => drain_and_answer(req, config, response::no_route()).await,
         Action::Maintain { route, maintain } => {
-            let canned = maintenance_answer(snapshot, route, maintain, &path, now, shared.speed);
+            let canned = maintenance_answer(snapshot, route, maintain, &path, now);
             drain_and_answer(req, config, canned).await
         }
         Action::Forward { route, why } => {
@@ -198,7 +198,6 @@ pub fn maintenance_answer(
     maintain: Maintain,
     path: &str,
     now: DateTime<Utc>,
-    speed: f64,
 ) -> Canned {
     let config = &snapshot.config;
     let tz = config.clock.timezone;
@@ -209,7 +208,7 @@ pub fn maintenance_answer(
             maintain.window.map(|w| &snapshot.windows[w]),
             maintain.until,
             now,
-            speed,
+            config.clock.effective_speed(),
         ),
         Kind::TokenJs => response::token_js(snapshot.token_js(path.ends_with("/tokenlib.js"))),
         Kind::Api | Kind::Passthrough | Kind::Notification => {
