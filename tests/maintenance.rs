@@ -303,3 +303,19 @@ async fn custom_page_template_is_rendered_with_escaped_values() {
         "<h1>クロネコwebコレクト メンテナンスのお知らせ</h1><p>4月20日(月) 2時00分～6時00分</p><p>A &amp; B &lt;support&gt;</p>"
     );
 }
+
+#[tokio::test]
+async fn answer_statuses_follow_config() {
+    let upstream = Upstream::fixed(OK_XML).await;
+    let toml = config(&upstream.url()).replace(
+        "[upstreams.gw]",
+        "[maintenance]\napi_status = 503\npage_status = 500\n\n[upstreams.gw]",
+    );
+    let shim = TestShim::start(&toml, t(DURING)).await;
+    let api = raw(shim.addr, &post("/api/creditToken", "a=1")).await;
+    assert_eq!(api.status, 503);
+    assert!(api.text().contains("<errorCode>Z01000000</errorCode>"));
+    let page = raw(shim.addr, &get("/webcollect/settleSelectAction.gw")).await;
+    assert_eq!(page.status, 500);
+    assert_eq!(page.header("retry-after"), Some("12600"));
+}
