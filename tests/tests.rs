@@ -33,3 +33,5 @@ mod compose;
 mod robustness;
 // docs/config.md matches the keys the parser accepts.
 mod docs;
+// Worker threads on one port, request ids, per-worker upstream pools.
+mod workers;
