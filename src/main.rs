@@ -61,6 +61,15 @@ enum Command {
         /// settlement.
         #[arg(long, value_name = "URL")]
         notify_url: Option<String>,
+        /// Keep orders, stored cards and tokens in this file across restarts.
+        #[arg(long, value_name = "PATH")]
+        state_file: Option<PathBuf>,
+        /// Most orders remembered (oldest forgotten first).
+        #[arg(long, value_name = "N", default_value_t = webcollect_shim::qa::gateway::DEFAULT_MAX_ORDERS)]
+        max_orders: std::num::NonZeroUsize,
+        /// Accept only tokens the stand-in's token libraries minted.
+        #[arg(long)]
+        strict_tokens: bool,
     },
     /// Exit 0 if the running shim's admin `/healthz` answers 200 (for container HEALTHCHECKs).
     Healthcheck,
@@ -115,8 +124,21 @@ fn main() -> ExitCode {
     // `notify` and `mock-gateway` need no config file.
     let standalone = match cli.command.take() {
         Some(Command::Notify(args)) => Some(notify(args)),
-        Some(Command::MockGateway { listen, notify_url }) => {
-            Some(mock_gateway(listen, notify_url).map(|()| true))
+        Some(Command::MockGateway {
+            listen,
+            notify_url,
+            state_file,
+            max_orders,
+            strict_tokens,
+        }) => {
+            let options = webcollect_shim::qa::gateway::GatewayOptions {
+                notify_url,
+                state_file,
+                max_orders,
+                strict_tokens,
+                ..Default::default()
+            };
+            Some(mock_gateway(listen, options).map(|()| true))
         }
         other => {
             cli.command = other;
@@ -254,7 +276,10 @@ fn shim_clock(config: &Config) -> SharedClock {
     )
 }
 
-fn mock_gateway(listen: std::net::SocketAddr, notify_url: Option<String>) -> anyhow::Result<()> {
+fn mock_gateway(
+    listen: std::net::SocketAddr,
+    options: webcollect_shim::qa::gateway::GatewayOptions,
+) -> anyhow::Result<()> {
     init_tracing(LogFormat::Text);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -265,11 +290,7 @@ fn mock_gateway(listen: std::net::SocketAddr, notify_url: Option<String>) -> any
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         tracing::info!(addr = %listener.local_addr()?, "Stand-in gateway serving (not Yamato's gateway).");
-        let options = webcollect_shim::mock_gateway::MockOptions {
-            notify_url,
-            ..Default::default()
-        };
-        webcollect_shim::mock_gateway::serve(listener, options, shutdown_signal()).await;
+        webcollect_shim::qa::gateway::serve(listener, options, shutdown_signal()).await?;
         Ok(())
     })
 }

@@ -26,7 +26,7 @@ mod logs;
 // The settleMethod 14 drill: trade-info rewrite, notification relay, notify.
 mod settle;
 // The stand-in gateway alone, and end to end behind the shim on config/drill.toml.
-mod mock_gateway;
+mod qa_gateway;
 // QA kit consistency: shipped configs pass `check`, compose file vs repository and binary.
 mod compose;
 // Robustness: load, faults, bad input (WEBCOLLECT_SHIM_HEAVY=1 for heavier runs).
