@@ -348,6 +348,33 @@ async fn the_api_flow_succeeds_outside_a_window_and_fails_with_the_maintenance_c
     mock.stop().await;
 }
 
+#[tokio::test]
+async fn the_admin_screen_example_route_fronts_the_stand_in() {
+    let mock = StandIn::start("2020-04-20T01:00:00+09:00").await;
+    let config = uncomment_block(&drill_config(&mock.url()), "[upstreams.admin_screen]");
+    let shim = TestShim::start(&config, t("2026-11-27T12:00:00Z")).await;
+
+    // Outside the window: the stand-in's plain admin page.
+    let res = raw(shim.addr, &get("/webcollect-admin/")).await;
+    assert_eq!(res.status, 200);
+    assert!(from_stand_in(&res));
+    assert!(res.text().contains("加盟店管理画面"), "{}", res.text());
+
+    // Inside: the maintenance page instead, as the notice says.
+    shim.clock.advance(TimeDelta::seconds(90));
+    let res = raw(shim.addr, &get("/webcollect-admin/")).await;
+    assert_eq!(res.status, 503);
+    assert!(!from_stand_in(&res));
+    assert_eq!(res.header("x-webcollect-shim"), Some("maintenance"));
+    assert!(
+        res.text()
+            .contains("クロネコwebコレクト メンテナンスのお知らせ")
+    );
+
+    shim.stop().await;
+    mock.stop().await;
+}
+
 // === Token libraries in Chromium ===
 
 /// The fields of a form body as a merchant's server decodes them.
