@@ -222,15 +222,7 @@ async fn modal_stand_in_shows_the_message_in_red_and_issues_no_token() {
     );
 
     // Opening it again starts afresh.
-    tab.page
-        .find_element("#create-token-launch")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    tab.wait_for("the card form again", &visible(&card_no))
-        .await;
+    tab.open_card_form().await;
     assert_eq!(tab.eval::<String>(&format!("{card_no}.value")).await, "");
     assert!(!tab.eval::<bool>(&visible(&message)).await);
 

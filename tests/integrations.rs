@@ -150,60 +150,52 @@ impl Merchant {
         read(&raw(self.addr, &post(&self.path(name), &body)).await)
     }
 
+    /// `name` for one order: `function_div`, `trader_code`, `order_no`, then `extra`.
+    async fn on_order(
+        &self,
+        name: &str,
+        function_div: &str,
+        order_no: &str,
+        extra: &[(&str, &str)],
+    ) -> Reply {
+        let mut fields = vec![
+            ("function_div", function_div),
+            ("trader_code", TRADER),
+            ("order_no", order_no),
+        ];
+        fields.extend_from_slice(extra);
+        self.call(name, &fields).await
+    }
+
     async fn authorise(&self, order_no: &str, token: &str, price: &str) -> Reply {
-        self.call(
-            "creditToken",
-            &[
-                ("function_div", "A08"),
-                ("trader_code", TRADER),
-                ("device_div", "2"),
-                ("order_no", order_no),
-                ("settle_price", price),
-                ("buyer_name_kanji", "山田 太郎"),
-                ("buyer_tel", "0312345678"),
-                ("buyer_email", "taro@example.com"),
-                ("pay_way", "1"),
-                ("token", token),
-            ],
-        )
-        .await
+        let buyer = [
+            ("device_div", "2"),
+            ("settle_price", price),
+            ("buyer_name_kanji", "山田 太郎"),
+            ("buyer_tel", "0312345678"),
+            ("buyer_email", "taro@example.com"),
+            ("pay_way", "1"),
+            ("token", token),
+        ];
+        self.on_order("creditToken", "A08", order_no, &buyer).await
     }
 
     async fn inquire(&self, order_no: &str) -> Reply {
-        self.call(
-            "tradeInfo",
-            &[
-                ("function_div", "E04"),
-                ("trader_code", TRADER),
-                ("order_no", order_no),
-            ],
-        )
-        .await
+        self.on_order("tradeInfo", "E04", order_no, &[]).await
     }
 
     async fn change_amount(&self, order_no: &str, price: &str) -> Reply {
-        self.call(
+        self.on_order(
             "creditChangePrice",
-            &[
-                ("function_div", "A07"),
-                ("trader_code", TRADER),
-                ("order_no", order_no),
-                ("new_price", price),
-            ],
+            "A07",
+            order_no,
+            &[("new_price", price)],
         )
         .await
     }
 
     async fn cancel(&self, order_no: &str) -> Reply {
-        self.call(
-            "creditCancel",
-            &[
-                ("function_div", "A06"),
-                ("trader_code", TRADER),
-                ("order_no", order_no),
-            ],
-        )
-        .await
+        self.on_order("creditCancel", "A06", order_no, &[]).await
     }
 
     /// The one row E04 answers for `order_no`.
