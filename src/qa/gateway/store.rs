@@ -148,8 +148,9 @@ impl State {
             members: self.members.values().collect(),
             tokens: self.tokens.values().collect(),
         };
-        // Plain data with string keys: serialising it cannot fail.
-        serde_json::to_vec_pretty(&saved).unwrap_or_default()
+        // Plain data with string keys: serialising it cannot fail. Compact: the whole file is
+        // rewritten after every change.
+        serde_json::to_vec(&saved).unwrap_or_default()
     }
 }
 
@@ -193,7 +194,7 @@ struct Inner {
 #[derive(Debug)]
 struct StateFile {
     path: PathBuf,
-    /// The generation on disk; held while writing, so writes happen one at a time.
+    /// The generation on disk; held while saving, so saves happen one at a time.
     written: tokio::sync::Mutex<u64>,
 }
 
@@ -232,39 +233,41 @@ impl Store {
         &self,
         f: impl FnOnce(&mut State) -> Result<R, E>,
     ) -> Result<R, E> {
-        let (result, save) = {
+        let (result, generation) = {
             let mut inner = self.lock();
             let result = f(&mut inner.state);
-            let save = match (&result, &self.file) {
-                (Ok(_), Some(_)) => {
-                    inner.generation += 1;
-                    Some((inner.generation, inner.state.to_json()))
-                }
-                _ => None,
-            };
-            (result, save)
+            if result.is_ok() {
+                inner.generation += 1;
+            }
+            (result, inner.generation)
         };
-        if let (Some((generation, json)), Some(file)) = (save, &self.file) {
-            file.save(generation, json).await;
+        if result.is_ok()
+            && let Some(file) = &self.file
+        {
+            self.save(file, generation).await;
         }
         result
     }
-}
 
-impl StateFile {
-    async fn save(&self, generation: u64, json: Vec<u8>) {
-        let mut written = self.written.lock().await;
+    /// Saves a state at least as new as `generation`. Changes that arrive while a save runs
+    /// share the next one: each save writes the whole state as it is when the save starts.
+    async fn save(&self, file: &StateFile, generation: u64) {
+        let mut written = file.written.lock().await;
         if *written >= generation {
             return;
         }
-        let path = self.path.clone();
+        let (current, json) = {
+            let inner = self.lock();
+            (inner.generation, inner.state.to_json())
+        };
+        let path = file.path.clone();
         let result = tokio::task::spawn_blocking(move || write_atomically(&path, &json)).await;
         match result {
-            Ok(Ok(())) => *written = generation,
+            Ok(Ok(())) => *written = current,
             // The answer still goes out: a stand-in that stops answering helps nobody. The
             // path is the only detail logged (the state holds order numbers and tokens).
             Ok(Err(err)) => tracing::warn!(
-                path = %self.path.display(),
+                path = %file.path.display(),
                 error = %err,
                 "Stand-in gateway state not saved."
             ),
