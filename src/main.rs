@@ -26,8 +26,21 @@ fn main() -> ExitCode {
     // These need no config file.
     let standalone = match &command {
         Command::Notify(args) => Some(cli::notify(args.clone())),
-        Command::MockGateway { listen, notify_url } => {
-            Some(cli::mock_gateway(*listen, notify_url.clone()).map(|()| true))
+        Command::MockGateway {
+            listen,
+            notify_url,
+            state_file,
+            max_orders,
+            strict_tokens,
+        } => {
+            let options = webcollect_shim::qa::gateway::GatewayOptions {
+                notify_url: notify_url.clone(),
+                state_file: state_file.clone(),
+                max_orders: *max_orders,
+                strict_tokens: *strict_tokens,
+                ..Default::default()
+            };
+            Some(cli::mock_gateway(*listen, options).map(|()| true))
         }
         _ => None,
     };

@@ -166,6 +166,12 @@ pub fn token_js_body(m: &Maintenance, modal: bool) -> Bytes {
         .replace("__ERROR_CODE__", &js_string(&m.error_code))
         .replace("__ERROR_MSG__", &js_string(&m.token_message))
         .replace("__MODAL__", if modal { "true" } else { "false" })
+        // The card form, shared with the stand-in gateway's library; pasted last so that its
+        // text is never searched for placeholders.
+        .replace(
+            "/*__TOKEN_FORM__*/",
+            include_str!("../assets/token-form.js"),
+        )
         .into()
 }
 

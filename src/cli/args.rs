@@ -47,6 +47,15 @@ pub(crate) enum Command {
         /// settlement.
         #[arg(long, value_name = "URL")]
         notify_url: Option<String>,
+        /// Keep orders, stored cards and tokens in this file across restarts.
+        #[arg(long, value_name = "PATH")]
+        state_file: Option<PathBuf>,
+        /// Most orders remembered (oldest forgotten first).
+        #[arg(long, value_name = "N", default_value_t = webcollect_shim::qa::gateway::DEFAULT_MAX_ORDERS)]
+        max_orders: std::num::NonZeroUsize,
+        /// Accept only tokens the stand-in's token libraries minted.
+        #[arg(long)]
+        strict_tokens: bool,
     },
     /// Exit 0 if the running shim's admin `/healthz` answers 200 (for container HEALTHCHECKs).
     Healthcheck,

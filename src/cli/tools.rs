@@ -10,19 +10,20 @@ use super::args::NotifyArgs;
 
 pub(crate) fn mock_gateway(
     listen: std::net::SocketAddr,
-    notify_url: Option<String>,
+    options: webcollect_shim::qa::gateway::GatewayOptions,
 ) -> anyhow::Result<()> {
     super::init_tracing(LogFormat::Text);
-    super::control_runtime()?.block_on(async move {
+    // Unlike the shim, the stand-in is an ordinary multi-threaded server.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         tracing::info!(addr = %listener.local_addr()?, "Stand-in gateway serving (not Yamato's gateway).");
-        let options = webcollect_shim::mock_gateway::MockOptions {
-            notify_url,
-            ..Default::default()
-        };
-        webcollect_shim::mock_gateway::serve(listener, options, signal::shutdown()).await;
+        webcollect_shim::qa::gateway::serve(listener, options, signal::shutdown()).await?;
         Ok(())
     })
 }

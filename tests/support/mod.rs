@@ -3,6 +3,11 @@
 
 #![allow(dead_code)]
 
+// Headless Chromium: tabs, merchant checkout pages, what a shopper sees.
+pub mod browser;
+// The stand-in gateway on port 0, and config/drill.toml in front of it.
+pub mod gateway;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::io::{BufRead, BufReader};
