@@ -1,5 +1,5 @@
-//! The maintenance decision: route + windows + drills + now → [`Action`]. Pure: no I/O, no
-//! clock reads; the caller passes `now`.
+//! The maintenance decision: loop mark + route + windows + drills + now → [`Action`]. Pure:
+//! no I/O, no clock reads; the caller passes `now`.
 
 use std::net::IpAddr;
 
@@ -9,6 +9,7 @@ use ipnet::IpNet;
 
 use crate::config::{Kind, Mode};
 use crate::snapshot::Snapshot;
+use crate::via::ViaMark;
 
 /// What the request looks like, as far as the decision cares.
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +22,32 @@ pub struct RequestInfo<'a> {
     pub headers: &'a HeaderMap,
     /// Address of the TCP peer.
     pub peer: IpAddr,
+    /// The host the request is for, without port (see [`request_host`]), if known.
+    pub host: Option<&'a str>,
+    /// This process's `Via` mark: a request carrying it has looped back.
+    pub mark: &'a ViaMark,
+}
+
+/// The host a request is for, without the port: the request target's authority (absolute
+/// form, or h2's `:authority`), else the `Host` header (RFC 9112 §3.2.2). Case as sent.
+#[must_use]
+pub fn request_host<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+    let authority = match uri.authority() {
+        Some(a) => a.as_str(),
+        None => headers.get(http::header::HOST)?.to_str().ok()?,
+    };
+    // Userinfo is not allowed in `Host`; in an absolute target it is ignored (RFC 9110 §4.2.4).
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if authority.starts_with('[') {
+        // IPv6 literal: the port follows the closing bracket.
+        authority
+            .find(']')
+            .map_or(authority, |end| &authority[..=end])
+    } else {
+        authority.split_once(':').map_or(authority, |(h, _)| h)
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    (!host.is_empty()).then_some(host)
 }
 
 /// A maintenance answer and what it is about.
@@ -54,6 +81,9 @@ pub enum Pass {
 /// The decision for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
+    /// The request carries this process's own `Via` mark: it has looped back. The shim
+    /// answers 508 itself and forwards nothing.
+    Loop,
     /// No route matches: the shim answers 404 itself.
     NoRoute,
     /// Forward to the route's upstream.
@@ -79,6 +109,7 @@ impl Action {
     #[must_use]
     pub fn label(&self) -> &'static str {
         match self {
+            Self::Loop => "loop",
             Self::NoRoute => "no-route",
             Self::Maintain { .. } => "maintenance",
             Self::Forward { why, .. } => match why {
@@ -95,7 +126,7 @@ impl Action {
     #[must_use]
     pub fn route(&self) -> Option<usize> {
         match self {
-            Self::NoRoute => None,
+            Self::Loop | Self::NoRoute => None,
             Self::Forward { route, .. } | Self::Maintain { route, .. } => Some(*route),
         }
     }
@@ -106,7 +137,11 @@ impl Action {
 #[must_use]
 pub fn decide(snapshot: &Snapshot, req: RequestInfo<'_>, now: DateTime<Utc>) -> Action {
     let config = &snapshot.config;
-    let Some(route) = snapshot.router.find(req.method, req.path) else {
+    // Before routing: a looped request is refused whatever it asks for.
+    if req.mark.is_in(req.headers) {
+        return Action::Loop;
+    }
+    let Some(route) = snapshot.router.find(req.method, req.host, req.path) else {
         return Action::NoRoute;
     };
     let forward = |why| Action::Forward {

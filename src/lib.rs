@@ -1,14 +1,16 @@
 //! webcollect-shim: a reverse proxy that rehearses クロネコwebコレクト maintenance windows.
 //!
 //! [`Shim::new`] checks and compiles a [`config::Config`]; [`Shim::run`] serves it on
-//! listeners the caller has already bound (so tests can use port 0): the proxy listeners on
-//! worker threads ([`runtime`]), the admin listener on the caller's runtime.
+//! listeners the caller has already bound (so tests can use port 0): the proxy listeners (and
+//! TLS listeners, [`tls`]) on worker threads ([`runtime`]), the admin listener on the
+//! caller's runtime.
 
 pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod decide;
 pub mod error;
+pub mod loopcheck;
 pub mod metrics;
 pub mod notify;
 pub mod page;
@@ -25,6 +27,8 @@ pub mod settle;
 pub mod signal;
 pub mod snapshot;
 pub mod state;
+pub mod tls;
+pub mod via;
 pub mod worker;
 
 use std::future::Future;
@@ -42,6 +46,7 @@ use state::Shared;
 #[derive(Debug)]
 pub struct Shim {
     shared: Arc<Shared>,
+    tls: Option<Arc<tls::Frontend>>,
 }
 
 /// Errors that stop the shim from starting.
@@ -53,14 +58,24 @@ pub enum Error {
     /// A worker thread could not be started.
     #[error("cannot start a worker thread")]
     Worker(#[source] std::io::Error),
+    /// The TLS listener's certificates could not be set up.
+    #[error("cannot set up the TLS listener")]
+    TlsListener(#[from] tls::Error),
+    /// TLS listeners were passed, but the config has no `[listen] tls`, or their number
+    /// differs from the proxy listeners' (one of each per worker).
+    #[error("{0} TLS listener(s) for {1} proxy listener(s) and [listen] tls {2}")]
+    TlsListeners(usize, usize, &'static str),
 }
 
 /// The listeners to serve on, already bound.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Listeners {
     /// Merchant traffic: one listener per worker thread, normally all on one port with
     /// SO_REUSEPORT (see [`runtime::bind_proxy`]).
     pub proxy: Vec<std::net::TcpListener>,
+    /// Merchant traffic over TLS (`[listen] tls`): none, or one per proxy listener, bound
+    /// like them.
+    pub tls: Vec<std::net::TcpListener>,
     /// Admin endpoints; `None` serves none.
     pub admin: Option<TcpListener>,
 }
@@ -75,16 +90,28 @@ impl Shim {
         Self::with_env(config, base, Arc::new(config::process_env))
     }
 
-    /// [`Shim::new`] with an injected environment (used again by reloads).
+    /// [`Shim::new`] with an injected environment (used again by reloads). With
+    /// `[listen] tls`, also loads the TLS certificates, creating the local CA on first use.
     ///
     /// # Errors
-    /// When an upstream client cannot be built.
+    /// When an upstream client or the TLS listener's certificates cannot be set up.
     pub fn with_env(config: Config, base: SharedClock, env: Arc<EnvLookup>) -> Result<Self, Error> {
         let clock = clock::configured(base.clone(), config.clock.start_at, config.clock.speed);
+        let tls = match config.listen.tls {
+            Some(_) => Some(Arc::new(tls::Frontend::new(&config.tls, base.clone())?)),
+            None => None,
+        };
         let shared = Shared::new(config, clock, base, env)?;
         Ok(Self {
             shared: Arc::new(shared),
+            tls,
         })
+    }
+
+    /// The TLS side, when `[listen] tls` is set (for tests and the `ca` commands).
+    #[must_use]
+    pub fn tls(&self) -> Option<Arc<tls::Frontend>> {
+        self.tls.clone()
     }
 
     /// The shared state (for signal handlers and tests).
@@ -94,12 +121,12 @@ impl Shim {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and drains every listener
-    /// within `server.shutdown_grace`. The proxy listeners are served by one worker thread
-    /// each; the admin listener, the config watch and the recompile timer run on the
-    /// caller's runtime. Watches the config file when `server.watch_config`.
+    /// within `server.shutdown_grace`. The proxy listeners (each with its TLS listener, if
+    /// any) are served by one worker thread each; the admin listener, the config watch, the
+    /// recompile timer and the renewal of TLS certificates run on the caller's runtime. Watches the config file when `server.watch_config`.
     ///
     /// # Errors
-    /// When a worker thread cannot be started.
+    /// When a worker thread cannot be started, or the TLS listeners do not fit.
     pub async fn run(
         self,
         listeners: Listeners,
@@ -112,9 +139,19 @@ impl Shim {
             grace: config.server.shutdown_grace,
             max_header_bytes: config.server.max_header_bytes,
         };
+        let tls = match (&self.tls, listeners.tls.len()) {
+            (_, 0) => None,
+            (Some(frontend), n) if n == listeners.proxy.len() => Some((
+                listeners.tls,
+                frontend.acceptor(config.server.header_read_timeout),
+            )),
+            (Some(_), n) => return Err(Error::TlsListeners(n, listeners.proxy.len(), "set")),
+            (None, n) => return Err(Error::TlsListeners(n, listeners.proxy.len(), "not set")),
+        };
         let (stop_tx, stop_rx) = watch::channel(false);
-        let workers = runtime::Workers::spawn(&shared, listeners.proxy, &stop_rx, options)
+        let workers = runtime::Workers::spawn(&shared, listeners.proxy, tls, &stop_rx, options)
             .map_err(Error::Worker)?;
+        let renewal = self.tls.as_ref().and_then(tls::Frontend::spawn_renewal);
         let _watcher = if config.server.watch_config {
             reload::watch_config(shared.clone())
         } else {
@@ -138,6 +175,9 @@ impl Shim {
             let _ = admin.await;
         }
         recompile.abort();
+        if let Some(renewal) = renewal {
+            renewal.abort();
+        }
         Ok(())
     }
 }

@@ -68,6 +68,7 @@ fn main() -> ExitCode {
         Command::Run => cli::run(config),
         Command::Check { at } => cli::check(config, at.as_deref()),
         Command::Healthcheck => cli::healthcheck(&config),
+        Command::Ca { action } => cli::ca(&config, action),
         Command::Explain {
             at,
             headers,

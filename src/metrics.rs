@@ -29,6 +29,8 @@ pub enum Decision {
     NotFound,
     /// Forwarding failed: 502/504.
     UpstreamError,
+    /// The request came back around (its `Via` carries this shim's mark): 508.
+    Loop,
     /// Refused by the shim as malformed or too large (400/413).
     BadRequest,
 }
@@ -42,6 +44,7 @@ impl Decision {
             Self::Bypass => "bypass",
             Self::NotFound => "not_found",
             Self::UpstreamError => "upstream_error",
+            Self::Loop => "loop",
             Self::BadRequest => "bad_request",
         }
     }
@@ -82,7 +85,7 @@ fn latency_histogram() -> Histogram {
 }
 
 /// How many [`Decision`] values there are.
-const DECISIONS: usize = 7;
+const DECISIONS: usize = 8;
 
 /// Request counters of one config, resolved lazily per (route, decision, status class).
 #[derive(Debug)]

@@ -1,17 +1,23 @@
-//! Human-readable output of `check` (the timeline) and `explain` (one decision and its exact
-//! answer). Pure functions of a snapshot and an instant: no network, no clock reads.
+//! Human-readable output of `check` (the timeline, TLS, warnings) and `explain` (one decision
+//! and its exact answer). Pure functions of their inputs: no network, no clock reads.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use chrono_tz::Tz;
 use http::{HeaderMap, Method};
 
-use crate::config::{Kind, PathMatch};
-use crate::decide::{Action, Pass, RequestInfo, decide};
+use crate::config::{CertSource, Config, Kind, PathMatch};
+use crate::decide::{Action, Pass, RequestInfo, decide, request_host};
+use crate::loopcheck::SelfLoop;
 use crate::response::{self, window_text};
 use crate::snapshot::Snapshot;
+use crate::via::ViaMark;
+
+/// The instance id `explain` stands in for a running shim's random one: a request whose
+/// `Via` carries `webcollect-shim-explain` shows the loop answer.
+pub const EXPLAIN_VIA_ID: &str = "explain";
 
 fn local(t: DateTime<Utc>, tz: Tz) -> String {
     t.with_timezone(&tz)
@@ -135,9 +141,14 @@ pub fn timeline(snapshot: &Snapshot, now: DateTime<Utc>) -> String {
             })
             .map(|(id, _)| id)
             .collect();
+        let host = r
+            .host
+            .as_ref()
+            .map(|h| format!("host {h}: "))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "  {:<24} {:<6} {:<11} service={} upstream={} ({}) windows=[{}]\n    {path}",
+            "  {:<24} {:<6} {:<11} service={} upstream={} ({}) windows=[{}]\n    {host}{path}",
             r.id,
             methods,
             r.kind.as_str(),
@@ -175,6 +186,73 @@ pub fn timeline(snapshot: &Snapshot, now: DateTime<Utc>) -> String {
     out
 }
 
+/// `check`'s TLS paragraph. `ca_present` says whether `[tls] ca_dir` already holds a CA
+/// (`None` when certificates come from files or no source is set).
+#[must_use]
+pub fn tls(config: &Config, ca_present: Option<bool>) -> String {
+    let tls = &config.tls;
+    let mut out = String::new();
+    let Some(addr) = config.listen.tls else {
+        let _ = writeln!(out, "\ntls: off ([listen] tls is not set)");
+        return out;
+    };
+    let _ = writeln!(out, "\ntls: {addr} (HTTP/1.1 and h2 by ALPN)");
+    match &tls.source {
+        Some(CertSource::LocalCa(dir)) => {
+            let state = if ca_present == Some(true) {
+                "present"
+            } else {
+                "created on first start"
+            };
+            let _ = writeln!(
+                out,
+                "  certificates: local CA in {} ({state}); leaves valid {}, reissued at two thirds",
+                dir.display(),
+                crate::config::format_duration(
+                    TimeDelta::from_std(tls.leaf_validity).unwrap_or_default()
+                )
+            );
+        }
+        Some(CertSource::Files { cert, key }) => {
+            let _ = writeln!(
+                out,
+                "  certificates: {} with key {}",
+                cert.display(),
+                key.display()
+            );
+        }
+        None => {}
+    }
+    let _ = writeln!(out, "  hosts: {}", tls.hosts.join(", "));
+    out
+}
+
+/// `check`'s warnings about upstreams that lead back to the shim ([`crate::loopcheck`]).
+#[must_use]
+pub fn self_loops(config: &Config, loops: &[SelfLoop]) -> String {
+    let mut out = String::new();
+    if loops.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "\nwarnings:");
+    for l in loops {
+        let url = config
+            .upstreams
+            .iter()
+            .find(|u| u.name == l.upstream)
+            .map_or_else(String::new, |u| {
+                u.url.to_string().trim_end_matches('/').to_string()
+            });
+        let _ = writeln!(
+            out,
+            "  upstream {} ({url}) connects to {}, this shim's own {} listener: its requests \
+             would come back here (answered 508). Set its `connect_to` to the real host's address.",
+            l.upstream, l.addr, l.listener
+        );
+    }
+    out
+}
+
 /// `explain`'s report: the decision for one request at `at`, and the exact answer.
 #[must_use]
 pub fn explain(
@@ -188,6 +266,10 @@ pub fn explain(
     let config = &snapshot.config;
     let tz = config.clock.timezone;
     let path = target.split_once('?').map_or(target, |(p, _)| p);
+    let mark = ViaMark::named(EXPLAIN_VIA_ID);
+    // `explain` takes an origin-form path: the host can only come from a `Host` header.
+    let origin_form = http::Uri::default();
+    let host = request_host(&origin_form, headers);
     let action = decide(
         snapshot,
         RequestInfo {
@@ -195,11 +277,17 @@ pub fn explain(
             path,
             headers,
             peer: client_ip,
+            host,
+            mark: &mark,
         },
         at,
     );
     let mut out = String::new();
-    let _ = writeln!(out, "request:  {method} {path} from {client_ip}");
+    let _ = writeln!(
+        out,
+        "request:  {method} {path} from {client_ip}{}",
+        host.map(|h| format!(" for host {h}")).unwrap_or_default()
+    );
     let _ = writeln!(out, "at:       {} ({})", local(at, tz), utc(at));
     if let Some(r) = action.route() {
         let route = &config.routes[r];
@@ -228,6 +316,16 @@ pub fn explain(
         s
     };
     let answer = match action {
+        Action::Loop => {
+            let _ = writeln!(
+                out,
+                "decision: loop (the request's Via carries this shim's own mark, {}: it has \
+                 been here before)",
+                mark.pseudonym()
+            );
+            let _ = writeln!(out, "upstream: not contacted");
+            Some(response::loop_detected())
+        }
         Action::NoRoute => {
             let _ = writeln!(out, "decision: no-route (the shim answers 404 itself)");
             Some(response::no_route())
@@ -281,9 +379,17 @@ pub fn explain(
             let _ = writeln!(out, "settleMethod drill: {settle}");
             let _ = writeln!(
                 out,
-                "upstream: {} {}{target}\n          the response is the upstream's, minus hop-by-hop headers",
+                "upstream: {} {}{target}{}\n          marked `Via: {}` (a running shim uses a random id \
+                 instead of `{EXPLAIN_VIA_ID}`)\n          the response is the upstream's, minus hop-by-hop headers",
                 method,
                 upstream.url.to_string().trim_end_matches('/'),
+                upstream
+                    .connect_to
+                    .map(|to| format!(" (connecting to {to})"))
+                    .unwrap_or_default(),
+                mark.entry(http::Version::HTTP_11)
+                    .to_str()
+                    .unwrap_or_default(),
             );
             None
         }

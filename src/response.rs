@@ -1,5 +1,5 @@
 //! Every answer the shim makes itself: the maintenance XML, page and token stand-in, and the
-//! 404/502/504 answers. Also the one response body type used by the proxy.
+//! 404/508/502/504 answers. Also the one response body type used by the proxy.
 
 use bytes::Bytes;
 use chrono::{DateTime, Datelike, Timelike, Utc};
@@ -183,6 +183,19 @@ pub fn no_route() -> Canned {
         "no-route",
         TEXT_PLAIN,
         "webcollect-shim: no route for this path\n",
+    )
+}
+
+/// 508: the request carries this shim's own `Via` mark, so forwarding it would send it
+/// around again (see [`crate::via`]).
+#[must_use]
+pub fn loop_detected() -> Canned {
+    Canned::new(
+        StatusCode::LOOP_DETECTED,
+        "loop",
+        TEXT_PLAIN,
+        "webcollect-shim: this request has already passed through this shim (its Via mark): \
+         an upstream leads back here. Give the upstream `connect_to` the real gateway's address.\n",
     )
 }
 

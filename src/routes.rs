@@ -1,5 +1,6 @@
 //! Path router compiled once per config: a byte trie, so matching costs the path's length,
-//! not the number of routes. The first route in file order that matches wins.
+//! not the number of routes. The first route in file order that matches wins; a route's
+//! methods and host, when given, are checked as each candidate is considered.
 
 use http::Method;
 
@@ -21,6 +22,8 @@ pub struct Router {
     nodes: Vec<Node>,
     /// Per route, its allowed methods (`None` = any).
     methods: Vec<Option<Vec<Method>>>,
+    /// Per route, the host it is restricted to (lowercase; `None` = any).
+    hosts: Vec<Option<Box<str>>>,
 }
 
 impl Router {
@@ -30,6 +33,10 @@ impl Router {
         let mut router = Self {
             nodes: vec![Node::default()],
             methods: routes.iter().map(|r| r.methods.clone()).collect(),
+            hosts: routes
+                .iter()
+                .map(|r| r.host.as_deref().map(Box::from))
+                .collect(),
         };
         for (index, route) in routes.iter().enumerate() {
             let index = u32::try_from(index).unwrap_or(u32::MAX);
@@ -69,13 +76,17 @@ impl Router {
         node
     }
 
-    /// Index of the first route (in file order) matching `method` and `path`.
+    /// Index of the first route (in file order) matching `method`, `host` (any case; a
+    /// route with a `host` never matches a request whose host is unknown) and `path`.
     #[must_use]
-    pub fn find(&self, method: &Method, path: &str) -> Option<usize> {
+    pub fn find(&self, method: &Method, host: Option<&str>, path: &str) -> Option<usize> {
         let allows = |r: u32| {
             self.methods[r as usize]
                 .as_ref()
                 .is_none_or(|ms| ms.contains(method))
+                && self.hosts[r as usize]
+                    .as_deref()
+                    .is_none_or(|want| host.is_some_and(|h| h.eq_ignore_ascii_case(want)))
         };
         let mut best: Option<u32> = None;
         let mut consider = |candidates: &[u32]| {
@@ -110,6 +121,7 @@ mod tests {
             id: id.into(),
             path,
             methods,
+            host: None,
             kind: Kind::Api,
             service: "s".into(),
             upstream: 0,
@@ -135,14 +147,14 @@ mod tests {
         ];
         let r = Router::new(&routes);
         let get = Method::GET;
-        assert_eq!(r.find(&get, "/api/token/js/tokenlib.js"), Some(0));
-        assert_eq!(r.find(&get, "/api/xp/tradeInfoXp"), Some(1));
-        assert_eq!(r.find(&get, "/api/credit"), Some(2));
-        assert_eq!(r.find(&get, "/api"), None);
-        assert_eq!(r.find(&get, "/webcollect/a.gw"), Some(4));
-        assert_eq!(r.find(&get, "/webcollect/a.gwx"), None);
-        assert_eq!(r.find(&get, "/b"), Some(4));
-        assert_eq!(r.find(&get, "/"), None);
+        assert_eq!(r.find(&get, None, "/api/token/js/tokenlib.js"), Some(0));
+        assert_eq!(r.find(&get, None, "/api/xp/tradeInfoXp"), Some(1));
+        assert_eq!(r.find(&get, None, "/api/credit"), Some(2));
+        assert_eq!(r.find(&get, None, "/api"), None);
+        assert_eq!(r.find(&get, None, "/webcollect/a.gw"), Some(4));
+        assert_eq!(r.find(&get, None, "/webcollect/a.gwx"), None);
+        assert_eq!(r.find(&get, None, "/b"), Some(4));
+        assert_eq!(r.find(&get, None, "/"), None);
     }
 
     #[test]
@@ -156,8 +168,28 @@ mod tests {
             route("any", PathMatch::Prefix("/".into()), None),
         ];
         let r = Router::new(&routes);
-        assert_eq!(r.find(&Method::POST, "/api/credit"), Some(0));
-        assert_eq!(r.find(&Method::GET, "/api/credit"), Some(1));
+        assert_eq!(r.find(&Method::POST, None, "/api/credit"), Some(0));
+        assert_eq!(r.find(&Method::GET, None, "/api/credit"), Some(1));
+    }
+
+    #[test]
+    fn hosts_filter_and_fall_through() {
+        let mut admin = route("admin", PathMatch::Prefix("/webcollect/".into()), None);
+        admin.host = Some("admin.example.jp".into());
+        let routes = vec![
+            admin,
+            route("link", PathMatch::Prefix("/webcollect/".into()), None),
+        ];
+        let r = Router::new(&routes);
+        let get = Method::GET;
+        let path = "/webcollect/login.gw";
+        assert_eq!(r.find(&get, Some("admin.example.jp"), path), Some(0));
+        assert_eq!(r.find(&get, Some("Admin.Example.JP"), path), Some(0));
+        assert_eq!(
+            r.find(&get, Some("payment.kuronekoyamato.co.jp"), path),
+            Some(1)
+        );
+        assert_eq!(r.find(&get, None, path), Some(1));
     }
 
     #[test]
@@ -171,7 +203,7 @@ mod tests {
             None,
         ));
         let r = Router::new(&routes);
-        assert_eq!(r.find(&Method::GET, "/target"), Some(499));
-        assert_eq!(r.find(&Method::GET, "/r250/x"), Some(250));
+        assert_eq!(r.find(&Method::GET, None, "/target"), Some(499));
+        assert_eq!(r.find(&Method::GET, None, "/r250/x"), Some(250));
     }
 }

@@ -1,8 +1,8 @@
 //! Envoy's threading model in tokio terms: N worker threads, each a `current_thread`
-//! runtime with its own SO_REUSEPORT listener on the proxy port and its own upstream pools,
-//! so a request and its upstream exchange never leave the thread that accepted it. The
-//! kernel spreads new connections over the listeners. Admin, config and signals run on the
-//! control runtime (the caller's), never on a worker.
+//! runtime with its own SO_REUSEPORT listener on the proxy port (and one on the TLS port,
+//! when configured) and its own upstream pools, so a request and its upstream exchange never
+//! leave the thread that accepted it. The kernel spreads new connections over the listeners.
+//! Admin, config and signals run on the control runtime (the caller's), never on a worker.
 
 use std::io;
 use std::net::SocketAddr;
@@ -14,6 +14,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::server::{self, ServeOptions};
 use crate::state::Shared;
+use crate::tls;
 use crate::worker::Worker;
 
 /// Pending connections the kernel queues per listener before the shim accepts them.
@@ -57,22 +58,29 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts one worker thread per listener. Each serves until `stop` turns true, then
-    /// drains its connections within `options.grace`.
+    /// Starts one worker thread per proxy listener; with `tls`, worker `i` also accepts on
+    /// TLS listener `i`. Each serves until `stop` turns true, then drains its connections
+    /// within `options.grace`.
     ///
     /// # Errors
     /// When a thread cannot be started.
     pub fn spawn(
         shared: &Arc<Shared>,
         listeners: Vec<std::net::TcpListener>,
+        tls: Option<(Vec<std::net::TcpListener>, tls::listener::Acceptor)>,
         stop: &watch::Receiver<bool>,
         options: ServeOptions,
     ) -> io::Result<Self> {
         let mut done = Vec::with_capacity(listeners.len());
+        let (mut tls_listeners, acceptor) = match tls {
+            Some((listeners, acceptor)) => (listeners.into_iter(), Some(acceptor)),
+            None => (Vec::new().into_iter(), None),
+        };
         for (index, listener) in listeners.into_iter().enumerate() {
             let (tx, rx) = oneshot::channel();
             let shared = shared.clone();
-            let mut stop = stop.clone();
+            let stop = stop.clone();
+            let tls = tls_listeners.next().zip(acceptor.clone());
             thread::Builder::new()
                 .name(format!("worker-{index}"))
                 .spawn(move || {
@@ -98,10 +106,32 @@ impl Workers {
                         };
                         let worker = Arc::new(Worker::new(shared, index));
                         worker.spawn_sweeper();
-                        let stopped = async move {
+                        let stopped = |mut stop: watch::Receiver<bool>| async move {
                             let _ = stop.wait_for(|stop| *stop).await;
                         };
-                        server::serve_proxy(listener, worker, stopped, options).await;
+                        let plain = server::serve_proxy(
+                            listener,
+                            worker.clone(),
+                            stopped(stop.clone()),
+                            options,
+                        );
+                        let Some((tls_listener, acceptor)) = tls else {
+                            return plain.await;
+                        };
+                        let tls = match tokio::net::TcpListener::from_std(tls_listener) {
+                            Ok(listener) => server::serve_proxy_tls(
+                                listener,
+                                worker,
+                                acceptor,
+                                stopped(stop),
+                                options,
+                            ),
+                            Err(err) => {
+                                tracing::error!(worker = index, error = %err, "Cannot use the TLS listener.");
+                                return;
+                            }
+                        };
+                        tokio::join!(plain, tls);
                     });
                 })?;
             done.push(rx);

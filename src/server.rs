@@ -78,6 +78,33 @@ pub async fn serve_proxy(
     .await;
 }
 
+/// [`serve_proxy`] over TLS: `tls` does the handshake inside each connection's task, never
+/// in the accept loop, then serves the same stack (see [`crate::tls::listener`]).
+pub async fn serve_proxy_tls(
+    listener: TcpListener,
+    worker: Arc<Worker>,
+    tls: crate::tls::listener::Acceptor,
+    shutdown: impl Future<Output = ()>,
+    options: ServeOptions,
+) {
+    let builder = options.builder();
+    accept(
+        listener,
+        shutdown,
+        options.grace,
+        |stream, peer, graceful| {
+            tls.connection(
+                stream,
+                peer,
+                graceful.watcher(),
+                builder.clone(),
+                worker.clone(),
+            )
+        },
+    )
+    .await;
+}
+
 /// Serves `handler` on `listener` until `shutdown` resolves; then stops accepting and lets
 /// in-flight requests finish for at most `options.grace`.
 pub async fn serve<H, F>(

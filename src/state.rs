@@ -17,6 +17,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use crate::metrics::{Metrics, RequestCounters};
 use crate::proxy::upstream::Target;
 use crate::snapshot::Snapshot;
+use crate::via::ViaMark;
 
 /// A snapshot plus the upstream targets and metric handles built for its config.
 #[derive(Debug)]
@@ -107,6 +108,9 @@ pub struct Shared {
     pub real_clock: SharedClock,
     /// Metrics registry.
     pub metrics: Metrics,
+    /// The `Via` mark of this process: added to every forwarded request, and a request
+    /// that arrives with it is a loop.
+    pub via: ViaMark,
     /// Open ad-hoc drills. Also serialises every rebuild, so two changes never race.
     drills: Mutex<Vec<Window>>,
     next_version: AtomicU64,
@@ -148,6 +152,7 @@ impl Shared {
             clock,
             real_clock,
             metrics,
+            via: ViaMark::random(),
             drills: Mutex::new(Vec::new()),
             next_version: AtomicU64::new(2),
             next_drill: AtomicU64::new(1),
@@ -197,6 +202,9 @@ impl Shared {
                 "listen addresses changed (proxy {} → {}, admin {} → {})",
                 old.listen.proxy, config.listen.proxy, old.listen.admin, config.listen.admin
             ));
+        }
+        if config.tls != old.tls {
+            restart.push("[tls] changed".to_string());
         }
         if config.clock.start_at != old.clock.start_at || config.clock.speed != old.clock.speed {
             restart.push("the drill clock ([clock] start_at/speed) changed".to_string());

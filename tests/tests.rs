@@ -13,6 +13,8 @@ mod passthrough;
 mod cli;
 // TLS to https upstreams with a private CA.
 mod tls;
+// The gateway's own host names: TLS listener and local CA, host routes, connect_to, loops.
+mod front;
 // Browser fidelity: token stand-ins and the maintenance page in headless Chromium.
 mod browser;
 // Admin API: health, status, metrics, auth, ad-hoc drills, reload.

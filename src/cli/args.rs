@@ -59,6 +59,11 @@ pub(crate) enum Command {
     },
     /// Exit 0 if the running shim's admin `/healthz` answers 200 (for container HEALTHCHECKs).
     Healthcheck,
+    /// The local CA of `[tls] ca_dir`, which signs the TLS listener's certificates.
+    Ca {
+        #[command(subcommand)]
+        action: CaAction,
+    },
     /// Print the decision for one request at one instant, and the exact answer. No network.
     Explain {
         /// Instant of the request, RFC 3339, e.g. 2020-04-20T02:30:00+09:00.
@@ -75,6 +80,17 @@ pub(crate) enum Command {
         /// Request path, optionally with a query, e.g. /api/creditToken.
         path: String,
     },
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub(crate) enum CaAction {
+    /// Create the CA in `[tls] ca_dir` unless it exists; print where it is and its key hash.
+    Init,
+    /// Print the CA certificate (ca.pem) to stdout.
+    Export,
+    /// Print the commands that make clients trust the CA: Debian/Ubuntu, Alpine, RHEL, Java,
+    /// Node, Chromium/NSS and headless Chromium.
+    InstallHint,
 }
 
 #[derive(Debug, Clone, clap::Args)]

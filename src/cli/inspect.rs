@@ -1,4 +1,5 @@
-//! `check` and `explain`: what the shim would do, printed, with no network.
+//! `check` and `explain`: what the shim would do, printed. `explain` uses no network;
+//! `check` resolves the upstreams' host names, to warn about one that leads back to the shim.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -8,8 +9,11 @@ use chrono::{DateTime, Utc};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use webcollect_shim::clock::{self, SharedClock, SystemClock};
-use webcollect_shim::config::{self, Config};
-use webcollect_shim::report;
+use webcollect_shim::config::{self, CertSource, Config};
+use webcollect_shim::{loopcheck, report};
+
+/// How long `check` waits for each upstream's host to resolve (the loop warning).
+const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 use webcollect_shim::snapshot::Snapshot;
 
 /// The shim's clock as `run` would build it: the drill clock if configured.
@@ -30,8 +34,17 @@ pub(crate) fn check(config: Config, at: Option<&str>) -> anyhow::Result<()> {
         Some(text) => parse_at(text, &config)?,
         None => shim_clock(&config).now(),
     };
+    let ca_present = match &config.tls.source {
+        Some(CertSource::LocalCa(dir)) => {
+            Some(dir.join(webcollect_shim::tls::ca::CERT_FILE).exists())
+        }
+        _ => None,
+    };
+    let loops = super::control_runtime()?.block_on(loopcheck::find(&config, LOOKUP_TIMEOUT));
     let snapshot = Snapshot::new(Arc::new(config), &[], 1, now);
     print!("{}", report::timeline(&snapshot, now));
+    print!("{}", report::tls(&snapshot.config, ca_present));
+    print!("{}", report::self_loops(&snapshot.config, &loops));
     Ok(())
 }
 

@@ -2,11 +2,13 @@
 //! needs one) and returns `anyhow::Result`: the only place anyhow is used.
 
 mod args;
+mod ca;
 mod inspect;
 mod run;
 mod tools;
 
 pub(crate) use args::{Cli, Command};
+pub(crate) use ca::ca;
 pub(crate) use inspect::{check, explain};
 pub(crate) use run::run;
 pub(crate) use tools::{healthcheck, mock_gateway, notify};

@@ -1,4 +1,5 @@
-//! `run`: bind the listeners (one proxy socket per worker), then serve until SIGTERM/SIGINT.
+//! `run`: bind the listeners (one proxy socket, and one TLS socket when configured, per
+//! worker), then serve until SIGTERM/SIGINT.
 
 use std::sync::Arc;
 
@@ -23,17 +24,29 @@ pub(crate) fn run(config: Config) -> anyhow::Result<()> {
         let admin = tokio::net::TcpListener::bind(admin_addr)
             .await
             .with_context(|| format!("cannot listen on {admin_addr}"))?;
+        let tls = match config.listen.tls {
+            Some(addr) => runtime::bind_proxy(addr, workers)
+                .with_context(|| format!("cannot listen on {addr}"))?,
+            None => Vec::new(),
+        };
         let proxy_addr = proxy[0].local_addr()?;
+        let tls_addr = tls
+            .first()
+            .map(std::net::TcpListener::local_addr)
+            .transpose()?;
         let shim = Shim::new(config, Arc::new(SystemClock))?;
         tracing::info!(
             proxy = %proxy_addr,
+            tls = %tls_addr.map_or_else(|| "-".to_string(), |a| a.to_string()),
             admin = %admin.local_addr()?,
             workers,
+            via = shim.shared().via.pseudonym(),
             "Serving merchant traffic."
         );
         signal::reload_on_hangup(shim.shared());
         let listeners = Listeners {
             proxy,
+            tls,
             admin: Some(admin),
         };
         shim.run(listeners, signal::shutdown()).await?;

@@ -83,6 +83,7 @@ pub fn sections() -> Vec<(&'static str, Vec<&'static str>)> {
             fields::<raw::RawSettleDrill>().to_vec(),
         ),
         ("[server]", fields::<raw::RawServer>().to_vec()),
+        ("[tls]", fields::<raw::RawTls>().to_vec()),
         ("[log]", fields::<raw::RawLog>().to_vec()),
     ]
 }
@@ -95,7 +96,7 @@ mod tests {
     fn captures_struct_fields() {
         let s = sections();
         let listen = &s.iter().find(|(name, _)| *name == "[listen]").unwrap().1;
-        assert_eq!(listen, &["proxy", "admin"]);
+        assert_eq!(listen, &["proxy", "admin", "tls"]);
         let windows = &s.iter().find(|(name, _)| *name == "[[windows]]").unwrap().1;
         assert!(windows.contains(&"cron") && windows.contains(&"services"));
         assert!(s.iter().all(|(_, keys)| !keys.is_empty()));

@@ -7,6 +7,7 @@ mod error;
 pub mod keys;
 mod parse;
 pub(crate) mod raw;
+mod tls;
 mod validate;
 
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ use rustls_pki_types::CertificateDer;
 
 pub use error::{ConfigError, Diagnostic};
 pub use raw::{Kind, LogFormat, Mode, SettleWhen};
+pub use tls::is_dns_name;
 pub use validate::{is_valid_service, parse_time};
 
 /// Config file used when neither `--config` nor `$WEBCOLLECT_SHIM_CONFIG` is given.
@@ -55,6 +57,46 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `[settle_method_drill]`
     pub settle_drill: SettleDrill,
+    /// `[tls]`
+    pub tls: Tls,
+}
+
+/// The gateway's host names (production, XP, link method, test gateway, 後払い and its test
+/// host and older host): the default `[tls] hosts`.
+pub const GATEWAY_HOSTS: [&str; 7] = [
+    "api.kuronekoyamato.co.jp",
+    "apixp.kuronekoyamato.co.jp",
+    "payment.kuronekoyamato.co.jp",
+    "ptwebcollect.jp",
+    "atobarai.kuronekoyamato.co.jp",
+    "atobarai-test.kuronekoyamato.co.jp",
+    "yamato-credit-finance.jp",
+];
+
+/// `[tls]`: the certificates of the TLS listener (`listen.tls`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    /// Where certificates come from; `None` when `[tls]` names no source.
+    pub source: Option<CertSource>,
+    /// Host names served, lowercase; a client asking for another name is refused.
+    pub hosts: Vec<String>,
+    /// Lifetime of the leaf certificates the local CA issues.
+    pub leaf_validity: Duration,
+}
+
+/// Where the TLS listener's certificates come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertSource {
+    /// A local CA in this directory (`ca.pem`, `ca-key.pem`), created on first use; leaf
+    /// certificates for `hosts` are issued at start and reissued before they expire.
+    LocalCa(PathBuf),
+    /// The user's own certificate chain and private key (PEM).
+    Files {
+        /// Certificate chain, leaf first.
+        cert: PathBuf,
+        /// Private key.
+        key: PathBuf,
+    },
 }
 
 /// The settleMethod drill: the value 14 the 2020 notice announced, before the gateway sends it.
@@ -87,6 +129,8 @@ pub struct Listen {
     pub proxy: SocketAddr,
     /// Admin endpoints.
     pub admin: SocketAddr,
+    /// Merchant traffic over TLS (HTTP/1.1 and h2 by ALPN); `None` serves none.
+    pub tls: Option<SocketAddr>,
 }
 
 /// Admin API settings.
@@ -207,6 +251,9 @@ pub struct Upstream {
     pub pool_idle_timeout: Duration,
     /// Extra trust anchors (from `ca_file`) on top of the public web roots.
     pub ca_certs: Vec<CertificateDer<'static>>,
+    /// Connect here instead of resolving the URL's host, which still gives SNI, the
+    /// certificate name and `Host` (curl's `--connect-to`).
+    pub connect_to: Option<SocketAddr>,
 }
 
 /// Where a window comes from.
@@ -326,6 +373,8 @@ pub struct Route {
     pub path: PathMatch,
     /// Methods accepted; `None` = any.
     pub methods: Option<Vec<Method>>,
+    /// Host (lowercase, no port) the request must be for; `None` = any.
+    pub host: Option<String>,
     /// What the maintenance answer looks like.
     pub kind: Kind,
     /// Dotted service name, matched against windows.

@@ -29,6 +29,7 @@ pub(crate) fn parse(text: &str) -> (RawConfig, Vec<Diagnostic>) {
             "server" => section(value, &mut raw.server, &mut diags),
             "log" => section(value, &mut raw.log, &mut diags),
             "settle_method_drill" => section(value, &mut raw.settle_method_drill, &mut diags),
+            "tls" => section(value, &mut raw.tls, &mut diags),
             "upstreams" => {
                 let span = value.span();
                 match value.into_inner() {

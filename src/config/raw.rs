@@ -17,6 +17,7 @@ pub(crate) type Str = Spanned<String>;
 pub(crate) struct RawListen {
     pub(crate) proxy: Option<Str>,
     pub(crate) admin: Option<Str>,
+    pub(crate) tls: Option<Str>,
 }
 
 /// `[admin]`
@@ -82,6 +83,7 @@ pub(crate) struct RawUpstream {
     pub(crate) response_timeout: Option<Str>,
     pub(crate) pool_idle_timeout: Option<Str>,
     pub(crate) ca_file: Option<Str>,
+    pub(crate) connect_to: Option<Str>,
 }
 
 /// `[[windows]]`
@@ -155,6 +157,7 @@ pub(crate) struct RawRoute {
     pub(crate) paths: Option<Spanned<Vec<Str>>>,
     pub(crate) path_prefix: Option<Str>,
     pub(crate) methods: Option<Vec<Str>>,
+    pub(crate) host: Option<Str>,
     pub(crate) kind: Kind,
     pub(crate) service: Str,
     pub(crate) upstream: Str,
@@ -219,6 +222,17 @@ pub(crate) struct RawServer {
     pub(crate) worker_threads: Option<Spanned<i64>>,
 }
 
+/// `[tls]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTls {
+    pub(crate) ca_dir: Option<Str>,
+    pub(crate) cert_file: Option<Str>,
+    pub(crate) key_file: Option<Str>,
+    pub(crate) hosts: Option<Spanned<Vec<Str>>>,
+    pub(crate) leaf_validity: Option<Str>,
+}
+
 /// `log.format`
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -252,4 +266,5 @@ pub(crate) struct RawConfig {
     pub(crate) server: RawServer,
     pub(crate) log: RawLog,
     pub(crate) settle_method_drill: RawSettleDrill,
+    pub(crate) tls: RawTls,
 }

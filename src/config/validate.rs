@@ -27,9 +27,9 @@ const DEFAULT_TOKEN_MESSAGE: &str = "メンテナンス中です。時間をお�
 const DEFAULT_DRILL_HEADER: &str = "x-webcollect-shim-drill";
 
 /// Collects diagnostics while turning raw values into checked ones.
-struct Checker<'a> {
-    diags: &'a mut Vec<Diagnostic>,
-    base_dir: PathBuf,
+pub(super) struct Checker<'a> {
+    pub(super) diags: &'a mut Vec<Diagnostic>,
+    pub(super) base_dir: PathBuf,
 }
 
 /// Validates `raw`; returns `None` (with `diags` non-empty) when something is wrong.
@@ -45,7 +45,13 @@ pub(super) fn validate(
     let listen = Listen {
         proxy: c.addr(raw.listen.proxy.as_ref(), "0.0.0.0:8080"),
         admin: c.addr(raw.listen.admin.as_ref(), "127.0.0.1:9090"),
+        tls: raw
+            .listen
+            .tls
+            .as_ref()
+            .map(|tls| c.addr(Some(tls), "0.0.0.0:8443")),
     };
+    let tls = c.tls(&raw.tls, raw.listen.tls.as_ref(), &listen);
     let mut admin = Admin {
         token_env: raw.admin.token_env.as_ref().map(|s| s.get_ref().clone()),
         token: None,
@@ -172,12 +178,13 @@ pub(super) fn validate(
         server,
         log_format: raw.log.format.unwrap_or_default(),
         settle_drill,
+        tls,
     };
     c.diags.is_empty().then_some(config)
 }
 
 impl Checker<'_> {
-    fn err(&mut self, span: Range<usize>, message: impl Into<String>) {
+    pub(super) fn err(&mut self, span: Range<usize>, message: impl Into<String>) {
         self.diags.push(Diagnostic::at(span, message));
     }
 
@@ -219,7 +226,7 @@ impl Checker<'_> {
             })
     }
 
-    fn duration(&mut self, value: Option<&Str>, default: Duration) -> Duration {
+    pub(super) fn duration(&mut self, value: Option<&Str>, default: Duration) -> Duration {
         let Some(value) = value else {
             return default;
         };
@@ -365,6 +372,18 @@ impl Checker<'_> {
                 pool_idle_timeout: self
                     .duration(u.pool_idle_timeout.as_ref(), Duration::from_secs(60)),
                 ca_certs,
+                connect_to: u.connect_to.as_ref().and_then(|to| {
+                    to.get_ref().parse().map_err(|_| {
+                        self.err(
+                            to.span(),
+                            format!(
+                                "invalid `connect_to` {:?}: expected IP:PORT such as \"203.0.113.10:443\"",
+                                to.get_ref()
+                            ),
+                        );
+                    })
+                    .ok()
+                }),
             };
             if name.is_empty() {
                 self.err(name_span, "upstream name must not be empty");
@@ -656,6 +675,7 @@ impl Checker<'_> {
                     .collect()
             });
             self.service_name(&r.service);
+            let host = r.host.as_ref().map(|h| self.route_host(h));
             let upstream = upstreams
                 .get(r.upstream.get_ref())
                 .copied()
@@ -679,12 +699,38 @@ impl Checker<'_> {
                 id: r.id.get_ref().clone(),
                 path,
                 methods,
+                host,
                 kind: r.kind,
                 service: r.service.get_ref().clone(),
                 upstream,
             });
         }
         out
+    }
+
+    /// A route's `host`: a DNS name or an IP address, without a port; kept lowercase.
+    fn route_host(&mut self, host: &Str) -> String {
+        let text = host.get_ref().trim_end_matches('.').to_ascii_lowercase();
+        match text
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
+            // As a Host header writes it.
+            Ok(IpAddr::V6(ip)) => return format!("[{ip}]"),
+            Ok(IpAddr::V4(ip)) => return ip.to_string(),
+            Err(_) => {}
+        }
+        if !super::tls::is_dns_name(&text) {
+            self.err(
+                host.span(),
+                format!(
+                    "invalid route host {:?}: a host name such as \"api.kuronekoyamato.co.jp\" (no scheme, port or path)",
+                    host.get_ref()
+                ),
+            );
+        }
+        text
     }
 
     fn route_path(&mut self, path: &Str) {

@@ -16,7 +16,7 @@ use tower::{Layer, Service};
 
 use super::body::UpstreamBody;
 use super::{Answer, Call, Forwarding, Outcome};
-use crate::decide::{Action, Pass, RequestInfo, decide};
+use crate::decide::{Action, Pass, RequestInfo, decide, request_host};
 use crate::response::{self, Canned, X_WEBCOLLECT_SHIM};
 
 /// Adds [`Decide`].
@@ -65,6 +65,9 @@ where
                 path: req.uri().path(),
                 headers: req.headers(),
                 peer: conn.peer.ip(),
+                // A TLS client that sent no Host (HTTP/1.0) still named the host in SNI.
+                host: request_host(req.uri(), req.headers()).or(conn.server_name.as_deref()),
+                mark: &view.shared.via,
             },
             now,
         );
@@ -73,6 +76,7 @@ where
             failure: None,
         };
         let canned = match action {
+            Action::Loop => response::loop_detected(),
             Action::NoRoute => response::no_route(),
             Action::Maintain { route, maintain } => {
                 view.maintenance_answer(route, maintain, req.uri().path(), now)

@@ -1,5 +1,5 @@
-//! The last step: rewrite the request head for the upstream and send it on this worker's
-//! pool. Bodies stream both ways; nothing is buffered; a request that reached the wire is
+//! The last step: rewrite the request head for the upstream (marked with this process's
+//! `Via`, see [`crate::via`]) and send it on this worker's pool. Bodies stream both ways; nothing is buffered; a request that reached the wire is
 //! never sent again.
 
 use std::future::Future;
@@ -55,7 +55,10 @@ async fn forward(fwd: Forwarding) -> Result<Response<ProxyBody>, ProxyError> {
     let pool = &view.pools[upstream];
     let target = pool.target();
     let (mut parts, body) = req.into_parts();
+    // As received from the client: `prepare` sets the upstream's.
+    let version = parts.version;
     prepare(&mut parts, &target.host, &conn)?;
+    view.shared.via.append(&mut parts.headers, version);
     let mut req = Request::from_parts(parts, body);
     let sent = Instant::now();
     let timeout = target.config.response_timeout;
@@ -86,7 +89,7 @@ async fn forward(fwd: Forwarding) -> Result<Response<ProxyBody>, ProxyError> {
 }
 
 /// Turns the client's request head into the upstream's: origin-form target, HTTP/1.1,
-/// no hop-by-hop fields, `Host` of the upstream, `X-Forwarded-*`.
+/// no hop-by-hop fields, `Host` of the upstream, `X-Forwarded-*`. (The caller adds `Via`.)
 fn prepare(
     parts: &mut http::request::Parts,
     host: &HeaderValue,

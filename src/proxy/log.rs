@@ -217,6 +217,7 @@ impl Record {
 fn decision(action: Option<Action>) -> Decision {
     match action {
         None => Decision::BadRequest,
+        Some(Action::Loop) => Decision::Loop,
         Some(Action::NoRoute) => Decision::NotFound,
         Some(Action::Maintain { .. }) => Decision::Maintenance,
         Some(Action::Forward { why, .. }) => match why {

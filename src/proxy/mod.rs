@@ -50,6 +50,8 @@ pub struct Conn {
     pub forwarded_for: HeaderValue,
     /// `X-Forwarded-Proto`: how the client reached the shim.
     pub proto: HeaderValue,
+    /// For TLS, the host name the client asked for (SNI), lowercase.
+    pub server_name: Option<Box<str>>,
 }
 
 impl Conn {
@@ -62,6 +64,17 @@ impl Conn {
             forwarded_for: HeaderValue::from_str(&ip)
                 .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
             proto: HeaderValue::from_static("http"),
+            server_name: None,
+        }
+    }
+
+    /// A TLS client connection from `peer` that asked for `server_name`.
+    #[must_use]
+    pub fn https(peer: SocketAddr, server_name: Option<Box<str>>) -> Self {
+        Self {
+            proto: HeaderValue::from_static("https"),
+            server_name: server_name.map(|n| n.to_ascii_lowercase().into_boxed_str()),
+            ..Self::http(peer)
         }
     }
 }

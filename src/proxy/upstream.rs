@@ -1,5 +1,6 @@
-//! How to reach one upstream: its address, `Host`, TLS settings and timeouts, and the
-//! connect step (TCP, then rustls for https) that the per-worker pools call.
+//! How to reach one upstream: its address (resolved, or `connect_to`), `Host`, TLS settings
+//! and timeouts, and the connect step (TCP, then rustls for https) that the per-worker pools
+//! call.
 
 use std::io;
 use std::net::SocketAddr;
@@ -105,6 +106,11 @@ impl Target {
     }
 
     async fn addresses(&self) -> io::Result<Vec<SocketAddr>> {
+        // `connect_to` replaces resolution only: the URL's host still gives SNI, the name
+        // the certificate must carry, and `Host`.
+        if let Some(addr) = self.config.connect_to {
+            return Ok(vec![addr]);
+        }
         // An IP literal needs no resolver (and no trip to the blocking pool).
         if let Ok(ip) = self.host_name.parse() {
             return Ok(vec![SocketAddr::new(ip, self.port)]);

@@ -63,9 +63,25 @@ impl Drop for Profile {
     }
 }
 
+/// What a test adds to Chromium's launch flags.
+#[derive(Debug, Default)]
+pub struct LaunchOptions {
+    /// Host names sent to a given address instead of failing to resolve:
+    /// `--host-resolver-rules` `MAP host addr` entries, ahead of the default rules.
+    pub map: Vec<(String, std::net::SocketAddr)>,
+    /// Public-key hashes (base64 SHA-256 of a SubjectPublicKeyInfo) whose certificate chains
+    /// are accepted: `--ignore-certificate-errors-spki-list`.
+    pub trust_spki: Vec<String>,
+}
+
 impl Chromium {
     /// Launches Chromium, or returns `None` (after saying so) when it is not installed outside CI.
     pub async fn launch() -> Option<Self> {
+        Self::launch_with(LaunchOptions::default()).await
+    }
+
+    /// [`Chromium::launch`] with host mappings and trusted keys.
+    pub async fn launch_with(options: LaunchOptions) -> Option<Self> {
         if !Path::new(CHROMIUM).exists() {
             assert!(
                 !in_ci(),
@@ -87,6 +103,13 @@ impl Chromium {
         )));
         let _ = std::fs::remove_dir_all(&profile.0);
         std::fs::create_dir_all(&profile.0).unwrap();
+        let rules = options
+            .map
+            .iter()
+            .map(|(host, addr)| format!("MAP {host} {addr}, "))
+            .collect::<String>()
+            + "MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1";
+        let spki = options.trust_spki.join(",");
         let config = BrowserConfig::builder()
             .chrome_executable(CHROMIUM)
             .user_data_dir(&profile.0)
@@ -110,13 +133,16 @@ impl Chromium {
                 "disable-features=Translate,OptimizationHints,MediaRouter",
             ])
             // No network but loopback: any name lookup fails, so nothing can leave the machine
-            // (and an external request still shows up in the network log as a failure).
-            .arg((
-                "host-resolver-rules",
-                "MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
-            ))
-            .build()
-            .unwrap();
+            // (and an external request still shows up in the network log as a failure). The
+            // first matching MAP wins, so a test's own mappings go first.
+            .arg(("host-resolver-rules", rules.as_str()));
+        let config = if options.trust_spki.is_empty() {
+            config
+        } else {
+            config.arg(("ignore-certificate-errors-spki-list", spki.as_str()))
+        }
+        .build()
+        .unwrap();
         let (browser, mut handler) = Browser::launch(config)
             .await
             .unwrap_or_else(|e| panic!("cannot launch {CHROMIUM}: {e}"));

@@ -7,6 +7,8 @@
 pub mod browser;
 // The stand-in gateway on port 0, and config/drill.toml in front of it.
 pub mod gateway;
+// TLS clients that trust a given CA, and an https upstream that records SNI and Host.
+pub mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -170,6 +172,9 @@ impl Drop for Upstream {
 /// A running shim on 127.0.0.1:0 (proxy and admin) with an injected clock.
 pub struct TestShim {
     pub addr: SocketAddr,
+    /// The TLS listener, when the config sets `[listen] tls` (bound on 127.0.0.1:0).
+    pub tls_addr: Option<SocketAddr>,
+    pub tls: Option<Arc<webcollect_shim::tls::Frontend>>,
     pub admin: SocketAddr,
     pub clock: ManualClock,
     pub shared: Arc<Shared>,
@@ -204,19 +209,37 @@ impl TestShim {
         Self::start_workers(config, now, 1).await
     }
 
-    /// Starts a shim with `workers` worker threads, each with its own listener on one port.
+    /// Starts a shim with `workers` worker threads, each with its own listener on one port
+    /// (and one on another port for TLS when the config sets `[listen] tls`).
     pub async fn start_workers(config: Config, now: DateTime<Utc>, workers: usize) -> Self {
+        let tls = if config.listen.tls.is_some() {
+            bind(workers)
+        } else {
+            Vec::new()
+        };
+        Self::start_on(config, now, bind(workers), tls).await
+    }
+
+    /// Starts a shim on listeners bound beforehand (see [`bind`]), for configs that must
+    /// name the shim's own addresses.
+    pub async fn start_on(
+        config: Config,
+        now: DateTime<Utc>,
+        proxy: Vec<std::net::TcpListener>,
+        tls: Vec<std::net::TcpListener>,
+    ) -> Self {
         let clock = ManualClock::new(now);
         let shim = Shim::with_env(config, Arc::new(clock.clone()), Arc::new(test_env)).unwrap();
         let shared = shim.shared();
-        let proxy =
-            webcollect_shim::runtime::bind_proxy("127.0.0.1:0".parse().unwrap(), workers).unwrap();
+        let tls_frontend = shim.tls();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = proxy[0].local_addr().unwrap();
+        let tls_addr = tls.first().map(|l| l.local_addr().unwrap());
         let admin_addr = admin.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();
         let listeners = Listeners {
             proxy,
+            tls,
             admin: Some(admin),
         };
         let task = tokio::spawn(async move {
@@ -228,6 +251,8 @@ impl TestShim {
         });
         Self {
             addr,
+            tls_addr,
+            tls: tls_frontend,
             admin: admin_addr,
             clock,
             shared,
@@ -269,6 +294,11 @@ impl Drop for TestShim {
             task.abort();
         }
     }
+}
+
+/// `workers` SO_REUSEPORT listeners on one new port of 127.0.0.1.
+pub fn bind(workers: usize) -> Vec<std::net::TcpListener> {
+    webcollect_shim::runtime::bind_proxy("127.0.0.1:0".parse().unwrap(), workers).unwrap()
 }
 
 /// A minimal config: one upstream, API/page/token routes, the 2020-04-20 window.
@@ -579,6 +609,11 @@ impl ShimProcess {
                 return line;
             }
         }
+    }
+
+    /// The log lines read so far.
+    pub fn seen(&self) -> &[String] {
+        &self.seen
     }
 
     /// Open file descriptors of the process.

@@ -1,0 +1,401 @@
+//! The local CA of `[tls] ca_dir` (Caddy's `tls internal` is the model): `ca.pem` and its key
+//! `ca-key.pem` beside it, created once (owner-only permissions) and kept; leaf
+//! certificates for the served host names are issued from it, short-lived.
+//!
+//! rcgen cannot read a CA certificate back without x509 parsing, so the CA's subject and
+//! key identifier method are fixed here and rebuilt from the stored key on every start; a
+//! probe leaf, verified against the stored `ca.pem`, proves that they still match.
+
+use std::fs;
+use std::io::{self, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use chrono::{DateTime, TimeDelta, Utc};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData as _, SanType, SerialNumber,
+};
+use rustls::client::danger::ServerCertVerifier as _;
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+
+/// The CA certificate's file name in `ca_dir`.
+pub const CERT_FILE: &str = "ca.pem";
+/// The CA key's file name in `ca_dir` (mode 0600).
+pub const KEY_FILE: &str = "ca-key.pem";
+/// The CA's common name (also the nickname the install hints give it).
+pub const CA_NAME: &str = "webcollect-shim local CA";
+
+/// How long the CA itself is valid (its leaves are short-lived).
+const CA_VALIDITY: TimeDelta = TimeDelta::days(3650);
+/// Leaves start this far in the past, so a client whose clock is a little behind the
+/// shim's still accepts a certificate issued a moment ago.
+const LEAF_BACKDATE: TimeDelta = TimeDelta::minutes(5);
+
+/// Why the CA could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or the directory could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// One of the two files is missing.
+    #[error(
+        "{dir} holds {present} but not {missing}: restore it, or remove both to create a new CA \
+         (every client must then trust the new one)"
+    )]
+    Incomplete {
+        /// The directory.
+        dir: PathBuf,
+        /// The file found.
+        present: &'static str,
+        /// The file missing.
+        missing: &'static str,
+    },
+    /// A file is not what the shim wrote there.
+    #[error("{path}: {what}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// rcgen could not make a key or certificate.
+    #[error("cannot make a certificate")]
+    Rcgen(#[from] rcgen::Error),
+    /// rustls refused the key.
+    #[error("cannot use the key")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// A CA loaded from (or just written to) its directory.
+#[derive(Debug)]
+pub struct LocalCa {
+    dir: PathBuf,
+    cert: CertificateDer<'static>,
+    pem: String,
+    key: KeyPair,
+}
+
+/// A leaf certificate and its key, ready for rustls, and when it stops being valid.
+#[derive(Debug)]
+pub struct Leaf {
+    /// Leaf then CA certificate, and the leaf's key.
+    pub certified: Arc<CertifiedKey>,
+    /// Its `notAfter`.
+    pub not_after: DateTime<Utc>,
+}
+
+impl LocalCa {
+    /// The CA in `dir`, or `None` when the directory holds neither file.
+    ///
+    /// # Errors
+    /// Unreadable or mismatched files, or only one of the two.
+    pub fn open(dir: &Path, now: DateTime<Utc>) -> Result<Option<Self>, Error> {
+        let cert_path = dir.join(CERT_FILE);
+        let key_path = dir.join(KEY_FILE);
+        match (cert_path.exists(), key_path.exists()) {
+            (false, false) => return Ok(None),
+            (true, false) => {
+                return Err(Error::Incomplete {
+                    dir: dir.to_owned(),
+                    present: CERT_FILE,
+                    missing: KEY_FILE,
+                });
+            }
+            (false, true) => {
+                return Err(Error::Incomplete {
+                    dir: dir.to_owned(),
+                    present: KEY_FILE,
+                    missing: CERT_FILE,
+                });
+            }
+            (true, true) => {}
+        }
+        let pem = read(&cert_path)?;
+        let cert = CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| Error::Invalid {
+            path: cert_path.clone(),
+            what: format!("no PEM certificate: {e}"),
+        })?;
+        let key = KeyPair::from_pem(&read(&key_path)?).map_err(|e| Error::Invalid {
+            path: key_path.clone(),
+            what: format!("no PEM private key: {e}"),
+        })?;
+        if let Ok(meta) = fs::metadata(&key_path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(path = %key_path.display(), "The CA key is readable by others: chmod 600 it.");
+        }
+        let ca = Self {
+            dir: dir.to_owned(),
+            cert,
+            pem,
+            key,
+        };
+        ca.check(now)?;
+        Ok(Some(ca))
+    }
+
+    /// Creates a new CA in `dir` (made owner-only if it does not exist). Refuses to
+    /// overwrite either file.
+    ///
+    /// # Errors
+    /// The directory or files cannot be written, or a file exists already.
+    pub fn create(dir: &Path, now: DateTime<Utc>) -> Result<Self, Error> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| Error::Io { path, source }
+        };
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io(dir))?;
+        let key = KeyPair::generate()?;
+        let mut params = ca_params();
+        params.not_before = to_time(now - TimeDelta::days(1));
+        params.not_after = to_time(now + CA_VALIDITY);
+        params.serial_number = Some(random_serial());
+        let cert = params.self_signed(&key)?;
+        let pem = cert.pem();
+        // The key first: a CA certificate must never exist without its key.
+        let key_path = dir.join(KEY_FILE);
+        write_new(&key_path, key.serialize_pem().as_bytes(), 0o600).map_err(io(&key_path))?;
+        let cert_path = dir.join(CERT_FILE);
+        write_new(&cert_path, pem.as_bytes(), 0o644).map_err(io(&cert_path))?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            cert: cert.der().clone(),
+            pem,
+            key,
+        })
+    }
+
+    /// The CA in `dir`, created if absent; `true` when it was created now.
+    ///
+    /// # Errors
+    /// See [`LocalCa::open`] and [`LocalCa::create`].
+    pub fn open_or_create(dir: &Path, now: DateTime<Utc>) -> Result<(Self, bool), Error> {
+        match Self::open(dir, now)? {
+            Some(ca) => Ok((ca, false)),
+            None => Self::create(dir, now).map(|ca| (ca, true)),
+        }
+    }
+
+    /// `ca.pem`'s path.
+    #[must_use]
+    pub fn cert_path(&self) -> PathBuf {
+        self.dir.join(CERT_FILE)
+    }
+
+    /// `ca.pem`'s contents.
+    #[must_use]
+    pub fn pem(&self) -> &str {
+        &self.pem
+    }
+
+    /// The CA certificate.
+    #[must_use]
+    pub fn cert(&self) -> &CertificateDer<'static> {
+        &self.cert
+    }
+
+    /// Base64 of the SHA-256 of the CA's SubjectPublicKeyInfo: what Chromium's
+    /// `--ignore-certificate-errors-spki-list` takes (the chain the shim sends includes the CA).
+    #[must_use]
+    pub fn spki_sha256(&self) -> String {
+        let digest =
+            ring::digest::digest(&ring::digest::SHA256, &self.key.subject_public_key_info());
+        base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+    }
+
+    /// Issues a leaf for `host`, valid from a moment before `now` for `validity`. The chain
+    /// handed to clients is the leaf then the CA, so a client that trusts the CA by its key
+    /// (Chromium's SPKI list) finds it in what it receives.
+    ///
+    /// # Errors
+    /// rcgen or rustls failed (not expected with a valid CA).
+    pub fn issue(&self, host: &str, now: DateTime<Utc>, validity: Duration) -> Result<Leaf, Error> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, host);
+        params.subject_alt_names = vec![SanType::DnsName(host.try_into()?)];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        params.serial_number = Some(random_serial());
+        let not_after = now + TimeDelta::from_std(validity).unwrap_or(TimeDelta::days(1));
+        params.not_before = to_time(now - LEAF_BACKDATE);
+        params.not_after = to_time(not_after);
+        let issuer = Issuer::new(ca_params(), &self.key);
+        let cert = params.signed_by(&key, &issuer)?;
+        let signing = rustls::crypto::ring::sign::any_supported_type(&PrivateKeyDer::Pkcs8(
+            PrivatePkcs8KeyDer::from(key.serialize_der()),
+        ))?;
+        Ok(Leaf {
+            certified: Arc::new(CertifiedKey::new(
+                vec![cert.der().clone(), self.cert.clone()],
+                signing,
+            )),
+            not_after,
+        })
+    }
+
+    /// A probe leaf must verify against the stored certificate: proves the key is the
+    /// certificate's and the subject is the one this code issues under.
+    fn check(&self, now: DateTime<Utc>) -> Result<(), Error> {
+        let invalid = |what: String| Error::Invalid {
+            path: self.cert_path(),
+            what,
+        };
+        let probe_name = "probe.webcollect-shim.invalid";
+        let leaf = self.issue(probe_name, now, Duration::from_secs(3600))?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(self.cert.clone())
+            .map_err(|e| invalid(format!("not a usable CA certificate: {e}")))?;
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .build()
+        .map_err(|e| invalid(format!("not a usable CA certificate: {e}")))?;
+        let name = ServerName::try_from(probe_name).map_err(|e| invalid(e.to_string()))?;
+        let at = UnixTime::since_unix_epoch(Duration::from_secs(
+            u64::try_from(now.timestamp()).unwrap_or(0),
+        ));
+        verifier
+            .verify_server_cert(&leaf.certified.cert[0], &[], &name, &[], at)
+            .map_err(|e| {
+                invalid(format!(
+                    "does not belong to {KEY_FILE} or was not made by webcollect-shim ({e}); \
+                     remove both files to create a new CA"
+                ))
+            })?;
+        Ok(())
+    }
+}
+
+/// The CA's fixed parameters: subject, constraints, usages (validity is set at creation).
+fn ca_params() -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, CA_NAME);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "webcollect-shim");
+    // It signs leaves only, never another CA.
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params
+}
+
+/// 16 random bytes, positive: unique serials even across CAs with the same subject (NSS
+/// refuses two certificates with one issuer name and serial).
+fn random_serial() -> SerialNumber {
+    let mut bytes = [0u8; 16];
+    // The OS generator does not fail on Linux; a zero serial would still be valid DER.
+    let _ = getrandom::fill(&mut bytes);
+    bytes[0] &= 0x7f;
+    bytes[0] |= 0x01;
+    SerialNumber::from_slice(&bytes)
+}
+
+fn to_time(t: DateTime<Utc>) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(t.timestamp())
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+fn read(path: &Path) -> Result<String, Error> {
+    fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Writes a file that must not exist yet, with `mode` from the start (never briefly
+/// readable by others).
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("webcollect-shim-ca-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-10T00:00:00Z")
+            .unwrap()
+            .to_utc()
+    }
+
+    #[test]
+    fn created_once_owner_only_and_reopened() {
+        let dir = dir("create");
+        let (ca, created) = LocalCa::open_or_create(&dir.join("ca"), now()).unwrap();
+        assert!(created);
+        let meta = |f: &str| {
+            fs::metadata(dir.join("ca").join(f))
+                .unwrap()
+                .permissions()
+                .mode()
+        };
+        assert_eq!(meta(KEY_FILE) & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(dir.join("ca")).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        let (again, created) = LocalCa::open_or_create(&dir.join("ca"), now()).unwrap();
+        assert!(!created);
+        assert_eq!(again.pem(), ca.pem());
+        assert_eq!(again.spki_sha256(), ca.spki_sha256());
+        assert_eq!(ca.spki_sha256().len(), 44);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_key_from_another_ca_is_refused() {
+        let dir = dir("mismatch");
+        LocalCa::create(&dir.join("a"), now()).unwrap();
+        LocalCa::create(&dir.join("b"), now()).unwrap();
+        fs::copy(dir.join("b").join(KEY_FILE), dir.join("a").join(KEY_FILE)).unwrap();
+        let err = LocalCa::open(&dir.join("a"), now())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not belong to ca-key.pem"), "{err}");
+        fs::remove_file(dir.join("b").join(CERT_FILE)).unwrap();
+        let err = LocalCa::open(&dir.join("b"), now())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("holds ca-key.pem but not ca.pem"), "{err}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+}

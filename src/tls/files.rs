@@ -1,0 +1,86 @@
+//! `[tls] cert_file` / `key_file`: a certificate of the user's own, checked when the config
+//! loads: the key is the certificate's, and the certificate covers every name in `hosts`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::server::ParsedCertificate;
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+/// Which file a [`Problem`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// `cert_file`.
+    Cert,
+    /// `key_file`.
+    Key,
+}
+
+/// Why the files cannot serve.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Problem {
+    /// The file at fault.
+    pub file: Which,
+    /// What is wrong, naming the file.
+    pub message: String,
+}
+
+/// Loads the chain (leaf first) and key, and checks them against `hosts`.
+///
+/// # Errors
+/// Unreadable or non-PEM files, a key that is not the certificate's, or a host the
+/// certificate does not cover.
+pub fn load(cert: &Path, key: &Path, hosts: &[String]) -> Result<Arc<CertifiedKey>, Problem> {
+    let problem = |file, message: String| Problem { file, message };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| problem(Which::Cert, format!("cannot read {}: {e}", cert.display())))?;
+    if chain.is_empty() {
+        return Err(problem(
+            Which::Cert,
+            format!("no PEM certificate in {}", cert.display()),
+        ));
+    }
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        problem(
+            Which::Key,
+            format!("cannot read a PEM private key from {}: {e}", key.display()),
+        )
+    })?;
+    let provider = rustls::crypto::ring::default_provider();
+    let certified = CertifiedKey::from_der(chain, private, &provider).map_err(|e| {
+        problem(
+            Which::Key,
+            format!(
+                "{} does not fit the certificate in {}: {e}",
+                key.display(),
+                cert.display()
+            ),
+        )
+    })?;
+    let leaf = ParsedCertificate::try_from(&certified.cert[0]).map_err(|e| {
+        problem(
+            Which::Cert,
+            format!("{}: unusable certificate: {e}", cert.display()),
+        )
+    })?;
+    for host in hosts {
+        let covered = ServerName::try_from(host.as_str())
+            .ok()
+            .is_some_and(|name| rustls::client::verify_server_name(&leaf, &name).is_ok());
+        if !covered {
+            return Err(problem(
+                Which::Cert,
+                format!(
+                    "the certificate in {} does not cover {host:?}, which `hosts` lists: add the \
+                     name to the certificate or remove it from `hosts`",
+                    cert.display()
+                ),
+            ));
+        }
+    }
+    Ok(Arc::new(certified))
+}
