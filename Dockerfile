@@ -51,14 +51,20 @@ COPY --from=builder /usr/local/bin/webcollect-shim /usr/local/bin/webcollect-shi
 # directory, i.e. /etc/webcollect-shim/.
 COPY config/webcollect-shim.toml /etc/webcollect-shim/webcollect-shim.toml
 ENV WEBCOLLECT_SHIM_CONFIG=/etc/webcollect-shim/webcollect-shim.toml
+# The shipped config's [tls] ca_dir: where the local CA is created when [listen] tls is set.
+# Owned by the shim's user, owner-only; a named volume mounted here starts with that owner
+# and keeps the CA across container restarts (clients trust it once).
+RUN install -d -o 10001 -g 10001 -m 0700 /etc/webcollect-shim/ca
 
 USER 10001:10001
 
 # 8080: merchant traffic ([listen] proxy, default 0.0.0.0:8080).
+# 8443: merchant traffic over TLS, when the config sets [listen] tls (commented out in the
+#       shipped config).
 # 9090: admin listener ([listen] admin). It defaults to 127.0.0.1:9090, i.e. loopback inside
 #       the container, so publishing the port reaches nothing unless the config sets
 #       `admin = "0.0.0.0:9090"` (which also requires `[admin] token_env`).
-EXPOSE 8080 9090
+EXPOSE 8080 8443 9090
 
 # The image has no curl: the binary itself asks the admin listener's /healthz (on loopback
 # inside the container, whatever [listen] admin's interface).

@@ -40,7 +40,7 @@ pub(crate) fn run(config: Config) -> anyhow::Result<()> {
             tls = %tls_addr.map_or_else(|| "-".to_string(), |a| a.to_string()),
             admin = %admin.local_addr()?,
             workers,
-            via = shim.shared().via.pseudonym(),
+            via = %shim.shared().via.pseudonym(),
             "Serving merchant traffic."
         );
         signal::reload_on_hangup(shim.shared());
