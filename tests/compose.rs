@@ -57,6 +57,7 @@ fn every_shipped_config_passes_check() {
         "config/test-gateway.toml",
         "config/drill.toml",
         "examples/compose/shim.toml",
+        "examples/compose/shim-unmodified.toml",
     ] {
         assert!(
             configs.iter().any(|c| c == expected),
@@ -85,7 +86,11 @@ fn every_shipped_config_passes_check() {
 
     // The drill configs start their clock before the window, so `check` (at the drill
     // clock's now) still sees the window ahead.
-    for config in ["config/drill.toml", "examples/compose/shim.toml"] {
+    for config in [
+        "config/drill.toml",
+        "examples/compose/shim.toml",
+        "examples/compose/shim-unmodified.toml",
+    ] {
         let out = shim(
             &["check", "--config", config],
             &[(TOKEN_VAR, "a-token-of-at-least-16-characters")],
@@ -106,7 +111,11 @@ fn every_shipped_config_passes_check() {
 #[test]
 fn drill_and_staging_configs_keep_the_shipped_windows_and_routes() {
     let shipped = toml_file("config/webcollect-shim.toml");
-    for path in ["config/drill.toml", "examples/compose/shim.toml"] {
+    for path in [
+        "config/drill.toml",
+        "examples/compose/shim.toml",
+        "examples/compose/shim-unmodified.toml",
+    ] {
         let drill = toml_file(path);
         for key in ["windows", "routes", "maintenance", "drill"] {
             assert_eq!(drill.get(key), shipped.get(key), "{path}: [{key}] differs");
@@ -137,6 +146,25 @@ fn drill_and_staging_configs_keep_the_shipped_windows_and_routes() {
     let staging = toml_file("config/test-gateway.toml");
     for key in ["windows", "maintenance", "drill"] {
         assert_eq!(staging.get(key), shipped.get(key), "[{key}] differs");
+    }
+    // Every shipped config fronts the same names when its TLS listener is on: the gateway's.
+    let hosts = |table: &toml::Table| table["tls"]["hosts"].clone();
+    let gateway: Vec<toml::Value> = webcollect_shim::config::GATEWAY_HOSTS
+        .iter()
+        .map(|h| toml::Value::String((*h).to_string()))
+        .collect();
+    assert_eq!(hosts(&shipped), toml::Value::Array(gateway));
+    for path in [
+        "config/drill.toml",
+        "config/test-gateway.toml",
+        "examples/compose/shim.toml",
+        "examples/compose/shim-unmodified.toml",
+    ] {
+        assert_eq!(
+            hosts(&toml_file(path)),
+            hosts(&shipped),
+            "{path}: [tls] hosts"
+        );
     }
     let test_routes: Vec<&toml::Value> = shipped["routes"]
         .as_array()
@@ -171,6 +199,7 @@ fn shipped_configs_carry_a_commented_admin_screen_route() {
         "config/test-gateway.toml",
         "config/drill.toml",
         "examples/compose/shim.toml",
+        "examples/compose/shim-unmodified.toml",
     ] {
         let text = std::fs::read_to_string(root().join(path)).unwrap();
         // As shipped, no such route.
@@ -214,7 +243,11 @@ fn shipped_configs_carry_a_commented_admin_screen_route() {
 }
 
 fn compose() -> Yaml {
-    let path = root().join("examples/compose/compose.yaml");
+    compose_file("compose.yaml")
+}
+
+fn compose_file(name: &str) -> Yaml {
+    let path = root().join("examples/compose").join(name);
     let text = std::fs::read_to_string(&path).unwrap();
     let mut docs = YamlLoader::load_from_str(&text).unwrap();
     assert_eq!(docs.len(), 1);
@@ -254,69 +287,57 @@ fn assert_binary_accepts(args: &[String], what: &str) {
     );
 }
 
-#[test]
-fn compose_file_matches_the_repository_and_the_binary() {
-    let compose = compose();
-    let dir = root().join("examples/compose");
-    let services = compose["services"].as_hash().unwrap();
-    let names: Vec<&str> = services.keys().map(|k| k.as_str().unwrap()).collect();
-    assert_eq!(names, ["mock-gateway", "shim"]);
+/// A service that runs the repository's image: built from the repository root with its
+/// Dockerfile, and every command (and health check) one the binary accepts. Returns the
+/// command.
+fn check_image_service(name: &str, service: &Yaml, dir: &Path) -> Vec<String> {
+    let build = &service["build"];
+    let context = dir.join(build["context"].as_str().unwrap());
+    assert!(
+        context.is_dir(),
+        "build context {} missing",
+        context.display()
+    );
+    assert_eq!(
+        context.canonicalize().unwrap(),
+        root().canonicalize().unwrap(),
+        "{name}: build from the repository root"
+    );
+    let dockerfile = context.join(build["dockerfile"].as_str().unwrap_or("Dockerfile"));
+    let dockerfile = std::fs::read_to_string(&dockerfile)
+        .unwrap_or_else(|_| panic!("{} missing", dockerfile.display()));
+    // `command` is handed to the image's ENTRYPOINT, the binary.
+    assert!(
+        dockerfile.contains("ENTRYPOINT [\"webcollect-shim\"]"),
+        "Dockerfile ENTRYPOINT changed"
+    );
+    let command = strings(&service["command"]);
+    assert_binary_accepts(&command, name);
 
-    let dockerfile_text = |service: &Yaml| -> (PathBuf, String) {
-        let build = &service["build"];
-        let context = dir.join(build["context"].as_str().unwrap());
-        assert!(
-            context.is_dir(),
-            "build context {} missing",
-            context.display()
-        );
-        let dockerfile = context.join(build["dockerfile"].as_str().unwrap_or("Dockerfile"));
-        let text = std::fs::read_to_string(&dockerfile)
-            .unwrap_or_else(|_| panic!("{} missing", dockerfile.display()));
-        (context, text)
-    };
-
-    let mut mock_port = None;
-    for (name, service) in services {
-        let name = name.as_str().unwrap();
-        let (context, dockerfile) = dockerfile_text(service);
-        assert_eq!(
-            context.canonicalize().unwrap(),
-            root().canonicalize().unwrap(),
-            "{name}: build from the repository root"
-        );
-        // `command` is handed to the image's ENTRYPOINT, the binary.
-        assert!(
-            dockerfile.contains("ENTRYPOINT [\"webcollect-shim\"]"),
-            "Dockerfile ENTRYPOINT changed"
-        );
-        let command = strings(&service["command"]);
-        assert_binary_accepts(&command, name);
-
-        let health = &service["healthcheck"];
-        if health["disable"].as_bool() != Some(true) {
-            let test = strings(&health["test"]);
-            assert_eq!(test[0], "CMD", "{name}");
-            assert_eq!(test[1], "webcollect-shim", "{name}");
-            assert_binary_accepts(&test[2..], name);
-        }
-
-        if name == "mock-gateway" {
-            assert_eq!(command[0], "mock-gateway");
-            let listen = &command[command.iter().position(|a| a == "--listen").unwrap() + 1];
-            assert!(
-                listen.starts_with("0.0.0.0:"),
-                "reachable from the shim's container"
-            );
-            mock_port = Some(listen.rsplit(':').next().unwrap().to_string());
-        }
+    let health = &service["healthcheck"];
+    if health["disable"].as_bool() != Some(true) {
+        let test = strings(&health["test"]);
+        assert_eq!(test[0], "CMD", "{name}");
+        assert_eq!(test[1], "webcollect-shim", "{name}");
+        assert_binary_accepts(&test[2..], name);
     }
+    command
+}
 
-    // The shim: its mounted config exists, is where the image reads it, passes `check` with
-    // the environment compose gives it, and points at the stand-in's service and port.
-    let shim_service = &compose["services"]["shim"];
-    assert_eq!(strings(&shim_service["command"]), ["run"]);
-    let env: BTreeMap<String, String> = shim_service["environment"]
+/// The stand-in's port, from its `--listen 0.0.0.0:PORT` (reachable from other containers).
+fn mock_gateway_port(command: &[String]) -> String {
+    assert_eq!(command[0], "mock-gateway");
+    let listen = &command[command.iter().position(|a| a == "--listen").unwrap() + 1];
+    assert!(
+        listen.starts_with("0.0.0.0:"),
+        "reachable from the shim's container"
+    );
+    listen.rsplit(':').next().unwrap().to_string()
+}
+
+/// A service's `environment`, `${NAME:-default}` read as its default.
+fn environment(service: &Yaml) -> BTreeMap<String, String> {
+    service["environment"]
         .as_hash()
         .unwrap()
         .iter()
@@ -326,7 +347,19 @@ fn compose_file_matches_the_repository_and_the_binary() {
                 compose_value(v.as_str().unwrap()),
             )
         })
-        .collect();
+        .collect()
+}
+
+/// The shim service's config: mounted read-only where the image reads it, passing `check`
+/// with the environment compose gives it, every upstream at the stand-in. Returns the file
+/// on the host, the path in the container and the parsed file.
+fn check_shim_config(
+    shim_service: &Yaml,
+    dir: &Path,
+    mock_port: &str,
+) -> (PathBuf, String, toml::Table) {
+    assert_eq!(strings(&shim_service["command"]), ["run"]);
+    let env = environment(shim_service);
     let config_in_container = env
         .get("WEBCOLLECT_SHIM_CONFIG")
         .cloned()
@@ -334,6 +367,9 @@ fn compose_file_matches_the_repository_and_the_binary() {
     let mut mounted_config = None;
     for volume in strings(&shim_service["volumes"]) {
         let parts: Vec<&str> = volume.split(':').collect();
+        if !parts[0].starts_with('.') {
+            continue; // a named volume
+        }
         let host = dir.join(parts[0]);
         assert!(host.exists(), "mounted {} does not exist", host.display());
         if parts[1] == config_in_container {
@@ -353,7 +389,6 @@ fn compose_file_matches_the_repository_and_the_binary() {
 
     let config: toml::Table =
         toml::from_str(&std::fs::read_to_string(&mounted_config).unwrap()).unwrap();
-    let mock_port = mock_port.unwrap();
     for (name, upstream) in config["upstreams"].as_table().unwrap() {
         assert_eq!(
             upstream["url"].as_str().unwrap(),
@@ -361,6 +396,41 @@ fn compose_file_matches_the_repository_and_the_binary() {
             "upstream {name}"
         );
     }
+    (mounted_config, config_in_container, config)
+}
+
+/// `(host port, container port)` of each published port.
+fn published(service: &Yaml) -> Vec<(String, String)> {
+    strings(&service["ports"])
+        .iter()
+        .map(|p| {
+            let mut parts = p.rsplit(':');
+            let container = parts.next().unwrap().to_string();
+            (parts.next().unwrap().to_string(), container)
+        })
+        .collect()
+}
+
+#[test]
+fn compose_file_matches_the_repository_and_the_binary() {
+    let compose = compose();
+    let dir = root().join("examples/compose");
+    let services = compose["services"].as_hash().unwrap();
+    let names: Vec<&str> = services.keys().map(|k| k.as_str().unwrap()).collect();
+    assert_eq!(names, ["mock-gateway", "shim"]);
+    let mut mock_port = None;
+    for (name, service) in services {
+        let name = name.as_str().unwrap();
+        let command = check_image_service(name, service, &dir);
+        if name == "mock-gateway" {
+            mock_port = Some(mock_gateway_port(&command));
+        }
+    }
+
+    // The shim: its mounted config exists, is where the image reads it, passes `check` with
+    // the environment compose gives it, and points at the stand-in's service and port.
+    let shim_service = &compose["services"]["shim"];
+    let (_, _, config) = check_shim_config(shim_service, &dir, &mock_port.unwrap());
     // Published ports reach listeners bound to all interfaces inside the container.
     let listen = config["listen"].as_table().unwrap();
     let mut listen_ports = Vec::new();
@@ -369,14 +439,140 @@ fn compose_file_matches_the_repository_and_the_binary() {
         assert!(addr.starts_with("0.0.0.0:"), "[listen] {key} = {addr}");
         listen_ports.push(addr.rsplit(':').next().unwrap().to_string());
     }
-    let published: Vec<String> = strings(&shim_service["ports"])
-        .iter()
-        .map(|p| p.rsplit(':').next().unwrap().to_string())
+    let ports: Vec<String> = published(shim_service)
+        .into_iter()
+        .map(|(_, c)| c)
         .collect();
-    assert_eq!(published, listen_ports);
+    assert_eq!(ports, listen_ports);
 
     let depends = shim_service["depends_on"].as_hash().unwrap();
     assert!(depends.contains_key(&Yaml::String("mock-gateway".into())));
+}
+
+/// examples/compose/compose.unmodified.yaml: a merchant container whose integration keeps the
+/// gateway's URLs reaches the shim by host name. Its extra_hosts send every name the shim's
+/// TLS listener serves to the shim's fixed address; the shim listens on 443 there (an
+/// unprivileged user may bind it); the merchant trusts the CA the shim writes into the
+/// shared volume before its own command starts.
+#[test]
+fn unmodified_variant_sends_the_gateway_names_to_the_shim_and_trusts_its_ca() {
+    let compose = compose_file("compose.unmodified.yaml");
+    let dir = root().join("examples/compose");
+    let services = compose["services"].as_hash().unwrap();
+    let names: Vec<&str> = services.keys().map(|k| k.as_str().unwrap()).collect();
+    assert_eq!(names, ["mock-gateway", "shim", "merchant"]);
+    let services = &compose["services"];
+    let mock_port = mock_gateway_port(&check_image_service(
+        "mock-gateway",
+        &services["mock-gateway"],
+        &dir,
+    ));
+    let shim_service = &services["shim"];
+    check_image_service("shim", shim_service, &dir);
+    let (_, config_in_container, config) = check_shim_config(shim_service, &dir, &mock_port);
+
+    // The TLS listener: on all interfaces, on a port the image's user may bind, published.
+    let tls_addr = config["listen"]["tls"]
+        .as_str()
+        .expect("[listen] tls is set");
+    assert!(tls_addr.starts_with("0.0.0.0:"), "{tls_addr}");
+    let tls_port: u16 = tls_addr.rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(tls_port, 443, "the integration's https URLs mean port 443");
+    let unprivileged = shim_service["sysctls"]["net.ipv4.ip_unprivileged_port_start"]
+        .as_i64()
+        .expect("sysctls lets uid 10001 bind below 1024");
+    assert!(i64::from(tls_port) >= unprivileged);
+    assert!(published(shim_service).contains(&("8443".to_string(), "443".to_string())));
+
+    // The CA directory is the named volume `ca`, where [tls] ca_dir resolves in the container.
+    let ca_dir = Path::new(&config_in_container)
+        .parent()
+        .unwrap()
+        .join(config["tls"]["ca_dir"].as_str().unwrap());
+    let shim_volumes = strings(&shim_service["volumes"]);
+    assert!(
+        shim_volumes.contains(&format!("ca:{}", ca_dir.display())),
+        "{shim_volumes:?}"
+    );
+    assert!(
+        compose["volumes"]
+            .as_hash()
+            .unwrap()
+            .contains_key(&Yaml::String("ca".into()))
+    );
+    // The image makes that directory the shim user's, so a fresh named volume is writable.
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains(&format!(
+            "install -d -o 10001 -g 10001 -m 0700 {}",
+            ca_dir.display()
+        )),
+        "Dockerfile does not create {} for uid 10001",
+        ca_dir.display()
+    );
+
+    // The merchant: every [tls] hosts name goes to the shim's fixed address.
+    let merchant = &services["merchant"];
+    let shim_ip = shim_service["networks"]["qa"]["ipv4_address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let subnet = compose["networks"]["qa"]["ipam"]["config"][0]["subnet"]
+        .as_str()
+        .unwrap();
+    let net: ipnet::Ipv4Net = subnet.parse().unwrap();
+    assert!(net.contains(&shim_ip.parse::<std::net::Ipv4Addr>().unwrap()));
+    let mut extra: Vec<String> = strings(&merchant["extra_hosts"]);
+    extra.sort();
+    let mut want: Vec<String> = config["tls"]["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| format!("{}:{shim_ip}", h.as_str().unwrap()))
+        .collect();
+    want.sort();
+    assert_eq!(extra, want);
+    assert_eq!(strings(&merchant["networks"]), ["qa"]);
+    assert_eq!(
+        merchant["depends_on"]["shim"]["condition"].as_str(),
+        Some("service_healthy")
+    );
+
+    // It mounts the CA volume read-only, and its entrypoint trusts $WEBCOLLECT_SHIM_CA, a
+    // file in that volume, before running the command.
+    let env = environment(merchant);
+    let ca_pem = &env["WEBCOLLECT_SHIM_CA"];
+    let mut ca_mount = None;
+    let mut qa_dir = None;
+    for volume in strings(&merchant["volumes"]) {
+        let parts: Vec<&str> = volume.split(':').collect();
+        assert_eq!(parts.get(2), Some(&"ro"), "{volume}: read-only");
+        if parts[0] == "ca" {
+            ca_mount = Some(parts[1].to_string());
+        } else {
+            qa_dir = Some((dir.join(parts[0]), parts[1].to_string()));
+        }
+    }
+    assert_eq!(
+        Path::new(ca_pem),
+        Path::new(&ca_mount.expect("the ca volume is mounted")).join("ca.pem")
+    );
+    let (qa_host, qa_container) = qa_dir.unwrap();
+    let in_repo = |path: &str| qa_host.join(Path::new(path).strip_prefix(&qa_container).unwrap());
+    let entrypoint = strings(&merchant["entrypoint"]);
+    assert_eq!(entrypoint[0], "/bin/sh");
+    let script = in_repo(&entrypoint[1]);
+    let script_text = std::fs::read_to_string(&script).unwrap();
+    assert!(script_text.contains("WEBCOLLECT_SHIM_CA"));
+    assert!(script_text.contains("update-ca-certificates"));
+    assert!(script_text.trim_end().ends_with("exec \"$@\""));
+    let syntax = Command::new("sh").arg("-n").arg(&script).output().unwrap();
+    assert!(syntax.status.success(), "{}", text(&syntax.stderr));
+    // The integration keeps the gateway's URL: no other address in it.
+    let command = strings(&merchant["command"]);
+    let integration = std::fs::read_to_string(in_repo(&command[1])).unwrap();
+    assert!(integration.contains("const URL = 'https://api.kuronekoyamato.co.jp/api/';"));
+    assert_eq!(integration.matches("://").count(), 1, "{integration}");
 }
 
 /// The image builds from what the Dockerfile copies: every file the crate compiles in with
