@@ -12,6 +12,7 @@ pub mod error;
 pub mod metrics;
 pub mod notify;
 pub mod page;
+pub mod path;
 pub mod proxy;
 pub mod qa;
 pub mod reload;
@@ -109,11 +110,13 @@ impl Shim {
         let config = shared.current.load().snapshot.config.clone();
         let options = ServeOptions {
             header_read_timeout: config.server.header_read_timeout,
+            keepalive_timeout: config.server.keepalive_timeout,
             grace: config.server.shutdown_grace,
             max_header_bytes: config.server.max_header_bytes,
         };
         let (stop_tx, stop_rx) = watch::channel(false);
-        let workers = runtime::Workers::spawn(&shared, listeners.proxy, &stop_rx, options)
+        let slots = Arc::new(server::Slots::new(config.server.max_connections));
+        let workers = runtime::Workers::spawn(&shared, listeners.proxy, &slots, &stop_rx, options)
             .map_err(Error::Worker)?;
         let _watcher = if config.server.watch_config {
             reload::watch_config(shared.clone())

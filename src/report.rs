@@ -200,6 +200,20 @@ pub fn explain(
     );
     let mut out = String::new();
     let _ = writeln!(out, "request:  {method} {path} from {client_ip}");
+    match crate::path::canonicalize(path) {
+        Ok(c) if c.path != path => {
+            let note = if c.rewritten {
+                "differs from the request's"
+            } else {
+                "the request's without path parameters"
+            };
+            let _ = writeln!(out, "path:     {} (canonical; {note})", c.path);
+        }
+        Ok(_) => {}
+        Err(problem) => {
+            let _ = writeln!(out, "path:     refused: {}", problem.reason());
+        }
+    }
     let _ = writeln!(out, "at:       {} ({})", local(at, tz), utc(at));
     if let Some(r) = action.route() {
         let route = &config.routes[r];
@@ -228,6 +242,15 @@ pub fn explain(
         s
     };
     let answer = match action {
+        Action::Refuse(refusal) => {
+            let why = match refusal {
+                crate::decide::Refusal::BadPath(problem) => problem.reason(),
+                crate::decide::Refusal::Method => "CONNECT and TRACE are never forwarded",
+            };
+            let _ = writeln!(out, "decision: {} ({why})", action.label());
+            let _ = writeln!(out, "upstream: not contacted");
+            Some(response::refusal(refusal))
+        }
         Action::NoRoute => {
             let _ = writeln!(out, "decision: no-route (the shim answers 404 itself)");
             Some(response::no_route())

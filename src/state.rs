@@ -204,8 +204,31 @@ impl Shared {
         if config.log_format != old.log_format {
             restart.push("log.format changed".to_string());
         }
-        if config.server.worker_threads != old.server.worker_threads {
-            restart.push("server.worker_threads changed".to_string());
+        let (new, was) = (&config.server, &old.server);
+        // These shape the listeners and their connections, built once at start.
+        for (changed, key) in [
+            (new.worker_threads != was.worker_threads, "worker_threads"),
+            (
+                new.max_connections != was.max_connections,
+                "max_connections",
+            ),
+            (
+                new.header_read_timeout != was.header_read_timeout,
+                "header_read_timeout",
+            ),
+            (
+                new.keepalive_timeout != was.keepalive_timeout,
+                "keepalive_timeout",
+            ),
+            (
+                new.max_header_bytes != was.max_header_bytes,
+                "max_header_bytes",
+            ),
+            (new.shutdown_grace != was.shutdown_grace, "shutdown_grace"),
+        ] {
+            if changed {
+                restart.push(format!("server.{key} changed"));
+            }
         }
         if !restart.is_empty() {
             return Err(ReloadError::NeedsRestart(format!(

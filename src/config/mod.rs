@@ -20,7 +20,7 @@ use ipnet::IpNet;
 use rustls_pki_types::CertificateDer;
 
 pub use error::{ConfigError, Diagnostic};
-pub use raw::{Kind, LogFormat, Mode, SettleWhen};
+pub use raw::{Kind, LogFormat, Mode, NonCanonicalPaths, SettleWhen};
 pub use validate::{is_valid_service, parse_time};
 
 /// Config file used when neither `--config` nor `$WEBCOLLECT_SHIM_CONFIG` is given.
@@ -207,6 +207,8 @@ pub struct Upstream {
     pub pool_idle_timeout: Duration,
     /// Extra trust anchors (from `ca_file`) on top of the public web roots.
     pub ca_certs: Vec<CertificateDer<'static>>,
+    /// At most this many connections to it at once, over all workers.
+    pub max_connections: usize,
 }
 
 /// Where a window comes from.
@@ -343,6 +345,8 @@ pub struct Drill {
     pub bypass_cidrs: Vec<IpNet>,
     /// Peers whose `X-Forwarded-For` is believed when deciding bypass.
     pub trusted_proxies: Vec<IpNet>,
+    /// Clients whose drill header is obeyed; `None` = any client.
+    pub header_clients: Option<Vec<IpNet>>,
 }
 
 /// Listener behaviour.
@@ -358,8 +362,16 @@ pub struct Server {
     pub max_header_bytes: usize,
     /// Largest request body forwarded; larger → 413, and nothing more is sent upstream.
     pub max_request_body: u64,
-    /// Async runtime worker threads; `None` = one per core. Read at start only.
+    /// Worker threads; `None` = one per core. Read at start only.
     pub worker_threads: Option<usize>,
+    /// A request body that sends nothing for this long is cut off (408).
+    pub body_read_timeout: Duration,
+    /// An idle keep-alive client connection is closed after this long.
+    pub keepalive_timeout: Duration,
+    /// At most this many client connections at once; more wait in the backlog.
+    pub max_connections: usize,
+    /// What happens to a request whose path is not canonical.
+    pub non_canonical_paths: NonCanonicalPaths,
 }
 
 impl Config {

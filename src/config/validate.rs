@@ -147,6 +147,16 @@ pub(super) fn validate(
                     1
                 })
         }),
+        body_read_timeout: c.duration(
+            raw.server.body_read_timeout.as_ref(),
+            Duration::from_secs(30),
+        ),
+        keepalive_timeout: c.duration(
+            raw.server.keepalive_timeout.as_ref(),
+            Duration::from_secs(60),
+        ),
+        max_connections: c.count(raw.server.max_connections.as_ref(), 4096),
+        non_canonical_paths: raw.server.non_canonical_paths.unwrap_or_default(),
     };
 
     let settle_drill = c.settle_drill(&raw.settle_method_drill, &windows, &recurring);
@@ -215,6 +225,20 @@ impl Checker<'_> {
                     value.span(),
                     format!("must be a number of bytes, at least {min}"),
                 );
+                default
+            })
+    }
+
+    /// A positive count (connections), at most a million.
+    fn count(&mut self, value: Option<&Spanned<i64>>, default: usize) -> usize {
+        let Some(value) = value else {
+            return default;
+        };
+        usize::try_from(*value.get_ref())
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .unwrap_or_else(|| {
+                self.err(value.span(), "must be a whole number from 1 to 1000000");
                 default
             })
     }
@@ -365,6 +389,7 @@ impl Checker<'_> {
                 pool_idle_timeout: self
                     .duration(u.pool_idle_timeout.as_ref(), Duration::from_secs(60)),
                 ca_certs,
+                max_connections: self.count(u.max_connections.as_ref(), 256),
             };
             if name.is_empty() {
                 self.err(name_span, "upstream name must not be empty");
@@ -778,6 +803,7 @@ impl Checker<'_> {
             header,
             bypass_cidrs: self.networks(&raw.bypass_cidrs),
             trusted_proxies: self.networks(&raw.trusted_proxies),
+            header_clients: raw.header_clients.as_deref().map(|n| self.networks(n)),
         }
     }
 
