@@ -71,7 +71,7 @@ impl Shim {
     /// # Errors
     /// When an upstream client cannot be built.
     pub fn with_env(config: Config, base: SharedClock, env: Arc<EnvLookup>) -> Result<Self, Error> {
-        let clock = clock::configured(base.clone(), config.clock.start_at, config.clock.speed);
+        let clock = clock::configured(base.clone(), &config.clock);
         let shared = Shared::new(config, clock, base, env)?;
         Ok(Self {
             shared: Arc::new(shared),

@@ -247,11 +247,7 @@ fn init_tracing(format: LogFormat) {
 
 /// The shim's clock as `run` would build it: the drill clock if configured.
 fn shim_clock(config: &Config) -> SharedClock {
-    clock::configured(
-        Arc::new(SystemClock),
-        config.clock.start_at,
-        config.clock.speed,
-    )
+    clock::configured(Arc::new(SystemClock), &config.clock)
 }
 
 fn mock_gateway(listen: std::net::SocketAddr, notify_url: Option<String>) -> anyhow::Result<()> {
