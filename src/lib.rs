@@ -7,6 +7,7 @@ pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod decide;
+pub mod drill_store;
 pub mod metrics;
 pub mod mock_gateway;
 pub mod notify;

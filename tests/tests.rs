@@ -19,6 +19,8 @@ mod browser;
 mod admin;
 // Drill clock, recurring windows end to end, trusted proxies.
 mod drills;
+// Replicas agree: anchored drill clock, drills persisted in state_dir, config sha256.
+mod replicas;
 // Graceful shutdown.
 mod shutdown;
 // Logs and metrics carry no secrets (runs the real binary).
