@@ -19,6 +19,8 @@ mod browser;
 mod admin;
 // Drill clock, recurring windows end to end, trusted proxies.
 mod drills;
+// The config file watch: ConfigMap `..data` swaps, renames, edits.
+mod watch;
 // Replicas agree: anchored drill clock, drills persisted in state_dir, config sha256.
 mod replicas;
 // Graceful shutdown.
