@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod decide;
 pub mod drill_store;
+pub mod fleet;
 pub mod metrics;
 pub mod mock_gateway;
 pub mod notify;

@@ -14,7 +14,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use webcollect_shim::clock::{self, SharedClock, SystemClock};
 use webcollect_shim::config::{self, Config, LogFormat};
 use webcollect_shim::snapshot::Snapshot;
-use webcollect_shim::{Listeners, Shim, reload, report};
+use webcollect_shim::{Listeners, Shim, fleet, reload, report};
 
 /// Exit status for an invalid configuration (sysexits' EX_CONFIG).
 const EX_CONFIG: u8 = 78;
@@ -64,6 +64,14 @@ enum Command {
     },
     /// Exit 0 if the running shim's admin `/healthz` answers 200 (for container HEALTHCHECKs).
     Healthcheck,
+    /// Open, list or close ad-hoc drills on every replica's admin API. No config needed.
+    Drills {
+        #[command(subcommand)]
+        command: fleet::DrillsCommand,
+    },
+    /// One line per replica: config version and sha256, drill now, active windows. No
+    /// config needed.
+    Status(fleet::FleetArgs),
     /// Print the decision for one request at one instant, and the exact answer. No network.
     Explain {
         /// Instant of the request, RFC 3339, e.g. 2020-04-20T02:30:00+09:00.
@@ -112,12 +120,14 @@ struct NotifyArgs {
 
 fn main() -> ExitCode {
     let mut cli = Cli::parse();
-    // `notify` and `mock-gateway` need no config file.
+    // `notify`, `mock-gateway`, `drills` and `status` need no config file.
     let standalone = match cli.command.take() {
         Some(Command::Notify(args)) => Some(notify(args)),
         Some(Command::MockGateway { listen, notify_url }) => {
             Some(mock_gateway(listen, notify_url).map(|()| true))
         }
+        Some(Command::Drills { command }) => Some(fleet::drills(command).map_err(Into::into)),
+        Some(Command::Status(args)) => Some(fleet::status(&args).map_err(Into::into)),
         other => {
             cli.command = other;
             None
@@ -154,7 +164,10 @@ fn main() -> ExitCode {
         Command::Run => run(config),
         Command::Check { at } => check(config, at.as_deref()),
         Command::Healthcheck => healthcheck(&config),
-        Command::Notify(_) | Command::MockGateway { .. } => Ok(()),
+        Command::Notify(_)
+        | Command::MockGateway { .. }
+        | Command::Drills { .. }
+        | Command::Status(_) => Ok(()),
         Command::Explain {
             at,
             headers,

@@ -210,7 +210,8 @@ pub async fn send(
     Ok(attempts)
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
+/// An error and its sources, `: `-separated.
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {

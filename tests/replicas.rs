@@ -52,7 +52,10 @@ async fn an_anchored_drill_clock_reads_the_same_time_whenever_it_starts() {
     for shim in [&first, &second] {
         let status = status(shim).await;
         assert_eq!(status["now"], "2020-04-20T02:01:30.000+09:00");
-        assert_eq!(status["drill_clock"]["anchor"], "2026-11-27T20:59:00.000+09:00");
+        assert_eq!(
+            status["drill_clock"]["anchor"],
+            "2026-11-27T20:59:00.000+09:00"
+        );
         assert_eq!(
             status["config"]["sha256"],
             webcollect_shim::config::digest(toml.as_bytes())
@@ -65,7 +68,8 @@ async fn an_anchored_drill_clock_reads_the_same_time_whenever_it_starts() {
 async fn a_reload_that_moves_the_anchor_is_refused() {
     let upstream = Upstream::fixed(OK_XML).await;
     let path = fresh_dir("anchor-reload").join("shim.toml");
-    let clock = "[clock]\nstart_at = \"2020-04-20T01:59:00+09:00\"\nanchor = \"2026-11-27T11:59:00Z\"\n";
+    let clock =
+        "[clock]\nstart_at = \"2020-04-20T01:59:00+09:00\"\nanchor = \"2026-11-27T11:59:00Z\"\n";
     std::fs::write(&path, format!("{clock}{}", config(&upstream.url()))).unwrap();
     let shim = TestShim::start_file(&path, t("2026-11-27T12:00:00Z")).await;
     std::fs::write(
@@ -121,10 +125,18 @@ async fn open_drills_survive_a_restart_until_they_end() {
     // Generated ids go on after the restored ones.
     let next = raw(
         shim.admin,
-        &admin_request("POST", "/drills", r#"{"services": ["x"], "duration": "1m"}"#),
+        &admin_request(
+            "POST",
+            "/drills",
+            r#"{"services": ["x"], "duration": "1m"}"#,
+        ),
     )
     .await;
-    assert!(next.text().contains("\"id\": \"drill-2\""), "{}", next.text());
+    assert!(
+        next.text().contains("\"id\": \"drill-2\""),
+        "{}",
+        next.text()
+    );
     shim.stop().await;
 
     // Restarted when it ends: gone (windows are half-open).
@@ -179,4 +191,69 @@ async fn a_corrupt_drills_file_is_set_aside_and_the_shim_starts() {
         201
     );
     assert!(dir.join("drills.json").exists());
+}
+
+/// The fleet CLI against one replica: the token comes from the variable `--token-env`
+/// names, and a refusal says which variable was missing (never the token itself).
+#[tokio::test]
+async fn the_fleet_cli_reads_the_token_from_the_named_variable() {
+    let upstream = Upstream::fixed(OK_XML).await;
+    let toml = format!(
+        "[admin]\ntoken_env = \"WEBCOLLECT_SHIM_ADMIN_TOKEN\"\n{}",
+        config(&upstream.url())
+    );
+    let shim = TestShim::start(&toml, t(BEFORE)).await;
+    let admin = format!("http://{}", shim.admin);
+    let run = |token: Option<&'static str>| {
+        let admin = admin.clone();
+        // The CLI blocks; the shim serves on this test's runtime meanwhile.
+        tokio::task::spawn_blocking(move || {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_webcollect-shim"));
+            cmd.args([
+                "drills",
+                "open",
+                "--admin",
+                &admin,
+                "--token-env",
+                "QA_SHIM_TOKEN",
+                "--id",
+                "qa",
+                "--service",
+                "webcollect.api",
+                "--duration",
+                "5m",
+            ])
+            .env_remove("QA_SHIM_TOKEN")
+            .env_remove("WEBCOLLECT_SHIM_ADMIN_TOKEN");
+            if let Some(token) = token {
+                cmd.env("QA_SHIM_TOKEN", token);
+            }
+            cmd.output().unwrap()
+        })
+    };
+    let refused = run(None).await.unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let text = String::from_utf8(refused.stdout).unwrap();
+    assert_eq!(
+        text,
+        format!(
+            "{}  FAILED: HTTP 401 Unauthorized: a valid Authorization: Bearer token is required (no token sent: $QA_SHIM_TOKEN is not set)\n",
+            shim.admin
+        )
+    );
+    assert!(!is_maintained(&shim).await);
+
+    let opened = run(Some(ADMIN_TOKEN)).await.unwrap();
+    let text = String::from_utf8(opened.stdout).unwrap();
+    assert!(opened.status.success(), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "{}  opened qa until 2020-04-19T16:05:00.000Z  config v1 sha256:{}  now 2020-04-20T01:00:00.000+09:00  active: qa",
+            shim.admin,
+            &webcollect_shim::config::digest(toml.as_bytes())[..12]
+        )),
+        "{text}"
+    );
+    assert!(!text.contains(ADMIN_TOKEN));
+    assert!(is_maintained(&shim).await);
 }

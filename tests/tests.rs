@@ -23,6 +23,8 @@ mod drills;
 mod watch;
 // Replicas agree: anchored drill clock, drills persisted in state_dir, config sha256.
 mod replicas;
+// Three real processes on one ConfigMap: reload, clock, fleet CLI, restart, a replica down.
+mod fleet;
 // Graceful shutdown.
 mod shutdown;
 // Logs and metrics carry no secrets (runs the real binary).

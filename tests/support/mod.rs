@@ -653,7 +653,11 @@ impl ConfigMapDir {
     }
 
     fn payload_dir(&self) -> String {
-        format!("..2026_11_27_12_00_{:02}.{}", self.generation, std::process::id())
+        format!(
+            "..2026_11_27_12_00_{:02}.{}",
+            self.generation,
+            std::process::id()
+        )
     }
 
     /// The kubelet's atomic update: the new payload goes into a new timestamped directory,
