@@ -25,6 +25,8 @@ mod watch;
 mod replicas;
 // Three real processes on one ConfigMap: reload, clock, fleet CLI, restart, a replica down.
 mod fleet;
+// deploy/kubernetes/ agrees with the pods' config and the image.
+mod kubernetes;
 // Graceful shutdown.
 mod shutdown;
 // Logs and metrics carry no secrets (runs the real binary).
