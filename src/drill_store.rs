@@ -40,7 +40,7 @@ pub struct SaveError {
 /// Why a drills file was set aside.
 #[derive(Debug, thiserror::Error)]
 enum Corrupt {
-    #[error("not a drills file: {0}")]
+    #[error("not a drills file")]
     Json(#[from] serde_json::Error),
     #[error("unknown format {0} (this version writes {FORMAT})")]
     Format(u32),
@@ -123,11 +123,14 @@ impl DrillStore {
                 open
             }
             Err(problem) => {
-                let aside = self.set_aside();
+                let set_aside = match self.set_aside() {
+                    Ok(path) => path.display().to_string(),
+                    Err(err) => format!("failed: {err}"),
+                };
                 tracing::error!(
                     path = %self.path().display(),
-                    problem = %problem,
-                    set_aside = %aside.as_ref().map_or_else(|e| format!("failed: {e}"), |p| p.display().to_string()),
+                    problem = %crate::notify::error_chain(&problem),
+                    %set_aside,
                     "Drills file is invalid; starting without its drills."
                 );
                 Vec::new()

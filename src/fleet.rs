@@ -77,7 +77,7 @@ pub struct OpenArgs {
     /// Human title.
     #[arg(long)]
     title: Option<String>,
-    /// Id, the same on every replica [default: drill-<UTC date and time>].
+    /// Id, the same on every replica [default: drill-YYYYMMDDTHHMMSSZ, the UTC time now].
     #[arg(long, value_parser = parse_id)]
     id: Option<String>,
 }

@@ -346,7 +346,8 @@ impl Shared {
         if let Some(store) = &self.store
             && let Err(err) = store.save(drills)
         {
-            tracing::error!(error = %err, cause = %std::error::Error::source(&err).map_or(String::new(), ToString::to_string), "Cannot persist open drills; they will not survive a restart.");
+            let error = crate::notify::error_chain(&err);
+            tracing::error!(%error, "Cannot persist open drills; they will not survive a restart.");
         }
     }
 

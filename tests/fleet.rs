@@ -1,7 +1,8 @@
 //! A fleet of real shim processes on one ConfigMap-style directory, each with its own state
 //! directory: a `..data` swap reaches all of them, an anchored drill clock agrees across
 //! starts seconds apart, `drills open` reaches every replica, a restarted replica comes back
-//! with the drill and the drill time, and a replica that is down is named.
+//! with the drill and the drill time, and a replica that is down is named. Also: a corrupt
+//! state file is logged and set aside.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -262,4 +263,39 @@ async fn three_replicas_share_a_configmap_a_clock_and_drills() {
     for r in replicas {
         r.process.stop();
     }
+}
+
+#[tokio::test]
+async fn a_corrupt_state_file_is_logged_and_set_aside() {
+    let root = fresh_dir("fleet-corrupt");
+    let path = root.join("shim.toml");
+    std::fs::write(&path, config("http://127.0.0.1:9")).unwrap();
+    let state = root.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("drills.json"), "{\"format\": 1, \"drills\": [{").unwrap();
+    let (process, _, admin) = ShimProcess::start_with_env(
+        &path,
+        false,
+        &[("WEBCOLLECT_SHIM_STATE_DIR", state.to_str().unwrap())],
+    );
+    // Serving, and past the point where SIGTERM is handled rather than fatal.
+    assert_eq!(status(admin).await["drills"], serde_json::json!([]));
+    let lines = process.stop();
+    let line = lines
+        .iter()
+        .find(|l| l.contains("Drills file is invalid; starting without its drills."))
+        .unwrap_or_else(|| panic!("not logged:\n{}", lines.join("\n")));
+    assert!(line.contains(" ERROR "), "{line}");
+    assert!(
+        line.contains("not a drills file: EOF while parsing"),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!(
+            "set_aside={}",
+            state.join("drills.json.corrupt").display()
+        )),
+        "{line}"
+    );
+    assert!(state.join("drills.json.corrupt").exists());
 }

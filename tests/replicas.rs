@@ -10,14 +10,6 @@ use crate::support::*;
 
 const OK_XML: &str = "<return><returnCode>0</returnCode></return>";
 
-fn admin_request(method: &str, path: &str, body: &str) -> Vec<u8> {
-    format!(
-        "{method} {path} HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
 async fn status(shim: &TestShim) -> Value {
     serde_json::from_slice(&raw(shim.admin, &get("/status")).await.body).unwrap()
 }
@@ -81,7 +73,7 @@ async fn a_reload_that_moves_the_anchor_is_refused() {
         ),
     )
     .unwrap();
-    let res = raw(shim.admin, &admin_request("POST", "/reload", "")).await;
+    let res = admin(&shim, "POST", "/reload", "").await;
     assert_eq!(res.status, 422);
     assert!(
         res.text()
@@ -98,13 +90,11 @@ async fn open_drills_survive_a_restart_until_they_end() {
     let dir = fresh_dir("state-restart").join("state");
     let toml = with_state_dir(&upstream.url(), &dir);
     let shim = TestShim::start(&toml, t(BEFORE)).await;
-    let opened = raw(
-        shim.admin,
-        &admin_request(
-            "POST",
-            "/drills",
-            r#"{"services": ["webcollect.api"], "duration": "30m", "title": "QA"}"#,
-        ),
+    let opened = admin(
+        &shim,
+        "POST",
+        "/drills",
+        r#"{"services": ["webcollect.api"], "duration": "30m", "title": "QA"}"#,
     )
     .await;
     assert_eq!(opened.status, 201, "{}", opened.text());
@@ -123,13 +113,11 @@ async fn open_drills_survive_a_restart_until_they_end() {
     assert_eq!(drills[0]["end"], "2020-04-19T16:30:00.000Z");
     assert!(is_maintained(&shim).await);
     // Generated ids go on after the restored ones.
-    let next = raw(
-        shim.admin,
-        &admin_request(
-            "POST",
-            "/drills",
-            r#"{"services": ["x"], "duration": "1m"}"#,
-        ),
+    let next = admin(
+        &shim,
+        "POST",
+        "/drills",
+        r#"{"services": ["x"], "duration": "1m"}"#,
     )
     .await;
     assert!(
@@ -152,18 +140,8 @@ async fn a_closed_drill_stays_closed_after_a_restart() {
     let toml = with_state_dir(&upstream.url(), &dir);
     let shim = TestShim::start(&toml, t(BEFORE)).await;
     let body = r#"{"id": "qa", "services": ["webcollect.api"], "duration": "1h"}"#;
-    assert_eq!(
-        raw(shim.admin, &admin_request("POST", "/drills", body))
-            .await
-            .status,
-        201
-    );
-    assert_eq!(
-        raw(shim.admin, &admin_request("DELETE", "/drills/qa", ""))
-            .await
-            .status,
-        204
-    );
+    assert_eq!(admin(&shim, "POST", "/drills", body).await.status, 201);
+    assert_eq!(admin(&shim, "DELETE", "/drills/qa", "").await.status, 204);
     shim.stop().await;
     let shim = TestShim::start(&toml, t(BEFORE)).await;
     assert_eq!(status(&shim).await["drills"], Value::Array(vec![]));
@@ -184,12 +162,7 @@ async fn a_corrupt_drills_file_is_set_aside_and_the_shim_starts() {
     );
     // And it persists again from then on.
     let body = r#"{"id": "qa", "services": ["webcollect.api"], "duration": "1h"}"#;
-    assert_eq!(
-        raw(shim.admin, &admin_request("POST", "/drills", body))
-            .await
-            .status,
-        201
-    );
+    assert_eq!(admin(&shim, "POST", "/drills", body).await.status, 201);
     assert!(dir.join("drills.json").exists());
 }
 

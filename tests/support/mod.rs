@@ -474,6 +474,25 @@ pub async fn raw(addr: SocketAddr, request: &[u8]) -> RawResponse {
     conn.read_response().await
 }
 
+/// An admin API request with a JSON body and, when given, a bearer token.
+pub fn admin_request(method: &str, path: &str, token: Option<&str>, body: &str) -> Vec<u8> {
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: admin\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// An admin API request to `shim` with [`ADMIN_TOKEN`].
+pub async fn admin(shim: &TestShim, method: &str, path: &str, body: &str) -> RawResponse {
+    raw(
+        shim.admin,
+        &admin_request(method, path, Some(ADMIN_TOKEN), body),
+    )
+    .await
+}
+
 /// `POST path` with a small form body, as a merchant's server would send it.
 pub fn post(path: &str, body: &str) -> Vec<u8> {
     format!(
