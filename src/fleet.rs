@@ -18,7 +18,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
 use crate::clock::{Clock as _, SystemClock};
-use crate::config::{is_valid_service, parse_duration};
+use crate::config::{Secret, is_valid_service, parse_duration};
 
 /// Where the bearer token for `open` and `close` is read from, unless `--token-env` says
 /// otherwise. (The config's `admin.token_env` names the variable the *server* reads; the CLI
@@ -217,7 +217,8 @@ fn run(fleet: &FleetArgs, action: Action) -> io::Result<bool> {
     let token = std::env::var(&fleet.token_env)
         .ok()
         .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty());
+        .filter(|t| !t.is_empty())
+        .map(Secret::new);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -330,12 +331,12 @@ async fn resolve(url: &AdminUrl) -> io::Result<Vec<SocketAddr>> {
 #[derive(Debug)]
 struct Ask {
     action: Action,
-    token: Option<String>,
+    token: Option<Secret>,
     token_env: String,
     timeout: Duration,
 }
 
-/// Asks every replica at once; reports come back in `--admin` order.
+/// Asks every replica; one report per replica (or per URL that named none).
 async fn ask_all(urls: &[AdminUrl], ask: Arc<Ask>) -> Vec<Report> {
     let mut resolved = Vec::with_capacity(urls.len());
     for url in urls {
@@ -350,29 +351,31 @@ async fn ask_all(urls: &[AdminUrl], ask: Arc<Ask>) -> Vec<Report> {
     connector.set_nodelay(true);
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build(connector);
-    let tasks: Vec<_> = expand(urls, resolved)
+    // Every replica is asked at once; the reports are then collected in `--admin` order.
+    let pending: Vec<_> = expand(urls, resolved)
         .into_iter()
         .map(|target| {
-            let (ask, client) = (ask.clone(), client.clone());
-            tokio::spawn(async move {
-                let replica = target?;
-                let outcome = tokio::time::timeout(ask.timeout, ask_one(&client, &replica, &ask))
-                    .await
-                    .unwrap_or_else(|_| Err(format!("no answer within {:?}", ask.timeout)));
-                Ok::<_, Report>(Report {
-                    name: replica.name,
-                    outcome,
-                })
+            target.map(|replica| {
+                let (ask, client) = (ask.clone(), client.clone());
+                let name = replica.name.clone();
+                let task = tokio::spawn(async move {
+                    tokio::time::timeout(ask.timeout, ask_one(&client, &replica, &ask))
+                        .await
+                        .unwrap_or_else(|_| Err(format!("no answer within {:?}", ask.timeout)))
+                });
+                (name, task)
             })
         })
         .collect();
-    let mut reports = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        reports.push(match task.await {
-            Ok(Ok(report) | Err(report)) => report,
-            Err(err) => Report {
-                name: "?".into(),
-                outcome: Err(format!("task failed: {err}")),
+    let mut reports = Vec::with_capacity(pending.len());
+    for target in pending {
+        reports.push(match target {
+            Err(report) => report,
+            Ok((name, task)) => Report {
+                name,
+                outcome: task
+                    .await
+                    .unwrap_or_else(|err| Err(format!("task failed: {err}"))),
             },
         });
     }
@@ -438,7 +441,7 @@ async fn call(
             concat!("webcollect-shim/", env!("CARGO_PKG_VERSION")),
         );
     if mutating && let Some(token) = &ask.token {
-        let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+        let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
             .map_err(|_| format!("${} holds characters a header cannot carry", ask.token_env))?;
         value.set_sensitive(true);
         req = req.header(AUTHORIZATION, value);
