@@ -303,6 +303,14 @@ fn unknown_keys_and_syntax_errors_are_located() {
             "[[routes]]\nid = \"r\"\npath = \"/a\"\nkind = \"apii\"\nservice = \"s\"\nupstream = \"u\"\n",
             "4:8: unknown variant `apii`, expected one of `api`, `token_js`, `page`, `passthrough`",
         ),
+        (
+            "[admin]\nstate_dir = \" \"\n",
+            "2:13: `state_dir` must be a directory path",
+        ),
+        (
+            "[clock]\nstart_at = \"2020-04-20 02:00\"\nanchor = \"tomorrow\"\n",
+            "3:10: invalid time \"tomorrow\"",
+        ),
     ];
     for (i, (text, want)) in cases.iter().enumerate() {
         let path = temp_config(&format!("bad-{i}.toml"), text);
