@@ -3,10 +3,16 @@
 # 158-byte short-circuit), for the targets RESULTS.md reports as missed.
 #
 #   bench/profile.sh perf        sampling (perf record -e cpu-clock) at full load (wrk -c64)
-#   bench/profile.sh callgrind   instruction counts (valgrind --tool=callgrind) under light load
+#   bench/profile.sh callgrind   instruction counts per request (valgrind --tool=callgrind) under
+#                                light load; with BEFORE=path, the previous build's counts too,
+#                                and a before/after table
 #   bench/profile.sh syscalls    syscalls, context switches, CPU per request: shim vs nginx
 #   bench/profile.sh stream      streaming 1 GiB each way: syscalls, bytes per syscall, top symbols
 #   bench/profile.sh             perf, callgrind and syscalls (not stream)
+#
+# The binary: SHIM=path (no build), else `cargo build --release` unless NO_BUILD=1. DUR (seconds
+# per measurement, 10), STREAM_MIB (1024), SHIM_WORKERS (`[server] worker_threads`, except in
+# callgrind mode, which always uses 1), KEEP=0 (remove the raw data).
 #
 # `perf stat -e instructions` is not supported on this VM (no hardware counters), so perf
 # samples the cpu-clock software event. callgrind counts instructions per request: its counters
@@ -15,116 +21,36 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
 MODE="${1:-all}"
 DUR="${DUR:-10}"
+KEEP="${KEEP:-1}"   # the report refers to the raw data
 export RUST_LOG="${RUST_LOG:-warn}"
 export PATH="$HOME/.cargo/bin:$PATH"
-P_UP=28181; P_PASS=28184; P_SC=28185
-SHIM="$ROOT/target/release/webcollect-shim"
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+# Ports (admin listeners on port + 10).
+P_UP=28181; P_NGX=28182; P_PASS=28184; P_SC=28185; P_NGX_SC=28186; P_ST=28188; P_SINK=28189
+P_CG=28164   # callgrind: one shim at a time (pass-through, then short-circuit; shim, then before)
 
-command -v perf >/dev/null || { [[ "$MODE" == callgrind ]] || { log "perf missing (apt-get install linux-perf)"; exit 1; }; }
-command -v valgrind >/dev/null || { [[ "$MODE" == perf ]] || { log "valgrind missing (apt-get install valgrind)"; exit 1; }; }
-if [[ "${NO_BUILD:-0}" != 1 ]]; then (cd "$ROOT" && cargo build --release --quiet); fi
+case "$MODE" in perf | callgrind | syscalls | stream | all) ;; *) die "unknown mode '$MODE'" ;; esac
+command -v perf >/dev/null || [[ "$MODE" == callgrind ]] || die "perf missing (apt-get install linux-perf)"
+command -v valgrind >/dev/null || [[ "$MODE" == perf ]] || die "valgrind missing (apt-get install valgrind)"
 
-T="$(mktemp -d /tmp/webcollect-profile.XXXXXX)"; chmod 755 "$T"
-PIDS=()
-cleanup() {
-  trap - EXIT
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  sleep 0.5
-  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  log "raw data kept in $T"
-}
-trap cleanup EXIT
-wait_port() { for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; log "no listener on $1"; exit 1; }
-
-mkdir -p "$T/up" "$T/www"
-head -c 1024 /dev/urandom | base64 -w 0 | head -c 1024 >"$T/www/1k.bin"; chmod -R a+rX "$T/www"
-cat >"$T/up/nginx.conf" <<EOF
-worker_processes auto;
-pid $T/up/nginx.pid;
-error_log $T/up/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $T/up/body;
-  proxy_temp_path $T/up/proxy;
-  keepalive_timeout 300s; keepalive_requests 100000000;
-  open_file_cache max=16 inactive=300s;
-  sendfile on;
-  server {
-    listen 127.0.0.1:$P_UP backlog=4096; root $T/www;
-    location = /big.bin { }
-    location / { try_files /1k.bin =404; }
-  }
-}
-EOF
-nginx -p "$T/up" -e "$T/up/error.log" -c "$T/up/nginx.conf" -g 'daemon off;' >"$T/nginx.out" 2>&1 &
-UP_PID=$!; PIDS+=("$UP_PID")
-# nginx as the competitor (same settings as run.sh), for the syscall comparison.
-P_NGX=28182; P_NGX_SC=28186
-mkdir -p "$T/ngx"
-printf '<?xml version="1.0" encoding="UTF-8"?>\n<return>\n<returnCode>1</returnCode>\n<errorCode>Z01000000</errorCode>\n<returnDate>20200420023000</returnDate>\n</return>\n' >"$T/maint.xml"
-MAINT_NGINX="$(sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' "$T/maint.xml" | awk '{printf "%s\\n", $0}')"
-cat >"$T/ngx/nginx.conf" <<EOF
-worker_processes auto;
-pid $T/ngx/nginx.pid;
-error_log $T/ngx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $T/ngx/body;
-  proxy_temp_path $T/ngx/proxy;
-  keepalive_timeout 300s; keepalive_requests 100000000;
-  upstream up { server 127.0.0.1:$P_UP; keepalive 64; keepalive_requests 100000000; keepalive_timeout 300s; }
-  server {
-    listen 127.0.0.1:$P_NGX backlog=4096;
-    location / {
-      proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection "";
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto http;
-    }
-  }
-  server {
-    listen 127.0.0.1:$P_NGX_SC backlog=4096;
-    location / { default_type "text/xml; charset=UTF-8"; add_header Cache-Control no-store; return 200 "$MAINT_NGINX"; }
-  }
-}
-EOF
-nginx -p "$T/ngx" -e "$T/ngx/error.log" -c "$T/ngx/nginx.conf" -g 'daemon off;' >"$T/nginx-proxy.out" 2>&1 &
-NGX_PID=$!; PIDS+=("$NGX_PID")
-shim_config() { # $1 port, $2 extra
-  cat <<EOF
-[listen]
-proxy = "127.0.0.1:$1"
-admin = "127.0.0.1:$(($1 + 10))"
-[server]
-watch_config = false
-[upstreams.up]
-url = "http://127.0.0.1:$P_UP"
-[[routes]]
-id = "bench"
-path_prefix = "/"
-kind = "api"
-service = "bench.api"
-upstream = "up"
-$2
-EOF
-}
+bench_tmpdir webcollect-profile
+bench_binaries
+ports_free $P_UP $P_NGX $P_PASS $P_SC $P_NGX_SC $P_ST $P_SINK $P_CG \
+  $((P_PASS + 10)) $((P_SC + 10)) $((P_ST + 10)) $((P_CG + 10))
+bench_bodies
+start_nginx nginx-up nginx_upstream_conf
+# nginx as the competitor (the same config as run.sh), for the syscall comparison.
+start_nginx nginx-proxy nginx_proxy_conf $P_NGX $P_NGX_SC
 shim_config $P_PASS "" >"$T/pass.toml"
-shim_config $P_SC '
-[[windows]]
-id = "bench-now"
-start = "2000-01-01T00:00:00+09:00"
-end = "2100-01-01T00:00:00+09:00"
-services = ["bench.api"]' >"$T/sc.toml"
+shim_config $P_SC "$WINDOW_NOW" >"$T/sc.toml"
 wait_port $P_UP
 set +o pipefail   # report pipelines end in `head`
 
 perf_one() { # $1 name, $2 port, $3 config
-  "$SHIM" run --config "$3" >"$T/shim-$1.out" 2>&1 &
+  "$SHIM_BIN" run --config "$3" >"$T/shim-$1.out" 2>&1 &
   local pid=$!; PIDS+=("$pid"); wait_port "$2"
   wrk -t2 -c64 -d2s "http://127.0.0.1:$2/api/creditToken" >/dev/null
   timeout $((DUR + 30)) wrk -t2 -c64 -d"$((DUR + 2))s" --latency "http://127.0.0.1:$2/api/creditToken" >"$T/wrk-perf-$1.txt" &
@@ -144,33 +70,80 @@ perf_one() { # $1 name, $2 port, $3 config
   echo
 }
 
-callgrind_one() { # $1 name, $2 port, $3 config
-  local out="$T/callgrind-$1.out"
+# Instructions per request on one path of one binary, whole process. The counters are zeroed
+# after a warm-up and dumped right after the measured load, so start-up and warm-up are not
+# counted. callgrind runs a program's threads one at a time, and --separate-threads=no makes
+# its dump the sum over all of them (the workers, the new shim's control thread, tokio's
+# blocking pool); callgrind_all also gives the config `worker_threads = 1`.
+callgrind_one() { # $1 target (shim|before), $2 binary, $3 path (pass|short-circuit), $4 config
+  local name="$1-$3" out="$T/callgrind-$1-$3.out" url="http://127.0.0.1:$P_CG$PATH_API"
   valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no --separate-threads=no \
-    "$SHIM" run --config "$3" >"$T/shim-cg-$1.out" 2>&1 &
-  local pid=$!; PIDS+=("$pid"); wait_port "$2"
-  wrk -t1 -c8 -d3s "http://127.0.0.1:$2/api/creditToken" >/dev/null
-  callgrind_control -z "$pid" >/dev/null
-  timeout $((DUR + 30)) wrk -t1 -c8 -d"${DUR}s" "http://127.0.0.1:$2/api/creditToken" >"$T/wrk-cg-$1.txt"
-  callgrind_control -d "$pid" >/dev/null
-  sleep 1
+    "$2" run --config "$4" >"$T/cg-$name.log" 2>&1 &
+  local pid=$!; PIDS+=("$pid"); wait_port $P_CG
+  wrk -t1 -c8 -d3s "$url" >/dev/null
+  callgrind_control -z "$pid" >"$T/cg-$name.ctl" 2>&1 || die "callgrind_control -z: $(cat "$T/cg-$name.ctl")"
+  timeout $((DUR + 30)) wrk -t1 -c8 -d"${DUR}s" "$url" >"$T/wrk-cg-$name.txt"
+  callgrind_control -d "$pid" >>"$T/cg-$name.ctl" 2>&1 || die "callgrind_control -d: $(cat "$T/cg-$name.ctl")"
+  local threads; threads=$(find "/proc/$pid/task" -mindepth 1 -maxdepth 1 | wc -l)
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
   local reqs dump ir
-  reqs=$(awk '/requests in/ {print $1}' "$T/wrk-cg-$1.txt")
-  dump=$(ls -t "$out".* 2>/dev/null | grep -v '\.out$' | head -1 || true)
-  [[ -n "$dump" ]] || dump=$(ls -t "$out"* | head -1)
-  ir=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
-  echo "### callgrind ($1): $reqs requests measured, $ir instructions, $(awk -v a="$ir" -v b="$reqs" 'BEGIN{printf "%.0f", a/b}') instructions per request (user space, shim process)"
+  reqs=$(awk '/requests in/ {print $1}' "$T/wrk-cg-$name.txt")
+  # `-d` writes OUT.1; OUT itself is written at exit and holds only what came after the dump.
+  dump="$out.1"
+  [[ -s "$dump" ]] || die "no callgrind dump $dump (files: $(ls "$T" | grep callgrind-))"
+  ir=$(awk -F': ' '$1 == "summary" || $1 == "totals" {print $2; exit}' "$dump")
+  [[ -n "$ir" && -n "$reqs" && "$reqs" -gt 0 ]] || die "callgrind $name: $ir instructions, '$reqs' requests"
+  printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$3" "$reqs" "$ir" "$threads" >>"$T/cg.tsv"
+  {
+    echo "### callgrind ($1, $3): $reqs requests measured, $ir instructions, $(awk -v a="$ir" -v b="$reqs" 'BEGIN{printf "%.0f", a/b}') instructions per request"
+    echo
+    echo '```'
+    echo "# exclusive (self) instructions per request, top 20"
+    python3 "$HERE/cg_summary.py" "$dump" "$reqs" exclusive 20
+    echo
+    echo "# inclusive instructions per request: the shim's functions and the main library calls"
+    python3 "$HERE/cg_summary.py" "$dump" "$reqs" inclusive 22 \
+      'webcollect_shim::|tower_http::|DelayedFormat<I> as|Checkout<T,K> as|UpgradeableConnection<I,B> as|Client as hyper::proto::h1::Http1Transaction|Server as hyper::proto::h1::Http1Transaction|send_request::|HeaderMap<T>::remove'
+    echo '```'
+    echo
+  } >>"$T/cg-details.md"
+}
+callgrind_all() {
+  SHIM_WORKERS=1 shim_config $P_CG "" >"$T/cg-pass.toml"
+  SHIM_WORKERS=1 shim_config $P_CG "$WINDOW_NOW" >"$T/cg-short-circuit.toml"
+  : >"$T/cg.tsv"; : >"$T/cg-details.md"
+  local path
+  for path in pass short-circuit; do
+    callgrind_one shim "$SHIM_BIN" "$path" "$T/cg-$path.toml"
+    [[ -z "$BEFORE_BIN" ]] || callgrind_one before "$BEFORE_BIN" "$path" "$T/cg-$path.toml"
+  done
+  echo "### callgrind: instructions per request (whole process, all threads summed; worker_threads = 1; wrk -t1 -c8, ${DUR}s after a 3 s warm-up)"
   echo
-  echo '```'
-  echo "# exclusive (self) instructions per request, top 20"
-  python3 "$HERE/cg_summary.py" "$dump" "$reqs" exclusive 20
+  echo "shim: $SHIM_DESC"
+  [[ -z "$BEFORE_DESC" ]] || echo "before: $BEFORE_DESC"
   echo
-  echo "# inclusive instructions per request: the shim's functions and the main library calls"
-  python3 "$HERE/cg_summary.py" "$dump" "$reqs" inclusive 22 \
-    'webcollect_shim::(proxy|response|metrics|decide|routes|clock)|DelayedFormat<I> as|Checkout<T,K> as|UpgradeableConnection<I,B> as|Client as hyper::proto::h1::Http1Transaction|Server as hyper::proto::h1::Http1Transaction|send_request::|HeaderMap<T>::remove'
-  echo '```'
+  python3 - "$T/cg.tsv" <<'PY'
+import sys
+rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1]) if line.strip()]
+per = {}
+print("| binary | path | requests | instructions | per request | threads |")
+print("| --- | --- | ---: | ---: | ---: | ---: |")
+for target, path, reqs, ir, threads in rows:
+    per[(target, path)] = int(ir) / int(reqs)
+    print(f"| {target} | {path} | {int(reqs):,} | {int(ir):,} | {per[(target, path)]:,.0f} | {threads} |")
+if any(t == "before" for t, _ in per):
+    print()
+    print("| path | shim instr/req | before instr/req | shim / before |")
+    print("| --- | ---: | ---: | ---: |")
+    for path in ["pass", "short-circuit"]:
+        s, b = per.get(("shim", path)), per.get(("before", path))
+        if s and b:
+            print(f"| {path} | {s:,.0f} | {b:,.0f} | {s / b:.2f}× |")
+PY
   echo
+  echo "threads: the process's threads at the end of the measurement; all of them are counted."
+  echo
+  cat "$T/cg-details.md"
 }
 
 # Syscalls, context switches and CPU per request, shim vs nginx, under the same load.
@@ -194,10 +167,10 @@ syscalls_one() { # $1 name, $2 port, $3 pids (comma-separated), $4 "wrk" or a fi
     END { n = rps * dur; printf "| %s | %.0f | %.2f | %.3f | %.1f |\n", name, rps, sc / n, cs / n, cpu * 1000 / n }' "$T/stat-$f.csv"
 }
 syscalls_all() {
-  "$SHIM" run --config "$T/pass.toml" >"$T/shim-sys-pass.out" 2>&1 & local p1=$!; PIDS+=("$p1")
-  "$SHIM" run --config "$T/sc.toml" >"$T/shim-sys-sc.out" 2>&1 & local p2=$!; PIDS+=("$p2")
+  "$SHIM_BIN" run --config "$T/pass.toml" >"$T/shim-sys-pass.out" 2>&1 & local p1=$!; PIDS+=("$p1")
+  "$SHIM_BIN" run --config "$T/sc.toml" >"$T/shim-sys-sc.out" 2>&1 & local p2=$!; PIDS+=("$p2")
   wait_port $P_PASS; wait_port $P_SC; wait_port $P_NGX; wait_port $P_NGX_SC
-  local ngx; ngx=$(pgrep -P "$NGX_PID" | paste -sd, -)
+  local ngx; ngx=$(pgrep -P "${PID[nginx-proxy]}" | paste -sd, -)
   echo "### syscalls and context switches per request (perf stat, ${DUR}s; wrk -t2 -c64 unless noted)"
   echo
   echo "| server | req/s | syscalls/req | context switches/req | CPU µs/req (cpu-clock) |"
@@ -209,7 +182,7 @@ syscalls_all() {
   if command -v oha >/dev/null; then
     syscalls_one "shim-pass at 2000 rps" $P_PASS "$p1" 2000
     syscalls_one "nginx-pass at 2000 rps" $P_NGX "$ngx" 2000
-    syscalls_one "direct (upstream nginx) at 2000 rps" $P_UP "$(pgrep -P "$UP_PID" | paste -sd, -)" 2000
+    syscalls_one "direct (upstream nginx) at 2000 rps" $P_UP "$(pgrep -P "${PID[nginx-up]}" | paste -sd, -)" 2000
   fi
   echo
   echo "(at 2000 rps: oha at a fixed rate, 32 connections, instead of wrk.)"
@@ -235,37 +208,12 @@ syscalls_all() {
 # Streaming: syscalls (and so bytes per syscall) and CPU of the shim for one transfer each way
 # (STREAM_MIB, 1 GiB by default), plus its top symbols.
 stream_all() {
-  local mib=${STREAM_MIB:-1024} P_ST=28188 P_SINK=28189
+  local mib=${STREAM_MIB:-1024}
   head -c $((mib * 1024 * 1024)) /dev/urandom >"$T/www/big.bin"; chmod a+r "$T/www/big.bin"
-  rustc -O --edition 2021 -o "$T/sink" "$HERE/sink.rs"
-  "$T/sink" 127.0.0.1:$P_SINK >/dev/null 2>&1 & PIDS+=("$!")
-  cat >"$T/stream.toml" <<EOF
-[listen]
-proxy = "127.0.0.1:$P_ST"
-admin = "127.0.0.1:$((P_ST + 10))"
-[server]
-watch_config = false
-max_request_body = 4294967296
-[upstreams.up]
-url = "http://127.0.0.1:$P_UP"
-response_timeout = "300s"
-[upstreams.sink]
-url = "http://127.0.0.1:$P_SINK"
-response_timeout = "300s"
-[[routes]]
-id = "upload"
-path_prefix = "/upload/"
-kind = "api"
-service = "bench.upload"
-upstream = "sink"
-[[routes]]
-id = "bench"
-path_prefix = "/"
-kind = "api"
-service = "bench.api"
-upstream = "up"
-EOF
-  "$SHIM" run --config "$T/stream.toml" >"$T/shim-stream.out" 2>&1 & local pid=$!; PIDS+=("$pid")
+  start_sink
+  shim_stream_config "$SHIM_BIN" $P_ST "$T/stream.toml"
+  start shim-stream "$SHIM_BIN" run --config "$T/stream.toml"
+  local pid=${PID[shim-stream]}
   wait_port $P_ST; wait_port $P_SINK
   local dl=(curl -s -o /dev/null --max-time 300 -w '%{speed_download}' "http://127.0.0.1:$P_ST/big.bin")
   local ul=(curl -s -o /dev/null --max-time 300 -w '%{speed_upload}' -H 'Expect:' -T "$T/www/big.bin" "http://127.0.0.1:$P_ST/upload/big.bin")
@@ -300,7 +248,7 @@ EOF
     echo '```'
     echo
   done
-  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+  stop shim-stream
   rm -f "$T/www/big.bin"
 }
 
@@ -315,6 +263,5 @@ if [[ "$MODE" == perf || "$MODE" == all ]]; then
   perf_one short-circuit $P_SC "$T/sc.toml"
 fi
 if [[ "$MODE" == callgrind || "$MODE" == all ]]; then
-  callgrind_one pass $P_PASS "$T/pass.toml"
-  callgrind_one short-circuit $P_SC "$T/sc.toml"
+  callgrind_all
 fi

@@ -62,6 +62,8 @@ pub enum Action {
         route: usize,
         /// Why.
         why: Pass,
+        /// What the settleMethod drill does to this exchange.
+        rewrite: Rewrite,
     },
     /// Answer as the gateway does during maintenance.
     Maintain {
@@ -99,14 +101,19 @@ impl Action {
     }
 }
 
-/// Decides what to do with `req` at `now`.
+/// Decides what to do with `req` at `now`, including whether the settleMethod drill
+/// rewrites a forwarded exchange.
 #[must_use]
 pub fn decide(snapshot: &Snapshot, req: RequestInfo<'_>, now: DateTime<Utc>) -> Action {
     let config = &snapshot.config;
     let Some(route) = snapshot.router.find(req.method, req.path) else {
         return Action::NoRoute;
     };
-    let forward = |why| Action::Forward { route, why };
+    let forward = |why| Action::Forward {
+        route,
+        why,
+        rewrite: settle_rewrite(snapshot, route, req.path, req.headers, now),
+    };
     if matches!(
         config.routes[route].kind,
         Kind::Passthrough | Kind::Notification

@@ -129,7 +129,7 @@ impl DrillStore {
                 };
                 tracing::error!(
                     path = %self.path().display(),
-                    problem = %crate::notify::error_chain(&problem),
+                    problem = %crate::error::Chain(&problem),
                     %set_aside,
                     "Drills file is invalid; starting without its drills."
                 );

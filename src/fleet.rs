@@ -455,7 +455,7 @@ async fn call(
     let res = client
         .request(req)
         .await
-        .map_err(|e| crate::notify::error_chain(&e))?;
+        .map_err(|e| crate::error::Chain(&e).to_string())?;
     let status = res.status();
     let answer = Limited::new(res.into_body(), MAX_ANSWER)
         .collect()

@@ -1,28 +1,33 @@
 //! webcollect-shim: a reverse proxy that rehearses クロネコwebコレクト maintenance windows.
 //!
 //! [`Shim::new`] checks and compiles a [`config::Config`]; [`Shim::run`] serves it on
-//! listeners the caller has already bound (so tests can use port 0).
+//! listeners the caller has already bound (so tests can use port 0): the proxy listeners on
+//! worker threads ([`runtime`]), the admin listener on the caller's runtime.
 
 pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod decide;
 pub mod drill_store;
+pub mod error;
 pub mod fleet;
 pub mod metrics;
-pub mod mock_gateway;
 pub mod notify;
 pub mod page;
 pub mod proxy;
+pub mod qa;
 pub mod reload;
 pub mod report;
 pub mod response;
 pub mod routes;
+pub mod runtime;
 pub mod schedule;
 pub mod server;
 pub mod settle;
+pub mod signal;
 pub mod snapshot;
 pub mod state;
+pub mod worker;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -47,13 +52,17 @@ pub enum Error {
     /// An upstream's TLS client could not be built.
     #[error("cannot build TLS client configuration")]
     Tls(#[from] rustls::Error),
+    /// A worker thread could not be started.
+    #[error("cannot start a worker thread")]
+    Worker(#[source] std::io::Error),
 }
 
 /// The listeners to serve on, already bound.
 #[derive(Debug)]
 pub struct Listeners {
-    /// Merchant traffic.
-    pub proxy: TcpListener,
+    /// Merchant traffic: one listener per worker thread, normally all on one port with
+    /// SO_REUSEPORT (see [`runtime::bind_proxy`]).
+    pub proxy: Vec<std::net::TcpListener>,
     /// Admin endpoints; `None` serves none.
     pub admin: Option<TcpListener>,
 }
@@ -86,9 +95,18 @@ impl Shim {
         self.shared.clone()
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting and drains both listeners
-    /// within `server.shutdown_grace`. Watches the config file when `server.watch_config`.
-    pub async fn run(self, listeners: Listeners, shutdown: impl Future<Output = ()>) {
+    /// Serves until `shutdown` resolves, then stops accepting and drains every listener
+    /// within `server.shutdown_grace`. The proxy listeners are served by one worker thread
+    /// each; the admin listener, the config watch and the recompile timer run on the
+    /// caller's runtime. Watches the config file when `server.watch_config`.
+    ///
+    /// # Errors
+    /// When a worker thread cannot be started.
+    pub async fn run(
+        self,
+        listeners: Listeners,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), Error> {
         let shared = self.shared;
         let config = shared.current.load().snapshot.config.clone();
         let options = ServeOptions {
@@ -96,40 +114,32 @@ impl Shim {
             grace: config.server.shutdown_grace,
             max_header_bytes: config.server.max_header_bytes,
         };
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let workers = runtime::Workers::spawn(&shared, listeners.proxy, &stop_rx, options)
+            .map_err(Error::Worker)?;
         let _watcher = if config.server.watch_config {
             reload::watch_config(shared.clone())
         } else {
             None
         };
         let recompile = reload::spawn_recompile(shared.clone());
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let stopped = |mut rx: watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        };
         let admin = listeners.admin.map(|listener| {
             let shared = shared.clone();
             let handler = move |req, _peer| admin::respond(shared.clone(), req);
-            tokio::spawn(server::serve(
-                listener,
-                handler,
-                stopped(stop_rx.clone()),
-                options,
-            ))
+            let mut stop = stop_rx.clone();
+            let stopped = async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            };
+            tokio::spawn(server::serve(listener, handler, stopped, options))
         });
-        let proxy = {
-            let shared = shared.clone();
-            let handler = move |req, peer| proxy::handle(shared.clone(), req, peer);
-            server::serve(listeners.proxy, handler, stopped(stop_rx), options)
-        };
-        let signal = async {
-            shutdown.await;
-            tracing::info!("Shutting down: no new connections; finishing in-flight requests.");
-            let _ = stop_tx.send(true);
-        };
-        tokio::join!(proxy, signal);
+        shutdown.await;
+        tracing::info!("Shutting down: no new connections; finishing in-flight requests.");
+        let _ = stop_tx.send(true);
+        workers.join().await;
         if let Some(admin) = admin {
             let _ = admin.await;
         }
         recompile.abort();
+        Ok(())
     }
 }

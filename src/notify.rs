@@ -3,12 +3,19 @@
 //! 1 s apart). Used by `webcollect-shim notify` and the stand-in gateway.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST};
 use http::{HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::BodyExt;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::response::Body;
 
 /// The fields of a payment-result notification, in the gateway's order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,7 +171,7 @@ pub async fn send(
         (Some("http" | "https"), Some(a)) => a.as_str().to_string(),
         _ => return Err(NotifyError::Url(url.to_string())),
     };
-    let client = crate::proxy::forward::client(policy.timeout, Duration::from_secs(1), &[])?;
+    let client = client(policy.timeout)?;
     let body = Bytes::from(n.to_form());
     let mut attempts = Vec::new();
     for number in 1..=policy.retries + 1 {
@@ -210,8 +217,35 @@ pub async fn send(
     Ok(attempts)
 }
 
-/// An error and its sources, `: `-separated.
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+/// A client for notifications: rustls with the public web roots, HTTP/1.1 or HTTP/2 by
+/// ALPN, and no retries of its own (the retry policy is [`RetryPolicy`]'s).
+fn client(
+    connect_timeout: Duration,
+) -> Result<Client<HttpsConnector<HttpConnector>, Body>, rustls::Error> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(connect_timeout));
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_all_versions()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .retry_canceled_requests(false)
+        .build(connector))
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {

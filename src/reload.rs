@@ -1,5 +1,6 @@
-//! Reload triggers besides `POST /reload`: a debounced watch on the config file, SIGHUP, and
-//! the periodic recompile that keeps recurring windows expanded ahead of the clock.
+//! Reload triggers besides `POST /reload` and SIGHUP ([`crate::signal`]): a debounced watch
+//! on the config file, and the periodic recompile that keeps recurring windows expanded
+//! ahead of the clock.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -77,25 +78,6 @@ fn current_digest(shared: &Shared) -> String {
 /// `running`. An unreadable file counts as changed, so the reload reports why.
 fn changed_on_disk(path: &Path, running: &str) -> bool {
     std::fs::read(path).map_or(true, |bytes| crate::config::digest(&bytes) != running)
-}
-
-/// Reloads on every SIGHUP, for as long as the process runs.
-pub fn reload_on_sighup(shared: Arc<Shared>) {
-    #[cfg(unix)]
-    tokio::spawn(async move {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            tracing::warn!("Cannot install the SIGHUP handler.");
-            return;
-        };
-        while hup.recv().await.is_some() {
-            tracing::info!("SIGHUP received; reloading.");
-            let shared = shared.clone();
-            let _ = tokio::task::spawn_blocking(move || shared.reload()).await;
-        }
-    });
-    #[cfg(not(unix))]
-    let _ = shared;
 }
 
 /// Periodically re-expands recurring windows and refreshes the state gauges.

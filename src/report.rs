@@ -10,7 +10,6 @@ use http::{HeaderMap, Method};
 
 use crate::config::{Kind, PathMatch};
 use crate::decide::{Action, Pass, RequestInfo, decide};
-use crate::proxy::maintenance_answer;
 use crate::response::{self, window_text};
 use crate::snapshot::Snapshot;
 
@@ -265,9 +264,13 @@ pub fn explain(
                 window_line(maintain.window, maintain.until)
             );
             let _ = writeln!(out, "upstream: not contacted");
-            Some(maintenance_answer(snapshot, route, maintain, path, at))
+            Some(snapshot.maintenance_answer(route, maintain, path, at))
         }
-        Action::Forward { route, why } => {
+        Action::Forward {
+            route,
+            why,
+            rewrite,
+        } => {
             let upstream = config.upstream_of(&config.routes[route]);
             let reason = match why {
                 Pass::Outside => "no window covers this route now".to_string(),
@@ -282,7 +285,7 @@ pub fn explain(
             };
             let _ = writeln!(out, "decision: {} ({reason})", action.label());
             let drill = &config.settle_drill;
-            let settle = match crate::decide::settle_rewrite(snapshot, route, path, headers, at) {
+            let settle = match rewrite {
                 crate::decide::Rewrite::Response => format!(
                     "applies: resultData/settleMethod in the response becomes {} (bodies up to {} bytes)",
                     drill.value, drill.max_body

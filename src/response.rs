@@ -118,13 +118,32 @@ pub fn page_maintenance(
     now: DateTime<Utc>,
     speed: f64,
 ) -> Canned {
+    page_answer(m, page_body(m, tz, window), until, now, speed)
+}
+
+/// The maintenance page's HTML for `window` (or for no known window: 「未定」).
+#[must_use]
+pub fn page_body(m: &Maintenance, tz: Tz, window: Option<&Window>) -> Bytes {
     let window_text =
         window.map_or_else(|| "未定".to_string(), |w| window_text(w.start, w.end, tz));
-    let body = m.page.render(&PageValues {
-        title: PAGE_TITLE,
-        window: &window_text,
-        contact: &m.contact,
-    });
+    m.page
+        .render(&PageValues {
+            title: PAGE_TITLE,
+            window: &window_text,
+            contact: &m.contact,
+        })
+        .into()
+}
+
+/// The maintenance page answer around an already rendered `body`.
+#[must_use]
+pub fn page_answer(
+    m: &Maintenance,
+    body: Bytes,
+    until: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    speed: f64,
+) -> Canned {
     let mut canned = Canned::new(m.page_status, "maintenance", TEXT_HTML, body);
     if let Some(until) = until {
         let secs = (until - now).num_milliseconds().max(0) as f64 / 1000.0 / speed;
@@ -147,6 +166,12 @@ pub fn token_js_body(m: &Maintenance, modal: bool) -> Bytes {
         .replace("__ERROR_CODE__", &js_string(&m.error_code))
         .replace("__ERROR_MSG__", &js_string(&m.token_message))
         .replace("__MODAL__", if modal { "true" } else { "false" })
+        // The card form, shared with the stand-in gateway's library; pasted last so that its
+        // text is never searched for placeholders.
+        .replace(
+            "/*__TOKEN_FORM__*/",
+            include_str!("../assets/token-form.js"),
+        )
         .into()
 }
 
@@ -197,6 +222,17 @@ pub fn payload_too_large() -> Canned {
         .headers
         .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     canned
+}
+
+/// 500: the shim itself failed (a bug); logged, and the connection survives.
+#[must_use]
+pub fn internal_error() -> Canned {
+    Canned::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal-error",
+        TEXT_PLAIN,
+        "webcollect-shim: internal error\n",
+    )
 }
 
 /// 400: a request the shim cannot forward.

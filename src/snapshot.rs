@@ -2,15 +2,16 @@
 //! pre-rendered bodies. Built once per (re)load, shared read-only by every request.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use chrono::TimeDelta;
 
-use crate::config::{Config, Window};
-use crate::response;
+use crate::config::{Config, Kind, Window};
+use crate::decide::Maintain;
+use crate::response::{self, Canned};
 use crate::routes::Router;
 use crate::schedule::Timeline;
 
@@ -34,6 +35,9 @@ pub struct Snapshot {
     trade_info_paths: std::collections::HashSet<String>,
     /// Token library stand-ins: embedded, modal.
     token_js: [Bytes; 2],
+    /// Per window in [`Snapshot::windows`], then one for "no window": its maintenance page,
+    /// rendered on first use and kept for the life of the snapshot.
+    pages: Vec<OnceLock<Bytes>>,
     /// Increases by one on every successful load.
     pub version: u64,
     /// When it was loaded, by the shim's clock.
@@ -73,9 +77,11 @@ impl Snapshot {
             response::token_js_body(&config.maintenance, false),
             response::token_js_body(&config.maintenance, true),
         ];
+        let pages = (0..=windows.len()).map(|_| OnceLock::new()).collect();
         Self {
             config,
             router,
+            pages,
             windows,
             horizon,
             timelines,
@@ -123,6 +129,47 @@ impl Snapshot {
     #[must_use]
     pub fn token_js(&self, modal: bool) -> Bytes {
         self.token_js[usize::from(modal)].clone()
+    }
+
+    /// The maintenance page for `window` (index into [`Snapshot::windows`]).
+    #[must_use]
+    pub fn page_body(&self, window: Option<usize>) -> Bytes {
+        let slot = window.unwrap_or(self.windows.len());
+        self.pages[slot]
+            .get_or_init(|| {
+                let config = &self.config;
+                response::page_body(
+                    &config.maintenance,
+                    config.clock.timezone,
+                    window.map(|w| &self.windows[w]),
+                )
+            })
+            .clone()
+    }
+
+    /// The answer for a request to `route` in maintenance, by route kind (SPEC §4.1–4.3).
+    #[must_use]
+    pub fn maintenance_answer(
+        &self,
+        route: usize,
+        maintain: Maintain,
+        path: &str,
+        now: DateTime<Utc>,
+    ) -> Canned {
+        let config = &self.config;
+        match config.routes[route].kind {
+            Kind::Page => response::page_answer(
+                &config.maintenance,
+                self.page_body(maintain.window),
+                maintain.until,
+                now,
+                config.clock.effective_speed(),
+            ),
+            Kind::TokenJs => response::token_js(self.token_js(path.ends_with("/tokenlib.js"))),
+            Kind::Api | Kind::Passthrough | Kind::Notification => {
+                response::api_maintenance(&config.maintenance, config.clock.timezone, now)
+            }
+        }
     }
 
     /// The earliest instant after `now` at which any route enters or leaves maintenance.

@@ -16,16 +16,17 @@ use crate::drill_store::DrillStore;
 use prometheus_client::metrics::histogram::Histogram;
 
 use crate::metrics::{Metrics, RequestCounters};
-use crate::proxy::forward::Forwarder;
+use crate::proxy::upstream::Target;
 use crate::snapshot::Snapshot;
 
-/// A snapshot plus the upstream clients and metric handles built for its config.
+/// A snapshot plus the upstream targets and metric handles built for its config.
 #[derive(Debug)]
 pub struct Loaded {
     /// Compiled config.
     pub snapshot: Snapshot,
-    /// One pooled client per `config.upstreams` entry.
-    pub upstreams: Vec<Forwarder>,
+    /// How to reach each `config.upstreams` entry (same index). Workers keep one
+    /// connection pool per target.
+    pub targets: Vec<Arc<Target>>,
     /// Request counters by route, resolved once each.
     pub counters: Arc<RequestCounters>,
     /// One latency histogram per `config.upstreams` entry.
@@ -33,13 +34,13 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    fn new(snapshot: Snapshot, upstreams: Vec<Forwarder>, metrics: &Metrics) -> Self {
+    fn new(snapshot: Snapshot, targets: Vec<Arc<Target>>, metrics: &Metrics) -> Self {
         let config = &snapshot.config;
         Self {
             counters: Arc::new(RequestCounters::new(config.routes.len())),
             latency: metrics.upstream_histograms(config.upstreams.iter().map(|u| u.name.as_str())),
             snapshot,
-            upstreams,
+            targets,
         }
     }
 }
@@ -95,8 +96,12 @@ pub struct DrillRequest {
 
 /// State shared by every connection and the admin API.
 pub struct Shared {
-    /// Current configuration; loaded once per request, never locked.
+    /// Current configuration. Only this type's own methods store into it, and each also
+    /// bumps the generation so the workers notice.
     pub current: ArcSwap<Loaded>,
+    /// Bumped after every change of `current`: workers compare it with the one their
+    /// cached view was built from (a read of a rarely written word, never a lock).
+    generation: AtomicU64,
     /// The shim's clock (the drill clock when configured).
     pub clock: SharedClock,
     /// The real clock underneath.
@@ -141,11 +146,12 @@ impl Shared {
         let metrics = Metrics::new();
         let loaded = Loaded::new(
             Snapshot::new(config.clone(), &drills, 1, now),
-            forwarders(&config)?,
+            targets(&config, &[])?,
             &metrics,
         );
         let shared = Self {
             current: ArcSwap::from_pointee(loaded),
+            generation: AtomicU64::new(1),
             clock,
             real_clock,
             metrics,
@@ -229,11 +235,10 @@ impl Shared {
             )));
         }
         let config = Arc::new(config);
-        let upstreams = forwarders(&config)?;
+        let targets = targets(&config, &current.targets)?;
         let version = self.next_version.fetch_add(1, Ordering::SeqCst);
         let snapshot = Snapshot::new(config, &drills, version, self.clock.now());
-        self.current
-            .store(Arc::new(Loaded::new(snapshot, upstreams, &self.metrics)));
+        self.publish(Loaded::new(snapshot, targets, &self.metrics));
         drop(drills);
         self.update_gauges();
         Ok(version)
@@ -331,13 +336,26 @@ impl Shared {
             current.snapshot.version,
             now,
         );
-        // Same config: keep the pools and the resolved counters.
-        self.current.store(Arc::new(Loaded {
+        // Same config: keep the targets (so the workers keep their pools) and the counters.
+        self.publish(Loaded {
             snapshot,
-            upstreams: current.upstreams.clone(),
+            targets: current.targets.clone(),
             counters: current.counters.clone(),
             latency: current.latency.clone(),
-        }));
+        });
+    }
+
+    /// Makes `loaded` the config in use. Requests already running finish on the one they
+    /// started with; each worker picks the new one up on its next request.
+    fn publish(&self, loaded: Loaded) {
+        self.current.store(Arc::new(loaded));
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Changes every time the config in use changes.
+    #[must_use]
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Writes the open drills to the state directory, under the drills lock so writes land in
@@ -346,7 +364,7 @@ impl Shared {
         if let Some(store) = &self.store
             && let Err(err) = store.save(drills)
         {
-            let error = crate::notify::error_chain(&err);
+            let error = crate::error::Chain(&err);
             tracing::error!(%error, "Cannot persist open drills; they will not survive a restart.");
         }
     }
@@ -370,6 +388,15 @@ impl Shared {
     }
 }
 
-fn forwarders(config: &Config) -> Result<Vec<Forwarder>, rustls::Error> {
-    config.upstreams.iter().map(Forwarder::new).collect()
+/// The targets of `config`'s upstreams, reusing any of `previous` whose settings did not
+/// change (so the workers keep those pools across a reload).
+fn targets(config: &Config, previous: &[Arc<Target>]) -> Result<Vec<Arc<Target>>, rustls::Error> {
+    config
+        .upstreams
+        .iter()
+        .map(|u| match previous.iter().find(|t| t.config == *u) {
+            Some(same) => Ok(same.clone()),
+            None => Target::new(u).map(Arc::new),
+        })
+        .collect()
 }

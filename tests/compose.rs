@@ -161,6 +161,58 @@ fn drill_and_staging_configs_keep_the_shipped_windows_and_routes() {
     );
 }
 
+/// Every shipped config carries the merchant admin screen (加盟店管理画面) as a commented
+/// example: uncommented, it is valid and routes its path as a `page` of the service
+/// `webcollect.admin_screen`, which the notice's window covers.
+#[test]
+fn shipped_configs_carry_a_commented_admin_screen_route() {
+    for path in [
+        "config/webcollect-shim.toml",
+        "config/test-gateway.toml",
+        "config/drill.toml",
+        "examples/compose/shim.toml",
+    ] {
+        let text = std::fs::read_to_string(root().join(path)).unwrap();
+        // As shipped, no such route.
+        let shipped = toml_file(path);
+        assert!(
+            !shipped["routes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["id"].as_str() == Some("admin-screen")),
+            "{path}"
+        );
+        let uncommented =
+            crate::support::gateway::uncomment_block(&text, "[upstreams.admin_screen]");
+        let env = |name: &str| {
+            (name == TOKEN_VAR).then(|| "a-token-of-at-least-16-characters".to_string())
+        };
+        if let Err(e) = webcollect_shim::config::Config::from_toml_with_env(
+            &root().join(path),
+            &uncommented,
+            &env,
+        ) {
+            panic!("{path} with the admin screen uncommented:\n{e}");
+        }
+        let table: toml::Table = toml::from_str(&uncommented).unwrap();
+        let route = table["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"].as_str() == Some("admin-screen"))
+            .unwrap_or_else(|| panic!("{path}: no admin-screen route"));
+        assert_eq!(route["kind"].as_str(), Some("page"), "{path}");
+        assert_eq!(
+            route["service"].as_str(),
+            Some("webcollect.admin_screen"),
+            "{path}"
+        );
+        assert_eq!(route["path_prefix"].as_str(), Some("/webcollect-admin/"));
+        assert!(table["upstreams"].get("admin_screen").is_some(), "{path}");
+    }
+}
+
 fn compose() -> Yaml {
     let path = root().join("examples/compose/compose.yaml");
     let text = std::fs::read_to_string(&path).unwrap();

@@ -23,13 +23,15 @@ async fn exercise(proxy: std::net::SocketAddr, admin: std::net::SocketAddr) -> S
         )
         .into_bytes()
     };
-    // Pass-through, forced maintenance, no route, and an unreachable upstream.
-    assert_eq!(
-        raw(proxy, &secret_request("/api/creditToken", ""))
-            .await
-            .status,
-        200
-    );
+    // Pass-through (with the client's request id), forced maintenance, no route, and an
+    // unreachable upstream.
+    let passed = raw(
+        proxy,
+        &secret_request("/api/creditToken", "X-Request-Id: rid-kept-0001\r\n"),
+    )
+    .await;
+    assert_eq!(passed.status, 200);
+    assert_eq!(passed.header("x-request-id"), Some("rid-kept-0001"));
     let forced = raw(
         proxy,
         &secret_request(
@@ -87,6 +89,23 @@ async fn no_secrets_in(format: &str) {
             .any(|l| l.contains("upstream-unreachable")),
         "{all}"
     );
+    // Every request line names its request id: the client's, or a generated one.
+    let id_field = if format == "json" {
+        "\"request_id\":\""
+    } else {
+        "request_id=\""
+    };
+    assert!(
+        request_lines
+            .iter()
+            .any(|l| l.contains(&format!("{id_field}rid-kept-0001"))),
+        "{all}"
+    );
+    for line in &request_lines {
+        let id = &line[line.find(id_field).expect(line) + id_field.len()..];
+        let id: String = id.chars().take_while(char::is_ascii_alphanumeric).collect();
+        assert!(id == "rid" || id.len() == 32, "{line}");
+    }
     for secret in SECRETS {
         assert!(
             !all.contains(secret),

@@ -34,10 +34,14 @@ mod logs;
 // The settleMethod 14 drill: trade-info rewrite, notification relay, notify.
 mod settle;
 // The stand-in gateway alone, and end to end behind the shim on config/drill.toml.
-mod mock_gateway;
+mod qa_gateway;
+// Merchant integrations against the stand-in through the shim: API flows, token libraries.
+mod integrations;
 // QA kit consistency: shipped configs pass `check`, compose file vs repository and binary.
 mod compose;
 // Robustness: load, faults, bad input (WEBCOLLECT_SHIM_HEAVY=1 for heavier runs).
 mod robustness;
 // docs/config.md matches the keys the parser accepts.
 mod docs;
+// Worker threads on one port, request ids, per-worker upstream pools.
+mod workers;

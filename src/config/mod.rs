@@ -200,7 +200,7 @@ pub struct Contact {
 }
 
 /// An upstream the shim forwards to.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
     /// Its key in `[upstreams]`.
     pub name: String,

@@ -1,169 +1,157 @@
-//! Forwarding to an upstream: pooled keep-alive client (TLS via rustls), URI and header
-//! rewriting, response timeout. Bodies stream both ways; nothing is buffered; nothing retried.
+//! The last step: rewrite the request head for the upstream and send it on this worker's
+//! pool. Bodies stream both ways; nothing is buffered; a request that reached the wire is
+//! never sent again.
 
-use std::net::IpAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri, Version};
-use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use super::body::ProxyBody;
 use super::rescue::ProxyError;
-use crate::config::Upstream;
-use crate::response::Body;
+use super::{Conn, Forwarding};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// RFC 9110 §7.6.1 connection-specific fields, plus the legacy ones proxies still see. They
-/// describe one hop and must not be forwarded, in either direction.
-const HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-];
+/// How many connections a request may be offered to when each one turns out closed before
+/// a byte of the request was written. Past that, the upstream is treated as broken.
+const UNSENT_ATTEMPTS: usize = 3;
 
-/// A pooled client for one upstream.
-#[derive(Debug, Clone)]
-pub struct Forwarder {
-    client: Client<HttpsConnector<HttpConnector>, Body>,
-    scheme: Scheme,
-    authority: Authority,
-    host: HeaderValue,
-    response_timeout: Duration,
-}
+/// Sends requests upstream.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Forward;
 
-impl Forwarder {
-    /// Builds the client for `upstream`. No connection is opened until the first request.
-    ///
-    /// # Errors
-    /// When the TLS configuration cannot be built.
-    pub fn new(upstream: &Upstream) -> Result<Self, rustls::Error> {
-        let client = client(
-            upstream.connect_timeout,
-            upstream.pool_idle_timeout,
-            &upstream.ca_certs,
-        )?;
-        let authority = upstream
-            .url
-            .authority()
-            .cloned()
-            .unwrap_or_else(|| Authority::from_static("invalid"));
-        Ok(Self {
-            client,
-            scheme: upstream.url.scheme().cloned().unwrap_or(Scheme::HTTP),
-            host: HeaderValue::from_str(authority.as_str())
-                .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
-            authority,
-            response_timeout: upstream.response_timeout,
-        })
+type BoxResponse = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, ProxyError>> + Send>>;
+
+impl tower::Service<Forwarding> for Forward {
+    type Response = Response<ProxyBody>;
+    type Error = ProxyError;
+    type Future = BoxResponse;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
+        Poll::Ready(Ok(()))
     }
 
-    /// Sends `req` upstream once and returns the response head with its body still streaming.
-    ///
-    /// # Errors
-    /// Connect failure, timeout before response headers, or a broken exchange.
-    pub async fn forward(
-        &self,
-        req: Request<Body>,
-        peer: IpAddr,
-    ) -> Result<Response<Incoming>, ProxyError> {
-        let (mut parts, body) = req.into_parts();
-        let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
-            parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
-        let path_and_query = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        parts.uri = Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
-            .map_err(|_| ProxyError::BadRequest)?;
-        // The upstream connection's version is the pool's business, not the client's.
-        parts.version = Version::HTTP_11;
-        strip_hop_by_hop(&mut parts.headers);
-        parts.headers.insert(header::HOST, self.host.clone());
-        append_forwarded_for(&mut parts.headers, peer);
-        parts
-            .headers
-            .insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-        if let Some(host) = original_host {
-            parts.headers.insert(X_FORWARDED_HOST, host);
+    fn call(&mut self, fwd: Forwarding) -> BoxResponse {
+        Box::pin(forward(fwd))
+    }
+}
+
+async fn forward(fwd: Forwarding) -> Result<Response<ProxyBody>, ProxyError> {
+    let upstream = fwd.upstream();
+    let Forwarding {
+        req, view, conn, ..
+    } = fwd;
+    let config = &view.loaded.snapshot.config;
+    if declared_length(req.headers()).is_some_and(|n| n > config.server.max_request_body) {
+        // Refused before anything is sent upstream.
+        return Err(ProxyError::BodyTooLarge);
+    }
+    let pool = &view.pools[upstream];
+    let target = pool.target();
+    let (mut parts, body) = req.into_parts();
+    prepare(&mut parts, &target.host, &conn)?;
+    let mut req = Request::from_parts(parts, body);
+    let sent = Instant::now();
+    let timeout = target.config.response_timeout;
+    let exchange = async {
+        let mut attempt = 1;
+        loop {
+            let conn = pool.acquire().await.map_err(ProxyError::Connect)?;
+            match conn.send(pool.clone(), req).await {
+                Ok(response) => return Ok(response),
+                Err(mut err) => match err.take_message() {
+                    // Not a byte was written: another connection may carry it.
+                    Some(unsent) if attempt < UNSENT_ATTEMPTS => {
+                        req = unsent;
+                        attempt += 1;
+                    }
+                    _ => return Err(ProxyError::Upstream(err.into_error())),
+                },
+            }
         }
-        let req = Request::from_parts(parts, body);
-        let mut response =
-            match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
-                Err(_) => return Err(ProxyError::Timeout(self.response_timeout)),
-                Ok(Err(err)) if err.is_connect() => return Err(ProxyError::Connect(err)),
-                Ok(Err(err)) => return Err(ProxyError::Upstream(err)),
-                Ok(Ok(response)) => response,
-            };
-        strip_hop_by_hop(response.headers_mut());
-        Ok(response)
-    }
-}
-
-/// A pooled HTTP/HTTPS client that never retries: rustls with the public web roots plus
-/// `ca_certs`, HTTP/1.1 or HTTP/2 by ALPN.
-///
-/// # Errors
-/// When the TLS configuration cannot be built.
-pub fn client(
-    connect_timeout: Duration,
-    pool_idle_timeout: Duration,
-    ca_certs: &[rustls_pki_types::CertificateDer<'static>],
-) -> Result<Client<HttpsConnector<HttpConnector>, Body>, rustls::Error> {
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
-    roots.add_parsable_certificates(ca_certs.iter().cloned());
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(connect_timeout));
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_all_versions()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .pool_idle_timeout(pool_idle_timeout)
-        // A payment request must never be sent twice: no retry, even on a pooled
-        // connection the upstream closed before reading the request.
-        .retry_canceled_requests(false)
-        .set_host(false)
-        .build(connector))
+    let mut response = match tokio::time::timeout(timeout, exchange).await {
+        Err(_) => return Err(ProxyError::Timeout(timeout)),
+        Ok(result) => result?,
+    };
+    view.loaded.latency[upstream].observe(sent.elapsed().as_secs_f64());
+    strip_hop_by_hop(response.headers_mut());
+    Ok(response.map(ProxyBody::Upstream))
 }
 
-/// Removes hop-by-hop fields and every field named in `Connection`.
+/// Turns the client's request head into the upstream's: origin-form target, HTTP/1.1,
+/// no hop-by-hop fields, `Host` of the upstream, `X-Forwarded-*`.
+fn prepare(
+    parts: &mut http::request::Parts,
+    host: &HeaderValue,
+    conn: &Conn,
+) -> Result<(), ProxyError> {
+    let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .ok_or(ProxyError::BadRequest)?;
+    parts.uri = Uri::from(path_and_query);
+    // The upstream connection's version is the pool's business, not the client's.
+    parts.version = Version::HTTP_11;
+    let headers = &mut parts.headers;
+    strip_hop_by_hop(headers);
+    headers.insert(header::HOST, host.clone());
+    append_forwarded_for(headers, &conn.forwarded_for);
+    headers.insert(X_FORWARDED_PROTO, conn.proto.clone());
+    if let Some(host) = original_host {
+        headers.insert(X_FORWARDED_HOST, host);
+    }
+    Ok(())
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// RFC 9110 §7.6.1 connection-specific fields, plus the legacy ones proxies still see and
+/// `Upgrade` (WebSockets are not part of the gateway's protocol). They describe one hop
+/// and are not forwarded, in either direction.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    // A match on the lowercase name compiles to a length switch and a few compares.
+    matches!(
+        name.as_str(),
+        "connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "keep-alive"
+            | "proxy-connection"
+    )
+}
+
+/// Removes hop-by-hop fields and every field named in `Connection`. One look at each field
+/// name; most messages have none of them, and then nothing else is done.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -171,21 +159,33 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+    let hop: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| is_hop_by_hop(n))
+        .cloned()
+        .collect();
+    for name in named.iter().chain(&hop) {
         headers.remove(name);
     }
-    // `Upgrade` is hop-by-hop too; WebSockets are not part of the gateway's protocol.
-    headers.remove(header::UPGRADE);
 }
 
-fn append_forwarded_for(headers: &mut HeaderMap, peer: IpAddr) {
-    let peer = peer.to_canonical().to_string();
-    let value = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.trim().is_empty() => format!("{prior}, {peer}"),
-        _ => peer,
-    };
+/// Adds the peer to `X-Forwarded-For`, folding several lines into one list.
+fn append_forwarded_for(headers: &mut HeaderMap, peer: &HeaderValue) {
+    let mut prior = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .peekable();
+    if prior.peek().is_none() {
+        headers.insert(X_FORWARDED_FOR, peer.clone());
+        return;
+    }
+    let mut value = prior.collect::<Vec<_>>().join(", ");
+    value.push_str(", ");
+    value.push_str(peer.to_str().unwrap_or("unknown"));
     if let Ok(value) = HeaderValue::from_str(&value) {
-        // Several X-Forwarded-For lines are folded into one list.
         headers.insert(X_FORWARDED_FOR, value);
     }
 }
@@ -211,10 +211,18 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_for_appends() {
+    fn forwarded_for_appends_and_folds() {
+        let peer = HeaderValue::from_static("127.0.0.1");
+        let mut h = HeaderMap::new();
+        append_forwarded_for(&mut h, &peer);
+        assert_eq!(h.get(X_FORWARDED_FOR).unwrap(), "127.0.0.1");
         let mut h = HeaderMap::new();
         h.append(X_FORWARDED_FOR, HeaderValue::from_static("192.0.2.1"));
-        append_forwarded_for(&mut h, "::ffff:127.0.0.1".parse().unwrap());
-        assert_eq!(h.get(X_FORWARDED_FOR).unwrap(), "192.0.2.1, 127.0.0.1");
+        h.append(X_FORWARDED_FOR, HeaderValue::from_static("198.51.100.2"));
+        append_forwarded_for(&mut h, &peer);
+        assert_eq!(
+            h.get_all(X_FORWARDED_FOR).iter().collect::<Vec<_>>(),
+            ["192.0.2.1, 198.51.100.2, 127.0.0.1"]
+        );
     }
 }

@@ -1,82 +1,215 @@
-//! Forwarding failures and the one place that turns them into answers (502/504/400).
+//! Forwarding failures, and the one place that turns them into answers (400, 413, 502, 504).
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use http::Response;
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+
+use super::body::ProxyBody;
+use super::pool::ConnectError;
+use super::{Answer, Forwarding, Outcome, into_response};
+use crate::metrics::Decision;
 use crate::response::{self, Canned};
+use crate::worker::View;
 
 /// Why a forward failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
     /// TCP or TLS connection to the upstream failed.
     #[error("upstream unreachable")]
-    Connect(#[source] hyper_util::client::legacy::Error),
+    Connect(#[source] ConnectError),
     /// No response headers within `response_timeout`.
     #[error("upstream did not answer within {0:?}")]
     Timeout(Duration),
-    /// The exchange broke after connecting (reset, malformed response).
+    /// The exchange broke after connecting (reset, malformed response), or the request
+    /// body failed while it was being sent.
     #[error("upstream exchange failed")]
-    Upstream(#[source] hyper_util::client::legacy::Error),
+    Upstream(#[source] hyper::Error),
+    /// The declared request body is larger than `server.max_request_body`.
+    #[error("request body larger than server.max_request_body")]
+    BodyTooLarge,
     /// The request could not be turned into an upstream request.
     #[error("request cannot be forwarded")]
     BadRequest,
 }
 
-impl ProxyError {
-    /// True when the request body passed `server.max_request_body` while streaming.
+/// What kind of failure it was: the label in logs and the answer's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// 502: the upstream could not be reached.
+    Unreachable,
+    /// 504: no answer in time.
+    Timeout,
+    /// 502: the exchange broke.
+    Upstream,
+    /// 413: the request body is too large.
+    BodyTooLarge,
+    /// 400: the request cannot be forwarded.
+    BadRequest,
+}
+
+impl Failure {
+    /// Short label for logs.
     #[must_use]
-    pub fn body_too_large(&self) -> bool {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Unreachable => "upstream-unreachable",
+            Self::Timeout => "upstream-timeout",
+            Self::Upstream => "upstream-error",
+            Self::BodyTooLarge => "request-body-too-large",
+            Self::BadRequest => "bad-request",
+        }
+    }
+
+    /// The metrics' `decision` label.
+    #[must_use]
+    pub fn decision(self) -> Decision {
+        match self {
+            Self::Unreachable | Self::Timeout | Self::Upstream => Decision::UpstreamError,
+            Self::BodyTooLarge | Self::BadRequest => Decision::BadRequest,
+        }
+    }
+
+    /// The answer the client gets.
+    #[must_use]
+    pub fn to_canned(self) -> Canned {
+        match self {
+            Self::Unreachable => response::bad_gateway("upstream unreachable"),
+            Self::Timeout => response::gateway_timeout(),
+            Self::Upstream => {
+                response::bad_gateway("upstream closed the connection without a valid response")
+            }
+            Self::BodyTooLarge => response::payload_too_large(),
+            Self::BadRequest => response::bad_request("request target cannot be forwarded"),
+        }
+    }
+}
+
+impl ProxyError {
+    /// What kind of failure it is.
+    #[must_use]
+    pub fn failure(&self) -> Failure {
+        if self.caused_by::<http_body_util::LengthLimitError>() {
+            // The client's body passed the limit while it was being streamed upstream.
+            return Failure::BodyTooLarge;
+        }
+        match self {
+            Self::Connect(_) => Failure::Unreachable,
+            Self::Timeout(_) => Failure::Timeout,
+            Self::Upstream(_) => Failure::Upstream,
+            Self::BodyTooLarge => Failure::BodyTooLarge,
+            Self::BadRequest => Failure::BadRequest,
+        }
+    }
+
+    fn caused_by<E: std::error::Error + 'static>(&self) -> bool {
         let mut cause = std::error::Error::source(self);
         while let Some(err) = cause {
-            if err.is::<http_body_util::LengthLimitError>() {
+            if err.is::<E>() {
                 return true;
             }
             cause = err.source();
         }
         false
     }
+}
 
-    /// The answer the client gets.
-    #[must_use]
-    pub fn to_canned(&self) -> Canned {
-        if self.body_too_large() {
-            return response::payload_too_large();
-        }
-        match self {
-            Self::Connect(_) => response::bad_gateway("upstream unreachable"),
-            Self::Timeout(_) => response::gateway_timeout(),
-            Self::Upstream(_) => {
-                response::bad_gateway("upstream closed the connection without a valid response")
-            }
-            Self::BadRequest => response::bad_request("request target cannot be forwarded"),
-        }
+/// Adds [`Rescue`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RescueLayer;
+
+impl<S> Layer<S> for RescueLayer {
+    type Service = Rescue<S>;
+
+    fn layer(&self, inner: S) -> Rescue<S> {
+        Rescue { inner }
+    }
+}
+
+/// Turns the forward step's errors into canned answers, and logs each once.
+#[derive(Debug, Clone)]
+pub struct Rescue<S> {
+    inner: S,
+}
+
+impl<S> Service<Forwarding> for Rescue<S>
+where
+    S: Service<Forwarding, Response = Response<ProxyBody>, Error = ProxyError>,
+{
+    type Response = Answer;
+    type Error = Infallible;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // The forward step is always ready; map its (impossible) error away.
+        self.inner.poll_ready(cx).map(|_| Ok(()))
     }
 
-    /// The underlying error's message (no request data in it), or `-`.
-    #[must_use]
-    pub fn cause(&self) -> String {
-        let mut cause = std::error::Error::source(self);
-        let mut out = String::new();
-        while let Some(err) = cause {
-            if !out.is_empty() {
-                out.push_str(": ");
-            }
-            out.push_str(&err.to_string());
-            cause = err.source();
+    fn call(&mut self, fwd: Forwarding) -> Self::Future {
+        let about = (fwd.view.clone(), fwd.route);
+        ResponseFuture {
+            future: self.inner.call(fwd),
+            about,
         }
-        if out.is_empty() { "-".to_string() } else { out }
     }
+}
 
-    /// Short label for logs.
-    #[must_use]
-    pub fn label(&self) -> &'static str {
-        if self.body_too_large() {
-            return "request-body-too-large";
-        }
-        match self {
-            Self::Connect(_) => "upstream-unreachable",
-            Self::Timeout(_) => "upstream-timeout",
-            Self::Upstream(_) => "upstream-error",
-            Self::BadRequest => "bad-request",
-        }
+pin_project! {
+    /// Response future of [`Rescue`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        future: F,
+        // For the warning: the config and the route (their names are not copied up front).
+        about: (Arc<View>, usize),
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ProxyBody>, ProxyError>>,
+{
+    type Output = Result<Answer, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let answer = match ready!(this.future.poll(cx)) {
+            Ok(response) => Answer {
+                response,
+                outcome: Outcome::default(),
+            },
+            Err(err) => {
+                let failure = err.failure();
+                let (view, route) = &*this.about;
+                let config = &view.loaded.snapshot.config;
+                let route = &config.routes[*route];
+                tracing::warn!(
+                    route = route.id.as_str(),
+                    upstream = config.upstreams[route.upstream].name.as_str(),
+                    error = failure.label(),
+                    cause = %crate::error::Chain(&err),
+                    "Forward failed."
+                );
+                Answer {
+                    response: into_response(failure.to_canned()),
+                    outcome: Outcome {
+                        action: None,
+                        failure: Some(failure),
+                    },
+                }
+            }
+        };
+        Poll::Ready(Ok(answer))
     }
 }

@@ -3,6 +3,11 @@
 
 #![allow(dead_code)]
 
+// Headless Chromium: tabs, merchant checkout pages, what a shopper sees.
+pub mod browser;
+// The stand-in gateway on port 0, and config/drill.toml in front of it.
+pub mod gateway;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::io::{BufRead, BufReader};
@@ -196,21 +201,31 @@ impl TestShim {
     }
 
     pub async fn start_config(config: Config, now: DateTime<Utc>) -> Self {
+        Self::start_workers(config, now, 1).await
+    }
+
+    /// Starts a shim with `workers` worker threads, each with its own listener on one port.
+    pub async fn start_workers(config: Config, now: DateTime<Utc>, workers: usize) -> Self {
         let clock = ManualClock::new(now);
         let shim = Shim::with_env(config, Arc::new(clock.clone()), Arc::new(test_env)).unwrap();
         let shared = shim.shared();
-        let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy =
+            webcollect_shim::runtime::bind_proxy("127.0.0.1:0".parse().unwrap(), workers).unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = proxy.local_addr().unwrap();
+        let addr = proxy[0].local_addr().unwrap();
         let admin_addr = admin.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();
         let listeners = Listeners {
             proxy,
             admin: Some(admin),
         };
-        let task = tokio::spawn(shim.run(listeners, async {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(async move {
+            shim.run(listeners, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
         Self {
             addr,
             admin: admin_addr,

@@ -1,33 +1,146 @@
-//! The settleMethod drill on the wire: buffer (bounded) only the bodies it rewrites, and pass
-//! everything it cannot rewrite through unmodified, with a warning and a metric.
+//! The settleMethod drill on the wire, as a layer: for the exchanges the decision picked,
+//! buffer (bounded) the body it rewrites and pass everything it cannot rewrite through
+//! unmodified, with a warning and a metric. Every other exchange passes straight through.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::io::{Read as _, Write as _};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, HeaderValue};
+use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, HeaderValue};
 use http::{HeaderMap, Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
 
+use super::body::{ProxyBody, UpstreamBody};
+use super::{Answer, Forwarding};
 use crate::config::SettleDrill;
+use crate::decide::Rewrite;
 use crate::metrics::Metrics;
-use crate::response::{Body, BoxError, full};
+use crate::response::BoxError;
 use crate::settle;
 
+/// Adds [`Settle`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SettleLayer;
+
+impl<S> Layer<S> for SettleLayer {
+    type Service = Settle<S>;
+
+    fn layer(&self, inner: S) -> Settle<S> {
+        Settle { inner }
+    }
+}
+
+/// Applies the settleMethod rewrite the decision chose ([`Forwarding::rewrite`]).
+#[derive(Debug, Clone)]
+pub struct Settle<S> {
+    inner: S,
+}
+
+type BoxAnswer = Pin<Box<dyn Future<Output = Result<Answer, Infallible>> + Send>>;
+
+impl<S> Service<Forwarding> for Settle<S>
+where
+    S: Service<Forwarding, Response = Answer, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Answer;
+    type Error = Infallible;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut fwd: Forwarding) -> Self::Future {
+        if fwd.rewrite == Rewrite::None {
+            return ResponseFuture::Pass {
+                future: self.inner.call(fwd),
+            };
+        }
+        // The inner services are always ready (their poll_ready never waits), so a clone
+        // can be called later from the boxed future.
+        let mut inner = self.inner.clone();
+        let future: BoxAnswer = Box::pin(async move {
+            let view = fwd.view.clone();
+            let config = &view.loaded.snapshot.config;
+            let route = config.routes[fwd.route].id.as_str();
+            let drill = &config.settle_drill;
+            let metrics = &view.shared.metrics;
+            match fwd.rewrite {
+                Rewrite::Request => {
+                    let (parts, body) = fwd.req.into_parts();
+                    fwd.req = request(parts, body, drill, metrics, route).await;
+                    inner.call(fwd).await
+                }
+                Rewrite::Response | Rewrite::None => {
+                    // Ask for a body the rewrite can read; gzip is still handled if sent.
+                    fwd.req
+                        .headers_mut()
+                        .insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+                    let Ok(mut answer) = inner.call(fwd).await;
+                    if answer.outcome.failure.is_none() {
+                        let (parts, body) = answer.response.into_parts();
+                        answer.response = response(parts, body, drill, metrics, route).await;
+                    }
+                    Ok(answer)
+                }
+            }
+        });
+        ResponseFuture::Rewrite { future }
+    }
+}
+
+pin_project! {
+    /// Response future of [`Settle`].
+    #[project = Proj]
+    pub enum ResponseFuture<F> {
+        /// No rewrite: the inner future as it is.
+        Pass { #[pin] future: F },
+        /// A rewrite around the exchange.
+        Rewrite { future: BoxAnswer },
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Answer, Infallible>>,
+{
+    type Output = Result<Answer, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            Proj::Pass { future } => future.poll(cx),
+            Proj::Rewrite { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
 /// Where reading a body up to the bound ended.
-enum Buffered {
+enum Buffered<B> {
     /// The whole body.
     Complete(Bytes),
     /// The bound was passed: what was read, and the rest still streaming.
-    Partial(Bytes, Incoming),
+    Partial(Bytes, B),
     /// The body broke: what was read, and the error.
-    Failed(Bytes, hyper::Error),
+    Failed(Bytes, BoxError),
 }
 
-async fn buffer(mut body: Incoming, max: usize) -> Buffered {
+async fn buffer<B>(mut body: B, max: usize) -> Buffered<B>
+where
+    B: HttpBody<Data = Bytes, Error = BoxError> + Unpin,
+{
     let mut buf = BytesMut::new();
     loop {
         match body.frame().await {
@@ -47,34 +160,37 @@ async fn buffer(mut body: Incoming, max: usize) -> Buffered {
 }
 
 /// Rewrites `resultData/settleMethod` in an upstream response (E04/F04).
-pub async fn response(
-    resp: Response<Incoming>,
+async fn response(
+    mut parts: http::response::Parts,
+    body: ProxyBody,
     drill: &SettleDrill,
     metrics: &Metrics,
     route: &str,
-) -> Response<Body> {
-    let (mut parts, body) = resp.into_parts();
+) -> Response<ProxyBody> {
     let gzip = match content_encoding(&parts.headers) {
         Encoding::Identity => false,
         Encoding::Gzip => true,
         Encoding::Other => {
             record(metrics, route, "unsupported_encoding");
-            return Response::from_parts(parts, super::boxed(body));
+            return Response::from_parts(parts, body);
         }
     };
     if declared_length(&parts.headers).is_some_and(|n| n > drill.max_body) {
         record(metrics, route, "oversize");
-        return Response::from_parts(parts, super::boxed(body));
+        return Response::from_parts(parts, body);
     }
     let raw = match buffer(body, drill.max_body).await {
         Buffered::Complete(raw) => raw,
         Buffered::Partial(read, rest) => {
             record(metrics, route, "oversize");
-            return Response::from_parts(parts, Prefixed::new(read, rest).boxed());
+            return Response::from_parts(
+                parts,
+                ProxyBody::Boxed(Prefixed::new(read, rest).boxed()),
+            );
         }
         Buffered::Failed(read, err) => {
             // The client sees the same broken body it would have seen without the drill.
-            return Response::from_parts(parts, failed_body(read, err));
+            return Response::from_parts(parts, ProxyBody::Boxed(failed_body(read, err)));
         }
     };
     let xml = if gzip {
@@ -107,28 +223,31 @@ pub async fn response(
     parts
         .headers
         .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-    Response::from_parts(parts, full(body))
+    Response::from_parts(parts, ProxyBody::full(body))
 }
 
 /// Rewrites `settle_method` in a payment-result notification before it is relayed.
-pub async fn request(
-    req: Request<Incoming>,
+async fn request(
+    mut parts: http::request::Parts,
+    body: UpstreamBody,
     drill: &SettleDrill,
     metrics: &Metrics,
     route: &str,
-) -> Request<Body> {
-    let (mut parts, body) = req.into_parts();
+) -> Request<UpstreamBody> {
     if declared_length(&parts.headers).is_some_and(|n| n > drill.max_body) {
         record(metrics, route, "oversize");
-        return Request::from_parts(parts, super::boxed(body));
+        return Request::from_parts(parts, body);
     }
     let raw = match buffer(body, drill.max_body).await {
         Buffered::Complete(raw) => raw,
         Buffered::Partial(read, rest) => {
             record(metrics, route, "oversize");
-            return Request::from_parts(parts, Prefixed::new(read, rest).boxed());
+            let rest = Prefixed::new(read, rest).boxed();
+            return Request::from_parts(parts, UpstreamBody::Boxed(rest));
         }
-        Buffered::Failed(read, err) => return Request::from_parts(parts, failed_body(read, err)),
+        Buffered::Failed(read, err) => {
+            return Request::from_parts(parts, UpstreamBody::Boxed(failed_body(read, err)));
+        }
     };
     let body = match settle::rewrite_form(&raw, &drill.value) {
         Some(out) => {
@@ -143,7 +262,7 @@ pub async fn request(
     parts
         .headers
         .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-    Request::from_parts(parts, full(body))
+    Request::from_parts(parts, UpstreamBody::Full(Some(body)))
 }
 
 fn record(metrics: &Metrics, route: &str, result: &'static str) {
@@ -206,7 +325,10 @@ fn gzip_bytes(data: &[u8]) -> Vec<u8> {
     enc.finish().unwrap_or_default()
 }
 
-fn failed_body(read: Bytes, err: hyper::Error) -> Body {
+fn failed_body(
+    read: Bytes,
+    err: BoxError,
+) -> http_body_util::combinators::BoxBody<Bytes, BoxError> {
     Failing {
         data: Some(read),
         err: Some(err),
@@ -217,7 +339,7 @@ fn failed_body(read: Bytes, err: hyper::Error) -> Body {
 /// Bytes already read, then the error that broke the body.
 struct Failing {
     data: Option<Bytes>,
-    err: Option<hyper::Error>,
+    err: Option<BoxError>,
 }
 
 impl HttpBody for Failing {
@@ -231,18 +353,18 @@ impl HttpBody for Failing {
         if let Some(data) = self.data.take() {
             return Poll::Ready(Some(Ok(Frame::data(data))));
         }
-        Poll::Ready(self.err.take().map(|e| Err(e.into())))
+        Poll::Ready(self.err.take().map(Err))
     }
 }
 
 /// Bytes already read, then the rest of the body as it streams.
-struct Prefixed {
+struct Prefixed<B> {
     prefix: Option<Bytes>,
-    rest: Incoming,
+    rest: B,
 }
 
-impl Prefixed {
-    fn new(prefix: Bytes, rest: Incoming) -> Self {
+impl<B> Prefixed<B> {
+    fn new(prefix: Bytes, rest: B) -> Self {
         Self {
             prefix: Some(prefix),
             rest,
@@ -250,7 +372,10 @@ impl Prefixed {
     }
 }
 
-impl HttpBody for Prefixed {
+impl<B> HttpBody for Prefixed<B>
+where
+    B: HttpBody<Data = Bytes, Error = BoxError> + Unpin,
+{
     type Data = Bytes;
     type Error = BoxError;
 
@@ -261,7 +386,7 @@ impl HttpBody for Prefixed {
         if let Some(prefix) = self.prefix.take() {
             return Poll::Ready(Some(Ok(Frame::data(prefix))));
         }
-        Pin::new(&mut self.rest).poll_frame(cx).map_err(Into::into)
+        Pin::new(&mut self.rest).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {

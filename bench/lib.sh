@@ -1,0 +1,254 @@
+# shellcheck shell=bash
+# What bench/run.sh and bench/profile.sh share: logging, the temp dir and the process cleanup
+# trap, starting servers, the binaries under test, the 1 KiB body and the 158-byte maintenance
+# XML, the nginx configs and the shim config. Sourced, not run; it defines functions and a few
+# constants and starts nothing by itself.
+#
+# Variables the callers set before using these functions: P_UP (upstream nginx port), P_SINK
+# (upload sink port). Environment read here: SHIM, BEFORE, NO_BUILD, SHIM_WORKERS, KEEP.
+
+BENCH_LIB="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+BENCH_ROOT="$(cd "$BENCH_LIB/.." && pwd)"
+PATH_API=/api/creditToken
+
+log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# ---------------------------------------------------------------- temp dir and processes
+PIDS=()            # every process started here; stopped by bench_cleanup
+declare -A PID=()  # name -> PID of what `start` started
+
+# Creates the temp dir $T (readable by nginx workers, which run as www-data) and installs the
+# trap that stops every recorded process on exit. KEEP=1 keeps the dir (configs, raw outputs).
+bench_tmpdir() { # $1 = mktemp prefix
+  T="$(mktemp -d "/tmp/$1.XXXXXX")"
+  chmod 755 "$T"
+  mkdir -p "$T/www" "$T/bin"
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+bench_cleanup() {
+  local rc=$? pid
+  trap - EXIT INT TERM
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  sleep 0.5
+  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -f "$T/www/big.bin" "$T"/bin/*   # large; never worth keeping
+  if [[ "${KEEP:-0}" == 1 ]]; then log "kept $T"; else rm -rf "$T"; fi
+  exit "$rc"
+}
+
+# Starts a server in the background, output in $T/NAME.out; PID[NAME] is its PID.
+start() { # $1 = name, rest = command
+  local name=$1; shift
+  "$@" >"$T/$name.out" 2>&1 &
+  PIDS+=("$!")
+  PID[$name]=$!
+}
+# Stops what `start` started under NAME and waits for it.
+stop() { # $1 = name
+  kill -TERM "${PID[$1]}" 2>/dev/null || true
+  wait "${PID[$1]}" 2>/dev/null || true
+}
+
+wait_port() { # $1 port; up to 30 s (a shim under valgrind starts slowly)
+  for _ in $(seq 1 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  die "nothing listens on $1"
+}
+ports_free() { # ports...
+  local p
+  for p in "$@"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then die "port $p is busy"; fi
+  done
+}
+
+# ---------------------------------------------------------------- binaries under test
+# SHIM=path benchmarks that binary as it is; otherwise `cargo build --release` (unless NO_BUILD=1)
+# and target/release/webcollect-shim. BEFORE=path adds a second binary, the previous commit's
+# build, as the target `before`. Both are copied into $T/bin first, so a rebuild during the run
+# cannot swap a binary between scenarios. Sets SHIM_BIN, BEFORE_BIN (empty without BEFORE),
+# and SHIM_DESC / BEFORE_DESC (one line each, for the report).
+bench_binaries() {
+  local src="${SHIM:-}"
+  if [[ -z "$src" ]]; then
+    if [[ "${NO_BUILD:-0}" != 1 ]]; then
+      log "cargo build --release"
+      (cd "$BENCH_ROOT" && cargo build --release --quiet)
+    fi
+    src="$BENCH_ROOT/target/release/webcollect-shim"
+    local rev dirty=""
+    rev="$(git -C "$BENCH_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+    git -C "$BENCH_ROOT" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || dirty=" (modified)"
+    SHIM_DESC="$rev$dirty, "
+  else
+    SHIM_DESC="$src, "
+  fi
+  [[ -x "$src" ]] || die "no executable shim at $src"
+  cp "$src" "$T/bin/webcollect-shim"
+  SHIM_BIN="$T/bin/webcollect-shim"
+  SHIM_DESC+="$("$SHIM_BIN" --version 2>/dev/null), sha256 $(sha256sum "$SHIM_BIN" | cut -c1-12)"
+  BEFORE_BIN=""
+  BEFORE_DESC=""
+  if [[ -n "${BEFORE:-}" ]]; then
+    [[ -x "$BEFORE" ]] || die "BEFORE=$BEFORE is not an executable"
+    cp "$BEFORE" "$T/bin/webcollect-shim-before"
+    BEFORE_BIN="$T/bin/webcollect-shim-before"
+    BEFORE_DESC="$BEFORE, $("$BEFORE_BIN" --version 2>/dev/null), sha256 $(sha256sum "$BEFORE_BIN" | cut -c1-12)"
+  fi
+}
+
+# ---------------------------------------------------------------- bodies
+# $T/www/1k.bin: the upstream's 1 KiB answer on every path. $T/maint.xml: the shim's 158-byte
+# maintenance answer, which nginx and HAProxy send too; MAINT_NGINX is it escaped for `return`.
+bench_bodies() {
+  head -c 1024 /dev/urandom | base64 -w 0 | head -c 1024 >"$T/www/1k.bin"
+  printf '<?xml version="1.0" encoding="UTF-8"?>\n<return>\n<returnCode>1</returnCode>\n<errorCode>Z01000000</errorCode>\n<returnDate>20200420023000</returnDate>\n</return>\n' >"$T/maint.xml"
+  [[ $(wc -c <"$T/maint.xml") == 158 ]] || die "maintenance XML is not 158 bytes"
+  MAINT_NGINX="$(sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' "$T/maint.xml" | awk '{printf "%s\\n", $0}')"
+  chmod -R a+rX "$T/www"
+}
+
+# ---------------------------------------------------------------- nginx
+# Both nginx configs up to the inside of their `http` block.
+nginx_common() { # $1 = dir
+  cat <<EOF
+worker_processes auto;
+worker_rlimit_nofile 20000;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $1/body;
+  proxy_temp_path $1/proxy;
+  keepalive_timeout 300s; keepalive_requests 100000000;
+EOF
+}
+# The upstream: 1 KiB static body on every path, /big.bin for streaming (sendfile).
+nginx_upstream_conf() { # $1 = dir
+  nginx_common "$1"
+  cat <<EOF
+  default_type application/octet-stream;
+  sendfile on; tcp_nopush on; tcp_nodelay on;
+  open_file_cache max=16 inactive=300s;
+  server {
+    listen 127.0.0.1:$P_UP backlog=4096;
+    root $T/www;
+    location = /big.bin { }
+    location / { try_files /1k.bin =404; }
+  }
+}
+EOF
+}
+# The competitor: proxy_pass to the upstream with keep-alive (and to the sink for uploads) on
+# port $2, and `return 200 <maintenance XML>` on port $3. Needs bench_bodies first.
+nginx_proxy_conf() { # $1 = dir, $2 = pass-through port, $3 = short-circuit port
+  nginx_common "$1"
+  cat <<EOF
+  tcp_nodelay on;
+  upstream up {
+    server 127.0.0.1:$P_UP;
+    keepalive 64; keepalive_requests 100000000; keepalive_timeout 300s;
+  }
+  upstream sink { server 127.0.0.1:$P_SINK; keepalive 8; }
+  proxy_http_version 1.1;
+  proxy_set_header Connection "";
+  proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+  proxy_set_header X-Forwarded-Proto http;
+  server {
+    listen 127.0.0.1:$2 backlog=4096;
+    location / { proxy_pass http://up; }
+    # Streaming reference (scenario 4): no buffering to temp files in either direction.
+    location = /big.bin { proxy_pass http://up; proxy_buffering off; }
+    location /upload/ {
+      proxy_pass http://sink; proxy_request_buffering off; client_max_body_size 0;
+    }
+  }
+  server {
+    listen 127.0.0.1:$3 backlog=4096;
+    location / {
+      default_type "text/xml; charset=UTF-8";
+      add_header Cache-Control no-store;
+      return 200 "$MAINT_NGINX";
+    }
+  }
+}
+EOF
+}
+# Writes $T/NAME/nginx.conf with CONF_FN and starts nginx on it in the foreground as NAME.
+start_nginx() { # $1 = name, $2 = config function, rest = its arguments after the dir
+  local name=$1 fn=$2; shift 2
+  mkdir -p "$T/$name"
+  "$fn" "$T/$name" "$@" >"$T/$name/nginx.conf"
+  start "$name" nginx -p "$T/$name" -e "$T/$name/error.log" -c "$T/$name/nginx.conf" -g 'daemon off;'
+}
+
+# ---------------------------------------------------------------- shim
+# A window covering every instant of a run: the short-circuit config.
+WINDOW_NOW='
+[[windows]]
+id = "bench-now"
+start = "2000-01-01T00:00:00+09:00"
+end = "2100-01-01T00:00:00+09:00"
+services = ["bench.api"]'
+
+# The shim's config: proxy on $1, admin on $1 + 10; `/upload/` goes to the sink, everything else
+# to the upstream (kind api, service bench.api). SHIM_WORKERS=N sets `[server] worker_threads`,
+# which both the thread-per-core shim and the older multi-thread one read (TOKIO_WORKER_THREADS
+# only sized the old one's runtime).
+shim_config() { # $1 = port, $2 = extra TOML (e.g. $WINDOW_NOW), $3 = extra [server] keys
+  cat <<EOF
+[listen]
+proxy = "127.0.0.1:$1"
+admin = "127.0.0.1:$(($1 + 10))"
+
+[server]
+watch_config = false
+${SHIM_WORKERS:+worker_threads = $SHIM_WORKERS}
+${3:-}
+
+[log]
+format = "text"
+
+[upstreams.up]
+url = "http://127.0.0.1:$P_UP"
+response_timeout = "300s"
+
+[upstreams.sink]
+url = "http://127.0.0.1:$P_SINK"
+response_timeout = "300s"
+
+[[routes]]
+id = "upload"
+path_prefix = "/upload/"
+kind = "api"
+service = "bench.upload"
+upstream = "sink"
+
+[[routes]]
+id = "bench"
+path_prefix = "/"
+kind = "api"
+service = "bench.api"
+upstream = "up"
+${2:-}
+EOF
+}
+# The streaming config: the shim refuses bodies over server.max_request_body (64 MiB by default)
+# with 413, so it is raised for the 1 GiB upload. Builds without the key stream without a limit.
+shim_stream_config() { # $1 = binary, $2 = port, $3 = output file
+  shim_config "$2" "" "max_request_body = $((4 * 1024 * 1024 * 1024))" >"$3"
+  "$1" check --config "$3" >/dev/null 2>&1 || shim_config "$2" "" >"$3"
+}
+
+# ---------------------------------------------------------------- upload sink
+# bench/sink.rs (standard library only) on P_SINK: reads the whole body, then answers with the
+# byte count.
+start_sink() {
+  rustc -O --edition 2021 -o "$T/sink" "$BENCH_LIB/sink.rs"
+  start sink "$T/sink" "127.0.0.1:$P_SINK"
+}

@@ -1,0 +1,64 @@
+//! `check` and `explain`: what the shim would do, printed, with no network.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+
+use webcollect_shim::clock::{self, SharedClock, SystemClock};
+use webcollect_shim::config::{self, Config};
+use webcollect_shim::report;
+use webcollect_shim::snapshot::Snapshot;
+
+/// The shim's clock as `run` would build it: the drill clock if configured.
+fn shim_clock(config: &Config) -> SharedClock {
+    clock::configured(Arc::new(SystemClock), &config.clock)
+}
+
+fn parse_at(text: &str, config: &Config) -> anyhow::Result<DateTime<Utc>> {
+    config::parse_time(text, config.clock.timezone).map_err(|msg| anyhow::anyhow!("--at: {msg}"))
+}
+
+pub(crate) fn check(config: Config, at: Option<&str>) -> anyhow::Result<()> {
+    let now = match at {
+        Some(text) => parse_at(text, &config)?,
+        None => shim_clock(&config).now(),
+    };
+    let snapshot = Snapshot::new(Arc::new(config), &[], 1, now);
+    print!("{}", report::timeline(&snapshot, now));
+    Ok(())
+}
+
+pub(crate) fn explain(
+    config: Config,
+    at: &str,
+    raw_headers: &[String],
+    client_ip: IpAddr,
+    method: &str,
+    path: &str,
+) -> anyhow::Result<()> {
+    let at = parse_at(at, &config)?;
+    let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+        .with_context(|| format!("invalid method {method:?}"))?;
+    anyhow::ensure!(path.starts_with('/'), "path {path:?} must start with '/'");
+    let mut headers = HeaderMap::new();
+    for h in raw_headers {
+        let (name, value) = h
+            .split_once(':')
+            .with_context(|| format!("header {h:?} must look like 'Name: value'"))?;
+        headers.append(
+            HeaderName::from_bytes(name.trim().as_bytes())
+                .with_context(|| format!("invalid header name {name:?}"))?,
+            HeaderValue::from_str(value.trim())
+                .with_context(|| format!("invalid header value in {h:?}"))?,
+        );
+    }
+    let snapshot = Snapshot::new(Arc::new(config), &[], 1, at);
+    print!(
+        "{}",
+        report::explain(&snapshot, at, &method, path, &headers, client_ip)
+    );
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! Printing an error with its causes, the one way every log line and message does it.
+
+use std::error::Error;
+use std::fmt;
+
+/// Displays an error and each of its sources, `outer: inner: innermost`.
+#[derive(Debug, Clone, Copy)]
+pub struct Chain<'a>(pub &'a (dyn Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(err) = cause {
+            write!(f, ": {err}")?;
+            cause = err.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn prints_every_cause_once() {
+        let err = Outer(std::io::Error::other("inner"));
+        assert_eq!(Chain(&err).to_string(), "outer: inner");
+    }
+}

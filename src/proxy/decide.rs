@@ -1,0 +1,212 @@
+//! The decision as a layer, shaped like tower-http's `ValidateRequest`: a request in
+//! maintenance (or one no route takes) is answered here and never reaches the layers
+//! below; any other goes on as a [`Forwarding`].
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use http::{HeaderValue, Version};
+use http_body_util::{BodyExt as _, Limited};
+use hyper::body::{Body as _, Incoming};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+
+use super::body::UpstreamBody;
+use super::{Answer, Call, Forwarding, Outcome};
+use crate::decide::{Action, Pass, RequestInfo, decide};
+use crate::response::{self, Canned, X_WEBCOLLECT_SHIM};
+
+/// Adds [`Decide`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DecideLayer;
+
+impl<S> Layer<S> for DecideLayer {
+    type Service = Decide<S>;
+
+    fn layer(&self, inner: S) -> Decide<S> {
+        Decide { inner }
+    }
+}
+
+/// Short-circuits or forwards each request, per [`crate::decide::decide`].
+#[derive(Debug, Clone)]
+pub struct Decide<S> {
+    inner: S,
+}
+
+impl<S> Service<Call> for Decide<S>
+where
+    S: Service<Forwarding, Response = Answer, Error = Infallible>,
+{
+    type Response = Answer;
+    type Error = Infallible;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, call: Call) -> Self::Future {
+        let Call {
+            mut req,
+            view,
+            now,
+            conn,
+        } = call;
+        let snapshot = &view.loaded.snapshot;
+        let config = &snapshot.config;
+        let action = decide(
+            snapshot,
+            RequestInfo {
+                method: req.method(),
+                path: req.uri().path(),
+                headers: req.headers(),
+                peer: conn.peer.ip(),
+            },
+            now,
+        );
+        let outcome = Outcome {
+            action: Some(action),
+            failure: None,
+        };
+        let canned = match action {
+            Action::NoRoute => response::no_route(),
+            Action::Maintain { route, maintain } => {
+                view.maintenance_answer(route, maintain, req.uri().path(), now)
+            }
+            Action::Forward {
+                route,
+                why,
+                rewrite,
+            } => {
+                // The drill header is for the shim; the gateway never sees it.
+                req.headers_mut().remove(&config.drill.header);
+                let limit = usize::try_from(config.server.max_request_body).unwrap_or(usize::MAX);
+                let req = req.map(|body| UpstreamBody::Stream(Limited::new(body, limit)));
+                let future = self.inner.call(Forwarding {
+                    req,
+                    view,
+                    conn,
+                    route,
+                    rewrite,
+                });
+                return ResponseFuture::Forward {
+                    future,
+                    outcome,
+                    report: matches!(why, Pass::WouldMaintain(_)),
+                };
+            }
+        };
+        let version = req.version();
+        let body = req.into_body();
+        if body.is_end_stream() {
+            return ResponseFuture::Answered {
+                answer: Some(Answer::canned(canned, outcome)),
+            };
+        }
+        let maintenance = &config.maintenance;
+        let (limit, timeout) = (maintenance.drain_limit, maintenance.drain_timeout);
+        ResponseFuture::Draining {
+            future: Box::pin(drain_and_answer(
+                body, version, limit, timeout, canned, outcome,
+            )),
+        }
+    }
+}
+
+pin_project! {
+    /// Response future of [`Decide`].
+    #[project = Proj]
+    pub enum ResponseFuture<F> {
+        /// Answered without reading anything more.
+        Answered { answer: Option<Answer> },
+        /// Reading the request body before answering, so the connection stays usable.
+        Draining { future: Pin<Box<dyn Future<Output = Answer> + Send>> },
+        /// Forwarded.
+        Forward {
+            #[pin]
+            future: F,
+            outcome: Outcome,
+            report: bool,
+        },
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Answer, Infallible>>,
+{
+    type Output = Result<Answer, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            Proj::Answered { answer } => {
+                Poll::Ready(Ok(answer.take().expect("future polled after completion")))
+            }
+            Proj::Draining { future } => future.as_mut().poll(cx).map(Ok),
+            Proj::Forward {
+                future,
+                outcome,
+                report,
+            } => {
+                let Ok(mut answer) = ready!(future.poll(cx));
+                answer.outcome.action = outcome.action;
+                if *report && answer.outcome.failure.is_none() {
+                    answer.response.headers_mut().insert(
+                        X_WEBCOLLECT_SHIM,
+                        HeaderValue::from_static("would-maintain"),
+                    );
+                }
+                Poll::Ready(Ok(answer))
+            }
+        }
+    }
+}
+
+/// Reads and discards the request body (bounded in size and time) so an HTTP/1.1 connection
+/// can carry the next request, then answers. If the body was not fully read, the connection
+/// is closed after the answer instead.
+async fn drain_and_answer(
+    body: Incoming,
+    version: Version,
+    limit: u64,
+    timeout: Duration,
+    canned: Canned,
+    outcome: Outcome,
+) -> Answer {
+    let drained = drain(body, limit, timeout).await;
+    let mut answer = Answer::canned(canned, outcome);
+    if !drained && version <= Version::HTTP_11 {
+        answer
+            .response
+            .headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    answer
+}
+
+async fn drain(mut body: Incoming, limit: u64, timeout: Duration) -> bool {
+    let read = async {
+        let mut seen: u64 = 0;
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { return false };
+            if let Some(data) = frame.data_ref() {
+                seen += data.len() as u64;
+                if seen > limit {
+                    return false;
+                }
+            }
+        }
+        true
+    };
+    tokio::time::timeout(timeout, read).await.unwrap_or(false)
+}

@@ -1,0 +1,241 @@
+//! The access log and the request metrics, written once per request whatever the outcome.
+//!
+//! This layer also starts the request's life in the shim: it takes the worker's current
+//! view of the config and reads the clock once, so every later step agrees on both.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use http::{HeaderValue, Method, Request, Response, Uri};
+use hyper::body::Incoming;
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+
+use super::body::ProxyBody;
+use super::{Answer, Call, Conn, Outcome};
+use crate::decide::{Action, Pass};
+use crate::metrics::Decision;
+use crate::worker::{View, Worker};
+
+/// `X-Request-Id`, as tower-http's request-id layers name it.
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
+/// Adds [`AccessLog`].
+#[derive(Debug, Clone)]
+pub struct AccessLogLayer {
+    worker: Arc<Worker>,
+    conn: Arc<Conn>,
+}
+
+impl AccessLogLayer {
+    /// Logs and counts the requests of `conn`, served by `worker`.
+    #[must_use]
+    pub fn new(worker: Arc<Worker>, conn: Arc<Conn>) -> Self {
+        Self { worker, conn }
+    }
+}
+
+impl<S> Layer<S> for AccessLogLayer {
+    type Service = AccessLog<S>;
+
+    fn layer(&self, inner: S) -> AccessLog<S> {
+        AccessLog {
+            inner,
+            worker: self.worker.clone(),
+            conn: self.conn.clone(),
+        }
+    }
+}
+
+/// Logs and counts each request after its answer is known.
+#[derive(Debug, Clone)]
+pub struct AccessLog<S> {
+    inner: S,
+    worker: Arc<Worker>,
+    conn: Arc<Conn>,
+}
+
+/// The parts of the request the log line shows, kept only when info logging is on.
+#[derive(Debug)]
+struct Head {
+    method: Method,
+    uri: Uri,
+    request_id: Option<HeaderValue>,
+}
+
+impl<S> Service<Request<Incoming>> for AccessLog<S>
+where
+    S: Service<Call, Response = Answer, Error = Infallible>,
+{
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let started = Instant::now();
+        let view = self.worker.view();
+        let now = self.worker.shared.clock.now();
+        let head = tracing::enabled!(tracing::Level::INFO).then(|| Head {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            request_id: req.headers().get(X_REQUEST_ID).cloned(),
+        });
+        let future = self.inner.call(Call {
+            req,
+            view: view.clone(),
+            now,
+            conn: self.conn.clone(),
+        });
+        ResponseFuture {
+            future,
+            record: Some(Record {
+                worker: self.worker.clone(),
+                view,
+                started,
+                head,
+            }),
+        }
+    }
+}
+
+pin_project! {
+    /// Response future of [`AccessLog`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        future: F,
+        record: Option<Record>,
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Answer, Infallible>>,
+{
+    type Output = Result<Response<ProxyBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(answer) = ready!(this.future.poll(cx));
+        if let Some(record) = this.record.take() {
+            record.write(&answer);
+        }
+        Poll::Ready(Ok(answer.response))
+    }
+}
+
+#[derive(Debug)]
+struct Record {
+    worker: Arc<Worker>,
+    view: Arc<View>,
+    started: Instant,
+    head: Option<Head>,
+}
+
+impl Record {
+    fn write(self, answer: &Answer) {
+        let Outcome { action, failure } = answer.outcome;
+        let status = answer.response.status().as_u16();
+        let loaded = &self.view.loaded;
+        let snapshot = &loaded.snapshot;
+        let config = &snapshot.config;
+        let route = action.and_then(|a| a.route());
+        let route_id = route.map_or("-", |r| config.routes[r].id.as_str());
+        let decision = failure.map_or_else(|| decision(action), |f| f.decision());
+        let metrics = &self.worker.shared.metrics;
+        metrics.request(
+            &loaded.counters,
+            route.map(|r| (r, route_id)),
+            decision,
+            status,
+        );
+        let maintain = match action {
+            Some(
+                Action::Maintain { maintain, .. }
+                | Action::Forward {
+                    why: Pass::WouldMaintain(maintain),
+                    ..
+                },
+            ) => Some(maintain),
+            _ => None,
+        };
+        let window = maintain
+            .and_then(|m| m.window)
+            .map_or("-", |w| snapshot.windows[w].id.as_str());
+        if let Some(Action::Forward {
+            why: Pass::WouldMaintain(_),
+            ..
+        }) = action
+            && failure.is_none()
+        {
+            metrics.would_maintain(route_id, window);
+        }
+        let Some(head) = self.head else { return };
+        let upstream = match action {
+            Some(Action::Forward { route, .. }) => config.upstreams[config.routes[route].upstream]
+                .name
+                .as_str(),
+            _ => "-",
+        };
+        let latency_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        // Path only: the query string can carry order numbers and tokens. No header values
+        // but the request id.
+        tracing::info!(
+            method = %head.method,
+            path = path_for_log(head.uri.path()),
+            route = route_id,
+            decision = action.map_or("-", |a| a.label()),
+            window,
+            status,
+            latency_us,
+            upstream,
+            error = failure.map_or("-", |f| f.label()),
+            request_id = head
+                .request_id
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .map_or("-", |id| path_for_log(id)),
+            "Request."
+        );
+    }
+}
+
+/// The metrics' `decision` label for a request that did not fail.
+fn decision(action: Option<Action>) -> Decision {
+    match action {
+        None => Decision::BadRequest,
+        Some(Action::NoRoute) => Decision::NotFound,
+        Some(Action::Maintain { .. }) => Decision::Maintenance,
+        Some(Action::Forward { why, .. }) => match why {
+            Pass::Outside | Pass::PassthroughRoute | Pass::Head => Decision::Pass,
+            Pass::Bypass | Pass::DrillHeader => Decision::Bypass,
+            Pass::WouldMaintain(_) => Decision::Report,
+        },
+    }
+}
+
+/// A request value for the log line, capped so junk from scanners cannot bloat the log.
+fn path_for_log(path: &str) -> &str {
+    const MAX: usize = 256;
+    if path.len() <= MAX {
+        return path;
+    }
+    let mut end = MAX;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    &path[..end]
+}

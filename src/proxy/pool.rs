@@ -1,0 +1,234 @@
+//! One worker's keep-alive connections to one upstream. Each worker owns its pools, so a
+//! request and its upstream exchange stay on the thread that accepted it.
+//!
+//! A connection is reused only when it is idle, younger than `pool_idle_timeout`, still
+//! open as far as hyper knows, and quiet when its socket is peeked at: an upstream that
+//! closed an idle connection is noticed before a request is written to it, never after.
+//! Nothing here ever sends a request twice.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::body::UpstreamBody;
+use super::upstream::{Probe, Target, probe};
+use crate::response::BoxError;
+
+/// Idle connections kept per worker and upstream; more are closed when released.
+const MAX_IDLE: usize = 512;
+
+/// Keep-alive connections of one worker to one upstream.
+#[derive(Debug)]
+pub struct Pool {
+    target: Arc<Target>,
+    // Only the owning worker's thread touches it: the lock is never contended. It is a
+    // Mutex rather than a RefCell because hyper wants `Send` bodies and futures.
+    idle: Mutex<Vec<Idle>>,
+}
+
+#[derive(Debug)]
+struct Idle {
+    conn: Pooled,
+    since: Instant,
+}
+
+/// A connection taken from the pool for one exchange.
+#[derive(Debug)]
+pub struct Pooled {
+    sender: SendRequest<UpstreamBody>,
+    stream: Arc<TcpStream>,
+}
+
+/// Why no connection could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// TCP, TLS or name resolution failed, or `connect_timeout` passed.
+    #[error("cannot connect to the upstream")]
+    Io(#[source] io::Error),
+    /// The HTTP/1.1 handshake on a fresh connection failed.
+    #[error("cannot start HTTP/1.1 on the upstream connection")]
+    Handshake(#[source] hyper::Error),
+}
+
+impl Pool {
+    /// An empty pool for `target`.
+    #[must_use]
+    pub fn new(target: Arc<Target>) -> Self {
+        Self {
+            target,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The upstream this pool connects to.
+    #[must_use]
+    pub fn target(&self) -> &Arc<Target> {
+        &self.target
+    }
+
+    fn idle(&self) -> MutexGuard<'_, Vec<Idle>> {
+        // Every mutation is one push, pop or retain: a panic cannot leave it half-done.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A usable connection: the most recently used idle one that passes every check, else a
+    /// new one.
+    ///
+    /// # Errors
+    /// When a new connection is needed and cannot be opened.
+    pub async fn acquire(&self) -> Result<Pooled, ConnectError> {
+        let max_idle = self.target.config.pool_idle_timeout;
+        loop {
+            let Some(Idle { mut conn, since }) = self.idle().pop() else {
+                break;
+            };
+            if since.elapsed() >= max_idle || conn.sender.is_closed() {
+                continue;
+            }
+            match probe(&conn.stream) {
+                Probe::Quiet => {}
+                Probe::Closed => continue,
+                // Unsolicited bytes on plain HTTP/1.1 mean a broken exchange; on TLS they can
+                // be a session ticket that the connection task has not read yet.
+                Probe::Unread if !self.target.is_tls() => continue,
+                Probe::Unread => {}
+            }
+            // The previous exchange may still be finishing inside the connection task. An
+            // error here means nothing was written: safe to try the next connection.
+            if conn.sender.ready().await.is_ok() {
+                return Ok(conn);
+            }
+        }
+        self.connect().await
+    }
+
+    async fn connect(&self) -> Result<Pooled, ConnectError> {
+        let (io, stream) = self.target.connect().await.map_err(ConnectError::Io)?;
+        let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .handshake(TokioIo::new(io))
+            .await
+            .map_err(ConnectError::Handshake)?;
+        tokio::spawn(async move {
+            if let Err(err) = conn.await {
+                tracing::debug!(error = %err, "Upstream connection ended with an error.");
+            }
+        });
+        Ok(Pooled { sender, stream })
+    }
+
+    /// Takes a connection back after its exchange ended cleanly.
+    fn release(&self, conn: Pooled) {
+        if conn.sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle();
+        if idle.len() < MAX_IDLE {
+            idle.push(Idle {
+                conn,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// Closes idle connections older than `pool_idle_timeout` (or already closed).
+    pub fn evict_expired(&self) {
+        let max_idle = self.target.config.pool_idle_timeout;
+        self.idle()
+            .retain(|i| i.since.elapsed() < max_idle && !i.conn.sender.is_closed());
+    }
+
+    /// How many idle connections the pool holds.
+    #[must_use]
+    pub fn idle_count(&self) -> usize {
+        self.idle().len()
+    }
+}
+
+impl Pooled {
+    /// Sends `req` on this connection. hyper hands the request back, unsent, when the
+    /// connection turned out to be closed before a byte was written.
+    ///
+    /// # Errors
+    /// The exchange failed; see [`hyper::client::conn::TrySendError::take_message`].
+    pub async fn send(
+        mut self,
+        pool: Arc<Pool>,
+        req: Request<UpstreamBody>,
+    ) -> Result<Response<PooledBody>, hyper::client::conn::TrySendError<Request<UpstreamBody>>>
+    {
+        let response = self.sender.try_send_request(req).await?;
+        Ok(response.map(|body| PooledBody::new(body, Ticket { pool, conn: self })))
+    }
+}
+
+/// The right to put a connection back in its pool.
+#[derive(Debug)]
+struct Ticket {
+    pool: Arc<Pool>,
+    conn: Pooled,
+}
+
+/// An upstream response body that returns its connection to the pool when it ends. If it
+/// is dropped before its end, the connection is dropped with it: hyper closes it.
+#[derive(Debug)]
+pub struct PooledBody {
+    body: Incoming,
+    ticket: Option<Ticket>,
+}
+
+impl PooledBody {
+    fn new(body: Incoming, ticket: Ticket) -> Self {
+        let mut this = Self {
+            body,
+            ticket: Some(ticket),
+        };
+        // A body that is empty from the start may never be polled.
+        if this.body.is_end_stream() {
+            this.release();
+        }
+        this
+    }
+
+    fn release(&mut self) {
+        if let Some(Ticket { pool, conn }) = self.ticket.take() {
+            pool.release(conn);
+        }
+    }
+}
+
+impl Body for PooledBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let frame = ready!(Pin::new(&mut self.body).poll_frame(cx));
+        match &frame {
+            None => self.release(),
+            Some(Err(_)) => self.ticket = None,
+            Some(Ok(_)) if self.body.is_end_stream() => self.release(),
+            Some(Ok(_)) => {}
+        }
+        Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}

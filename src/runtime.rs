@@ -1,0 +1,118 @@
+//! Envoy's threading model in tokio terms: N worker threads, each a `current_thread`
+//! runtime with its own SO_REUSEPORT listener on the proxy port and its own upstream pools,
+//! so a request and its upstream exchange never leave the thread that accepted it. The
+//! kernel spreads new connections over the listeners. Admin, config and signals run on the
+//! control runtime (the caller's), never on a worker.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::sync::{oneshot, watch};
+
+use crate::server::{self, ServeOptions};
+use crate::state::Shared;
+use crate::worker::Worker;
+
+/// Pending connections the kernel queues per listener before the shim accepts them.
+const BACKLOG: i32 = 4096;
+
+/// The number of workers when `server.worker_threads` is not set: one per core.
+#[must_use]
+pub fn default_workers() -> usize {
+    thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+/// Binds `workers` listening sockets on `addr`, all with SO_REUSEPORT. With port 0 the
+/// first one picks the port and the others join it.
+///
+/// # Errors
+/// When a socket cannot be created or bound.
+pub fn bind_proxy(addr: SocketAddr, workers: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    let first = reuseport_listener(addr)?;
+    let bound = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..workers.max(1) {
+        listeners.push(reuseport_listener(bound)?);
+    }
+    Ok(listeners)
+}
+
+fn reuseport_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// Running workers; [`Workers::join`] waits until every one has drained and stopped.
+#[derive(Debug)]
+pub struct Workers {
+    done: Vec<oneshot::Receiver<()>>,
+}
+
+impl Workers {
+    /// Starts one worker thread per listener. Each serves until `stop` turns true, then
+    /// drains its connections within `options.grace`.
+    ///
+    /// # Errors
+    /// When a thread cannot be started.
+    pub fn spawn(
+        shared: &Arc<Shared>,
+        listeners: Vec<std::net::TcpListener>,
+        stop: &watch::Receiver<bool>,
+        options: ServeOptions,
+    ) -> io::Result<Self> {
+        let mut done = Vec::with_capacity(listeners.len());
+        for (index, listener) in listeners.into_iter().enumerate() {
+            let (tx, rx) = oneshot::channel();
+            let shared = shared.clone();
+            let mut stop = stop.clone();
+            thread::Builder::new()
+                .name(format!("worker-{index}"))
+                .spawn(move || {
+                    // Dropped when the thread ends, even by a panic: join() never hangs.
+                    let _done = tx;
+                    let runtime = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(runtime) => runtime,
+                        Err(err) => {
+                            tracing::error!(worker = index, error = %err, "Cannot start a worker runtime.");
+                            return;
+                        }
+                    };
+                    runtime.block_on(async move {
+                        let listener = match tokio::net::TcpListener::from_std(listener) {
+                            Ok(listener) => listener,
+                            Err(err) => {
+                                tracing::error!(worker = index, error = %err, "Cannot use the proxy listener.");
+                                return;
+                            }
+                        };
+                        let worker = Arc::new(Worker::new(shared, index));
+                        worker.spawn_sweeper();
+                        let stopped = async move {
+                            let _ = stop.wait_for(|stop| *stop).await;
+                        };
+                        server::serve_proxy(listener, worker, stopped, options).await;
+                    });
+                })?;
+            done.push(rx);
+        }
+        Ok(Self { done })
+    }
+
+    /// Waits until every worker has stopped.
+    pub async fn join(self) {
+        for done in self.done {
+            let _ = done.await;
+        }
+    }
+}

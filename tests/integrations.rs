@@ -1,0 +1,541 @@
+//! An integration suite that acts the way real merchant integrations do, without copying any
+//! of their code: every answer is read by their rules (HTTP 200 required; success iff
+//! `returnCode` is 0 and `errorCode` is empty; one `resultData` per requested order), the API
+//! flow authorise → inquire → change amount → cancel → inquire runs through the shim on
+//! config/drill.toml in front of the stand-in gateway outside a window and inside one, and
+//! the token libraries' success paths run in real Chromium.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use chrono::TimeDelta;
+use percent_encoding::percent_decode_str;
+use quick_xml::Reader;
+use quick_xml::escape::resolve_predefined_entity;
+use quick_xml::events::Event;
+use serde::Deserialize;
+
+use webcollect_shim::notify::form_encode;
+use webcollect_shim::qa::gateway::GatewayOptions;
+
+use crate::support::browser::*;
+use crate::support::gateway::*;
+use crate::support::*;
+
+// === Reading answers as integrations do ===
+
+/// What an integration makes of one API answer.
+#[derive(Debug, PartialEq, Eq)]
+enum Reply {
+    /// HTTP 200, `returnCode` 0 and an empty `errorCode`.
+    Success(Answer),
+    /// HTTP 200 and anything else: the gateway refused, with this `errorCode`.
+    Refused(String),
+    /// Not HTTP 200: a transport failure; integrations do not read the body.
+    Transport(u16),
+}
+
+/// A parsed answer: the root's leaf children, and its `resultData`/`cardData` groups.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Answer {
+    fields: BTreeMap<String, String>,
+    rows: Vec<BTreeMap<String, String>>,
+}
+
+impl Answer {
+    fn field(&self, name: &str) -> &str {
+        self.fields
+            .get(name)
+            .unwrap_or_else(|| panic!("no <{name}> in {self:?}"))
+    }
+
+    /// The E04/F04 rows, checked the way integrations index them: `resultCount` rows, one
+    /// per requested order number, in request order.
+    fn row_per_order(&self, order_nos: &[&str]) -> &[BTreeMap<String, String>] {
+        assert_eq!(self.field("resultCount"), order_nos.len().to_string());
+        assert_eq!(self.rows.len(), order_nos.len(), "{self:?}");
+        for (row, order_no) in self.rows.iter().zip(order_nos) {
+            assert_eq!(row.get("orderNo").map(String::as_str), Some(*order_no));
+        }
+        &self.rows
+    }
+}
+
+fn read(res: &RawResponse) -> Reply {
+    if res.status != 200 {
+        return Reply::Transport(res.status);
+    }
+    let answer = parse(&res.text());
+    let error_code = answer.fields.get("errorCode").cloned().unwrap_or_default();
+    if answer.fields.get("returnCode").map(String::as_str) == Some("0") && error_code.is_empty() {
+        Reply::Success(answer)
+    } else {
+        Reply::Refused(error_code)
+    }
+}
+
+/// Parses the gateway's XML with a real XML parser (whitespace and entities as any client
+/// sees them).
+fn parse(xml: &str) -> Answer {
+    let mut reader = Reader::from_str(xml);
+    let mut answer = Answer::default();
+    let mut depth = 0;
+    let mut text = String::new();
+    let mut in_group = false;
+    loop {
+        match reader.read_event().unwrap() {
+            Event::Start(e) => {
+                depth += 1;
+                if depth == 2 && matches!(e.name().as_ref(), "resultData" | "cardData") {
+                    in_group = true;
+                    answer.rows.push(BTreeMap::new());
+                }
+                text.clear();
+            }
+            Event::Text(t) => text.push_str(&t.xml10_content()),
+            Event::GeneralRef(r) => {
+                let name = r.xml10_content();
+                let resolved = match r.resolve_char_ref().unwrap() {
+                    Some(c) => c.to_string(),
+                    None => resolve_predefined_entity(&name).unwrap().to_string(),
+                };
+                text.push_str(&resolved);
+            }
+            Event::End(e) => {
+                let name = e.name().as_ref().to_string();
+                let value = std::mem::take(&mut text).trim().to_string();
+                match (depth, in_group) {
+                    (2, true) => in_group = false,
+                    (2, false) => {
+                        answer.fields.insert(name, value);
+                    }
+                    (3, true) => {
+                        answer.rows.last_mut().unwrap().insert(name, value);
+                    }
+                    _ => {}
+                }
+                depth -= 1;
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    answer
+}
+
+/// A merchant's server-side client for one trader code and one host family.
+struct Merchant {
+    addr: SocketAddr,
+    /// `/api/` (production) or `/test_gateway/` (the test gateway).
+    test_gateway: bool,
+}
+
+const TRADER: &str = "123456789";
+
+impl Merchant {
+    fn path(&self, name: &str) -> String {
+        if self.test_gateway {
+            format!("/test_gateway/{name}.api")
+        } else {
+            format!("/api/{name}")
+        }
+    }
+
+    async fn call(&self, name: &str, fields: &[(&str, &str)]) -> Reply {
+        let body = fields
+            .iter()
+            .map(|(k, v)| format!("{k}={}", form_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        read(&raw(self.addr, &post(&self.path(name), &body)).await)
+    }
+
+    /// `name` for one order: `function_div`, `trader_code`, `order_no`, then `extra`.
+    async fn on_order(
+        &self,
+        name: &str,
+        function_div: &str,
+        order_no: &str,
+        extra: &[(&str, &str)],
+    ) -> Reply {
+        let mut fields = vec![
+            ("function_div", function_div),
+            ("trader_code", TRADER),
+            ("order_no", order_no),
+        ];
+        fields.extend_from_slice(extra);
+        self.call(name, &fields).await
+    }
+
+    async fn authorise(&self, order_no: &str, token: &str, price: &str) -> Reply {
+        let buyer = [
+            ("device_div", "2"),
+            ("settle_price", price),
+            ("buyer_name_kanji", "山田 太郎"),
+            ("buyer_tel", "0312345678"),
+            ("buyer_email", "taro@example.com"),
+            ("pay_way", "1"),
+            ("token", token),
+        ];
+        self.on_order("creditToken", "A08", order_no, &buyer).await
+    }
+
+    async fn inquire(&self, order_no: &str) -> Reply {
+        self.on_order("tradeInfo", "E04", order_no, &[]).await
+    }
+
+    async fn change_amount(&self, order_no: &str, price: &str) -> Reply {
+        self.on_order(
+            "creditChangePrice",
+            "A07",
+            order_no,
+            &[("new_price", price)],
+        )
+        .await
+    }
+
+    async fn cancel(&self, order_no: &str) -> Reply {
+        self.on_order("creditCancel", "A06", order_no, &[]).await
+    }
+
+    /// The one row E04 answers for `order_no`.
+    async fn status_of(&self, order_no: &str) -> BTreeMap<String, String> {
+        match self.inquire(order_no).await {
+            Reply::Success(answer) => answer.row_per_order(&[order_no])[0].clone(),
+            other => panic!("E04 {order_no}: {other:?}"),
+        }
+    }
+}
+
+fn success(reply: Reply, what: &str) -> Answer {
+    match reply {
+        Reply::Success(answer) => answer,
+        other => panic!("{what}: {other:?}"),
+    }
+}
+
+fn row<'a>(row: &'a BTreeMap<String, String>, name: &str) -> &'a str {
+    row.get(name)
+        .unwrap_or_else(|| panic!("no {name} in {row:?}"))
+}
+
+/// Authorise → inquire → change amount → cancel → inquire, each step succeeding.
+async fn full_flow(m: &Merchant, order_no: &str, token: &str) {
+    let authorised = success(m.authorise(order_no, token, "1500").await, "A08");
+    assert!(!authorised.field("crdCResCd").is_empty());
+    let r = m.status_of(order_no).await;
+    assert_eq!(row(&r, "statusInfo"), "4");
+    assert_eq!(row(&r, "settlePrice"), "1500");
+    assert_eq!(row(&r, "crdCResCd"), authorised.field("crdCResCd"));
+    assert!(!row(&r, "settleMethod").is_empty());
+    success(m.change_amount(order_no, "1200").await, "A07");
+    success(m.cancel(order_no).await, "A06");
+    let r = m.status_of(order_no).await;
+    assert_eq!(row(&r, "statusInfo"), "40");
+    assert_eq!(row(&r, "settlePrice"), "1200");
+}
+
+/// A shim on config/drill.toml (drill clock at 2020-04-20 01:00 JST, 60×) in front of `mock`.
+async fn drill_shim(mock: &StandIn) -> TestShim {
+    TestShim::start(&drill_config(&mock.url()), t("2026-11-27T12:00:00Z")).await
+}
+
+#[test]
+fn answers_are_read_by_the_integrations_rules() {
+    let ok = |status: u16, body: &str| {
+        read(&RawResponse {
+            status,
+            headers: Vec::new(),
+            body: body.as_bytes().to_vec(),
+        })
+    };
+    let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<return>\n  <returnCode>0</returnCode>\n  <errorCode/>\n  <returnDate>20200420010000</returnDate>\n  <resultCount>1</resultCount>\n  <resultData>\n    <orderNo>A&amp;B&#x31;</orderNo>\n  </resultData>\n</return>\n";
+    let Reply::Success(answer) = ok(200, xml) else {
+        panic!("{xml}");
+    };
+    assert_eq!(answer.row_per_order(&["A&B1"]).len(), 1);
+    // Any status but 200 is a transport failure, whatever the body says.
+    assert_eq!(ok(503, xml), Reply::Transport(503));
+    // returnCode 0 with an errorCode is not a success (EC-CUBE 4 tests only errorCode).
+    assert_eq!(
+        ok(
+            200,
+            "<return><returnCode>0</returnCode><errorCode>Z01000000</errorCode></return>"
+        ),
+        Reply::Refused("Z01000000".into())
+    );
+    assert_eq!(
+        ok(
+            200,
+            "<return><returnCode>1</returnCode><errorCode></errorCode></return>"
+        ),
+        Reply::Refused(String::new())
+    );
+}
+
+#[tokio::test]
+async fn the_api_flow_succeeds_outside_a_window_and_fails_with_the_maintenance_code_inside() {
+    let mock = StandIn::start("2020-04-20T01:00:00+09:00").await;
+    let shim = drill_shim(&mock).await;
+    let production = Merchant {
+        addr: shim.addr,
+        test_gateway: false,
+    };
+    let test_gateway = Merchant {
+        addr: shim.addr,
+        test_gateway: true,
+    };
+
+    // 01:00 JST on the drill clock: through the shim to the stand-in, both host families.
+    full_flow(&production, "INT-1", "IntegrationTok01").await;
+    full_flow(&test_gateway, "INT-2", "IntegrationTok02").await;
+    // What the gateway refuses, integrations see refused (HTTP 200, returnCode 1).
+    assert_eq!(
+        production
+            .authorise("INT-1", "IntegrationTok03", "1500")
+            .await,
+        Reply::Refused("A082000003".into()),
+        "a second authorisation of an order number"
+    );
+    assert_eq!(
+        production
+            .authorise("INT-3", "IntegrationTok01", "1500")
+            .await,
+        Reply::Refused("A082000004".into()),
+        "a token spent already"
+    );
+    assert_eq!(
+        production.inquire("NEVER-SEEN").await,
+        Reply::Refused("E042009001".into())
+    );
+
+    // 02:30 JST: inside the window every step fails with the maintenance code, over HTTP 200.
+    shim.clock.advance(TimeDelta::seconds(90));
+    for m in [&production, &test_gateway] {
+        let maintenance = Reply::Refused("Z01000000".into());
+        assert_eq!(
+            m.authorise("INT-4", "IntegrationTok04", "1500").await,
+            maintenance
+        );
+        assert_eq!(m.inquire("INT-4").await, maintenance);
+        assert_eq!(m.change_amount("INT-4", "1200").await, maintenance);
+        assert_eq!(m.cancel("INT-4").await, maintenance);
+        assert_eq!(m.inquire("INT-1").await, maintenance);
+    }
+
+    // 06:00 JST: the window is over. Nothing reached the stand-in meanwhile: INT-4 was never
+    // authorised, and INT-1 is as it was.
+    shim.clock.advance(TimeDelta::seconds(210));
+    assert_eq!(
+        production.inquire("INT-4").await,
+        Reply::Refused("E042009001".into())
+    );
+    assert_eq!(
+        row(&production.status_of("INT-1").await, "statusInfo"),
+        "40"
+    );
+    full_flow(&production, "INT-4", "IntegrationTok04").await;
+
+    shim.stop().await;
+    mock.stop().await;
+}
+
+#[tokio::test]
+async fn the_admin_screen_example_route_fronts_the_stand_in() {
+    let mock = StandIn::start("2020-04-20T01:00:00+09:00").await;
+    let config = uncomment_block(&drill_config(&mock.url()), "[upstreams.admin_screen]");
+    let shim = TestShim::start(&config, t("2026-11-27T12:00:00Z")).await;
+
+    // Outside the window: the stand-in's plain admin page.
+    let res = raw(shim.addr, &get("/webcollect-admin/")).await;
+    assert_eq!(res.status, 200);
+    assert!(from_stand_in(&res));
+    assert!(res.text().contains("加盟店管理画面"), "{}", res.text());
+
+    // Inside: the maintenance page instead, as the notice says.
+    shim.clock.advance(TimeDelta::seconds(90));
+    let res = raw(shim.addr, &get("/webcollect-admin/")).await;
+    assert_eq!(res.status, 503);
+    assert!(!from_stand_in(&res));
+    assert_eq!(res.header("x-webcollect-shim"), Some("maintenance"));
+    assert!(
+        res.text()
+            .contains("クロネコwebコレクト メンテナンスのお知らせ")
+    );
+
+    shim.stop().await;
+    mock.stop().await;
+}
+
+// === Token libraries in Chromium ===
+
+/// The fields of a form body as a merchant's server decodes them.
+fn form_fields(body: &str) -> BTreeMap<String, String> {
+    body.split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| {
+            let decode = |s: &str| {
+                percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8()
+                    .unwrap()
+                    .into_owned()
+            };
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// A stand-in that accepts only tokens it minted, behind the drill shim before its window,
+/// and a merchant whose pages load the libraries through the shim.
+async fn strict_stack() -> (StandIn, TestShim, Upstream) {
+    let mock = StandIn::with_options(
+        "2020-04-20T01:00:00+09:00",
+        GatewayOptions {
+            strict_tokens: true,
+            ..GatewayOptions::default()
+        },
+    )
+    .await;
+    let shim = drill_shim(&mock).await;
+    let merchant = merchant(shim.url("")).await;
+    (mock, shim, merchant)
+}
+
+/// The token authorises an A08 through the shim once; a made-up one never does.
+async fn token_authorises_once(shim: &TestShim, order_no: &str, token: &str) {
+    let m = Merchant {
+        addr: shim.addr,
+        test_gateway: false,
+    };
+    success(
+        m.authorise(order_no, token, "1500").await,
+        "A08 with the browser's token",
+    );
+    assert_eq!(
+        m.authorise(&format!("{order_no}-again"), token, "1500")
+            .await,
+        Reply::Refused("A082000004".into())
+    );
+    assert_eq!(
+        m.authorise(&format!("{order_no}-made-up"), "MadeUpToken00001", "1500")
+            .await,
+        Reply::Refused("A082000004".into()),
+        "the stand-in runs with --strict-tokens"
+    );
+}
+
+/// No request the page made carried the card number.
+fn assert_card_number_stayed(tab: &Tab) {
+    for request in &tab.requests {
+        assert!(
+            !format!("{request:?}").contains(CARD_NO),
+            "a request carried the card number: {request:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_modal_library_issues_a_token_into_webcollect_token_and_calls_back_once() {
+    let Some(chromium) = Chromium::launch().await else {
+        return;
+    };
+    let (mock, shim, merchant) = strict_stack().await;
+
+    // A page without the hidden input (the library creates it), and one whose input has a
+    // name but no id (the library gives it the id), through both host families.
+    let mut orders_posted = 0;
+    for (page, lib, order_no) in [
+        ("/modal-bare", "/api/token/js/tokenlib.js", "MODAL-1"),
+        ("/modal", "/test_gateway/token/js/tokenlib.js", "MODAL-2"),
+    ] {
+        let mut tab = chromium.tab(390, 844, true).await;
+        let page_url = format!("{}{page}?lib={lib}", merchant.url());
+        tab.goto(&page_url).await;
+        tab.open_card_form().await;
+        tab.fill_card_form().await;
+        tab.press("カード情報入力完了").await;
+
+        // The data-callback submits the order form: the merchant's server gets the token.
+        let posted: String = tab
+            .eval_across_navigation(
+                "the order page",
+                "(e => e && e.textContent)(document.getElementById('received'))",
+            )
+            .await;
+        let fields = form_fields(&posted);
+        let token = fields
+            .get("webcollect-token")
+            .unwrap_or_else(|| panic!("{page}: no token posted: {posted}"));
+        assert_eq!(token.chars().count(), 16, "{page}: {posted}");
+        // What a plugin reading #webcollect-token found when the callback ran.
+        assert_eq!(
+            fields.get("seen").map(String::as_str),
+            Some("hidden:webcollect-token:16"),
+            "{page}"
+        );
+        orders_posted += 1;
+        let orders = merchant
+            .seen()
+            .iter()
+            .filter(|s| s.method == "POST" && s.target == "/order")
+            .count();
+        assert_eq!(
+            orders, orders_posted,
+            "{page}: the callback ran more than once"
+        );
+
+        // The token was minted through the shim; the card number never left the page.
+        let urls = tab.request_urls().await;
+        let issue = if lib.starts_with("/test_gateway/") {
+            shim.url("/test_gateway/token/issue")
+        } else {
+            shim.url("/api/token/issue")
+        };
+        assert!(urls.contains(&issue), "{urls:?}");
+        assert_card_number_stayed(&tab);
+
+        token_authorises_once(&shim, order_no, token).await;
+        tab.page.close().await.unwrap();
+    }
+    chromium.close().await;
+    shim.stop().await;
+    mock.stop().await;
+}
+
+#[derive(Debug, Deserialize)]
+struct Outcome {
+    success: Vec<String>,
+    failure: Vec<serde_json::Value>,
+}
+
+#[tokio::test]
+async fn the_embedded_library_calls_success_with_a_token() {
+    let Some(chromium) = Chromium::launch().await else {
+        return;
+    };
+    let (mock, shim, merchant) = strict_stack().await;
+    for (lib, order_no) in [
+        ("/api/token/js/embeddedTokenLib.js", "EMBEDDED-1"),
+        ("/test_gateway/token/js/embeddedTokenLib.js", "EMBEDDED-2"),
+    ] {
+        let mut tab = chromium.tab(1280, 800, false).await;
+        tab.goto(&format!("{}/embedded?lib={lib}", merchant.url()))
+            .await;
+        tab.wait_for("the success callback", "shimTest.success.length > 0")
+            .await;
+        // Let a stray second call show up before reading the outcome.
+        tokio::time::sleep(QUIET).await;
+        let outcome: Outcome = tab.eval("window.shimTest").await;
+        assert!(outcome.failure.is_empty(), "{lib}: {outcome:?}");
+        assert_eq!(outcome.success.len(), 1, "{lib}: {outcome:?}");
+        let token = &outcome.success[0];
+        assert_eq!(token.chars().count(), 16, "{lib}");
+        tab.settle().await;
+        assert_card_number_stayed(&tab);
+        token_authorises_once(&shim, order_no, token).await;
+        tab.page.close().await.unwrap();
+    }
+    chromium.close().await;
+    shim.stop().await;
+    mock.stop().await;
+}
