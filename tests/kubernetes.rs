@@ -61,6 +61,18 @@ fn the_pods_config_is_the_staging_config_plus_what_pods_need() {
         table["listen"].as_table_mut().unwrap().remove("admin");
     }
     assert_eq!(pods, staging);
+    // From [maintenance] on, the files are the same text, comments included.
+    let from_maintenance = |path: &Path| {
+        let text = std::fs::read_to_string(path).unwrap();
+        text[text.find("\n[maintenance]\n").unwrap()..].to_string()
+    };
+    assert!(
+        from_maintenance(&dir().join("webcollect-shim.toml"))
+            == from_maintenance(
+                &Path::new(env!("CARGO_MANIFEST_DIR")).join("config/test-gateway.toml")
+            ),
+        "deploy/kubernetes/webcollect-shim.toml differs from config/test-gateway.toml after [maintenance]"
+    );
 
     let config = pods_config();
     assert_eq!(config.listen.admin.to_string(), "0.0.0.0:9090");
