@@ -8,7 +8,9 @@ pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod decide;
+pub mod drill_store;
 pub mod error;
+pub mod fleet;
 pub mod metrics;
 pub mod notify;
 pub mod page;
@@ -81,7 +83,7 @@ impl Shim {
     /// # Errors
     /// When an upstream client cannot be built.
     pub fn with_env(config: Config, base: SharedClock, env: Arc<EnvLookup>) -> Result<Self, Error> {
-        let clock = clock::configured(base.clone(), config.clock.start_at, config.clock.speed);
+        let clock = clock::configured(base.clone(), &config.clock);
         let shared = Shared::new(config, clock, base, env)?;
         Ok(Self {
             shared: Arc::new(shared),

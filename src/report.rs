@@ -23,6 +23,26 @@ fn utc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// The drill clock's settings in words, or `None` on real time.
+fn drill_clock(config: &crate::config::Config) -> Option<String> {
+    let clock = &config.clock;
+    let tz = clock.timezone;
+    let start = clock.start_at?;
+    let from = match clock.anchor {
+        Some(anchor) => format!(
+            "at the real instant {} ({})",
+            local(anchor, tz),
+            utc(anchor)
+        ),
+        None => "when the process starts".to_string(),
+    };
+    Some(format!(
+        "reads {} {from} and runs at {}x",
+        local(start, tz),
+        clock.speed
+    ))
+}
+
 /// `check`'s report: windows (local and UTC), routes, and the next transitions after `now`.
 #[must_use]
 pub fn timeline(snapshot: &Snapshot, now: DateTime<Utc>) -> String {
@@ -44,13 +64,9 @@ pub fn timeline(snapshot: &Snapshot, now: DateTime<Utc>) -> String {
         local(now, tz),
         utc(now)
     );
-    if let Some(start) = config.clock.start_at {
-        let _ = writeln!(
-            out,
-            "drill clock: starts at {} and runs at {}x",
-            local(start, tz),
-            config.clock.speed
-        );
+    let _ = writeln!(out, "sha256: {}", config.digest);
+    if let Some(clock) = drill_clock(config) {
+        let _ = writeln!(out, "drill clock: {clock}");
     }
     let _ = writeln!(
         out,
@@ -215,6 +231,10 @@ pub fn explain(
         }
     }
     let _ = writeln!(out, "at:       {} ({})", local(at, tz), utc(at));
+    if let Some(clock) = drill_clock(config) {
+        // --at is the shim's (drill) now: say which clock that is.
+        let _ = writeln!(out, "clock:    drill clock {clock}");
+    }
     if let Some(r) = action.route() {
         let route = &config.routes[r];
         let upstream = config.upstream_of(route);

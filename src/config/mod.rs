@@ -31,6 +31,8 @@ pub const DEFAULT_PATH: &str = "config/webcollect-shim.toml";
 pub struct Config {
     /// The file it was loaded from.
     pub path: PathBuf,
+    /// Lowercase hex sha256 of the file's bytes, so replicas can compare what they loaded.
+    pub digest: String,
     /// `[listen]`
     pub listen: Listen,
     /// `[admin]`
@@ -96,6 +98,8 @@ pub struct Admin {
     pub token_env: Option<String>,
     /// The token read from that variable at load time.
     pub token: Option<Secret>,
+    /// Where open ad-hoc drills are kept across restarts (`None`: in memory only).
+    pub state_dir: Option<PathBuf>,
 }
 
 /// A value that must never be printed (Debug shows `***`).
@@ -140,6 +144,9 @@ pub struct ClockConfig {
     pub start_at: Option<DateTime<Utc>>,
     /// Drill clock speed (1.0 = real time).
     pub speed: f64,
+    /// The real instant at which the drill clock reads `start_at`; `None` = when the process
+    /// starts.
+    pub anchor: Option<DateTime<Utc>>,
 }
 
 impl ClockConfig {
@@ -423,7 +430,10 @@ impl Config {
         let (raw, mut diags) = parse::parse(text);
         let config = validate::validate(path, raw, env, &mut diags);
         match config {
-            Some(config) if diags.is_empty() => Ok(config),
+            Some(config) if diags.is_empty() => Ok(Self {
+                digest: digest(text.as_bytes()),
+                ..config
+            }),
             _ => Err(ConfigError::new(path, text, diags)),
         }
     }
@@ -433,6 +443,16 @@ impl Config {
     pub fn upstream_of(&self, route: &Route) -> &Upstream {
         &self.upstreams[route.upstream]
     }
+}
+
+/// Lowercase hex sha256 of a config file's bytes (what `/status` shows as `config.sha256`).
+#[must_use]
+pub fn digest(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Parses `"5s"`, `"250ms"`, `"4h"`, `"1h30m"` (units: ms, s, m, h, d).
@@ -654,6 +674,14 @@ mod tests {
                 "2020-06-07T02:00:00+09:00",
                 "2020-07-05T02:00:00+09:00"
             ]
+        );
+    }
+
+    #[test]
+    fn digest_is_lowercase_hex_sha256() {
+        assert_eq!(
+            digest(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }
 

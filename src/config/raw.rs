@@ -24,6 +24,7 @@ pub(crate) struct RawListen {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAdmin {
     pub(crate) token_env: Option<Str>,
+    pub(crate) state_dir: Option<Str>,
 }
 
 /// `[clock]`
@@ -34,6 +35,8 @@ pub(crate) struct RawClock {
     /// A string, or a bare TOML datetime.
     pub(crate) start_at: Option<Spanned<toml::Value>>,
     pub(crate) speed: Option<Spanned<f64>>,
+    /// A string, or a bare TOML datetime.
+    pub(crate) anchor: Option<Spanned<toml::Value>>,
 }
 
 /// `maintenance.mode`

@@ -49,6 +49,13 @@ pub(super) fn validate(
     let mut admin = Admin {
         token_env: raw.admin.token_env.as_ref().map(|s| s.get_ref().clone()),
         token: None,
+        state_dir: raw.admin.state_dir.as_ref().and_then(|dir| {
+            if dir.get_ref().trim().is_empty() {
+                c.err(dir.span(), "`state_dir` must be a directory path");
+                return None;
+            }
+            Some(c.base_dir.join(dir.get_ref()))
+        }),
     };
     if let Some(var) = &raw.admin.token_env {
         let name = var.get_ref();
@@ -111,17 +118,25 @@ pub(super) fn validate(
             1.0
         }
     };
-    if raw.clock.speed.is_some() && start_at.is_none() && raw.clock.start_at.is_none() {
-        let span = raw.clock.speed.as_ref().map_or(0..0, Spanned::span);
-        c.err(
-            span,
-            "`speed` needs `start_at` (the drill clock's starting instant)",
-        );
+    let anchor = raw.clock.anchor.as_ref().and_then(|v| c.time(v, timezone));
+    if raw.clock.start_at.is_none() {
+        for (key, span) in [
+            ("speed", raw.clock.speed.as_ref().map(Spanned::span)),
+            ("anchor", raw.clock.anchor.as_ref().map(Spanned::span)),
+        ] {
+            if let Some(span) = span {
+                c.err(
+                    span,
+                    format!("`{key}` needs `start_at` (the drill clock's starting instant)"),
+                );
+            }
+        }
     }
     let clock = ClockConfig {
         timezone,
         start_at,
         speed,
+        anchor,
     };
 
     let maintenance = c.maintenance(&raw);
@@ -170,6 +185,7 @@ pub(super) fn validate(
 
     let config = Config {
         path: path.to_owned(),
+        digest: String::new(),
         listen,
         admin,
         clock,
