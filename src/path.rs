@@ -5,8 +5,9 @@
 //! The canonical form: percent-encoded unreserved characters decoded, other escapes in
 //! upper case, `.` and `..` segments resolved, repeated slashes merged, trailing dots of a
 //! segment dropped (as some servers do), and `;` path parameters removed. Escapes that
-//! servers disagree on (an encoded `/`, `\` or control character, an escape that is not
-//! UTF-8, such as the overlong `%C0%AF`) and a raw `\` or `#` are refused outright.
+//! servers disagree on (an encoded delimiter `/ \ ; ? #`, `%` or control character, an
+//! escape that is not UTF-8, such as the overlong `%C0%AF`) and a raw `\` or `#` are
+//! refused outright.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -16,7 +17,7 @@ use std::fmt::Write as _;
 pub enum Problem {
     /// The path differs from its canonical form (other than by path parameters).
     NotCanonical,
-    /// An escape decodes to `/`, `\`, NUL or another control character.
+    /// An escape decodes to a delimiter (`/ \ ; ? #`), `%` or a control character.
     EncodedSeparator,
     /// A `%` not followed by two hex digits.
     BadEscape,
@@ -36,7 +37,9 @@ impl Problem {
             Self::NotCanonical => {
                 "the path is not in canonical form (dot segments, repeated slashes, escaped unreserved characters, lower-case escapes or trailing dots)"
             }
-            Self::EncodedSeparator => "the path escapes a slash, backslash or control character",
+            Self::EncodedSeparator => {
+                "the path escapes a delimiter (/ \\ ; ? #), a percent sign or a control character"
+            }
             Self::BadEscape => "the path has a malformed percent escape",
             Self::NotUtf8 => "the path's escapes are not UTF-8",
             Self::Backslash => "the path contains a backslash",
@@ -190,7 +193,10 @@ fn decode(segment: &str) -> Result<String, Problem> {
             .ok()
             .and_then(|h| u8::from_str_radix(h, 16).ok())
             .ok_or(Problem::BadEscape)?;
-        if byte == b'/' || byte == b'\\' || byte < 0x20 || byte == 0x7f {
+        // Delimiters (`/`, `\`, `;` as a path parameter, `?`, `#`), `%` (double encoding)
+        // and control characters: what a server makes of them once decoded varies, so
+        // they are refused.
+        if matches!(byte, b'/' | b'\\' | b';' | b'?' | b'#' | b'%') || byte < 0x20 || byte == 0x7f {
             return Err(Problem::EncodedSeparator);
         }
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
@@ -273,6 +279,13 @@ mod tests {
         assert_eq!(canon("/api/%2f"), Err(Problem::EncodedSeparator));
         assert_eq!(canon("/api%5CcreditToken"), Err(Problem::EncodedSeparator));
         assert_eq!(canon("/api/%00"), Err(Problem::EncodedSeparator));
+        for delimiter in ["%3B", "%3b", "%3F", "%23", "%25", "%252e"] {
+            assert_eq!(
+                canon(&format!("/api/x{delimiter}y")),
+                Err(Problem::EncodedSeparator),
+                "{delimiter}"
+            );
+        }
         assert_eq!(canon("/api/%C0%AFcreditToken"), Err(Problem::NotUtf8));
         assert_eq!(canon("/api/%zz"), Err(Problem::BadEscape));
         assert_eq!(canon("/api/%4"), Err(Problem::BadEscape));

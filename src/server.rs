@@ -228,7 +228,9 @@ fn check(activity: &Activity, options: &ServeOptions) -> Check {
         return if now >= deadline {
             Check::Silent
         } else {
-            Check::Wait(deadline)
+            // A request may start and end before the deadline: look again after one
+            // keep-alive period at the latest.
+            Check::Wait(deadline.min(now + options.keepalive_timeout))
         };
     }
     if activity.in_flight.load(Ordering::Relaxed) > 0 {
@@ -255,7 +257,7 @@ async fn watch_connection<C>(
 {
     let mut conn = std::pin::pin!(conn);
     let mut closing = false;
-    let mut wake = activity.accepted + options.header_read_timeout;
+    let mut wake = activity.accepted + options.header_read_timeout.min(options.keepalive_timeout);
     loop {
         tokio::select! {
             result = conn.as_mut() => {

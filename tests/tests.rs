@@ -45,3 +45,5 @@ mod robustness;
 mod docs;
 // Worker threads on one port, request ids, per-worker upstream pools.
 mod workers;
+// Hardening: canonical paths, connection and body bounds, upstream caps, methods.
+mod hardening;
