@@ -9,11 +9,14 @@ pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod decide;
+pub mod drill_store;
 pub mod error;
+pub mod fleet;
 pub mod loopcheck;
 pub mod metrics;
 pub mod notify;
 pub mod page;
+pub mod path;
 pub mod proxy;
 pub mod qa;
 pub mod reload;
@@ -96,7 +99,7 @@ impl Shim {
     /// # Errors
     /// When an upstream client or the TLS listener's certificates cannot be set up.
     pub fn with_env(config: Config, base: SharedClock, env: Arc<EnvLookup>) -> Result<Self, Error> {
-        let clock = clock::configured(base.clone(), config.clock.start_at, config.clock.speed);
+        let clock = clock::configured(base.clone(), &config.clock);
         let tls = match config.listen.tls {
             Some(_) => Some(Arc::new(tls::Frontend::new(&config.tls, base.clone())?)),
             None => None,
@@ -136,21 +139,23 @@ impl Shim {
         let config = shared.current.load().snapshot.config.clone();
         let options = ServeOptions {
             header_read_timeout: config.server.header_read_timeout,
+            keepalive_timeout: config.server.keepalive_timeout,
             grace: config.server.shutdown_grace,
             max_header_bytes: config.server.max_header_bytes,
         };
         let tls = match (&self.tls, listeners.tls.len()) {
             (_, 0) => None,
-            (Some(frontend), n) if n == listeners.proxy.len() => Some((
-                listeners.tls,
-                frontend.acceptor(config.server.header_read_timeout),
-            )),
+            (Some(frontend), n) if n == listeners.proxy.len() => {
+                Some((listeners.tls, frontend.acceptor()))
+            }
             (Some(_), n) => return Err(Error::TlsListeners(n, listeners.proxy.len(), "set")),
             (None, n) => return Err(Error::TlsListeners(n, listeners.proxy.len(), "not set")),
         };
         let (stop_tx, stop_rx) = watch::channel(false);
-        let workers = runtime::Workers::spawn(&shared, listeners.proxy, tls, &stop_rx, options)
-            .map_err(Error::Worker)?;
+        let slots = Arc::new(server::Slots::new(config.server.max_connections));
+        let workers =
+            runtime::Workers::spawn(&shared, listeners.proxy, tls, &slots, &stop_rx, options)
+                .map_err(Error::Worker)?;
         let renewal = self.tls.as_ref().and_then(tls::Frontend::spawn_renewal);
         let _watcher = if config.server.watch_config {
             reload::watch_config(shared.clone())

@@ -12,7 +12,7 @@ use std::thread;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::{oneshot, watch};
 
-use crate::server::{self, ServeOptions};
+use crate::server::{self, ServeOptions, Slots};
 use crate::state::Shared;
 use crate::tls;
 use crate::worker::Worker;
@@ -68,6 +68,7 @@ impl Workers {
         shared: &Arc<Shared>,
         listeners: Vec<std::net::TcpListener>,
         tls: Option<(Vec<std::net::TcpListener>, tls::listener::Acceptor)>,
+        slots: &Arc<Slots>,
         stop: &watch::Receiver<bool>,
         options: ServeOptions,
     ) -> io::Result<Self> {
@@ -79,6 +80,7 @@ impl Workers {
         for (index, listener) in listeners.into_iter().enumerate() {
             let (tx, rx) = oneshot::channel();
             let shared = shared.clone();
+            let slots = slots.clone();
             let stop = stop.clone();
             let tls = tls_listeners.next().zip(acceptor.clone());
             thread::Builder::new()
@@ -112,16 +114,19 @@ impl Workers {
                         let plain = server::serve_proxy(
                             listener,
                             worker.clone(),
+                            slots.clone(),
                             stopped(stop.clone()),
                             options,
                         );
                         let Some((tls_listener, acceptor)) = tls else {
                             return plain.await;
                         };
+                        // Its connections count against the same `max_connections`.
                         let tls = match tokio::net::TcpListener::from_std(tls_listener) {
                             Ok(listener) => server::serve_proxy_tls(
                                 listener,
                                 worker,
+                                slots,
                                 acceptor,
                                 stopped(stop),
                                 options,

@@ -106,7 +106,7 @@ impl View {
                     .iter()
                     .find(|p| Arc::ptr_eq(p.target(), target))
                     .cloned()
-                    .unwrap_or_else(|| Arc::new(Pool::new(target.clone())))
+                    .unwrap_or_else(|| Pool::new(target.clone()))
             })
             .collect();
         Self {

@@ -1,5 +1,5 @@
 //! Fuzzes routing and the maintenance decision on the shipped config: any method, path,
-//! drill header, client address and instant yields a decision, never a panic.
+//! host, drill header, `Via`, client address and instant yields a decision, never a panic.
 #![no_main]
 
 use std::sync::{Arc, LazyLock};
@@ -9,6 +9,7 @@ use libfuzzer_sys::fuzz_target;
 use webcollect_shim::config::Config;
 use webcollect_shim::decide::{Action, RequestInfo, decide, settle_rewrite};
 use webcollect_shim::snapshot::Snapshot;
+use webcollect_shim::via::ViaMark;
 
 static SNAPSHOT: LazyLock<Snapshot> = LazyLock::new(|| {
     let text = include_str!("../../config/webcollect-shim.toml");
@@ -25,6 +26,8 @@ struct Input<'a> {
     forwarded_for: &'a [u8],
     peer: [u8; 4],
     millis: i64,
+    host: &'a str,
+    via: &'a [u8],
 }
 
 fuzz_target!(|input: Input<'_>| {
@@ -38,19 +41,26 @@ fuzz_target!(|input: Input<'_>| {
     if let Ok(v) = http::HeaderValue::from_bytes(input.forwarded_for) {
         headers.insert("x-forwarded-for", v);
     }
+    if let Ok(v) = http::HeaderValue::from_bytes(input.via) {
+        headers.insert(http::header::VIA, v);
+    }
     let Some(now) = chrono::DateTime::from_timestamp_millis(input.millis) else {
         return;
     };
+    let mark = ViaMark::named("fuzz");
     let req = RequestInfo {
         method: &method,
         path: input.path,
         headers: &headers,
         peer: std::net::IpAddr::from(input.peer),
+        host: Some(input.host),
+        mark: &mark,
     };
     let action = decide(&SNAPSHOT, req, now);
     if let Action::Forward { route, .. } | Action::Maintain { route, .. } = action {
         assert!(route < SNAPSHOT.config.routes.len());
-        let _ = settle_rewrite(&SNAPSHOT, route, input.path, &headers, now);
+        let drill = webcollect_shim::decide::drill_header(&headers, &SNAPSHOT.config.drill.header);
+        let _ = settle_rewrite(&SNAPSHOT, route, input.path, drill, now);
     }
     let _ =
         webcollect_shim::report::explain(&SNAPSHOT, now, &method, input.path, &headers, req.peer);

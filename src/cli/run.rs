@@ -35,6 +35,9 @@ pub(crate) fn run(config: Config) -> anyhow::Result<()> {
             .map(std::net::TcpListener::local_addr)
             .transpose()?;
         let shim = Shim::new(config, Arc::new(SystemClock))?;
+        // Before the line tests and operators wait for: a signal from then on is handled.
+        let stop = signal::shutdown();
+        signal::reload_on_hangup(shim.shared());
         tracing::info!(
             proxy = %proxy_addr,
             tls = %tls_addr.map_or_else(|| "-".to_string(), |a| a.to_string()),
@@ -43,13 +46,12 @@ pub(crate) fn run(config: Config) -> anyhow::Result<()> {
             via = %shim.shared().via.pseudonym(),
             "Serving merchant traffic."
         );
-        signal::reload_on_hangup(shim.shared());
         let listeners = Listeners {
             proxy,
             tls,
             admin: Some(admin),
         };
-        shim.run(listeners, signal::shutdown()).await?;
+        shim.run(listeners, stop).await?;
         tracing::info!("Stopped.");
         Ok(())
     })

@@ -34,6 +34,7 @@ use tower_http::sensitive_headers::{
 
 use crate::decide::{Action, Rewrite};
 use crate::response::{BoxError, Canned};
+use crate::server::Activity;
 use crate::worker::{View, Worker};
 use body::{ProxyBody, UpstreamBody};
 use rescue::Failure;
@@ -50,6 +51,8 @@ pub struct Conn {
     pub forwarded_for: HeaderValue,
     /// `X-Forwarded-Proto`: how the client reached the shim.
     pub proto: HeaderValue,
+    /// The requests in flight on it, for its idle and header timeouts.
+    pub activity: Arc<Activity>,
     /// For TLS, the host name the client asked for (SNI), lowercase.
     pub server_name: Option<Box<str>>,
 }
@@ -57,24 +60,25 @@ pub struct Conn {
 impl Conn {
     /// A plain-HTTP client connection from `peer`.
     #[must_use]
-    pub fn http(peer: SocketAddr) -> Self {
+    pub fn http(peer: SocketAddr, activity: Arc<Activity>) -> Self {
         let ip = peer.ip().to_canonical().to_string();
         Self {
             peer,
             forwarded_for: HeaderValue::from_str(&ip)
                 .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
             proto: HeaderValue::from_static("http"),
+            activity,
             server_name: None,
         }
     }
 
-    /// A TLS client connection from `peer` that asked for `server_name`.
+    /// A TLS client connection from `peer` that asked for `server_name` (lowercase).
     #[must_use]
-    pub fn https(peer: SocketAddr, server_name: Option<Box<str>>) -> Self {
+    pub fn https(peer: SocketAddr, activity: Arc<Activity>, server_name: Option<Box<str>>) -> Self {
         Self {
             proto: HeaderValue::from_static("https"),
-            server_name: server_name.map(|n| n.to_ascii_lowercase().into_boxed_str()),
-            ..Self::http(peer)
+            server_name,
+            ..Self::http(peer, activity)
         }
     }
 }
@@ -141,6 +145,18 @@ impl Answer {
             response: into_response(canned),
             outcome,
         }
+    }
+
+    /// The answer to a request that failed before or while it was forwarded.
+    #[must_use]
+    pub fn failed(failure: Failure) -> Self {
+        Self::canned(
+            failure.to_canned(),
+            Outcome {
+                action: None,
+                failure: Some(failure),
+            },
+        )
     }
 }
 

@@ -23,6 +23,7 @@ use rustls::client::danger::ServerCertVerifier as _;
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use sha2::Digest as _;
 
 /// The CA certificate's file name in `ca_dir`.
 pub const CERT_FILE: &str = "ca.pem";
@@ -214,9 +215,8 @@ impl LocalCa {
     /// `--ignore-certificate-errors-spki-list` takes (the chain the shim sends includes the CA).
     #[must_use]
     pub fn spki_sha256(&self) -> String {
-        let digest =
-            ring::digest::digest(&ring::digest::SHA256, &self.key.subject_public_key_info());
-        base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+        let digest = sha2::Sha256::digest(self.key.subject_public_key_info());
+        base64::engine::general_purpose::STANDARD.encode(digest)
     }
 
     /// Issues a leaf for `host`, valid from a moment before `now` for `validity`. The chain

@@ -1,78 +1,70 @@
-//! One TLS client connection on a worker: the handshake runs in the connection's own task
-//! (a slow or silent client never holds up the accept loop), bounded by the header-read
-//! timeout, then the merchant-facing stack is served on it exactly as on the plain listener,
-//! over HTTP/1.1 or h2 as ALPN chose.
+//! The TLS handshake of one client connection on a worker. It runs in the connection's own
+//! task (a slow or silent client never holds up the accept loop), bounded by the
+//! connection's header-read deadline, which counts from the accept; after it, the
+//! merchant-facing stack is served exactly as on the plain listener
+//! ([`crate::server::serve_proxy_tls`]), over HTTP/1.1 or h2 as ALPN chose.
 
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::Watcher;
-use hyper_util::service::TowerToHyperService;
 use rustls::AlertDescription;
 use tokio::net::TcpStream;
-
-use crate::proxy::{self, Conn};
-use crate::worker::Worker;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_rustls::server::TlsStream;
 
 /// Accepts TLS on accepted TCP connections. Cheap to clone: one per worker, shared by its
 /// connections.
 #[derive(Clone)]
 pub struct Acceptor {
     tls: tokio_rustls::TlsAcceptor,
-    handshake_timeout: Duration,
 }
 
 impl std::fmt::Debug for Acceptor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Acceptor")
-            .field("handshake_timeout", &self.handshake_timeout)
-            .finish_non_exhaustive()
+        f.debug_struct("Acceptor").finish_non_exhaustive()
     }
 }
 
 impl Acceptor {
-    pub(super) fn new(config: Arc<rustls::ServerConfig>, handshake_timeout: Duration) -> Self {
+    pub(super) fn new(config: Arc<rustls::ServerConfig>) -> Self {
         Self {
             tls: tokio_rustls::TlsAcceptor::from(config),
-            handshake_timeout,
         }
     }
 
-    /// The task serving one accepted connection from `peer`: handshake, then the stack of
-    /// `worker`, watched by `watcher` so shutdown drains it like a plain connection (a
-    /// handshake in progress counts as a connection too).
-    pub fn connection(
+    /// Completes the handshake with `peer` by `deadline`, or gives up when `stop` turns true
+    /// (shutdown: a connection with no request yet has nothing to drain). Returns the stream
+    /// and the host name the client asked for (lowercase), or `None` after logging why not.
+    pub async fn handshake(
         &self,
         stream: TcpStream,
         peer: SocketAddr,
-        watcher: Watcher,
-        builder: auto::Builder<TokioExecutor>,
-        worker: Arc<Worker>,
-    ) -> impl Future<Output = ()> + Send + 'static {
-        let this = self.clone();
-        async move {
-            let handshake = tokio::time::timeout(this.handshake_timeout, this.tls.accept(stream));
-            let stream = match handshake.await {
+        deadline: Instant,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Option<(TlsStream<TcpStream>, Option<Box<str>>)> {
+        let handshake = tokio::time::timeout_at(deadline, self.tls.accept(stream));
+        let stream = tokio::select! {
+            done = handshake => match done {
                 Ok(Ok(stream)) => stream,
-                Ok(Err(err)) => return handshake_failed(peer, &err),
-                Err(_) => {
-                    tracing::debug!(%peer, timeout = ?this.handshake_timeout, "TLS handshake timed out.");
-                    return;
+                Ok(Err(err)) => {
+                    handshake_failed(peer, &err);
+                    return None;
                 }
-            };
-            let server_name = stream.get_ref().1.server_name().map(Box::from);
-            let conn = Arc::new(Conn::https(peer, server_name));
-            let service = TowerToHyperService::new(proxy::stack(worker, conn));
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            if let Err(err) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(error = %err, "Connection ended with an error.");
-            }
-        }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake not done within header_read_timeout.");
+                    return None;
+                }
+            },
+            _ = stop.wait_for(|stop| *stop) => return None,
+        };
+        let server_name = stream
+            .get_ref()
+            .1
+            .server_name()
+            .map(|n| n.to_ascii_lowercase().into_boxed_str());
+        Some((stream, server_name))
     }
 }
 

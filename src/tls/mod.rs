@@ -115,11 +115,10 @@ impl Frontend {
         })
     }
 
-    /// An acceptor for one worker; handshakes not done within `handshake_timeout` are
-    /// dropped.
+    /// An acceptor for the workers (cloned into each).
     #[must_use]
-    pub fn acceptor(&self, handshake_timeout: Duration) -> listener::Acceptor {
-        listener::Acceptor::new(self.config.clone(), handshake_timeout)
+    pub fn acceptor(&self) -> listener::Acceptor {
+        listener::Acceptor::new(self.config.clone())
     }
 
     /// The certificates in use.
