@@ -81,7 +81,7 @@ impl Workers {
             let (tx, rx) = oneshot::channel();
             let shared = shared.clone();
             let slots = slots.clone();
-            let stop = stop.clone();
+            let mut stop = stop.clone();
             let tls = tls_listeners.next().zip(acceptor.clone());
             thread::Builder::new()
                 .name(format!("worker-{index}"))
@@ -108,35 +108,20 @@ impl Workers {
                         };
                         let worker = Arc::new(Worker::new(shared, index));
                         worker.spawn_sweeper();
-                        let stopped = |mut stop: watch::Receiver<bool>| async move {
+                        let stopped = async move {
                             let _ = stop.wait_for(|stop| *stop).await;
                         };
-                        let plain = server::serve_proxy(
-                            listener,
-                            worker.clone(),
-                            slots.clone(),
-                            stopped(stop.clone()),
-                            options,
-                        );
-                        let Some((tls_listener, acceptor)) = tls else {
-                            return plain.await;
-                        };
-                        // Its connections count against the same `max_connections`.
-                        let tls = match tokio::net::TcpListener::from_std(tls_listener) {
-                            Ok(listener) => server::serve_proxy_tls(
-                                listener,
-                                worker,
-                                slots,
-                                acceptor,
-                                stopped(stop),
-                                options,
-                            ),
+                        let tls = tls.map(|(listener, acceptor)| {
+                            tokio::net::TcpListener::from_std(listener).map(|l| (l, acceptor))
+                        });
+                        let tls = match tls.transpose() {
+                            Ok(tls) => tls,
                             Err(err) => {
                                 tracing::error!(worker = index, error = %err, "Cannot use the TLS listener.");
                                 return;
                             }
                         };
-                        tokio::join!(plain, tls);
+                        server::serve_proxy(listener, tls, worker, slots, stopped, options).await;
                     });
                 })?;
             done.push(rx);

@@ -28,6 +28,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
+use tokio_util::either::Either;
 use tokio_util::task::TaskTracker;
 
 use crate::proxy::{self, Conn};
@@ -285,67 +286,74 @@ async fn watch_connection<C>(
     }
 }
 
-/// Serves the merchant-facing stack on `listener` for `worker` until `shutdown` resolves;
-/// then stops accepting and lets in-flight requests finish for at most `options.grace`.
-/// Connections are spawned on the current (worker) runtime and never leave it; at most
-/// `slots` of them are open at once over all workers.
+/// Serves the merchant-facing stack on `listener` (and on `tls`, the TLS listener with its
+/// acceptor, when configured) for `worker` until `shutdown` resolves; then stops accepting and
+/// lets in-flight requests finish for at most `options.grace`. Connections are spawned on the
+/// current (worker) runtime and never leave it; at most `slots` of them are open at once over
+/// all workers and both listeners. A TLS handshake runs inside its connection's task, within
+/// the connection's `header_read_timeout` (see [`crate::tls::listener`]), never in the accept
+/// loop.
 pub async fn serve_proxy(
     listener: TcpListener,
+    tls: Option<(TcpListener, crate::tls::listener::Acceptor)>,
     worker: Arc<Worker>,
     slots: Arc<Slots>,
     shutdown: impl Future<Output = ()>,
     options: ServeOptions,
 ) {
     let builder = options.builder();
+    let (tls_listener, acceptor) = tls.unzip();
     accept(
         listener,
+        tls_listener,
         Some(slots),
         shutdown,
         options,
-        |stream, peer, activity, stop| {
-            let conn = Arc::new(Conn::http(peer, activity.clone()));
-            let service = TowerToHyperService::new(proxy::stack(worker.clone(), conn));
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            watch_connection(conn.into_owned(), activity, options, stop)
+        |stream, peer, over_tls, activity, mut stop| match acceptor.as_ref().filter(|_| over_tls) {
+            None => Either::Left(serve_stack(
+                stream,
+                Conn::http(peer, activity),
+                worker.clone(),
+                &builder,
+                options,
+                stop,
+            )),
+            Some(acceptor) => {
+                let (acceptor, builder, worker) =
+                    (acceptor.clone(), builder.clone(), worker.clone());
+                Either::Right(async move {
+                    let deadline = activity.accepted + options.header_read_timeout;
+                    let Some((stream, server_name)) =
+                        acceptor.handshake(stream, peer, deadline, &mut stop).await
+                    else {
+                        return;
+                    };
+                    let conn = Conn::https(peer, activity, server_name);
+                    serve_stack(stream, conn, worker, &builder, options, stop).await;
+                })
+            }
         },
     )
     .await;
 }
 
-/// [`serve_proxy`] over TLS: the handshake runs inside each connection's task, never in the
-/// accept loop, within the connection's `header_read_timeout` (see
-/// [`crate::tls::listener`]); then the same stack is served, watched the same way.
-pub async fn serve_proxy_tls(
-    listener: TcpListener,
+/// The merchant-facing stack of `worker` on one client connection, `io`, watched until it
+/// ends (see [`watch_connection`]).
+fn serve_stack<I>(
+    io: I,
+    conn: Conn,
     worker: Arc<Worker>,
-    slots: Arc<Slots>,
-    tls: crate::tls::listener::Acceptor,
-    shutdown: impl Future<Output = ()>,
+    builder: &auto::Builder<TokioExecutor>,
     options: ServeOptions,
-) {
-    let builder = options.builder();
-    accept(
-        listener,
-        Some(slots),
-        shutdown,
-        options,
-        |stream, peer, activity, mut stop| {
-            let (tls, builder, worker) = (tls.clone(), builder.clone(), worker.clone());
-            async move {
-                let deadline = activity.accepted + options.header_read_timeout;
-                let Some((stream, server_name)) =
-                    tls.handshake(stream, peer, deadline, &mut stop).await
-                else {
-                    return;
-                };
-                let conn = Arc::new(Conn::https(peer, activity.clone(), server_name));
-                let service = TowerToHyperService::new(proxy::stack(worker, conn));
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
-                watch_connection(conn.into_owned(), activity, options, stop).await;
-            }
-        },
-    )
-    .await;
+    stop: watch::Receiver<bool>,
+) -> impl Future<Output = ()> + Send + 'static
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = conn.activity.clone();
+    let service = TowerToHyperService::new(proxy::stack(worker, Arc::new(conn)));
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    watch_connection(conn.into_owned(), activity, options, stop)
 }
 
 /// Serves `handler` on `listener` until `shutdown` resolves; then stops accepting and lets
@@ -363,9 +371,10 @@ pub async fn serve<H, F>(
     accept(
         listener,
         None,
+        None,
         shutdown,
         options,
-        |stream, peer, activity, stop| {
+        |stream, peer, _, activity, stop| {
             let handler = handler.clone();
             let requests = activity.clone();
             let service = service_fn(move |req| {
@@ -384,16 +393,19 @@ pub async fn serve<H, F>(
     .await;
 }
 
-/// The accept loop shared by both: `connection` turns an accepted stream into the future
-/// that serves it, which is spawned on the current runtime.
+/// The accept loop shared by both: `connection` turns an accepted stream (and whether it
+/// came from `second`, the TLS listener) into the future that serves it, which is spawned on
+/// the current runtime. One loop over both listeners: a slot taken before accepting goes to
+/// whichever connection comes first, so neither listener can hold the other's room.
 async fn accept<C, F>(
     listener: TcpListener,
+    second: Option<TcpListener>,
     slots: Option<Arc<Slots>>,
     shutdown: impl Future<Output = ()>,
     options: ServeOptions,
     mut connection: C,
 ) where
-    C: FnMut(TcpStream, SocketAddr, Arc<Activity>, watch::Receiver<bool>) -> F,
+    C: FnMut(TcpStream, SocketAddr, bool, Arc<Activity>, watch::Receiver<bool>) -> F,
     F: Future<Output = ()> + Send + 'static,
 {
     let (stop_tx, stop) = watch::channel(false);
@@ -407,26 +419,34 @@ async fn accept<C, F>(
                 () = &mut shutdown => break,
             },
         };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(err) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %err, "Accept failed.");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let (accepted, from_second) = tokio::select! {
+            accepted = listener.accept() => (accepted, false),
+            accepted = accept_on(second.as_ref()) => (accepted, true),
             () = &mut shutdown => break,
         };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(err) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %err, "Accept failed.");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
-        let served = connection(stream, peer, Arc::new(Activity::new()), stop.clone());
+        let served = connection(
+            stream,
+            peer,
+            from_second,
+            Arc::new(Activity::new()),
+            stop.clone(),
+        );
         tracker.spawn(async move {
             served.await;
             drop(slot);
         });
     }
-    drop(listener);
+    drop((listener, second));
     let _ = stop_tx.send(true);
     tracker.close();
     tokio::select! {
@@ -434,5 +454,13 @@ async fn accept<C, F>(
         () = tokio::time::sleep(options.grace) => {
             tracing::warn!(grace = ?options.grace, "Shutdown grace period over; dropping remaining connections.");
         }
+    }
+}
+
+/// The next connection on `listener`; with none, never.
+async fn accept_on(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
     }
 }

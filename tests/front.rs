@@ -88,12 +88,18 @@ async fn maintenance_xml_over_tls_in_a_window_and_the_upstream_outside() {
     assert_eq!(body, UPSTREAM_XML);
     let seen = &upstream.seen()[0];
     assert_eq!(seen.target, "/api/creditToken");
+    assert_eq!(seen.headers["host"], upstream.addr.to_string());
+    assert_forwarded_from_tls(seen, &shim, "1.1");
+}
+
+/// What the upstream sees of a request that came in on the TLS listener for the gateway's
+/// name as HTTP `version`: the scheme, the name, and this shim's `Via` entry.
+fn assert_forwarded_from_tls(seen: &Seen, shim: &TestShim, version: &str) {
     assert_eq!(seen.headers["x-forwarded-proto"], "https");
     assert_eq!(seen.headers["x-forwarded-host"], GATEWAY);
-    assert_eq!(seen.headers["host"], upstream.addr.to_string());
     assert_eq!(
         seen.headers["via"],
-        format!("1.1 {}", shim.shared.via.pseudonym())
+        format!("{version} {}", shim.shared.via.pseudonym())
     );
 }
 
@@ -141,13 +147,7 @@ async fn h2_by_alpn_on_one_connection_across_the_window_edge() {
         .unwrap()
         .to_bytes();
     assert_eq!(body, UPSTREAM_XML);
-    let seen = &upstream.seen()[0];
-    assert_eq!(seen.headers["x-forwarded-proto"], "https");
-    assert_eq!(seen.headers["x-forwarded-host"], GATEWAY);
-    assert_eq!(
-        seen.headers["via"],
-        format!("2 {}", shim.shared.via.pseudonym())
-    );
+    assert_forwarded_from_tls(&upstream.seen()[0], &shim, "2");
 }
 
 #[tokio::test]
@@ -175,6 +175,67 @@ async fn names_outside_hosts_and_clients_without_sni_are_refused() {
         let (head, _) = send_h1(stream, form("/api/creditToken")).await;
         assert_eq!(head.status, 200, "{served}");
     }
+}
+
+/// The plain listener's time limits hold on the TLS one: a client that never says hello,
+/// and one that completes the handshake but sends no request, are both closed at
+/// `header_read_timeout` after the accept, while others are served.
+#[tokio::test]
+async fn silent_tls_clients_are_closed_by_header_read_timeout() {
+    let upstream = Upstream::fixed(UPSTREAM_XML).await;
+    let dir = fresh_dir("silent");
+    let toml = tls_config(&upstream.url(), &dir, "")
+        .replace("[server]\n", "[server]\nheader_read_timeout = \"400ms\"\n");
+    let shim = TestShim::start(&toml, t(AFTER)).await;
+    let addr = shim.tls_addr.unwrap();
+    let connector = client(&ca_pem(&dir), Some(&shim.clock), &[b"http/1.1"]);
+    let mut no_hello = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut no_request = connect(&connector, addr, GATEWAY).await.unwrap();
+    let served = connect(&connector, addr, GATEWAY).await.unwrap();
+    assert_eq!(
+        send_h1(served, form("/api/creditToken")).await.0.status,
+        200
+    );
+    let limit = Duration::from_secs(5);
+    assert!(
+        closed_within(&mut no_hello, limit).await.is_some(),
+        "no hello: still open"
+    );
+    assert!(
+        closed_within(&mut no_request, limit).await.is_some(),
+        "no request: still open"
+    );
+}
+
+/// `max_connections` counts both listeners: with room for one, a plain-HTTP client waits
+/// while a TLS client holds it, and is served once that one is closed (here by
+/// `header_read_timeout`).
+#[tokio::test]
+async fn tls_connections_count_against_max_connections() {
+    let upstream = Upstream::fixed(UPSTREAM_XML).await;
+    let dir = fresh_dir("slots");
+    let toml = tls_config(&upstream.url(), &dir, "").replace(
+        "[server]\n",
+        "[server]\nheader_read_timeout = \"500ms\"\nmax_connections = 1\n",
+    );
+    let shim = TestShim::start(&toml, t(AFTER)).await;
+    let connector = client(&ca_pem(&dir), Some(&shim.clock), &[b"http/1.1"]);
+    let holder = connect(&connector, shim.tls_addr.unwrap(), GATEWAY)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(
+        raw(shim.addr, &post("/api/creditToken", "a=1"))
+            .await
+            .status,
+        200
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(400),
+        "served after {waited:?}"
+    );
+    drop(holder);
 }
 
 #[tokio::test]
@@ -224,10 +285,10 @@ async fn connect_to_reaches_another_address_with_the_gateway_name_for_sni_and_ho
     let dir = fresh_dir("connect-to");
     let ca_file = dir.join("upstream-ca.pem");
     std::fs::write(&ca_file, &upstream.ca_pem).unwrap();
-    let toml = config(&format!("https://{GATEWAY}")).replace(
-        "response_timeout = \"2s\"",
+    let toml = with_upstream_keys(
+        &config(&format!("https://{GATEWAY}")),
         &format!(
-            "response_timeout = \"2s\"\nconnect_to = \"{}\"\nca_file = {:?}",
+            "connect_to = \"{}\"\nca_file = {:?}",
             upstream.addr,
             ca_file.display().to_string()
         ),
@@ -256,10 +317,10 @@ async fn a_loop_back_to_the_shim_itself_is_answered_508_at_once() {
     LocalCa::create(&dir, now).unwrap();
     let (proxy, tls) = (bind(1), bind(1));
     let tls_addr = tls[0].local_addr().unwrap();
-    let toml = tls_config(&format!("https://{GATEWAY}"), &dir, "").replace(
-        "response_timeout = \"2s\"",
+    let toml = with_upstream_keys(
+        &tls_config(&format!("https://{GATEWAY}"), &dir, ""),
         &format!(
-            "response_timeout = \"2s\"\nconnect_to = \"{tls_addr}\"\nca_file = {:?}",
+            "connect_to = \"{tls_addr}\"\nca_file = {:?}",
             dir.join("ca.pem").display().to_string()
         ),
     );
@@ -601,10 +662,7 @@ fn check_warns_when_an_upstream_leads_back_to_the_shim() {
     // connect_to sends it elsewhere: no warning.
     std::fs::write(
         &path,
-        looping.replace(
-            "response_timeout = \"2s\"",
-            "response_timeout = \"2s\"\nconnect_to = \"203.0.113.10:443\"",
-        ),
+        with_upstream_keys(&looping, "connect_to = \"203.0.113.10:443\""),
     )
     .unwrap();
     let out = shim_command(&["check", "--config", path.to_str().unwrap()]);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use http::Response;
 use http_body_util::BodyExt as _;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 
 use crate::support::*;
@@ -208,24 +208,6 @@ async fn connect_and_trace_are_405_and_never_forwarded() {
     .await;
     assert_eq!(res.status, 405);
     assert!(upstream.seen().is_empty());
-}
-
-/// Reads until the peer closes; the time it took.
-async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
-    let started = Instant::now();
-    let mut buf = [0u8; 1024];
-    loop {
-        match tokio::time::timeout_at(
-            tokio::time::Instant::from_std(started + limit),
-            stream.read(&mut buf),
-        )
-        .await
-        {
-            Err(_) => return None,
-            Ok(Ok(0) | Err(_)) => return Some(started.elapsed()),
-            Ok(Ok(_)) => {}
-        }
-    }
 }
 
 #[tokio::test]

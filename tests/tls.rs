@@ -11,12 +11,9 @@ async fn https_upstream_with_private_ca_file() {
     std::fs::create_dir_all(&dir).unwrap();
     let ca_path = dir.join("ca.pem");
     std::fs::write(&ca_path, &upstream.ca_pem).unwrap();
-    let toml = config(&format!("https://{addr}")).replace(
-        "response_timeout = \"2s\"",
-        &format!(
-            "response_timeout = \"2s\"\nca_file = {:?}",
-            ca_path.display().to_string()
-        ),
+    let toml = with_upstream_keys(
+        &config(&format!("https://{addr}")),
+        &format!("ca_file = {:?}", ca_path.display().to_string()),
     );
     let shim = TestShim::start(&toml, t(BEFORE)).await;
     let res = raw(shim.addr, &post("/api/creditToken", "a=1")).await;

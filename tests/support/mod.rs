@@ -296,6 +296,28 @@ impl Drop for TestShim {
     }
 }
 
+/// Reads until the peer closes (or the stream fails); the time it took, or `None` when it is
+/// still open after `limit`.
+pub async fn closed_within<S>(stream: &mut S, limit: Duration) -> Option<Duration>
+where
+    S: tokio::io::AsyncRead + Unpin,
+{
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout_at(
+            tokio::time::Instant::from_std(started + limit),
+            stream.read(&mut buf),
+        )
+        .await
+        {
+            Err(_) => return None,
+            Ok(Ok(0) | Err(_)) => return Some(started.elapsed()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
 /// `workers` SO_REUSEPORT listeners on one new port of 127.0.0.1.
 pub fn bind(workers: usize) -> Vec<std::net::TcpListener> {
     webcollect_shim::runtime::bind_proxy("127.0.0.1:0".parse().unwrap(), workers).unwrap()
@@ -352,6 +374,15 @@ kind = "api"
 service = "atobarai.api"
 upstream = "gw"
 "#
+    )
+}
+
+/// `toml` (from [`config`]) with `keys` (lines) added to `[upstreams.gw]`.
+pub fn with_upstream_keys(toml: &str, keys: &str) -> String {
+    toml.replacen(
+        "response_timeout = \"2s\"\n",
+        &format!("response_timeout = \"2s\"\n{keys}\n"),
+        1,
     )
 }
 
