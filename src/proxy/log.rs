@@ -199,7 +199,7 @@ impl Record {
         // but the request id.
         tracing::info!(
             method = %head.method,
-            path = path_for_log(&crate::path::for_log(head.uri.path())),
+            path = path_for_log(&crate::path::as_decided(head.uri.path())),
             route = route_id,
             decision = action.map_or("-", |a| a.label()),
             window,
