@@ -208,7 +208,7 @@ async fn open_drill(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bod
         Err(err @ DrillError::Duplicate(_)) => {
             json_response(StatusCode::CONFLICT, &json!({"error": err.to_string()}))
         }
-        Err(err @ DrillError::Invalid(_)) => {
+        Err(err @ (DrillError::NoServices | DrillError::Duration)) => {
             json_response(StatusCode::BAD_REQUEST, &json!({"error": err.to_string()}))
         }
     }
