@@ -37,3 +37,5 @@ mod robustness;
 mod docs;
 // Worker threads on one port, request ids, per-worker upstream pools.
 mod workers;
+// The admin API refuses cross-site mutations: foreign Origin 403, non-JSON drill body 415.
+mod cross_site;

@@ -8,7 +8,11 @@
 //! - `POST /reload`: re-read the config file (the old one keeps running if the new is invalid).
 //! - `GET /drills`, `POST /drills`: list or open ad-hoc windows; `DELETE /drills/{id}`.
 //!
-//! Mutating endpoints need `Authorization: Bearer <token>` when `admin.token_env` is set.
+//! Mutating endpoints need `Authorization: Bearer <token>` when `admin.token_env` is set,
+//! and refuse cross-site requests with or without one ([`guard`]: 403 for another `Origin`,
+//! 415 for a `POST /drills` body that is not `application/json`).
+
+pub mod guard;
 
 use std::sync::Arc;
 
@@ -32,9 +36,21 @@ pub async fn respond(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bo
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     let mutating = !matches!(method, Method::GET | Method::HEAD);
+    if mutating
+        && let Some(refused) =
+            guard::same_origin(&shared.current.load().snapshot.config.admin, &req)
+    {
+        return refused;
+    }
     if mutating && let Some(denied) = check_auth(&shared, &req) {
         tracing::warn!(method = %method, path = %path, "Admin request refused: bad or missing bearer token.");
         return denied;
+    }
+    if method == Method::POST
+        && path == "/drills"
+        && let Some(refused) = guard::json_only(&req)
+    {
+        return refused;
     }
     match (method.as_str(), path.as_str()) {
         ("GET" | "HEAD", "/healthz") => text(StatusCode::OK, "ok\n"),
