@@ -39,3 +39,5 @@ mod docs;
 mod workers;
 // The admin API refuses cross-site mutations: foreign Origin 403, non-JSON drill body 415.
 mod cross_site;
+// The admin console: /timeline and /traffic, and the page in headless Chromium.
+mod console;
