@@ -37,6 +37,10 @@ FROM debian:bookworm-slim
 
 # The shim trusts the public web roots compiled into it (webpki-roots); ca-certificates is
 # here for anything else in the image and for operators debugging TLS from a shell.
+# DL3008 (pin apt package versions) is ignored on purpose: Debian replaces a package in the
+# bookworm archive when it ships a security fix, so a pinned version stops installing and the
+# build breaks; unpinned, each build gets the current fixed ca-certificates.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/*

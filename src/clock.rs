@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use crate::config::ClockConfig;
+
 /// Where the shim's "now" comes from. Injected so tests and drills control time.
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// The current instant.
@@ -61,23 +63,37 @@ impl Clock for ManualClock {
     }
 }
 
-/// A drill clock: starts at `start_at` when created and runs `speed` times as fast as `base`.
+/// A drill clock: reads `start_at` at the real instant `anchor` and runs `speed` times as
+/// fast as `base`: now = `start_at` + (`base.now()` − `anchor`) × `speed`.
 #[derive(Debug)]
 pub struct DrillClock {
     base: SharedClock,
-    base_origin: DateTime<Utc>,
+    anchor: DateTime<Utc>,
     start_at: DateTime<Utc>,
     speed: f64,
 }
 
 impl DrillClock {
-    /// Starts a drill clock now (as read from `base`).
+    /// A drill clock anchored now (as read from `base`): it starts when it is created, so
+    /// two processes started apart disagree by that much.
     #[must_use]
     pub fn new(base: SharedClock, start_at: DateTime<Utc>, speed: f64) -> Self {
-        let base_origin = base.now();
+        let anchor = base.now();
+        Self::anchored(base, start_at, speed, anchor)
+    }
+
+    /// A drill clock that reads `start_at` at the real instant `anchor`, whenever it is
+    /// created: every process (and every restart) with the same settings reads the same time.
+    #[must_use]
+    pub fn anchored(
+        base: SharedClock,
+        start_at: DateTime<Utc>,
+        speed: f64,
+        anchor: DateTime<Utc>,
+    ) -> Self {
         Self {
             base,
-            base_origin,
+            anchor,
             start_at,
             speed,
         }
@@ -86,21 +102,41 @@ impl DrillClock {
 
 impl Clock for DrillClock {
     fn now(&self) -> DateTime<Utc> {
-        let real = self.base.now() - self.base_origin;
-        let real_nanos = real.num_nanoseconds().unwrap_or(i64::MAX) as f64;
+        // Negative before the anchor: the drill clock then reads earlier than `start_at`.
+        let real = self.base.now() - self.anchor;
+        let real_nanos = real
+            .num_nanoseconds()
+            .map_or_else(|| real.num_milliseconds() as f64 * 1e6, |n| n as f64);
         // f64 keeps ~15 significant digits: sub-microsecond precision for years of drill time.
-        let scaled = TimeDelta::nanoseconds((real_nanos * self.speed) as i64);
-        self.start_at + scaled
+        let scaled = real_nanos * self.speed;
+        let delta = if scaled.abs() < 9.0e18 {
+            TimeDelta::nanoseconds(scaled as i64)
+        } else {
+            // Beyond ±292 years of drill time (an anchor decades away at a high speed),
+            // milliseconds; past TimeDelta's range the casts and the sum saturate: never a
+            // panic on the request path.
+            TimeDelta::try_milliseconds((scaled / 1e6) as i64).unwrap_or(TimeDelta::MIN)
+        };
+        self.start_at
+            .checked_add_signed(delta)
+            .unwrap_or(if delta > TimeDelta::zero() {
+                DateTime::<Utc>::MAX_UTC
+            } else {
+                DateTime::<Utc>::MIN_UTC
+            })
     }
 }
 
-/// The shim's clock for a configuration: `base`, or a drill clock on top of it when
-/// `start_at` is set.
+/// The shim's clock for a `[clock]` section: `base`, or a drill clock on top of it when
+/// `start_at` is set (anchored at `anchor`, else at the moment this is called).
 #[must_use]
-pub fn configured(base: SharedClock, start_at: Option<DateTime<Utc>>, speed: f64) -> SharedClock {
-    match start_at {
-        Some(start_at) => Arc::new(DrillClock::new(base, start_at, speed)),
-        None => base,
+pub fn configured(base: SharedClock, config: &ClockConfig) -> SharedClock {
+    match (config.start_at, config.anchor) {
+        (Some(start_at), Some(anchor)) => {
+            Arc::new(DrillClock::anchored(base, start_at, config.speed, anchor))
+        }
+        (Some(start_at), None) => Arc::new(DrillClock::new(base, start_at, config.speed)),
+        (None, _) => base,
     }
 }
 
@@ -131,5 +167,49 @@ mod tests {
         assert_eq!(drill.now(), t("2020-04-20T01:59:30+09:00"));
         base.advance(TimeDelta::seconds(4 * 60));
         assert_eq!(drill.now(), t("2020-04-20T05:59:30+09:00"));
+    }
+
+    #[test]
+    fn anchored_drill_clocks_agree_whenever_they_start() {
+        let base = ManualClock::new(t("2026-11-27T12:00:00Z"));
+        let anchor = t("2026-11-27T11:59:00Z");
+        let start_at = t("2020-04-20T01:59:00+09:00");
+        let first = DrillClock::anchored(Arc::new(base.clone()), start_at, 2.0, anchor);
+        base.advance(TimeDelta::seconds(90));
+        let second = DrillClock::anchored(Arc::new(base.clone()), start_at, 2.0, anchor);
+        // 150 real seconds after the anchor, at twice the speed: five drill minutes.
+        assert_eq!(first.now(), t("2020-04-20T02:04:00+09:00"));
+        assert_eq!(second.now(), first.now());
+        // An unanchored clock started now reads start_at instead.
+        assert_eq!(
+            DrillClock::new(Arc::new(base), start_at, 2.0).now(),
+            start_at
+        );
+    }
+
+    #[test]
+    fn before_its_anchor_the_drill_clock_reads_earlier_than_start_at() {
+        let base = ManualClock::new(t("2026-11-27T12:00:00Z"));
+        let drill = DrillClock::anchored(
+            Arc::new(base.clone()),
+            t("2020-04-20T02:00:00+09:00"),
+            1.0,
+            t("2026-11-27T12:01:00Z"),
+        );
+        assert_eq!(drill.now(), t("2020-04-20T01:59:00+09:00"));
+        base.advance(TimeDelta::seconds(60));
+        assert_eq!(drill.now(), t("2020-04-20T02:00:00+09:00"));
+    }
+
+    #[test]
+    fn an_extreme_anchor_saturates_instead_of_panicking() {
+        let base = ManualClock::new(t("2026-11-27T12:00:00Z"));
+        let drill = DrillClock::anchored(
+            Arc::new(base),
+            t("2020-04-20T02:00:00+09:00"),
+            1e12,
+            t("1970-01-01T00:00:00Z"),
+        );
+        assert_eq!(drill.now(), DateTime::<Utc>::MAX_UTC);
     }
 }

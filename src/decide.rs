@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use http::{HeaderMap, Method};
 use ipnet::IpNet;
 
-use crate::config::{Kind, Mode};
+use crate::config::{Kind, Mode, NonCanonicalPaths};
+use crate::path::Problem;
 use crate::snapshot::Snapshot;
 
 /// What the request looks like, as far as the decision cares.
@@ -15,7 +16,7 @@ use crate::snapshot::Snapshot;
 pub struct RequestInfo<'a> {
     /// Request method.
     pub method: &'a Method,
-    /// Path without the query.
+    /// Path as the client sent it, without the query.
     pub path: &'a str,
     /// Request headers (drill header, `X-Forwarded-For`).
     pub headers: &'a HeaderMap,
@@ -51,9 +52,20 @@ pub enum Pass {
     WouldMaintain(Maintain),
 }
 
+/// Why the shim refuses a request outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The path is not one the shim can decide on safely (SPEC §4.5): `400`.
+    BadPath(Problem),
+    /// `CONNECT` or `TRACE` (SPEC §4.6): `405`.
+    Method,
+}
+
 /// The decision for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
+    /// Refused by the shim; nothing goes upstream.
+    Refuse(Refusal),
     /// No route matches: the shim answers 404 itself.
     NoRoute,
     /// Forward to the route's upstream.
@@ -79,6 +91,8 @@ impl Action {
     #[must_use]
     pub fn label(&self) -> &'static str {
         match self {
+            Self::Refuse(Refusal::BadPath(_)) => "bad-path",
+            Self::Refuse(Refusal::Method) => "method-not-allowed",
             Self::NoRoute => "no-route",
             Self::Maintain { .. } => "maintenance",
             Self::Forward { why, .. } => match why {
@@ -95,24 +109,45 @@ impl Action {
     #[must_use]
     pub fn route(&self) -> Option<usize> {
         match self {
-            Self::NoRoute => None,
+            Self::Refuse(_) | Self::NoRoute => None,
             Self::Forward { route, .. } | Self::Maintain { route, .. } => Some(*route),
         }
     }
 }
 
 /// Decides what to do with `req` at `now`, including whether the settleMethod drill
-/// rewrites a forwarded exchange.
+/// rewrites a forwarded exchange. Routes and windows see the canonical path
+/// ([`crate::path`]), never the raw one.
 #[must_use]
 pub fn decide(snapshot: &Snapshot, req: RequestInfo<'_>, now: DateTime<Utc>) -> Action {
     let config = &snapshot.config;
-    let Some(route) = snapshot.router.find(req.method, req.path) else {
+    if req.method == Method::CONNECT || req.method == Method::TRACE {
+        return Action::Refuse(Refusal::Method);
+    }
+    let path = match crate::path::canonicalize(req.path) {
+        Ok(c) if c.rewritten && config.server.non_canonical_paths == NonCanonicalPaths::Refuse => {
+            return Action::Refuse(Refusal::BadPath(Problem::NotCanonical));
+        }
+        Ok(c) => c.path,
+        Err(problem) => return Action::Refuse(Refusal::BadPath(problem)),
+    };
+    let Some(route) = snapshot.router.find(req.method, &path) else {
         return Action::NoRoute;
     };
+    // The client, worked out at most once (it may walk X-Forwarded-For).
+    let client = std::cell::OnceCell::new();
+    let client = || *client.get_or_init(|| client_ip(req, &config.drill.trusted_proxies));
+    let drill = drill_header(req.headers, &config.drill.header).filter(|_| {
+        config
+            .drill
+            .header_clients
+            .as_deref()
+            .is_none_or(|nets| in_any(nets, client()))
+    });
     let forward = |why| Action::Forward {
         route,
         why,
-        rewrite: settle_rewrite(snapshot, route, req.path, req.headers, now),
+        rewrite: settle_rewrite(snapshot, route, &path, drill, now),
     };
     if matches!(
         config.routes[route].kind,
@@ -122,7 +157,7 @@ pub fn decide(snapshot: &Snapshot, req: RequestInfo<'_>, now: DateTime<Utc>) -> 
     }
     let timeline = snapshot.timeline(route);
     let active = timeline.active_at(now);
-    match drill_header(req.headers, &config.drill.header) {
+    match drill {
         Some(DrillValue::Pass) => return forward(Pass::DrillHeader),
         Some(DrillValue::Maintenance) => {
             let maintain = Maintain {
@@ -142,12 +177,7 @@ pub fn decide(snapshot: &Snapshot, req: RequestInfo<'_>, now: DateTime<Utc>) -> 
     if req.method == Method::HEAD {
         return forward(Pass::Head);
     }
-    if !config.drill.bypass_cidrs.is_empty()
-        && in_any(
-            &config.drill.bypass_cidrs,
-            client_ip(req, &config.drill.trusted_proxies),
-        )
-    {
+    if !config.drill.bypass_cidrs.is_empty() && in_any(&config.drill.bypass_cidrs, client()) {
         return forward(Pass::Bypass);
     }
     let maintain = Maintain {
@@ -200,13 +230,14 @@ pub enum Rewrite {
     Request,
 }
 
-/// Whether the settleMethod drill applies to a request for `route` at `now`.
+/// Whether the settleMethod drill applies to a request for `route` (canonical `path`) at
+/// `now`, given what the (trusted) drill header said.
 #[must_use]
 pub fn settle_rewrite(
     snapshot: &Snapshot,
     route: usize,
     path: &str,
-    headers: &HeaderMap,
+    drill: Option<DrillValue>,
     now: DateTime<Utc>,
 ) -> Rewrite {
     let config = &snapshot.config;
@@ -217,7 +248,7 @@ pub fn settle_rewrite(
     } else {
         return Rewrite::None;
     };
-    let on = match drill_header(headers, &config.drill.header) {
+    let on = match drill {
         Some(DrillValue::SettleMethod) => true,
         Some(DrillValue::NoSettleMethod) => false,
         _ => match config.settle_drill.when {

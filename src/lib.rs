@@ -8,10 +8,13 @@ pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod decide;
+pub mod drill_store;
 pub mod error;
+pub mod fleet;
 pub mod metrics;
 pub mod notify;
 pub mod page;
+pub mod path;
 pub mod proxy;
 pub mod qa;
 pub mod reload;
@@ -81,7 +84,7 @@ impl Shim {
     /// # Errors
     /// When an upstream client cannot be built.
     pub fn with_env(config: Config, base: SharedClock, env: Arc<EnvLookup>) -> Result<Self, Error> {
-        let clock = clock::configured(base.clone(), config.clock.start_at, config.clock.speed);
+        let clock = clock::configured(base.clone(), &config.clock);
         let shared = Shared::new(config, clock, base, env)?;
         Ok(Self {
             shared: Arc::new(shared),
@@ -110,11 +113,13 @@ impl Shim {
         let config = shared.current.load().snapshot.config.clone();
         let options = ServeOptions {
             header_read_timeout: config.server.header_read_timeout,
+            keepalive_timeout: config.server.keepalive_timeout,
             grace: config.server.shutdown_grace,
             max_header_bytes: config.server.max_header_bytes,
         };
         let (stop_tx, stop_rx) = watch::channel(false);
-        let workers = runtime::Workers::spawn(&shared, listeners.proxy, &stop_rx, options)
+        let slots = Arc::new(server::Slots::new(config.server.max_connections));
+        let workers = runtime::Workers::spawn(&shared, listeners.proxy, &slots, &stop_rx, options)
             .map_err(Error::Worker)?;
         let _watcher = if config.server.watch_config {
             reload::watch_config(shared.clone())

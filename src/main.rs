@@ -42,6 +42,10 @@ fn main() -> ExitCode {
             };
             Some(cli::mock_gateway(*listen, options).map(|()| true))
         }
+        Command::Drills { command } => {
+            Some(webcollect_shim::fleet::drills(command.clone()).map_err(Into::into))
+        }
+        Command::Status(args) => Some(webcollect_shim::fleet::status(args).map_err(Into::into)),
         _ => None,
     };
     if let Some(result) = standalone {
@@ -75,7 +79,10 @@ fn main() -> ExitCode {
             method,
             path,
         } => cli::explain(config, &at, &headers, client_ip, &method, &path),
-        Command::Notify(_) | Command::MockGateway { .. } => Ok(()),
+        Command::Notify(_)
+        | Command::MockGateway { .. }
+        | Command::Drills { .. }
+        | Command::Status(_) => Ok(()),
     };
     exit(result.map(Some))
 }

@@ -23,6 +23,26 @@ fn utc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// The drill clock's settings in words, or `None` on real time.
+fn drill_clock(config: &crate::config::Config) -> Option<String> {
+    let clock = &config.clock;
+    let tz = clock.timezone;
+    let start = clock.start_at?;
+    let from = match clock.anchor {
+        Some(anchor) => format!(
+            "at the real instant {} ({})",
+            local(anchor, tz),
+            utc(anchor)
+        ),
+        None => "when the process starts".to_string(),
+    };
+    Some(format!(
+        "reads {} {from} and runs at {}x",
+        local(start, tz),
+        clock.speed
+    ))
+}
+
 /// `check`'s report: windows (local and UTC), routes, and the next transitions after `now`.
 #[must_use]
 pub fn timeline(snapshot: &Snapshot, now: DateTime<Utc>) -> String {
@@ -44,13 +64,9 @@ pub fn timeline(snapshot: &Snapshot, now: DateTime<Utc>) -> String {
         local(now, tz),
         utc(now)
     );
-    if let Some(start) = config.clock.start_at {
-        let _ = writeln!(
-            out,
-            "drill clock: starts at {} and runs at {}x",
-            local(start, tz),
-            config.clock.speed
-        );
+    let _ = writeln!(out, "sha256: {}", config.digest);
+    if let Some(clock) = drill_clock(config) {
+        let _ = writeln!(out, "drill clock: {clock}");
     }
     let _ = writeln!(
         out,
@@ -200,7 +216,25 @@ pub fn explain(
     );
     let mut out = String::new();
     let _ = writeln!(out, "request:  {method} {path} from {client_ip}");
+    match crate::path::canonicalize(path) {
+        Ok(c) if c.path != path => {
+            let note = if c.rewritten {
+                "differs from the request's"
+            } else {
+                "the request's without path parameters"
+            };
+            let _ = writeln!(out, "path:     {} (canonical; {note})", c.path);
+        }
+        Ok(_) => {}
+        Err(problem) => {
+            let _ = writeln!(out, "path:     refused: {}", problem.reason());
+        }
+    }
     let _ = writeln!(out, "at:       {} ({})", local(at, tz), utc(at));
+    if let Some(clock) = drill_clock(config) {
+        // --at is the shim's (drill) now: say which clock that is.
+        let _ = writeln!(out, "clock:    drill clock {clock}");
+    }
     if let Some(r) = action.route() {
         let route = &config.routes[r];
         let upstream = config.upstream_of(route);
@@ -228,6 +262,15 @@ pub fn explain(
         s
     };
     let answer = match action {
+        Action::Refuse(refusal) => {
+            let why = match refusal {
+                crate::decide::Refusal::BadPath(problem) => problem.reason(),
+                crate::decide::Refusal::Method => "CONNECT and TRACE are never forwarded",
+            };
+            let _ = writeln!(out, "decision: {} ({why})", action.label());
+            let _ = writeln!(out, "upstream: not contacted");
+            Some(response::refusal(refusal))
+        }
         Action::NoRoute => {
             let _ = writeln!(out, "decision: no-route (the shim answers 404 itself)");
             Some(response::no_route())

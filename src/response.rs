@@ -224,6 +224,65 @@ pub fn payload_too_large() -> Canned {
     canned
 }
 
+/// The answer to a request the shim refuses outright (SPEC §4.5, §4.6).
+#[must_use]
+pub fn refusal(refusal: crate::decide::Refusal) -> Canned {
+    match refusal {
+        crate::decide::Refusal::BadPath(problem) => {
+            let mut canned = Canned::new(
+                StatusCode::BAD_REQUEST,
+                "bad-path",
+                TEXT_PLAIN,
+                format!("webcollect-shim: {}\n", problem.reason()),
+            );
+            // The path was not understood; its body (if any) is not read.
+            canned
+                .headers
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            canned
+        }
+        crate::decide::Refusal::Method => {
+            let mut canned = Canned::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                TEXT_PLAIN,
+                "webcollect-shim: CONNECT and TRACE are not forwarded\n",
+            );
+            canned.headers.insert(
+                http::header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"),
+            );
+            canned
+        }
+    }
+}
+
+/// 408: the request body stalled past `server.body_read_timeout`.
+#[must_use]
+pub fn request_timeout() -> Canned {
+    let mut canned = Canned::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "body-timeout",
+        TEXT_PLAIN,
+        "webcollect-shim: request body stalled\n",
+    );
+    canned
+        .headers
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    canned
+}
+
+/// 503: the upstream's `max_connections` are all busy.
+#[must_use]
+pub fn upstream_busy() -> Canned {
+    Canned::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "upstream-busy",
+        TEXT_PLAIN,
+        "webcollect-shim: upstream connection limit reached\n",
+    )
+}
+
 /// 500: the shim itself failed (a bug); logged, and the connection survives.
 #[must_use]
 pub fn internal_error() -> Canned {
@@ -235,15 +294,20 @@ pub fn internal_error() -> Canned {
     )
 }
 
-/// 400: a request the shim cannot forward.
+/// 400: a request the shim cannot forward. The connection is closed after it: a request
+/// that could not be read cannot be trusted to end where the next one starts.
 #[must_use]
 pub fn bad_request(detail: &'static str) -> Canned {
-    Canned::new(
+    let mut canned = Canned::new(
         StatusCode::BAD_REQUEST,
         "bad-request",
         TEXT_PLAIN,
         format!("webcollect-shim: {detail}\n"),
-    )
+    );
+    canned
+        .headers
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    canned
 }
 
 /// A JavaScript string literal safe to embed anywhere in a script (no `</script>` breakout).

@@ -12,7 +12,7 @@ use std::thread;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::{oneshot, watch};
 
-use crate::server::{self, ServeOptions};
+use crate::server::{self, ServeOptions, Slots};
 use crate::state::Shared;
 use crate::worker::Worker;
 
@@ -65,6 +65,7 @@ impl Workers {
     pub fn spawn(
         shared: &Arc<Shared>,
         listeners: Vec<std::net::TcpListener>,
+        slots: &Arc<Slots>,
         stop: &watch::Receiver<bool>,
         options: ServeOptions,
     ) -> io::Result<Self> {
@@ -72,6 +73,7 @@ impl Workers {
         for (index, listener) in listeners.into_iter().enumerate() {
             let (tx, rx) = oneshot::channel();
             let shared = shared.clone();
+            let slots = slots.clone();
             let mut stop = stop.clone();
             thread::Builder::new()
                 .name(format!("worker-{index}"))
@@ -101,7 +103,7 @@ impl Workers {
                         let stopped = async move {
                             let _ = stop.wait_for(|stop| *stop).await;
                         };
-                        server::serve_proxy(listener, worker, stopped, options).await;
+                        server::serve_proxy(listener, worker, slots, stopped, options).await;
                     });
                 })?;
             done.push(rx);

@@ -1,11 +1,21 @@
-//! Accept loops: HTTP/1.1 and HTTP/2 (prior knowledge) on one listener, graceful and
-//! time-limited shutdown. [`serve_proxy`] runs the merchant-facing stack on a worker;
-//! [`serve`] runs a plain handler (the admin listener, the stand-in gateway).
+//! Accept loops: HTTP/1.1 and HTTP/2 (prior knowledge) on one listener, every connection
+//! bounded in time, graceful and time-limited shutdown. [`serve_proxy`] runs the
+//! merchant-facing stack on a worker; [`serve`] runs a plain handler (the admin listener,
+//! the stand-in gateway).
+//!
+//! A connection's life is watched by its own task:
+//! - a connection that has not delivered a complete request head `header_read_timeout`
+//!   after it was accepted (HTTP/2 preface included) is dropped;
+//! - one with no request in flight for `keepalive_timeout` is shut down gracefully
+//!   (HTTP/2: GOAWAY);
+//! - on shutdown every connection is shut down gracefully, and whatever is left after the
+//!   grace period is dropped with the worker.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -13,19 +23,31 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::GracefulConnection;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
 
 use crate::proxy::{self, Conn};
 use crate::response::Body;
 use crate::worker::Worker;
 
+/// How long an HTTP/2 ping may go unanswered before the connection is closed.
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
+/// Streams one HTTP/2 client connection may have open at once.
+const H2_MAX_STREAMS: u32 = 100;
+/// At most one "connection limit reached" warning per this long.
+const LIMIT_WARNING_EVERY: Duration = Duration::from_secs(60);
+
 /// Listener behaviour.
 #[derive(Debug, Clone, Copy)]
 pub struct ServeOptions {
-    /// How long a client may take to send request headers (slow-header clients are closed).
+    /// From the accept, how long a client may take to deliver a complete request head.
     pub header_read_timeout: Duration,
+    /// How long a connection may stay without a request in flight.
+    pub keepalive_timeout: Duration,
     /// How long in-flight requests may run after shutdown starts.
     pub grace: Duration,
     /// Largest request head (hyper answers 431 past it).
@@ -44,35 +66,247 @@ impl ServeOptions {
         builder
             .http2()
             .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX));
+            .max_header_list_size(u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX))
+            .max_concurrent_streams(H2_MAX_STREAMS)
+            .keep_alive_interval(self.keepalive_timeout.min(Duration::from_secs(30)))
+            .keep_alive_timeout(H2_PING_TIMEOUT);
         builder
+    }
+}
+
+/// The client connections all workers may hold at once (`server.max_connections`). A worker
+/// takes a slot before it accepts, so past the limit new connections wait in the kernel's
+/// backlog while the existing ones are served.
+#[derive(Debug)]
+pub struct Slots {
+    max: usize,
+    used: AtomicUsize,
+    freed: Notify,
+    // Milliseconds since `epoch` of the last warning, for rate limiting.
+    warned: AtomicU64,
+    epoch: Instant,
+}
+
+impl Slots {
+    /// At most `max` connections.
+    #[must_use]
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            used: AtomicUsize::new(0),
+            freed: Notify::new(),
+            warned: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Connections held now.
+    #[must_use]
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn try_take(&self) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Waits for a free slot.
+    async fn take(self: &Arc<Self>) -> Slot {
+        loop {
+            let freed = self.freed.notified();
+            let mut freed = std::pin::pin!(freed);
+            // Registered before the check, so a slot freed in between is not missed.
+            freed.as_mut().enable();
+            if self.try_take() {
+                return Slot(self.clone());
+            }
+            self.warn();
+            freed.await;
+        }
+    }
+
+    fn warn(&self) {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.warned.load(Ordering::Relaxed);
+        let every = u64::try_from(LIMIT_WARNING_EVERY.as_millis()).unwrap_or(u64::MAX);
+        if (last == 0 || now.saturating_sub(last) >= every)
+            && self
+                .warned
+                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                max_connections = self.max,
+                "Client connection limit reached; new connections wait in the backlog."
+            );
+        }
+    }
+}
+
+/// A held connection slot, given back when dropped.
+#[derive(Debug)]
+struct Slot(Arc<Slots>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.used.fetch_sub(1, Ordering::AcqRel);
+        self.0.freed.notify_one();
+    }
+}
+
+/// What a connection's task knows of the requests on it. Updated by the request path with
+/// relaxed atomics on a word only this connection uses.
+#[derive(Debug)]
+pub struct Activity {
+    accepted: Instant,
+    started: AtomicBool,
+    in_flight: AtomicU32,
+    /// Milliseconds after `accepted` at which the last request ended.
+    last_end: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            accepted: Instant::now(),
+            started: AtomicBool::new(false),
+            in_flight: AtomicU32::new(0),
+            last_end: AtomicU64::new(0),
+        }
+    }
+
+    /// Activity not watched by any connection task (for tests that build a stack alone).
+    #[must_use]
+    pub fn detached() -> Arc<Self> {
+        Arc::new(Self::new())
+    }
+
+    /// A request began; the returned guard says when it ends (even if it is dropped).
+    #[must_use]
+    pub fn begin(self: &Arc<Self>) -> InFlight {
+        self.started.store(true, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
+    fn since_accept(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.accepted).as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// A request in flight on a connection (see [`Activity::begin`]).
+#[derive(Debug)]
+pub struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let activity = &self.0;
+        let now = activity.since_accept(Instant::now());
+        activity.last_end.store(now, Ordering::Relaxed);
+        activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What the watch over a connection decides when its timer fires.
+enum Check {
+    /// Nothing to do before `Instant`.
+    Wait(Instant),
+    /// No complete request head since the accept: drop it.
+    Silent,
+    /// No request in flight for `keepalive_timeout`: shut it down gracefully.
+    Idle,
+}
+
+fn check(activity: &Activity, options: &ServeOptions) -> Check {
+    let now = Instant::now();
+    if !activity.started.load(Ordering::Relaxed) {
+        let deadline = activity.accepted + options.header_read_timeout;
+        return if now >= deadline {
+            Check::Silent
+        } else {
+            // A request may start and end before the deadline: look again after one
+            // keep-alive period at the latest.
+            Check::Wait(deadline.min(now + options.keepalive_timeout))
+        };
+    }
+    if activity.in_flight.load(Ordering::Relaxed) > 0 {
+        return Check::Wait(now + options.keepalive_timeout);
+    }
+    let last_end = Duration::from_millis(activity.last_end.load(Ordering::Relaxed));
+    let deadline = activity.accepted + last_end + options.keepalive_timeout;
+    if now >= deadline {
+        Check::Idle
+    } else {
+        Check::Wait(deadline)
+    }
+}
+
+/// Serves `conn` until it ends, shutting it down when it is silent, idle, or told to stop.
+async fn watch_connection<C>(
+    conn: C,
+    activity: Arc<Activity>,
+    options: ServeOptions,
+    mut stop: watch::Receiver<bool>,
+) where
+    C: GracefulConnection,
+    C::Error: std::fmt::Display,
+{
+    let mut conn = std::pin::pin!(conn);
+    let mut closing = false;
+    let mut wake = activity.accepted + options.header_read_timeout.min(options.keepalive_timeout);
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(err) = result {
+                    tracing::debug!(error = %err, "Connection ended with an error.");
+                }
+                return;
+            }
+            _ = stop.wait_for(|stop| *stop), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            () = tokio::time::sleep_until(wake), if !closing => match check(&activity, &options) {
+                Check::Wait(next) => wake = next,
+                Check::Silent => {
+                    tracing::debug!("Closed a connection that sent no complete request head in time.");
+                    return;
+                }
+                Check::Idle => {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            },
+        }
     }
 }
 
 /// Serves the merchant-facing stack on `listener` for `worker` until `shutdown` resolves;
 /// then stops accepting and lets in-flight requests finish for at most `options.grace`.
-/// Connections are spawned on the current (worker) runtime and never leave it.
+/// Connections are spawned on the current (worker) runtime and never leave it; at most
+/// `slots` of them are open at once over all workers.
 pub async fn serve_proxy(
     listener: TcpListener,
     worker: Arc<Worker>,
+    slots: Arc<Slots>,
     shutdown: impl Future<Output = ()>,
     options: ServeOptions,
 ) {
     let builder = options.builder();
     accept(
         listener,
+        Some(slots),
         shutdown,
-        options.grace,
-        |stream, peer, graceful| {
-            let service =
-                TowerToHyperService::new(proxy::stack(worker.clone(), Arc::new(Conn::http(peer))));
+        options,
+        |stream, peer, activity, stop| {
+            let conn = Arc::new(Conn::http(peer, activity.clone()));
+            let service = TowerToHyperService::new(proxy::stack(worker.clone(), conn));
             let conn = builder.serve_connection(TokioIo::new(stream), service);
-            let conn = graceful.watch(conn.into_owned());
-            async move {
-                if let Err(err) = conn.await {
-                    tracing::debug!(error = %err, "Connection ended with an error.");
-                }
-            }
+            watch_connection(conn.into_owned(), activity, options, stop)
         },
     )
     .await;
@@ -92,40 +326,51 @@ pub async fn serve<H, F>(
     let builder = options.builder();
     accept(
         listener,
+        None,
         shutdown,
-        options.grace,
-        |stream, peer, graceful| {
+        options,
+        |stream, peer, activity, stop| {
             let handler = handler.clone();
+            let requests = activity.clone();
             let service = service_fn(move |req| {
+                let in_flight = requests.begin();
                 let response = handler(req, peer);
-                async move { Ok::<_, Infallible>(response.await) }
+                async move {
+                    let response = response.await;
+                    drop(in_flight);
+                    Ok::<_, Infallible>(response)
+                }
             });
             let conn = builder.serve_connection(TokioIo::new(stream), service);
-            let conn = graceful.watch(conn.into_owned());
-            async move {
-                if let Err(err) = conn.await {
-                    tracing::debug!(error = %err, "Connection ended with an error.");
-                }
-            }
+            watch_connection(conn.into_owned(), activity, options, stop)
         },
     )
     .await;
 }
 
 /// The accept loop shared by both: `connection` turns an accepted stream into the future
-/// that serves it (watched by `graceful`), which is spawned on the current runtime.
+/// that serves it, which is spawned on the current runtime.
 async fn accept<C, F>(
     listener: TcpListener,
+    slots: Option<Arc<Slots>>,
     shutdown: impl Future<Output = ()>,
-    grace: Duration,
+    options: ServeOptions,
     mut connection: C,
 ) where
-    C: FnMut(TcpStream, SocketAddr, &GracefulShutdown) -> F,
+    C: FnMut(TcpStream, SocketAddr, Arc<Activity>, watch::Receiver<bool>) -> F,
     F: Future<Output = ()> + Send + 'static,
 {
-    let graceful = GracefulShutdown::new();
+    let (stop_tx, stop) = watch::channel(false);
+    let tracker = TaskTracker::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        let slot = match &slots {
+            None => None,
+            Some(slots) => tokio::select! {
+                slot = slots.take() => Some(slot),
+                () = &mut shutdown => break,
+            },
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -139,13 +384,19 @@ async fn accept<C, F>(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(stream, peer, &graceful));
+        let served = connection(stream, peer, Arc::new(Activity::new()), stop.clone());
+        tracker.spawn(async move {
+            served.await;
+            drop(slot);
+        });
     }
     drop(listener);
+    let _ = stop_tx.send(true);
+    tracker.close();
     tokio::select! {
-        () = graceful.shutdown() => tracing::debug!("All connections closed."),
-        () = tokio::time::sleep(grace) => {
-            tracing::warn!(grace = ?grace, "Shutdown grace period over; dropping remaining connections.");
+        () = tracker.wait() => tracing::debug!("All connections closed."),
+        () = tokio::time::sleep(options.grace) => {
+            tracing::warn!(grace = ?options.grace, "Shutdown grace period over; dropping remaining connections.");
         }
     }
 }

@@ -12,6 +12,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError, EnvLookup, Source, Window};
+use crate::drill_store::DrillStore;
 use prometheus_client::metrics::histogram::Histogram;
 
 use crate::metrics::{Metrics, RequestCounters};
@@ -113,6 +114,8 @@ pub struct Shared {
     next_drill: AtomicU64,
     env: Arc<EnvLookup>,
     config_path: PathBuf,
+    /// Where open drills are persisted (`[admin] state_dir`), read at start only.
+    store: Option<DrillStore>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -135,10 +138,14 @@ impl Shared {
         env: Arc<EnvLookup>,
     ) -> Result<Self, rustls::Error> {
         let config_path = config.path.clone();
+        let store = DrillStore::for_config(&config, &*env);
+        let now = clock.now();
+        let drills = store.as_ref().map(|s| s.load(now)).unwrap_or_default();
+        let next_drill = crate::drill_store::next_generated_id(&drills);
         let config = Arc::new(config);
         let metrics = Metrics::new();
         let loaded = Loaded::new(
-            Snapshot::new(config.clone(), &[], 1, clock.now()),
+            Snapshot::new(config.clone(), &drills, 1, now),
             targets(&config, &[])?,
             &metrics,
         );
@@ -148,11 +155,12 @@ impl Shared {
             clock,
             real_clock,
             metrics,
-            drills: Mutex::new(Vec::new()),
+            drills: Mutex::new(drills),
             next_version: AtomicU64::new(2),
-            next_drill: AtomicU64::new(1),
+            next_drill: AtomicU64::new(next_drill),
             env,
             config_path,
+            store,
         };
         shared.update_gauges();
         Ok(shared)
@@ -162,6 +170,12 @@ impl Shared {
     #[must_use]
     pub fn config_path(&self) -> &std::path::Path {
         &self.config_path
+    }
+
+    /// The directory open drills are persisted in, if any.
+    #[must_use]
+    pub fn state_dir(&self) -> Option<&std::path::Path> {
+        self.store.as_ref().map(DrillStore::dir)
     }
 
     /// Re-reads the config file; swaps it in only if it is valid and changes nothing that
@@ -198,14 +212,43 @@ impl Shared {
                 old.listen.proxy, config.listen.proxy, old.listen.admin, config.listen.admin
             ));
         }
-        if config.clock.start_at != old.clock.start_at || config.clock.speed != old.clock.speed {
-            restart.push("the drill clock ([clock] start_at/speed) changed".to_string());
+        if config.clock.start_at != old.clock.start_at
+            || config.clock.speed != old.clock.speed
+            || config.clock.anchor != old.clock.anchor
+        {
+            restart.push("the drill clock ([clock] start_at/speed/anchor) changed".to_string());
+        }
+        if config.admin.state_dir != old.admin.state_dir {
+            restart.push("admin.state_dir changed".to_string());
         }
         if config.log_format != old.log_format {
             restart.push("log.format changed".to_string());
         }
-        if config.server.worker_threads != old.server.worker_threads {
-            restart.push("server.worker_threads changed".to_string());
+        let (new, was) = (&config.server, &old.server);
+        // These shape the listeners and their connections, built once at start.
+        for (changed, key) in [
+            (new.worker_threads != was.worker_threads, "worker_threads"),
+            (
+                new.max_connections != was.max_connections,
+                "max_connections",
+            ),
+            (
+                new.header_read_timeout != was.header_read_timeout,
+                "header_read_timeout",
+            ),
+            (
+                new.keepalive_timeout != was.keepalive_timeout,
+                "keepalive_timeout",
+            ),
+            (
+                new.max_header_bytes != was.max_header_bytes,
+                "max_header_bytes",
+            ),
+            (new.shutdown_grace != was.shutdown_grace, "shutdown_grace"),
+        ] {
+            if changed {
+                restart.push(format!("server.{key} changed"));
+            }
         }
         if !restart.is_empty() {
             return Err(ReloadError::NeedsRestart(format!(
@@ -258,6 +301,7 @@ impl Shared {
         };
         drills.push(window.clone());
         self.recompile_locked(&drills, now);
+        self.persist(&drills);
         drop(drills);
         self.update_gauges();
         tracing::info!(drill = %window.id, services = ?window.services, until = %window.end, "Drill opened.");
@@ -274,6 +318,7 @@ impl Shared {
         let found = drills.len() != before;
         if found {
             self.recompile_locked(&drills, now);
+            self.persist(&drills);
             tracing::info!(drill = id, "Drill closed.");
         }
         drop(drills);
@@ -334,6 +379,17 @@ impl Shared {
     #[must_use]
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// Writes the open drills to the state directory, under the drills lock so writes land in
+    /// the order of the changes. A failure is logged: the drill stays open in memory.
+    fn persist(&self, drills: &[Window]) {
+        if let Some(store) = &self.store
+            && let Err(err) = store.save(drills)
+        {
+            let error = crate::error::Chain(&err);
+            tracing::error!(%error, "Cannot persist open drills; they will not survive a restart.");
+        }
     }
 
     /// Refreshes the state gauges (also done before each /metrics scrape).

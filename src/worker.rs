@@ -114,7 +114,7 @@ impl View {
                     .iter()
                     .find(|p| Arc::ptr_eq(p.target(), target))
                     .cloned()
-                    .unwrap_or_else(|| Arc::new(Pool::new(target.clone())))
+                    .unwrap_or_else(|| Pool::new(target.clone()))
             })
             .collect();
         let traffic = traffic.cells(loaded.snapshot.config.routes.iter().map(|r| r.id.as_str()));

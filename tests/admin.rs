@@ -9,23 +9,6 @@ use crate::support::*;
 
 const OK_XML: &str = "<return><returnCode>0</returnCode></return>";
 
-fn admin_request(method: &str, path: &str, token: Option<&str>, body: &str) -> Vec<u8> {
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    format!(
-        "{method} {path} HTTP/1.1\r\nHost: admin\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
-async fn admin(shim: &TestShim, method: &str, path: &str, body: &str) -> RawResponse {
-    raw(
-        shim.admin,
-        &admin_request(method, path, Some(ADMIN_TOKEN), body),
-    )
-    .await
-}
-
 fn json(res: &RawResponse) -> Value {
     serde_json::from_slice(&res.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", res.text()))
 }

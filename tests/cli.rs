@@ -303,6 +303,14 @@ fn unknown_keys_and_syntax_errors_are_located() {
             "[[routes]]\nid = \"r\"\npath = \"/a\"\nkind = \"apii\"\nservice = \"s\"\nupstream = \"u\"\n",
             "4:8: unknown variant `apii`, expected one of `api`, `token_js`, `page`, `passthrough`",
         ),
+        (
+            "[admin]\nstate_dir = \" \"\n",
+            "2:13: `state_dir` must be a directory path",
+        ),
+        (
+            "[clock]\nstart_at = \"2020-04-20 02:00\"\nanchor = \"tomorrow\"\n",
+            "3:10: invalid time \"tomorrow\"",
+        ),
     ];
     for (i, (text, want)) in cases.iter().enumerate() {
         let path = temp_config(&format!("bad-{i}.toml"), text);
@@ -361,4 +369,71 @@ fn invalid_config_never_serves() {
     let out = shim(&["run", "--config", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(78));
     assert!(stderr(&out).contains("unknown field `bogus`"));
+}
+
+#[test]
+fn check_and_explain_show_the_anchored_drill_clock() {
+    let shipped = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/webcollect-shim.toml"),
+    )
+    .unwrap();
+    let text = shipped.replace(
+        "[clock]\n",
+        "[clock]\nstart_at = \"2020-04-20T01:59:00+09:00\"\nanchor = \"2026-12-01 10:00\"\nspeed = 60\n",
+    );
+    assert_ne!(text, shipped, "the shipped config has a [clock] section");
+    let path = temp_config("anchored.toml", &text);
+    let out = shim(&["check", "--config", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = stdout(&out);
+    let clock = "drill clock: reads 2020-04-20 01:59:00 JST at the real instant 2026-12-01 10:00:00 JST (2026-12-01T01:00:00Z) and runs at 60x";
+    assert!(report.contains(clock), "{report}");
+    assert!(
+        report.contains(&format!(
+            "sha256: {}",
+            webcollect_shim::config::digest(text.as_bytes())
+        )),
+        "{report}"
+    );
+
+    let out = shim(&[
+        "explain",
+        "--config",
+        path.to_str().unwrap(),
+        "--at",
+        "2020-04-20T02:30:00+09:00",
+        "POST",
+        "/api/creditToken",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("clock:    {}", clock.replace(": reads", " reads"))),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn an_anchor_without_start_at_is_a_located_error() {
+    let shipped = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/webcollect-shim.toml"),
+    )
+    .unwrap();
+    let text = shipped.replace("[clock]\n", "[clock]\nanchor = \"2026-12-01 10:00\"\n");
+    let path = temp_config("anchor-alone.toml", &text);
+    let out = shim(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78));
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("anchor = "))
+        .unwrap()
+        + 1;
+    assert!(
+        stderr(&out).starts_with(&format!(
+            "{}:{line}:10: `anchor` needs `start_at` (the drill clock's starting instant)",
+            path.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -3,13 +3,14 @@
 
 use crate::support::*;
 
-const SECRETS: [&str; 6] = [
+const SECRETS: [&str; 7] = [
     "4111111111111111",
     "SECRETQUERYTOKEN0001",
     "SECRETBODYTOKEN0002",
     "SECRETAUTHVALUE0003",
     "SECRETCOOKIE0004",
     "SECRETORDER0005",
+    "SECRETSESSION0006",
 ];
 
 async fn exercise(proxy: std::net::SocketAddr, admin: std::net::SocketAddr) -> String {
@@ -45,6 +46,19 @@ async fn exercise(proxy: std::net::SocketAddr, admin: std::net::SocketAddr) -> S
         raw(proxy, &secret_request("/nowhere", "")).await.status,
         404
     );
+    // Path parameters (a servlet session id) never reach a log line, forwarded or refused.
+    let with_session = raw(
+        proxy,
+        &secret_request("/api/tradeInfo;jsessionid=SECRETSESSION0006", ""),
+    )
+    .await;
+    assert_eq!(with_session.status, 200);
+    let refused = raw(
+        proxy,
+        &secret_request("/api/./tradeInfo;jsessionid=SECRETSESSION0006", ""),
+    )
+    .await;
+    assert_eq!(refused.status, 400);
     assert_eq!(raw(proxy, &secret_request("/down/x", "")).await.status, 502);
     raw(admin, &get("/metrics")).await.text()
 }
@@ -76,7 +90,7 @@ async fn no_secrets_in(format: &str) {
     let all = lines.join("\n");
     // The request lines are there, with the path and no query.
     let request_lines: Vec<&String> = lines.iter().filter(|l| l.contains("Request")).collect();
-    assert_eq!(request_lines.len(), 4, "{all}");
+    assert_eq!(request_lines.len(), 6, "{all}");
     assert!(
         request_lines
             .iter()

@@ -19,6 +19,14 @@ mod browser;
 mod admin;
 // Drill clock, recurring windows end to end, trusted proxies.
 mod drills;
+// The config file watch: ConfigMap `..data` swaps, renames, edits.
+mod watch;
+// Replicas agree: anchored drill clock, drills persisted in state_dir, config sha256.
+mod replicas;
+// Three real processes on one ConfigMap: reload, clock, fleet CLI, restart, a replica down.
+mod fleet;
+// deploy/kubernetes/ agrees with the pods' config and the image.
+mod kubernetes;
 // Graceful shutdown.
 mod shutdown;
 // Logs and metrics carry no secrets (runs the real binary).
@@ -37,6 +45,8 @@ mod robustness;
 mod docs;
 // Worker threads on one port, request ids, per-worker upstream pools.
 mod workers;
+// Hardening: canonical paths, connection and body bounds, upstream caps, methods.
+mod hardening;
 // The admin API refuses cross-site mutations: foreign Origin 403, non-JSON drill body 415.
 mod cross_site;
 // The admin console: /timeline and /traffic, and the page in headless Chromium.

@@ -50,7 +50,8 @@ fuzz_target!(|input: Input<'_>| {
     let action = decide(&SNAPSHOT, req, now);
     if let Action::Forward { route, .. } | Action::Maintain { route, .. } = action {
         assert!(route < SNAPSHOT.config.routes.len());
-        let _ = settle_rewrite(&SNAPSHOT, route, input.path, &headers, now);
+        let drill = webcollect_shim::decide::drill_header(&headers, &SNAPSHOT.config.drill.header);
+        let _ = settle_rewrite(&SNAPSHOT, route, input.path, drill, now);
     }
     let _ =
         webcollect_shim::report::explain(&SNAPSHOT, now, &method, input.path, &headers, req.peer);

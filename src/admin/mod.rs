@@ -3,8 +3,9 @@
 //! - `GET /`: the console, a page to watch and steer a drill from ([`console`]).
 //! - `GET /healthz`: the process is up.
 //! - `GET /readyz`: a config is loaded and the proxy listener is serving.
-//! - `GET /status`: JSON: drill and real now, zone, mode, active windows, next transition,
-//!   config version and load time, open drills.
+//! - `GET /status`: JSON: drill and real now, zone, mode, drill clock (with its anchor),
+//!   active windows, next transition, config version, load time and sha256, open drills and
+//!   where they are persisted.
 //! - `GET /timeline`: JSON: windows from a day back to a week ahead, recurring patterns,
 //!   services and their state now ([`timeline`]).
 //! - `GET /traffic`: JSON: per route, requests by decision since start and per minute over
@@ -100,10 +101,18 @@ pub async fn respond(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bo
                 .collect();
             json_response(StatusCode::OK, &json!({ "drills": drills }))
         }
-        ("POST", "/drills") => open_drill(&shared, req).await,
+        ("POST", "/drills") => open_drill(shared, req).await,
         ("DELETE", p) if p.starts_with("/drills/") => {
-            let id = &p["/drills/".len()..];
-            if shared.close_drill(id) {
+            let id = p["/drills/".len()..].to_owned();
+            // Closing rewrites the state file (fsync): off the async workers.
+            let shared2 = shared.clone();
+            let closing = id.clone();
+            let Ok(closed) =
+                tokio::task::spawn_blocking(move || shared2.close_drill(&closing)).await
+            else {
+                return text(StatusCode::INTERNAL_SERVER_ERROR, "drill task failed\n");
+            };
+            if closed {
                 Response::builder()
                     .status(StatusCode::NO_CONTENT)
                     .body(full(""))
@@ -166,7 +175,7 @@ struct DrillBody {
     title: Option<String>,
 }
 
-async fn open_drill(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
+async fn open_drill(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(c) => c.to_bytes(),
         Err(_) => {
@@ -217,7 +226,12 @@ async fn open_drill(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         duration,
         title: body.title,
     };
-    match shared.open_drill(request) {
+    // Opening rewrites the state file (fsync): off the async workers.
+    let shared2 = shared.clone();
+    let Ok(opened) = tokio::task::spawn_blocking(move || shared2.open_drill(request)).await else {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, "drill task failed\n");
+    };
+    match opened {
         Ok(window) => json_response(
             StatusCode::CREATED,
             &window_json(&window, shared.clock.now()),
@@ -273,15 +287,18 @@ pub fn status(shared: &Shared) -> Value {
         "drill_clock": config.clock.start_at.map(|s| json!({
             "start_at": rfc3339(s, tz),
             "speed": config.clock.speed,
+            "anchor": config.clock.anchor.map(|a| rfc3339(a, tz)),
         })),
         "mode": config.maintenance.mode.as_str(),
         "active_windows": active,
         "next_transition": snapshot.next_transition(now).map(|t| rfc3339(t, tz)),
         "drills": drills,
+        "state_dir": shared.state_dir().map(|d| d.display().to_string()),
         "config": {
             "path": config.path.display().to_string(),
             "version": snapshot.version,
             "loaded_at": rfc3339(snapshot.loaded_at, tz),
+            "sha256": config.digest,
         },
     })
 }

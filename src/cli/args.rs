@@ -59,6 +59,14 @@ pub(crate) enum Command {
     },
     /// Exit 0 if the running shim's admin `/healthz` answers 200 (for container HEALTHCHECKs).
     Healthcheck,
+    /// Open, list or close ad-hoc drills on every replica's admin API. No config needed.
+    Drills {
+        #[command(subcommand)]
+        command: webcollect_shim::fleet::DrillsCommand,
+    },
+    /// One line per replica: config version and sha256, drill now, active windows. No
+    /// config needed.
+    Status(webcollect_shim::fleet::FleetArgs),
     /// Print the decision for one request at one instant, and the exact answer. No network.
     Explain {
         /// Instant of the request, RFC 3339, e.g. 2020-04-20T02:30:00+09:00.

@@ -14,11 +14,7 @@ use webcollect_shim::snapshot::Snapshot;
 
 /// The shim's clock as `run` would build it: the drill clock if configured.
 fn shim_clock(config: &Config) -> SharedClock {
-    clock::configured(
-        Arc::new(SystemClock),
-        config.clock.start_at,
-        config.clock.speed,
-    )
+    clock::configured(Arc::new(SystemClock), &config.clock)
 }
 
 fn parse_at(text: &str, config: &Config) -> anyhow::Result<DateTime<Utc>> {

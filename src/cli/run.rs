@@ -25,18 +25,20 @@ pub(crate) fn run(config: Config) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {admin_addr}"))?;
         let proxy_addr = proxy[0].local_addr()?;
         let shim = Shim::new(config, Arc::new(SystemClock))?;
+        // Before the line tests and operators wait for: a signal from then on is handled.
+        let stop = signal::shutdown();
+        signal::reload_on_hangup(shim.shared());
         tracing::info!(
             proxy = %proxy_addr,
             admin = %admin.local_addr()?,
             workers,
             "Serving merchant traffic."
         );
-        signal::reload_on_hangup(shim.shared());
         let listeners = Listeners {
             proxy,
             admin: Some(admin),
         };
-        shim.run(listeners, signal::shutdown()).await?;
+        shim.run(listeners, stop).await?;
         tracing::info!("Stopped.");
         Ok(())
     })

@@ -22,7 +22,7 @@ use rustls_pki_types::CertificateDer;
 
 pub use error::{ConfigError, Diagnostic};
 pub use origin::Origin;
-pub use raw::{Kind, LogFormat, Mode, SettleWhen};
+pub use raw::{Kind, LogFormat, Mode, NonCanonicalPaths, SettleWhen};
 pub use validate::{is_valid_service, parse_time};
 
 /// Config file used when neither `--config` nor `$WEBCOLLECT_SHIM_CONFIG` is given.
@@ -33,6 +33,8 @@ pub const DEFAULT_PATH: &str = "config/webcollect-shim.toml";
 pub struct Config {
     /// The file it was loaded from.
     pub path: PathBuf,
+    /// Lowercase hex sha256 of the file's bytes, so replicas can compare what they loaded.
+    pub digest: String,
     /// `[listen]`
     pub listen: Listen,
     /// `[admin]`
@@ -100,6 +102,8 @@ pub struct Admin {
     pub token_env: Option<String>,
     /// The token read from that variable at load time.
     pub token: Option<Secret>,
+    /// Where open ad-hoc drills are kept across restarts (`None`: in memory only).
+    pub state_dir: Option<PathBuf>,
 }
 
 /// A value that must never be printed (Debug shows `***`).
@@ -144,6 +148,9 @@ pub struct ClockConfig {
     pub start_at: Option<DateTime<Utc>>,
     /// Drill clock speed (1.0 = real time).
     pub speed: f64,
+    /// The real instant at which the drill clock reads `start_at`; `None` = when the process
+    /// starts.
+    pub anchor: Option<DateTime<Utc>>,
 }
 
 impl ClockConfig {
@@ -211,6 +218,8 @@ pub struct Upstream {
     pub pool_idle_timeout: Duration,
     /// Extra trust anchors (from `ca_file`) on top of the public web roots.
     pub ca_certs: Vec<CertificateDer<'static>>,
+    /// At most this many connections to it at once, over all workers.
+    pub max_connections: usize,
 }
 
 /// Where a window comes from.
@@ -347,6 +356,8 @@ pub struct Drill {
     pub bypass_cidrs: Vec<IpNet>,
     /// Peers whose `X-Forwarded-For` is believed when deciding bypass.
     pub trusted_proxies: Vec<IpNet>,
+    /// Clients whose drill header is obeyed; `None` = any client.
+    pub header_clients: Option<Vec<IpNet>>,
 }
 
 /// Listener behaviour.
@@ -362,8 +373,16 @@ pub struct Server {
     pub max_header_bytes: usize,
     /// Largest request body forwarded; larger → 413, and nothing more is sent upstream.
     pub max_request_body: u64,
-    /// Async runtime worker threads; `None` = one per core. Read at start only.
+    /// Worker threads; `None` = one per core. Read at start only.
     pub worker_threads: Option<usize>,
+    /// A request body that sends nothing for this long is cut off (408).
+    pub body_read_timeout: Duration,
+    /// An idle keep-alive client connection is closed after this long.
+    pub keepalive_timeout: Duration,
+    /// At most this many client connections at once; more wait in the backlog.
+    pub max_connections: usize,
+    /// What happens to a request whose path is not canonical.
+    pub non_canonical_paths: NonCanonicalPaths,
 }
 
 impl Config {
@@ -415,7 +434,10 @@ impl Config {
         let (raw, mut diags) = parse::parse(text);
         let config = validate::validate(path, raw, env, &mut diags);
         match config {
-            Some(config) if diags.is_empty() => Ok(config),
+            Some(config) if diags.is_empty() => Ok(Self {
+                digest: digest(text.as_bytes()),
+                ..config
+            }),
             _ => Err(ConfigError::new(path, text, diags)),
         }
     }
@@ -425,6 +447,16 @@ impl Config {
     pub fn upstream_of(&self, route: &Route) -> &Upstream {
         &self.upstreams[route.upstream]
     }
+}
+
+/// Lowercase hex sha256 of a config file's bytes (what `/status` shows as `config.sha256`).
+#[must_use]
+pub fn digest(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Parses `"5s"`, `"250ms"`, `"4h"`, `"1h30m"` (units: ms, s, m, h, d).
@@ -646,6 +678,14 @@ mod tests {
                 "2020-06-07T02:00:00+09:00",
                 "2020-07-05T02:00:00+09:00"
             ]
+        );
+    }
+
+    #[test]
+    fn digest_is_lowercase_hex_sha256() {
+        assert_eq!(
+            digest(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }
 

@@ -25,6 +25,7 @@ pub(crate) struct RawListen {
 pub(crate) struct RawAdmin {
     pub(crate) allowed_origins: Option<Vec<Str>>,
     pub(crate) token_env: Option<Str>,
+    pub(crate) state_dir: Option<Str>,
 }
 
 /// `[clock]`
@@ -35,6 +36,8 @@ pub(crate) struct RawClock {
     /// A string, or a bare TOML datetime.
     pub(crate) start_at: Option<Spanned<toml::Value>>,
     pub(crate) speed: Option<Spanned<f64>>,
+    /// A string, or a bare TOML datetime.
+    pub(crate) anchor: Option<Spanned<toml::Value>>,
 }
 
 /// `maintenance.mode`
@@ -83,6 +86,7 @@ pub(crate) struct RawUpstream {
     pub(crate) response_timeout: Option<Str>,
     pub(crate) pool_idle_timeout: Option<Str>,
     pub(crate) ca_file: Option<Str>,
+    pub(crate) max_connections: Option<Spanned<i64>>,
 }
 
 /// `[[windows]]`
@@ -170,6 +174,8 @@ pub(crate) struct RawDrill {
     pub(crate) bypass_cidrs: Vec<Str>,
     #[serde(default)]
     pub(crate) trusted_proxies: Vec<Str>,
+    /// Who may use the drill header; absent = anyone.
+    pub(crate) header_clients: Option<Vec<Str>>,
 }
 
 /// `settle_method_drill.when`
@@ -218,6 +224,21 @@ pub(crate) struct RawServer {
     pub(crate) max_header_bytes: Option<Spanned<i64>>,
     pub(crate) max_request_body: Option<Spanned<i64>>,
     pub(crate) worker_threads: Option<Spanned<i64>>,
+    pub(crate) body_read_timeout: Option<Str>,
+    pub(crate) keepalive_timeout: Option<Str>,
+    pub(crate) max_connections: Option<Spanned<i64>>,
+    pub(crate) non_canonical_paths: Option<NonCanonicalPaths>,
+}
+
+/// `server.non_canonical_paths`: what happens to a request whose path is not canonical.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NonCanonicalPaths {
+    /// Answer `400` (`X-Webcollect-Shim: bad-path`); nothing goes upstream.
+    #[default]
+    Refuse,
+    /// Forward the canonical form (path parameters kept) instead of the raw path.
+    ForwardCanonical,
 }
 
 /// `log.format`

@@ -50,6 +50,13 @@ pub(super) fn validate(
         allowed_origins: c.origins(raw.admin.allowed_origins.as_deref()),
         token_env: raw.admin.token_env.as_ref().map(|s| s.get_ref().clone()),
         token: None,
+        state_dir: raw.admin.state_dir.as_ref().and_then(|dir| {
+            if dir.get_ref().trim().is_empty() {
+                c.err(dir.span(), "`state_dir` must be a directory path");
+                return None;
+            }
+            Some(c.base_dir.join(dir.get_ref()))
+        }),
     };
     if let Some(var) = &raw.admin.token_env {
         let name = var.get_ref();
@@ -112,17 +119,25 @@ pub(super) fn validate(
             1.0
         }
     };
-    if raw.clock.speed.is_some() && start_at.is_none() && raw.clock.start_at.is_none() {
-        let span = raw.clock.speed.as_ref().map_or(0..0, Spanned::span);
-        c.err(
-            span,
-            "`speed` needs `start_at` (the drill clock's starting instant)",
-        );
+    let anchor = raw.clock.anchor.as_ref().and_then(|v| c.time(v, timezone));
+    if raw.clock.start_at.is_none() {
+        for (key, span) in [
+            ("speed", raw.clock.speed.as_ref().map(Spanned::span)),
+            ("anchor", raw.clock.anchor.as_ref().map(Spanned::span)),
+        ] {
+            if let Some(span) = span {
+                c.err(
+                    span,
+                    format!("`{key}` needs `start_at` (the drill clock's starting instant)"),
+                );
+            }
+        }
     }
     let clock = ClockConfig {
         timezone,
         start_at,
         speed,
+        anchor,
     };
 
     let maintenance = c.maintenance(&raw);
@@ -148,6 +163,16 @@ pub(super) fn validate(
                     1
                 })
         }),
+        body_read_timeout: c.duration(
+            raw.server.body_read_timeout.as_ref(),
+            Duration::from_secs(30),
+        ),
+        keepalive_timeout: c.duration(
+            raw.server.keepalive_timeout.as_ref(),
+            Duration::from_secs(60),
+        ),
+        max_connections: c.count(raw.server.max_connections.as_ref(), 4096),
+        non_canonical_paths: raw.server.non_canonical_paths.unwrap_or_default(),
     };
 
     let settle_drill = c.settle_drill(&raw.settle_method_drill, &windows, &recurring);
@@ -161,6 +186,7 @@ pub(super) fn validate(
 
     let config = Config {
         path: path.to_owned(),
+        digest: String::new(),
         listen,
         admin,
         clock,
@@ -238,6 +264,20 @@ impl Checker<'_> {
                     value.span(),
                     format!("must be a number of bytes, at least {min}"),
                 );
+                default
+            })
+    }
+
+    /// A positive count (connections), at most a million.
+    fn count(&mut self, value: Option<&Spanned<i64>>, default: usize) -> usize {
+        let Some(value) = value else {
+            return default;
+        };
+        usize::try_from(*value.get_ref())
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .unwrap_or_else(|| {
+                self.err(value.span(), "must be a whole number from 1 to 1000000");
                 default
             })
     }
@@ -388,6 +428,7 @@ impl Checker<'_> {
                 pool_idle_timeout: self
                     .duration(u.pool_idle_timeout.as_ref(), Duration::from_secs(60)),
                 ca_certs,
+                max_connections: self.count(u.max_connections.as_ref(), 256),
             };
             if name.is_empty() {
                 self.err(name_span, "upstream name must not be empty");
@@ -801,6 +842,7 @@ impl Checker<'_> {
             header,
             bypass_cidrs: self.networks(&raw.bypass_cidrs),
             trusted_proxies: self.networks(&raw.trusted_proxies),
+            header_clients: raw.header_clients.as_deref().map(|n| self.networks(n)),
         }
     }
 

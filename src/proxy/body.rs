@@ -3,12 +3,15 @@
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Limited;
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
+use pin_project_lite::pin_project;
+use tower_http::timeout::TimeoutBody;
 
 use super::pool::PooledBody;
 use crate::response::BoxError;
@@ -33,15 +36,48 @@ impl ProxyBody {
     }
 }
 
-/// A request body on its way to the upstream.
-#[derive(Debug)]
-pub enum UpstreamBody {
-    /// The client's body, streaming, cut off at `server.max_request_body`.
-    Stream(Limited<Incoming>),
-    /// A complete body (a rewritten notification).
-    Full(Option<Bytes>),
-    /// Anything else (a notification read past the rewrite bound, passed on as it streams).
-    Boxed(BoxBody<Bytes, BoxError>),
+/// The client's body as forwarded: cut off past `server.max_request_body`
+/// (`LengthLimitError`) and when it stalls past `server.body_read_timeout`
+/// (tower-http's `TimeoutError`).
+pub type ClientBody = Limited<TimeoutBody<Incoming>>;
+
+pin_project! {
+    /// A request body on its way to the upstream.
+    #[project = UpstreamProj]
+    pub enum UpstreamBody {
+        /// The client's body, streaming, bounded in size and time.
+        Stream { #[pin] body: ClientBody },
+        /// A complete body (a rewritten notification).
+        Full { bytes: Option<Bytes> },
+        /// Anything else (a notification read past the rewrite bound, passed on as it streams).
+        Boxed { body: BoxBody<Bytes, BoxError> },
+    }
+}
+
+impl std::fmt::Debug for UpstreamBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Stream { .. } => "UpstreamBody::Stream",
+            Self::Full { .. } => "UpstreamBody::Full",
+            Self::Boxed { .. } => "UpstreamBody::Boxed",
+        })
+    }
+}
+
+impl UpstreamBody {
+    /// The client's `body`, bounded by `limit` bytes and `stall` between frames.
+    #[must_use]
+    pub fn client(body: Incoming, limit: usize, stall: Duration) -> Self {
+        Self::Stream {
+            body: Limited::new(TimeoutBody::new(stall, body), limit),
+        }
+    }
+
+    /// A complete body.
+    #[must_use]
+    pub fn full(bytes: Bytes) -> Self {
+        Self::Full { bytes: Some(bytes) }
+    }
 }
 
 fn full_frame(bytes: &mut Option<Bytes>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
@@ -92,26 +128,38 @@ impl Body for UpstreamBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.get_mut() {
-            Self::Stream(body) => Pin::new(body).poll_frame(cx),
-            Self::Full(bytes) => full_frame(bytes),
-            Self::Boxed(body) => Pin::new(body).poll_frame(cx),
+        match self.project() {
+            UpstreamProj::Stream { body } => body.poll_frame(cx),
+            UpstreamProj::Full { bytes } => full_frame(bytes),
+            UpstreamProj::Boxed { body } => Pin::new(body).poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            Self::Stream(body) => body.is_end_stream(),
-            Self::Full(bytes) => bytes.is_none(),
-            Self::Boxed(body) => body.is_end_stream(),
+            Self::Stream { body } => body.is_end_stream(),
+            Self::Full { bytes } => bytes.is_none(),
+            Self::Boxed { body } => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            Self::Stream(body) => body.size_hint(),
-            Self::Full(bytes) => full_hint(bytes.as_ref()),
-            Self::Boxed(body) => body.size_hint(),
+            Self::Stream { body } => body.size_hint(),
+            Self::Full { bytes } => full_hint(bytes.as_ref()),
+            Self::Boxed { body } => body.size_hint(),
         }
     }
+}
+
+/// The request's declared `Content-Length`, if it has a valid one.
+#[must_use]
+pub fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }

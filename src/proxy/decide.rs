@@ -8,8 +8,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use std::borrow::Cow;
+
+use http::header::EXPECT;
 use http::{HeaderValue, Version};
-use http_body_util::{BodyExt as _, Limited};
+use http_body_util::BodyExt as _;
 use hyper::body::{Body as _, Incoming};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
@@ -73,9 +76,13 @@ where
             failure: None,
         };
         let canned = match action {
+            Action::Refuse(refusal) => response::refusal(refusal),
             Action::NoRoute => response::no_route(),
             Action::Maintain { route, maintain } => {
-                view.maintenance_answer(route, maintain, req.uri().path(), now)
+                // The route was found on the canonical path; so is the modal library.
+                let path = crate::path::canonicalize(req.uri().path())
+                    .map_or(Cow::Borrowed(req.uri().path()), |c| c.path);
+                view.maintenance_answer(route, maintain, &path, now)
             }
             Action::Forward {
                 route,
@@ -84,8 +91,10 @@ where
             } => {
                 // The drill header is for the shim; the gateway never sees it.
                 req.headers_mut().remove(&config.drill.header);
-                let limit = usize::try_from(config.server.max_request_body).unwrap_or(usize::MAX);
-                let req = req.map(|body| UpstreamBody::Stream(Limited::new(body, limit)));
+                let server = &config.server;
+                let limit = usize::try_from(server.max_request_body).unwrap_or(usize::MAX);
+                let stall = server.body_read_timeout;
+                let req = req.map(|body| UpstreamBody::client(body, limit, stall));
                 let future = self.inner.call(Forwarding {
                     req,
                     view,
@@ -101,10 +110,29 @@ where
             }
         };
         let version = req.version();
+        let expects_continue = req
+            .headers()
+            .get(EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
         let body = req.into_body();
         if body.is_end_stream() {
             return ResponseFuture::Answered {
                 answer: Some(Answer::canned(canned, outcome)),
+            };
+        }
+        if expects_continue || matches!(action, Action::Refuse(_)) {
+            // The answer is known now: do not invite (with `100 Continue`) or read a body
+            // that would be thrown away. The client may still send it, so an HTTP/1
+            // connection cannot carry another request: close it.
+            let mut answer = Answer::canned(canned, outcome);
+            if version <= Version::HTTP_11 {
+                answer
+                    .response
+                    .headers_mut()
+                    .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            return ResponseFuture::Answered {
+                answer: Some(answer),
             };
         }
         let maintenance = &config.maintenance;

@@ -8,9 +8,13 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{Request, Response, Uri, Version};
 
-use super::body::ProxyBody;
+use crate::config::NonCanonicalPaths;
+
+use super::body::{ProxyBody, declared_length};
+use super::pool::ConnectError;
 use super::rescue::ProxyError;
 use super::{Conn, Forwarding};
 
@@ -55,14 +59,18 @@ async fn forward(fwd: Forwarding) -> Result<Response<ProxyBody>, ProxyError> {
     let pool = &view.pools[upstream];
     let target = pool.target();
     let (mut parts, body) = req.into_parts();
-    prepare(&mut parts, &target.host, &conn)?;
+    let canonical = config.server.non_canonical_paths == NonCanonicalPaths::ForwardCanonical;
+    prepare(&mut parts, &target.host, &conn, canonical)?;
     let mut req = Request::from_parts(parts, body);
     let sent = Instant::now();
     let timeout = target.config.response_timeout;
     let exchange = async {
         let mut attempt = 1;
         loop {
-            let conn = pool.acquire().await.map_err(ProxyError::Connect)?;
+            let conn = pool.acquire().await.map_err(|err| match err {
+                ConnectError::Busy(_, waited) => ProxyError::Busy(waited),
+                err => ProxyError::Connect(err),
+            })?;
             match conn.send(pool.clone(), req).await {
                 Ok(response) => return Ok(response),
                 Err(mut err) => match err.take_message() {
@@ -85,12 +93,14 @@ async fn forward(fwd: Forwarding) -> Result<Response<ProxyBody>, ProxyError> {
     Ok(response.map(ProxyBody::Upstream))
 }
 
-/// Turns the client's request head into the upstream's: origin-form target, HTTP/1.1,
-/// no hop-by-hop fields, `Host` of the upstream, `X-Forwarded-*`.
+/// Turns the client's request head into the upstream's: origin-form target (the canonical
+/// path when `canonical`, path parameters kept), HTTP/1.1, no hop-by-hop fields, `Host` of
+/// the upstream, `X-Forwarded-*`.
 fn prepare(
     parts: &mut http::request::Parts,
     host: &HeaderValue,
     conn: &Conn,
+    canonical: bool,
 ) -> Result<(), ProxyError> {
     let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
         parts
@@ -98,11 +108,21 @@ fn prepare(
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
-    let path_and_query = parts
+    let mut path_and_query = parts
         .uri
         .path_and_query()
         .cloned()
         .ok_or(ProxyError::BadRequest)?;
+    if canonical
+        && let Ok(c) = crate::path::canonicalize(path_and_query.path())
+        && c.with_params != path_and_query.path()
+    {
+        let rebuilt = match path_and_query.query() {
+            Some(query) => format!("{}?{query}", c.with_params),
+            None => c.with_params.into_owned(),
+        };
+        path_and_query = PathAndQuery::try_from(rebuilt).map_err(|_| ProxyError::BadRequest)?;
+    }
     parts.uri = Uri::from(path_and_query);
     // The upstream connection's version is the pool's business, not the client's.
     parts.version = Version::HTTP_11;
@@ -115,16 +135,6 @@ fn prepare(
         headers.insert(X_FORWARDED_HOST, host);
     }
     Ok(())
-}
-
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// RFC 9110 §7.6.1 connection-specific fields, plus the legacy ones proxies still see and

@@ -19,6 +19,7 @@ use super::body::ProxyBody;
 use super::{Answer, Call, Conn, Outcome};
 use crate::decide::{Action, Pass};
 use crate::metrics::Decision;
+use crate::server::InFlight;
 use crate::worker::{View, Worker};
 
 /// `X-Request-Id`, as tower-http's request-id layers name it.
@@ -101,6 +102,7 @@ where
                 view,
                 started,
                 head,
+                _in_flight: self.conn.activity.begin(),
             }),
         }
     }
@@ -143,6 +145,8 @@ struct Record {
     view: Arc<View>,
     started: Instant,
     head: Option<Head>,
+    // Ends the request for the connection's idle timer, whether written or dropped.
+    _in_flight: InFlight,
 }
 
 impl Record {
@@ -200,7 +204,7 @@ impl Record {
         // but the request id.
         tracing::info!(
             method = %head.method,
-            path = path_for_log(head.uri.path()),
+            path = path_for_log(&crate::path::for_log(head.uri.path())),
             route = route_id,
             decision = action.map_or("-", |a| a.label()),
             window,
@@ -221,7 +225,7 @@ impl Record {
 /// The metrics' `decision` label for a request that did not fail.
 fn decision(action: Option<Action>) -> Decision {
     match action {
-        None => Decision::BadRequest,
+        None | Some(Action::Refuse(_)) => Decision::BadRequest,
         Some(Action::NoRoute) => Decision::NotFound,
         Some(Action::Maintain { .. }) => Decision::Maintenance,
         Some(Action::Forward { why, .. }) => match why {

@@ -34,6 +34,7 @@ use tower_http::sensitive_headers::{
 
 use crate::decide::{Action, Rewrite};
 use crate::response::{BoxError, Canned};
+use crate::server::Activity;
 use crate::worker::{View, Worker};
 use body::{ProxyBody, UpstreamBody};
 use rescue::Failure;
@@ -50,18 +51,21 @@ pub struct Conn {
     pub forwarded_for: HeaderValue,
     /// `X-Forwarded-Proto`: how the client reached the shim.
     pub proto: HeaderValue,
+    /// The requests in flight on it, for its idle and header timeouts.
+    pub activity: Arc<Activity>,
 }
 
 impl Conn {
     /// A plain-HTTP client connection from `peer`.
     #[must_use]
-    pub fn http(peer: SocketAddr) -> Self {
+    pub fn http(peer: SocketAddr, activity: Arc<Activity>) -> Self {
         let ip = peer.ip().to_canonical().to_string();
         Self {
             peer,
             forwarded_for: HeaderValue::from_str(&ip)
                 .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
             proto: HeaderValue::from_static("http"),
+            activity,
         }
     }
 }
@@ -128,6 +132,18 @@ impl Answer {
             response: into_response(canned),
             outcome,
         }
+    }
+
+    /// The answer to a request that failed before or while it was forwarded.
+    #[must_use]
+    pub fn failed(failure: Failure) -> Self {
+        Self::canned(
+            failure.to_canned(),
+            Outcome {
+                action: None,
+                failure: Some(failure),
+            },
+        )
     }
 }
 

@@ -18,6 +18,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::body::UpstreamBody;
@@ -31,9 +32,12 @@ const MAX_IDLE: usize = 512;
 #[derive(Debug)]
 pub struct Pool {
     target: Arc<Target>,
-    // Only the owning worker's thread touches it: the lock is never contended. It is a
+    // Only the owning worker's thread touches it (but for a rare close_one_idle from a
+    // worker at the upstream's limit): the lock is practically never contended. It is a
     // Mutex rather than a RefCell because hyper wants `Send` bodies and futures.
     idle: Mutex<Vec<Idle>>,
+    /// Signalled when a connection comes back to `idle`.
+    released: Notify,
 }
 
 #[derive(Debug)]
@@ -58,16 +62,22 @@ pub enum ConnectError {
     /// The HTTP/1.1 handshake on a fresh connection failed.
     #[error("cannot start HTTP/1.1 on the upstream connection")]
     Handshake(#[source] hyper::Error),
+    /// `max_connections` were open and none came free within `connect_timeout`.
+    #[error("all {0} allowed connections stayed busy for {1:?}")]
+    Busy(usize, std::time::Duration),
 }
 
 impl Pool {
-    /// An empty pool for `target`.
+    /// An empty pool for `target`, known to the target's connection limit.
     #[must_use]
-    pub fn new(target: Arc<Target>) -> Self {
-        Self {
+    pub fn new(target: Arc<Target>) -> Arc<Self> {
+        let pool = Arc::new(Self {
             target,
             idle: Mutex::new(Vec::new()),
-        }
+            released: Notify::new(),
+        });
+        pool.target.limit.register(&pool);
+        pool
     }
 
     /// The upstream this pool connects to.
@@ -82,16 +92,47 @@ impl Pool {
     }
 
     /// A usable connection: the most recently used idle one that passes every check, else a
-    /// new one.
+    /// new one if `max_connections` allows, else the first to come free within
+    /// `connect_timeout`.
     ///
     /// # Errors
-    /// When a new connection is needed and cannot be opened.
+    /// When a new connection is needed and cannot be opened, or none came free.
     pub async fn acquire(&self) -> Result<Pooled, ConnectError> {
+        let limit = &self.target.limit;
+        let wait = self.target.config.connect_timeout;
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(conn) = self.reuse().await {
+                return Ok(conn);
+            }
+            // Registered before the checks, so nothing freed in between is missed.
+            let freed = limit.freed.notified();
+            let released = self.released.notified();
+            let (mut freed, mut released) = (std::pin::pin!(freed), std::pin::pin!(released));
+            freed.as_mut().enable();
+            released.as_mut().enable();
+            if !self.idle().is_empty() {
+                continue;
+            }
+            if limit.try_open() {
+                return self.connect(Opened(self.target.clone())).await;
+            }
+            limit.close_one_idle(self);
+            tokio::select! {
+                () = freed => {}
+                () = released => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(ConnectError::Busy(self.target.config.max_connections, wait));
+                }
+            }
+        }
+    }
+
+    /// The most recently used idle connection that passes every check.
+    async fn reuse(&self) -> Option<Pooled> {
         let max_idle = self.target.config.pool_idle_timeout;
         loop {
-            let Some(Idle { mut conn, since }) = self.idle().pop() else {
-                break;
-            };
+            let Idle { mut conn, since } = self.idle().pop()?;
             if since.elapsed() >= max_idle || conn.sender.is_closed() {
                 continue;
             }
@@ -106,13 +147,25 @@ impl Pool {
             // The previous exchange may still be finishing inside the connection task. An
             // error here means nothing was written: safe to try the next connection.
             if conn.sender.ready().await.is_ok() {
-                return Ok(conn);
+                return Some(conn);
             }
         }
-        self.connect().await
     }
 
-    async fn connect(&self) -> Result<Pooled, ConnectError> {
+    /// Closes the oldest idle connection; false when there is none.
+    pub(super) fn close_one_idle(&self) -> bool {
+        let mut idle = self.idle();
+        if idle.is_empty() {
+            return false;
+        }
+        // Dropping the sender ends the connection task, which frees the slot.
+        drop(idle.remove(0));
+        true
+    }
+
+    /// Opens a connection in the slot `opened` took; the slot lives as long as the
+    /// connection, or ends here if it cannot be opened (or this future is dropped).
+    async fn connect(&self, opened: Opened) -> Result<Pooled, ConnectError> {
         let (io, stream) = self.target.connect().await.map_err(ConnectError::Io)?;
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
             .handshake(TokioIo::new(io))
@@ -122,6 +175,7 @@ impl Pool {
             if let Err(err) = conn.await {
                 tracing::debug!(error = %err, "Upstream connection ended with an error.");
             }
+            drop(opened);
         });
         Ok(Pooled { sender, stream })
     }
@@ -137,6 +191,8 @@ impl Pool {
                 conn,
                 since: Instant::now(),
             });
+            drop(idle);
+            self.released.notify_one();
         }
     }
 
@@ -168,6 +224,16 @@ impl Pooled {
     {
         let response = self.sender.try_send_request(req).await?;
         Ok(response.map(|body| PooledBody::new(body, Ticket { pool, conn: self })))
+    }
+}
+
+/// One of the upstream's `max_connections`, held while a connection is (being) opened.
+#[derive(Debug)]
+struct Opened(Arc<Target>);
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        self.0.limit.closed();
     }
 }
 

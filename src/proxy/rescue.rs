@@ -13,7 +13,7 @@ use tower::{Layer, Service};
 
 use super::body::ProxyBody;
 use super::pool::ConnectError;
-use super::{Answer, Forwarding, Outcome, into_response};
+use super::{Answer, Forwarding, Outcome};
 use crate::metrics::Decision;
 use crate::response::{self, Canned};
 use crate::worker::View;
@@ -34,6 +34,9 @@ pub enum ProxyError {
     /// The declared request body is larger than `server.max_request_body`.
     #[error("request body larger than server.max_request_body")]
     BodyTooLarge,
+    /// Every connection `max_connections` allows was busy for `connect_timeout`.
+    #[error("upstream connection limit reached; waited {0:?}")]
+    Busy(Duration),
     /// The request could not be turned into an upstream request.
     #[error("request cannot be forwarded")]
     BadRequest,
@@ -50,6 +53,12 @@ pub enum Failure {
     Upstream,
     /// 413: the request body is too large.
     BodyTooLarge,
+    /// 408: the request body stalled.
+    BodyTimeout,
+    /// 400: the request body is malformed (bad chunked framing).
+    BadBody,
+    /// 503: the upstream's connection limit was reached.
+    UpstreamBusy,
     /// 400: the request cannot be forwarded.
     BadRequest,
 }
@@ -63,6 +72,9 @@ impl Failure {
             Self::Timeout => "upstream-timeout",
             Self::Upstream => "upstream-error",
             Self::BodyTooLarge => "request-body-too-large",
+            Self::BodyTimeout => "request-body-timeout",
+            Self::BadBody => "bad-request-body",
+            Self::UpstreamBusy => "upstream-busy",
             Self::BadRequest => "bad-request",
         }
     }
@@ -71,8 +83,12 @@ impl Failure {
     #[must_use]
     pub fn decision(self) -> Decision {
         match self {
-            Self::Unreachable | Self::Timeout | Self::Upstream => Decision::UpstreamError,
-            Self::BodyTooLarge | Self::BadRequest => Decision::BadRequest,
+            Self::Unreachable | Self::Timeout | Self::Upstream | Self::UpstreamBusy => {
+                Decision::UpstreamError
+            }
+            Self::BodyTooLarge | Self::BodyTimeout | Self::BadBody | Self::BadRequest => {
+                Decision::BadRequest
+            }
         }
     }
 
@@ -86,6 +102,9 @@ impl Failure {
                 response::bad_gateway("upstream closed the connection without a valid response")
             }
             Self::BodyTooLarge => response::payload_too_large(),
+            Self::BodyTimeout => response::request_timeout(),
+            Self::BadBody => response::bad_request("malformed request body"),
+            Self::UpstreamBusy => response::upstream_busy(),
             Self::BadRequest => response::bad_request("request target cannot be forwarded"),
         }
     }
@@ -95,29 +114,34 @@ impl ProxyError {
     /// What kind of failure it is.
     #[must_use]
     pub fn failure(&self) -> Failure {
-        if self.caused_by::<http_body_util::LengthLimitError>() {
-            // The client's body passed the limit while it was being streamed upstream.
-            return Failure::BodyTooLarge;
-        }
         match self {
+            // The body hyper was sending is the client's: its failure is the client's.
+            Self::Upstream(err) if err.is_user() => body_failure(err),
+            Self::Upstream(_) => Failure::Upstream,
             Self::Connect(_) => Failure::Unreachable,
             Self::Timeout(_) => Failure::Timeout,
-            Self::Upstream(_) => Failure::Upstream,
             Self::BodyTooLarge => Failure::BodyTooLarge,
+            Self::Busy(_) => Failure::UpstreamBusy,
             Self::BadRequest => Failure::BadRequest,
         }
     }
+}
 
-    fn caused_by<E: std::error::Error + 'static>(&self) -> bool {
-        let mut cause = std::error::Error::source(self);
-        while let Some(err) = cause {
-            if err.is::<E>() {
-                return true;
-            }
-            cause = err.source();
+/// Why the client's request body failed while it was read (see
+/// [`super::body::ClientBody`]): too large, stalled, or malformed.
+#[must_use]
+pub fn body_failure(err: &(dyn std::error::Error + 'static)) -> Failure {
+    let mut cause = Some(err);
+    while let Some(err) = cause {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return Failure::BodyTooLarge;
         }
-        false
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return Failure::BodyTimeout;
+        }
+        cause = err.source();
     }
+    Failure::BadBody
 }
 
 /// Adds [`Rescue`].
@@ -194,20 +218,15 @@ where
                 let (view, route) = &*this.about;
                 let config = &view.loaded.snapshot.config;
                 let route = &config.routes[*route];
-                tracing::warn!(
-                    route = route.id.as_str(),
-                    upstream = config.upstreams[route.upstream].name.as_str(),
-                    error = failure.label(),
-                    cause = %crate::error::Chain(&err),
-                    "Forward failed."
-                );
-                Answer {
-                    response: into_response(failure.to_canned()),
-                    outcome: Outcome {
-                        action: None,
-                        failure: Some(failure),
-                    },
+                let upstream = config.upstreams[route.upstream].name.as_str();
+                let cause = crate::error::Chain(&err);
+                if failure.decision() == crate::metrics::Decision::BadRequest {
+                    // The client's doing; the access log line says it already.
+                    tracing::debug!(route = route.id.as_str(), upstream, error = failure.label(), %cause, "Request refused.");
+                } else {
+                    tracing::warn!(route = route.id.as_str(), upstream, error = failure.label(), %cause, "Forward failed.");
                 }
+                Answer::failed(failure)
             }
         };
         Poll::Ready(Ok(answer))

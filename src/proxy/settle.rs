@@ -16,7 +16,8 @@ use http_body_util::BodyExt;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use super::body::{ProxyBody, UpstreamBody};
+use super::body::{ProxyBody, UpstreamBody, declared_length};
+use super::rescue::{Failure, body_failure};
 use super::{Answer, Forwarding};
 use crate::config::SettleDrill;
 use crate::decide::Rewrite;
@@ -75,8 +76,20 @@ where
             match fwd.rewrite {
                 Rewrite::Request => {
                     let (parts, body) = fwd.req.into_parts();
-                    fwd.req = request(parts, body, drill, metrics, route).await;
-                    inner.call(fwd).await
+                    let limit = config.server.max_request_body;
+                    if declared_length(&parts.headers).is_some_and(|n| n > limit) {
+                        // Refused before anything is read or sent.
+                        return Ok(Answer::failed(Failure::BodyTooLarge));
+                    }
+                    match request(parts, body, drill, metrics, route).await {
+                        Ok(req) => {
+                            fwd.req = req;
+                            inner.call(fwd).await
+                        }
+                        // Nothing was sent: a broken or oversized notification is answered
+                        // here, never relayed in part.
+                        Err(failure) => Ok(Answer::failed(failure)),
+                    }
                 }
                 Rewrite::Response | Rewrite::None => {
                     // Ask for a body the rewrite can read; gzip is still handled if sent.
@@ -175,7 +188,7 @@ async fn response(
             return Response::from_parts(parts, body);
         }
     };
-    if declared_length(&parts.headers).is_some_and(|n| n > drill.max_body) {
+    if declared_length(&parts.headers).is_some_and(|n| n > drill.max_body as u64) {
         record(metrics, route, "oversize");
         return Response::from_parts(parts, body);
     }
@@ -227,27 +240,31 @@ async fn response(
 }
 
 /// Rewrites `settle_method` in a payment-result notification before it is relayed.
+///
+/// # Errors
+/// The client's body failed while it was read (too large, stalled, malformed).
 async fn request(
     mut parts: http::request::Parts,
     body: UpstreamBody,
     drill: &SettleDrill,
     metrics: &Metrics,
     route: &str,
-) -> Request<UpstreamBody> {
-    if declared_length(&parts.headers).is_some_and(|n| n > drill.max_body) {
+) -> Result<Request<UpstreamBody>, Failure> {
+    if declared_length(&parts.headers).is_some_and(|n| n > drill.max_body as u64) {
         record(metrics, route, "oversize");
-        return Request::from_parts(parts, body);
+        return Ok(Request::from_parts(parts, body));
     }
-    let raw = match buffer(body, drill.max_body).await {
+    let raw = match buffer(Box::pin(body), drill.max_body).await {
         Buffered::Complete(raw) => raw,
         Buffered::Partial(read, rest) => {
             record(metrics, route, "oversize");
             let rest = Prefixed::new(read, rest).boxed();
-            return Request::from_parts(parts, UpstreamBody::Boxed(rest));
+            return Ok(Request::from_parts(
+                parts,
+                UpstreamBody::Boxed { body: rest },
+            ));
         }
-        Buffered::Failed(read, err) => {
-            return Request::from_parts(parts, UpstreamBody::Boxed(failed_body(read, err)));
-        }
+        Buffered::Failed(_, err) => return Err(body_failure(&*err)),
     };
     let body = match settle::rewrite_form(&raw, &drill.value) {
         Some(out) => {
@@ -262,7 +279,7 @@ async fn request(
     parts
         .headers
         .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-    Request::from_parts(parts, UpstreamBody::Full(Some(body)))
+    Ok(Request::from_parts(parts, UpstreamBody::full(body)))
 }
 
 fn record(metrics: &Metrics, route: &str, result: &'static str) {
@@ -292,16 +309,6 @@ fn content_encoding(headers: &HeaderMap) -> Encoding {
         Some(v) if v == b"gzip" || v == b"x-gzip" => Encoding::Gzip,
         Some(_) => Encoding::Other,
     }
-}
-
-fn declared_length(headers: &HeaderMap) -> Option<usize> {
-    headers
-        .get(CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// Decompresses at most `max` bytes (a gzip bomb is treated as oversize).

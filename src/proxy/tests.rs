@@ -100,7 +100,10 @@ async fn incoming(raw: &'static [u8]) -> Request<Incoming> {
 }
 
 fn conn() -> Arc<Conn> {
-    Arc::new(Conn::http("192.0.2.7:40000".parse().unwrap()))
+    Arc::new(Conn::http(
+        "192.0.2.7:40000".parse().unwrap(),
+        crate::server::Activity::detached(),
+    ))
 }
 
 async fn call(worker: &Worker, raw: &'static [u8], at: &str) -> Call {
@@ -207,7 +210,7 @@ impl Service<Forwarding> for Fails {
 async fn forwarding(worker: &Worker, raw: &'static [u8], rewrite: Rewrite) -> Forwarding {
     let req = incoming(raw)
         .await
-        .map(|b| super::body::UpstreamBody::Stream(http_body_util::Limited::new(b, 1 << 20)));
+        .map(|b| super::body::UpstreamBody::client(b, 1 << 20, std::time::Duration::from_secs(5)));
     Forwarding {
         req,
         view: worker.view(),
@@ -331,7 +334,11 @@ async fn a_panic_answers_500_and_the_connection_carries_on() {
     let server_worker = worker.clone();
     tokio::spawn(async move {
         let (stream, peer) = listener.accept().await.unwrap();
-        let stack = super::build(server_worker, Arc::new(Conn::http(peer)), PanicsOnPath);
+        let stack = super::build(
+            server_worker,
+            Arc::new(Conn::http(peer, crate::server::Activity::detached())),
+            PanicsOnPath,
+        );
         let _ = hyper::server::conn::http1::Builder::new()
             .serve_connection(
                 TokioIo::new(stream),

@@ -4,7 +4,8 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, ready};
 
 use http::HeaderValue;
@@ -12,7 +13,9 @@ use http::uri::Scheme;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
+use super::pool::Pool;
 use crate::config::Upstream;
 
 /// Everything needed to open a connection to one upstream. Built once per config load and
@@ -27,6 +30,75 @@ pub struct Target {
     host_name: String,
     port: u16,
     tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+    /// `max_connections`, over every worker's pool.
+    pub limit: Limit,
+}
+
+/// The connections all workers may have open to one upstream (`max_connections`).
+#[derive(Debug)]
+pub struct Limit {
+    max: usize,
+    open: AtomicUsize,
+    /// Signalled whenever a connection to this upstream closes.
+    pub freed: Notify,
+    /// Every worker's pool for this upstream, so one at the limit can ask another to close
+    /// an idle connection.
+    pools: Mutex<Vec<Weak<Pool>>>,
+}
+
+impl Limit {
+    fn new(max: usize) -> Self {
+        Self {
+            max,
+            open: AtomicUsize::new(0),
+            freed: Notify::new(),
+            pools: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Counts a new connection, unless the limit is reached.
+    #[must_use]
+    pub fn try_open(&self) -> bool {
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// A connection counted by [`Limit::try_open`] closed (or was never opened).
+    pub fn closed(&self) {
+        self.open.fetch_sub(1, Ordering::AcqRel);
+        self.freed.notify_one();
+    }
+
+    /// Connections open now.
+    #[must_use]
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    fn pools(&self) -> MutexGuard<'_, Vec<Weak<Pool>>> {
+        self.pools.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Remembers a worker's pool for this upstream.
+    pub fn register(&self, pool: &Arc<Pool>) {
+        let mut pools = self.pools();
+        pools.retain(|p| p.strong_count() > 0);
+        pools.push(Arc::downgrade(pool));
+    }
+
+    /// Closes one idle connection held by a pool other than `except`, if any: at the limit,
+    /// an idle connection on another worker would otherwise block this one until it expires.
+    pub fn close_one_idle(&self, except: &Pool) {
+        let pools: Vec<Arc<Pool>> = self.pools().iter().filter_map(Weak::upgrade).collect();
+        for pool in pools {
+            if !std::ptr::eq(Arc::as_ptr(&pool), except) && pool.close_one_idle() {
+                return;
+            }
+        }
+    }
 }
 
 impl Target {
@@ -54,6 +126,7 @@ impl Target {
             None
         };
         Ok(Self {
+            limit: Limit::new(upstream.max_connections),
             config: upstream.clone(),
             host: HeaderValue::from_str(authority)
                 .unwrap_or_else(|_| HeaderValue::from_static("invalid")),

@@ -489,6 +489,25 @@ pub async fn raw(addr: SocketAddr, request: &[u8]) -> RawResponse {
     conn.read_response().await
 }
 
+/// An admin API request with a JSON body and, when given, a bearer token.
+pub fn admin_request(method: &str, path: &str, token: Option<&str>, body: &str) -> Vec<u8> {
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: admin\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// An admin API request to `shim` with [`ADMIN_TOKEN`].
+pub async fn admin(shim: &TestShim, method: &str, path: &str, body: &str) -> RawResponse {
+    raw(
+        shim.admin,
+        &admin_request(method, path, Some(ADMIN_TOKEN), body),
+    )
+    .await
+}
+
 /// `POST path` with a small form body, as a merchant's server would send it.
 pub fn post(path: &str, body: &str) -> Vec<u8> {
     format!(
@@ -524,10 +543,20 @@ impl ShimProcess {
         config: &std::path::Path,
         format_json: bool,
     ) -> (Self, std::net::SocketAddr, std::net::SocketAddr) {
+        Self::start_with_env(config, format_json, &[])
+    }
+
+    /// [`ShimProcess::start`] with extra environment variables.
+    pub fn start_with_env(
+        config: &std::path::Path,
+        format_json: bool,
+        env: &[(&str, &str)],
+    ) -> (Self, std::net::SocketAddr, std::net::SocketAddr) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_webcollect-shim"))
             .args(["run", "--config", config.to_str().unwrap()])
             .env("RUST_LOG", "debug,webcollect_shim=trace")
             .env_remove("WEBCOLLECT_SHIM_CONFIG")
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -586,6 +615,17 @@ impl ShimProcess {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid)).map_or(0, Iterator::count)
     }
 
+    /// Kills the process and returns every line it logged. For tests about what happens at
+    /// start: a SIGTERM right after start can beat the shim's signal handlers.
+    pub fn kill(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(line);
+        }
+        self.seen
+    }
+
     pub fn stop(mut self) -> Vec<String> {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -596,5 +636,86 @@ impl ShimProcess {
             self.seen.push(line);
         }
         self.seen
+    }
+}
+
+/// Polls `check` every 20 ms until it holds; panics naming `what` when it still does not
+/// after `within`. Returns how long it took.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if check().await {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "{what}: still not so after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A fresh, empty directory under the system temp dir, unique to this process and `name`.
+pub fn fresh_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("webcollect-shim-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A directory laid out like a mounted Kubernetes ConfigMap: `NAME → ..data/NAME` and
+/// `..data → ..<timestamp>`, where only the timestamped directory holds the file.
+/// [`ConfigMapDir::update`] changes it the way the kubelet does.
+pub struct ConfigMapDir {
+    pub dir: std::path::PathBuf,
+    name: String,
+    generation: u32,
+}
+
+impl ConfigMapDir {
+    pub fn new(dir: &std::path::Path, name: &str, text: &str) -> Self {
+        let cm = Self {
+            dir: dir.to_path_buf(),
+            name: name.to_string(),
+            generation: 0,
+        };
+        std::fs::create_dir_all(dir).unwrap();
+        let payload = cm.payload_dir();
+        std::fs::create_dir(dir.join(&payload)).unwrap();
+        std::fs::write(dir.join(&payload).join(name), text).unwrap();
+        std::os::unix::fs::symlink(&payload, dir.join("..data")).unwrap();
+        std::os::unix::fs::symlink(format!("..data/{name}"), dir.join(name)).unwrap();
+        cm
+    }
+
+    /// The config file as a pod sees it (`NAME`, a symlink through `..data`).
+    pub fn path(&self) -> std::path::PathBuf {
+        self.dir.join(&self.name)
+    }
+
+    fn payload_dir(&self) -> String {
+        format!(
+            "..2026_11_27_12_00_{:02}.{}",
+            self.generation,
+            std::process::id()
+        )
+    }
+
+    /// The kubelet's atomic update: the new payload goes into a new timestamped directory,
+    /// a `..data_tmp` symlink to it is renamed over `..data`, and the old directory is
+    /// removed. `NAME` itself is never touched.
+    pub fn update(&mut self, text: &str) {
+        let old = self.payload_dir();
+        self.generation += 1;
+        let new = self.payload_dir();
+        std::fs::create_dir(self.dir.join(&new)).unwrap();
+        std::fs::write(self.dir.join(&new).join(&self.name), text).unwrap();
+        std::os::unix::fs::symlink(&new, self.dir.join("..data_tmp")).unwrap();
+        std::fs::rename(self.dir.join("..data_tmp"), self.dir.join("..data")).unwrap();
+        std::fs::remove_dir_all(self.dir.join(old)).unwrap();
     }
 }

@@ -102,6 +102,7 @@ pub async fn serve(
     };
     let options = ServeOptions {
         header_read_timeout: Duration::from_secs(30),
+        keepalive_timeout: Duration::from_secs(60),
         grace: Duration::from_secs(5),
         max_header_bytes: 64 * 1024,
     };

@@ -1,0 +1,635 @@
+//! The fleet commands, `status` and `drills open|list|close`: the same admin API calls on
+//! every replica named by `--admin` (a host name that resolves to several addresses, such as
+//! a Kubernetes headless Service, means every one of them), one line per replica, and failure
+//! when any replica failed.
+
+use std::io::{self, Write as _};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, USER_AGENT};
+use http::{HeaderValue, Method, Request, StatusCode};
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+
+use crate::clock::{Clock as _, SystemClock};
+use crate::config::{Secret, is_valid_service, parse_duration};
+
+/// Where the bearer token for `open` and `close` is read from, unless `--token-env` says
+/// otherwise. (The config's `admin.token_env` names the variable the *server* reads; the CLI
+/// has no config, so it has its own, and the default is the name the shipped configs use.)
+pub const TOKEN_ENV: &str = "WEBCOLLECT_SHIM_ADMIN_TOKEN";
+
+/// Largest admin answer read.
+const MAX_ANSWER: usize = 1 << 20;
+
+/// How many hex digits of the config's sha256 a line shows (enough to tell replicas apart).
+const DIGEST_SHOWN: usize = 12;
+
+/// The replicas to talk to, and how.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FleetArgs {
+    /// A replica's admin API, e.g. http://webcollect-shim-admin:9090 (repeatable). A host
+    /// name that resolves to several addresses (a headless Service) means every address.
+    #[arg(long = "admin", value_name = "URL", required = true, value_parser = AdminUrl::parse)]
+    pub admin: Vec<AdminUrl>,
+    /// Environment variable holding the bearer token that `open` and `close` send.
+    #[arg(long, value_name = "NAME", default_value = TOKEN_ENV)]
+    pub token_env: String,
+    /// How long each replica may take to answer, e.g. 5s.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// `drills …`
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum DrillsCommand {
+    /// Open an ad-hoc drill, with the same id, on every replica.
+    Open(OpenArgs),
+    /// Show every replica's open drills.
+    List(FleetArgs),
+    /// Close a drill on every replica (one where it is not open counts as done).
+    Close {
+        #[command(flatten)]
+        fleet: FleetArgs,
+        /// The drill's id.
+        #[arg(value_parser = parse_id)]
+        id: String,
+    },
+}
+
+/// `drills open`
+#[derive(Debug, Clone, clap::Args)]
+pub struct OpenArgs {
+    #[command(flatten)]
+    fleet: FleetArgs,
+    /// Service the drill covers (repeatable), e.g. webcollect.credit_card.
+    #[arg(long = "service", value_name = "SERVICE", required = true, value_parser = parse_service)]
+    services: Vec<String>,
+    /// How long it lasts, in the shim's (drill) time, e.g. 15m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_drill_duration)]
+    duration: String,
+    /// Human title.
+    #[arg(long)]
+    title: Option<String>,
+    /// Id, the same on every replica [default: drill-YYYYMMDDTHHMMSSZ, the UTC time now].
+    #[arg(long, value_parser = parse_id)]
+    id: Option<String>,
+}
+
+/// An `--admin` value: `[http://]host[:port][/prefix]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminUrl {
+    given: String,
+    host: String,
+    port: u16,
+    /// `Host` header: host and port as given.
+    authority: String,
+    /// Path prefix without a trailing slash (an admin API behind a path-routing proxy).
+    prefix: String,
+}
+
+impl AdminUrl {
+    /// Parses an `--admin` value; the scheme defaults to `http`, the port to 80.
+    ///
+    /// # Errors
+    /// A message naming what is wrong.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let full = if text.contains("://") {
+            text.to_string()
+        } else {
+            format!("http://{text}")
+        };
+        let uri: http::Uri = full
+            .parse()
+            .map_err(|e| format!("invalid admin URL {text:?}: {e}"))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(format!(
+                "admin URL {text:?}: only http:// is supported (the admin listener speaks plain HTTP)"
+            ));
+        }
+        let authority = uri
+            .authority()
+            .ok_or_else(|| format!("admin URL {text:?} has no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(format!(
+                "admin URL {text:?}: credentials in the URL are not supported; the token comes from the environment (--token-env)"
+            ));
+        }
+        if uri.query().is_some() {
+            return Err(format!("admin URL {text:?} must not have a query"));
+        }
+        Ok(Self {
+            given: text.to_string(),
+            host: authority
+                .host()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port: authority.port_u16().unwrap_or(80),
+            authority: authority.as_str().to_string(),
+            prefix: uri.path().trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// The host, when it is a name rather than an address.
+    fn host_name(&self) -> Option<&str> {
+        self.host
+            .parse::<IpAddr>()
+            .is_err()
+            .then_some(self.host.as_str())
+    }
+}
+
+fn parse_service(text: &str) -> Result<String, String> {
+    if is_valid_service(text) {
+        Ok(text.to_string())
+    } else {
+        Err("use dot-separated words of letters, digits, '_' or '-', such as webcollect.credit_card".into())
+    }
+}
+
+fn parse_drill_duration(text: &str) -> Result<String, String> {
+    parse_duration(text).map(|_| text.to_string())
+}
+
+/// Ids travel in the `DELETE /drills/{id}` path unencoded: keep them to URL-safe characters.
+fn parse_id(text: &str) -> Result<String, String> {
+    let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':');
+    if !text.is_empty() && text.chars().all(safe) {
+        Ok(text.to_string())
+    } else {
+        Err("use letters, digits, '-', '_', '.' or ':'".into())
+    }
+}
+
+/// What is done on each replica before its status is read.
+#[derive(Debug)]
+enum Action {
+    Status,
+    List,
+    Open { id: String, body: Bytes },
+    Close { id: String },
+}
+
+/// `webcollect-shim status`: prints one line per replica; `Ok(false)` when any failed.
+///
+/// # Errors
+/// When the async runtime cannot start or stdout cannot be written.
+pub fn status(fleet: &FleetArgs) -> io::Result<bool> {
+    run(fleet, Action::Status)
+}
+
+/// `webcollect-shim drills …`: prints one line per replica; `Ok(false)` when any failed.
+///
+/// # Errors
+/// When the async runtime cannot start or stdout cannot be written.
+pub fn drills(command: DrillsCommand) -> io::Result<bool> {
+    match command {
+        DrillsCommand::List(fleet) => run(&fleet, Action::List),
+        DrillsCommand::Close { fleet, id } => run(&fleet, Action::Close { id }),
+        DrillsCommand::Open(args) => {
+            // One id for the whole fleet, so `drills close ID` reaches the same drill
+            // everywhere; replicas would each generate their own.
+            let id = args
+                .id
+                .unwrap_or_else(|| format!("drill-{}", SystemClock.now().format("%Y%m%dT%H%M%SZ")));
+            let mut body = json!({
+                "id": id,
+                "services": args.services,
+                "duration": args.duration,
+            });
+            if let Some(title) = args.title {
+                body["title"] = Value::String(title);
+            }
+            let body = Bytes::from(body.to_string());
+            run(&args.fleet, Action::Open { id, body })
+        }
+    }
+}
+
+fn run(fleet: &FleetArgs, action: Action) -> io::Result<bool> {
+    let token = std::env::var(&fleet.token_env)
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .map(Secret::new);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let ask = Ask {
+        action,
+        token,
+        token_env: fleet.token_env.clone(),
+        timeout: fleet.timeout,
+    };
+    let reports = runtime.block_on(ask_all(&fleet.admin, Arc::new(ask)));
+    let mut out = io::stdout().lock();
+    for report in &reports {
+        writeln!(out, "{}", report.line())?;
+    }
+    let failed: Vec<&str> = reports
+        .iter()
+        .filter(|r| r.outcome.is_err())
+        .map(|r| r.name.as_str())
+        .collect();
+    if !failed.is_empty() {
+        eprintln!(
+            "webcollect-shim: {} of {} replica(s) failed: {}",
+            failed.len(),
+            reports.len(),
+            failed.join(", ")
+        );
+    }
+    Ok(failed.is_empty())
+}
+
+/// One replica's line: its name, then what it said or what went wrong.
+#[derive(Debug)]
+struct Report {
+    name: String,
+    outcome: Result<String, String>,
+}
+
+impl Report {
+    fn line(&self) -> String {
+        match &self.outcome {
+            Ok(text) => format!("{}  {text}", self.name),
+            Err(err) => format!("{}  FAILED: {err}", self.name),
+        }
+    }
+}
+
+/// A replica to ask: one address of an `--admin` URL.
+#[derive(Debug, Clone)]
+struct Replica {
+    name: String,
+    addr: SocketAddr,
+    url: AdminUrl,
+}
+
+/// Expands `--admin` URLs into replicas, given each URL's resolved addresses: every
+/// address of a name, each address once. A URL that resolved to nothing is a failed report.
+fn expand(
+    urls: &[AdminUrl],
+    resolved: Vec<io::Result<Vec<SocketAddr>>>,
+) -> Vec<Result<Replica, Report>> {
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for (url, addrs) in urls.iter().zip(resolved) {
+        let addrs = match addrs {
+            Ok(addrs) if !addrs.is_empty() => addrs,
+            Ok(_) => {
+                out.push(Err(Report {
+                    name: url.given.clone(),
+                    outcome: Err("resolves to no address".into()),
+                }));
+                continue;
+            }
+            Err(err) => {
+                out.push(Err(Report {
+                    name: url.given.clone(),
+                    outcome: Err(format!("cannot resolve {}: {err}", url.host)),
+                }));
+                continue;
+            }
+        };
+        for addr in addrs {
+            if seen.contains(&addr) {
+                continue;
+            }
+            seen.push(addr);
+            let name = match url.host_name() {
+                Some(host) => format!("{addr} ({host})"),
+                None => addr.to_string(),
+            };
+            out.push(Ok(Replica {
+                name,
+                addr,
+                url: url.clone(),
+            }));
+        }
+    }
+    out
+}
+
+async fn resolve(url: &AdminUrl) -> io::Result<Vec<SocketAddr>> {
+    if let Ok(ip) = url.host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, url.port)]);
+    }
+    Ok(tokio::net::lookup_host((url.host.as_str(), url.port))
+        .await?
+        .collect())
+}
+
+/// The action and what every replica gets with it.
+#[derive(Debug)]
+struct Ask {
+    action: Action,
+    token: Option<Secret>,
+    token_env: String,
+    timeout: Duration,
+}
+
+/// Asks every replica; one report per replica (or per URL that named none).
+async fn ask_all(urls: &[AdminUrl], ask: Arc<Ask>) -> Vec<Report> {
+    let mut resolved = Vec::with_capacity(urls.len());
+    for url in urls {
+        resolved.push(
+            tokio::time::timeout(ask.timeout, resolve(url))
+                .await
+                .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"))),
+        );
+    }
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(ask.timeout));
+    connector.set_nodelay(true);
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(connector);
+    // Every replica is asked at once; the reports are then collected in `--admin` order.
+    let pending: Vec<_> = expand(urls, resolved)
+        .into_iter()
+        .map(|target| {
+            target.map(|replica| {
+                let (ask, client) = (ask.clone(), client.clone());
+                let name = replica.name.clone();
+                let task = tokio::spawn(async move {
+                    tokio::time::timeout(ask.timeout, ask_one(&client, &replica, &ask))
+                        .await
+                        .unwrap_or_else(|_| Err(format!("no answer within {:?}", ask.timeout)))
+                });
+                (name, task)
+            })
+        })
+        .collect();
+    let mut reports = Vec::with_capacity(pending.len());
+    for target in pending {
+        reports.push(match target {
+            Err(report) => report,
+            Ok((name, task)) => Report {
+                name,
+                outcome: task
+                    .await
+                    .unwrap_or_else(|err| Err(format!("task failed: {err}"))),
+            },
+        });
+    }
+    reports
+}
+
+/// The action on one replica, then its `/status` in one line.
+async fn ask_one(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    replica: &Replica,
+    ask: &Ask,
+) -> Result<String, String> {
+    let send = |method: Method, path: String, body: Option<Bytes>| {
+        call(client, replica, ask, method, path, body)
+    };
+    let done = match &ask.action {
+        Action::Status | Action::List => None,
+        Action::Open { id, body } => {
+            let (status, answer) = send(Method::POST, "/drills".into(), Some(body.clone())).await?;
+            if status != StatusCode::CREATED {
+                return Err(refusal(ask, status, &answer));
+            }
+            let end = json_of(&answer)?["end"].as_str().unwrap_or("?").to_string();
+            Some(format!("opened {id} until {end}"))
+        }
+        Action::Close { id } => {
+            let (status, answer) = send(Method::DELETE, format!("/drills/{id}"), None).await?;
+            match status {
+                StatusCode::NO_CONTENT => Some(format!("closed {id}")),
+                // The end state is what was asked for (it expired, or never reached this one).
+                StatusCode::NOT_FOUND => Some(format!("{id} was not open")),
+                _ => return Err(refusal(ask, status, &answer)),
+            }
+        }
+    };
+    let (status, answer) = send(Method::GET, "/status".into(), None).await?;
+    if status != StatusCode::OK {
+        return Err(refusal(ask, status, &answer));
+    }
+    let summary = summarize(&json_of(&answer)?, matches!(ask.action, Action::List));
+    Ok(match done {
+        Some(done) => format!("{done}  {summary}"),
+        None => summary,
+    })
+}
+
+async fn call(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    replica: &Replica,
+    ask: &Ask,
+    method: Method,
+    path: String,
+    body: Option<Bytes>,
+) -> Result<(StatusCode, Bytes), String> {
+    let uri = format!("http://{}{}{path}", replica.addr, replica.url.prefix);
+    let mutating = method != Method::GET;
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(HOST, &replica.url.authority)
+        .header(
+            USER_AGENT,
+            concat!("webcollect-shim/", env!("CARGO_PKG_VERSION")),
+        );
+    if mutating && let Some(token) = &ask.token {
+        let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+            .map_err(|_| format!("${} holds characters a header cannot carry", ask.token_env))?;
+        value.set_sensitive(true);
+        req = req.header(AUTHORIZATION, value);
+    }
+    if body.is_some() {
+        req = req.header(CONTENT_TYPE, "application/json");
+    }
+    let req = req
+        .body(Full::new(body.unwrap_or_default()))
+        .map_err(|e| format!("cannot build the request: {e}"))?;
+    let res = client
+        .request(req)
+        .await
+        .map_err(|e| crate::error::Chain(&e).to_string())?;
+    let status = res.status();
+    let answer = Limited::new(res.into_body(), MAX_ANSWER)
+        .collect()
+        .await
+        .map_err(|e| format!("cannot read the answer: {e}"))?
+        .to_bytes();
+    Ok((status, answer))
+}
+
+fn json_of(answer: &[u8]) -> Result<Value, String> {
+    serde_json::from_slice(answer).map_err(|e| format!("the answer is not JSON: {e}"))
+}
+
+/// A refused call: the status and the server's own explanation.
+fn refusal(ask: &Ask, status: StatusCode, answer: &[u8]) -> String {
+    let explanation = serde_json::from_slice::<Value>(answer)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(answer).trim().to_string());
+    let hint = if status == StatusCode::UNAUTHORIZED && ask.token.is_none() {
+        format!(" (no token sent: ${} is not set)", ask.token_env)
+    } else {
+        String::new()
+    };
+    format!("HTTP {status}: {explanation}{hint}")
+}
+
+/// A `/status` document in one line: config version and digest, drill now, active windows
+/// (and, for `drills list`, the open drills).
+fn summarize(status: &Value, with_drills: bool) -> String {
+    let config = &status["config"];
+    let digest = config["sha256"].as_str().unwrap_or("?");
+    let ids = |list: &Value, detail: bool| -> String {
+        let items: Vec<String> = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|w| {
+                let id = w["id"].as_str().unwrap_or("?");
+                if detail {
+                    let services: Vec<&str> = w["services"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    format!(
+                        "{id} until {} [{}]",
+                        w["end"].as_str().unwrap_or("?"),
+                        services.join(" ")
+                    )
+                } else {
+                    id.to_string()
+                }
+            })
+            .collect();
+        if items.is_empty() {
+            "none".into()
+        } else {
+            items.join(", ")
+        }
+    };
+    let mut line = format!(
+        "config v{} sha256:{}  now {}  active: {}",
+        config["version"],
+        digest.get(..DIGEST_SHOWN).unwrap_or(digest),
+        status["now"].as_str().unwrap_or("?"),
+        ids(&status["active_windows"], false),
+    );
+    if with_drills {
+        line.push_str(&format!("  drills: {}", ids(&status["drills"], true)));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(text: &str) -> AdminUrl {
+        AdminUrl::parse(text).unwrap()
+    }
+
+    #[test]
+    fn admin_urls() {
+        let u = url("http://webcollect-shim-admin:9090");
+        assert_eq!(
+            (
+                u.host.as_str(),
+                u.port,
+                u.authority.as_str(),
+                u.prefix.as_str()
+            ),
+            (
+                "webcollect-shim-admin",
+                9090,
+                "webcollect-shim-admin:9090",
+                ""
+            )
+        );
+        assert_eq!(url("10.0.0.5:9090").host_name(), None);
+        assert_eq!(url("10.0.0.5:9090").port, 9090);
+        let v6 = url("http://[::1]:9090/");
+        assert_eq!((v6.host.as_str(), v6.port), ("::1", 9090));
+        assert_eq!(url("http://gw/shim/admin/").prefix, "/shim/admin");
+        assert_eq!(url("http://gw").port, 80);
+        for bad in [
+            "https://gw:9090",
+            "http://user:pw@gw:9090",
+            "http://gw:9090/?x=1",
+            "http://",
+        ] {
+            assert!(AdminUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_name_means_every_address_each_once() {
+        let a: SocketAddr = "10.0.0.5:9090".parse().unwrap();
+        let b: SocketAddr = "10.0.0.6:9090".parse().unwrap();
+        let urls = [
+            url("http://webcollect-shim-admin:9090"),
+            url("10.0.0.5:9090"),
+            url("http://gone:9090"),
+        ];
+        let resolved = vec![
+            Ok(vec![a, b]),
+            Ok(vec![a]),
+            Err(io::Error::new(io::ErrorKind::NotFound, "no such host")),
+        ];
+        let got: Vec<String> = expand(&urls, resolved)
+            .into_iter()
+            .map(|t| match t {
+                Ok(r) => r.name,
+                Err(report) => report.line(),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "10.0.0.5:9090 (webcollect-shim-admin)",
+                "10.0.0.6:9090 (webcollect-shim-admin)",
+                "http://gone:9090  FAILED: cannot resolve gone: no such host",
+            ]
+        );
+    }
+
+    #[test]
+    fn one_line_per_status() {
+        let status = json!({
+            "now": "2020-04-20T02:30:00.000+09:00",
+            "active_windows": [{"id": "2020-04-20"}, {"id": "qa-1"}],
+            "drills": [{"id": "qa-1", "end": "2020-04-19T17:40:00.000Z", "services": ["webcollect.api", "webcollect.link"]}],
+            "config": {"version": 3, "sha256": "0123456789abcdef0123"},
+        });
+        assert_eq!(
+            summarize(&status, false),
+            "config v3 sha256:0123456789ab  now 2020-04-20T02:30:00.000+09:00  active: 2020-04-20, qa-1"
+        );
+        assert!(summarize(&status, true).ends_with(
+            "  drills: qa-1 until 2020-04-19T17:40:00.000Z [webcollect.api webcollect.link]"
+        ));
+        let idle = json!({"now": "n", "active_windows": [], "drills": [], "config": {"version": 1, "sha256": "ab"}});
+        assert_eq!(
+            summarize(&idle, true),
+            "config v1 sha256:ab  now n  active: none  drills: none"
+        );
+    }
+
+    #[test]
+    fn ids_must_survive_a_url_path() {
+        assert!(parse_id("fleet-drill_1.a:b").is_ok());
+        for bad in ["", "a/b", "a b", "a%2F", "a?b"] {
+            assert!(parse_id(bad).is_err(), "{bad}");
+        }
+    }
+}

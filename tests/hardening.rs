@@ -1,0 +1,508 @@
+//! Issue 13's probes, each with the safe behaviour: window bypasses by path forms, silent
+//! and idle connections, connection caps, upstream caps, bounded bodies, methods, the drill
+//! header's trust.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use http::Response;
+use http_body_util::BodyExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use crate::support::*;
+
+/// The shipped config's shape: an exact route in the window, an un-windowed `/api/`
+/// catch-all and a passthrough `/static/`, so that any path form that escapes the exact
+/// route reaches an upstream unless the shim decides on the canonical path.
+fn probe_config(upstream: &str, extra_server: &str) -> String {
+    format!(
+        r#"
+[listen]
+proxy = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+
+[server]
+watch_config = false
+{extra_server}
+
+[upstreams.gw]
+url = "{upstream}"
+connect_timeout = "1s"
+response_timeout = "2s"
+
+[[windows]]
+id = "cards"
+start = "2020-04-20 02:00"
+end = "2020-04-20 06:00"
+services = ["webcollect.credit_card"]
+
+[[routes]]
+id = "credit"
+paths = ["/api/creditToken"]
+kind = "api"
+service = "webcollect.credit_card"
+upstream = "gw"
+
+[[routes]]
+id = "static"
+path_prefix = "/static/"
+kind = "passthrough"
+service = "webcollect.static"
+upstream = "gw"
+
+[[routes]]
+id = "api"
+path_prefix = "/api/"
+kind = "api"
+service = "webcollect.api"
+upstream = "gw"
+
+[[routes]]
+id = "relay"
+path = "/notify"
+kind = "notification"
+service = "merchant.notify"
+upstream = "gw"
+
+[settle_method_drill]
+when = "always"
+"#
+    )
+}
+
+/// Every form of `/api/creditToken` an attacker (or a confused client) might send.
+const PATH_FORMS: [&str; 36] = [
+    "/api//creditToken",
+    "/api/./creditToken",
+    "/api/x/../creditToken",
+    "/api/%2e/creditToken",
+    "/api/%2E/creditToken",
+    "/api/%63reditToken",
+    "/api/%63%72editToken",
+    "/api/credit%54oken",
+    "/api/creditToken;jsessionid=ABC123",
+    "/api;x=1/creditToken",
+    "/static/../api/creditToken",
+    "/static/%2e%2e/api/creditToken",
+    "/static/%2E%2E/api/creditToken",
+    "/static/.%2e/api/creditToken",
+    "/static/..;/api/creditToken",
+    "/static/..%3B/api/creditToken",
+    "/api%2FcreditToken",
+    "/api%2fcreditToken",
+    "/static%2F..%2Fapi%2FcreditToken",
+    "/api/%2FcreditToken",
+    "/api%5CcreditToken",
+    "/static/..%5Capi%5CcreditToken",
+    "/api/%C0%AFcreditToken",
+    "/static/%C0%AE%C0%AE/api/creditToken",
+    "/static/%E0%80%AE%E0%80%AE/api/creditToken",
+    "/api/creditToken.",
+    "/api/creditToken..",
+    "/api/creditToken%2e",
+    "/api/creditToken/.",
+    "//api/creditToken",
+    "/./api/creditToken",
+    "/../api/creditToken",
+    "/api/creditToken?token=1",
+    "/api/creditToken%3Fx",
+    "/api/creditToken%23x",
+    "/api/./x/../../api/creditToken",
+];
+
+#[tokio::test]
+async fn no_path_form_reaches_an_upstream_of_a_route_in_maintenance() {
+    let upstream = Upstream::fixed("<return/>").await;
+    let shim = TestShim::start(&probe_config(&upstream.url(), ""), t(DURING)).await;
+    for form in PATH_FORMS {
+        let res = raw(shim.addr, &post(form, "function_div=A08")).await;
+        let marker = res.header("x-webcollect-shim");
+        assert!(
+            matches!(marker, Some("maintenance" | "bad-path" | "no-route")),
+            "{form}: {} {marker:?}",
+            res.status
+        );
+        if marker == Some("maintenance") {
+            assert!(
+                res.text().contains("<errorCode>Z01000000</errorCode>"),
+                "{form}"
+            );
+        }
+    }
+    // A raw backslash is refused; a raw '#' starts a fragment, which the request parser
+    // drops: the path is decided (and would be forwarded) without it.
+    let res = raw(shim.addr, &post("/api\\creditToken", "a=1")).await;
+    assert_eq!(res.status, 400);
+    let res = raw(shim.addr, &post("/api/creditToken#x", "a=1")).await;
+    assert_eq!(res.header("x-webcollect-shim"), Some("maintenance"));
+    let seen: Vec<String> = upstream.seen().iter().map(|s| s.target.clone()).collect();
+    assert!(seen.is_empty(), "forwarded: {seen:?}");
+    // The plain path and its parameter form are in maintenance, not refused.
+    for form in ["/api/creditToken", "/api/creditToken;jsessionid=ABC123"] {
+        let res = raw(shim.addr, &post(form, "a=1")).await;
+        assert_eq!(
+            res.header("x-webcollect-shim"),
+            Some("maintenance"),
+            "{form}"
+        );
+    }
+    let refused = raw(shim.addr, &post("/api/./creditToken", "a=1")).await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(
+        refused.text(),
+        "webcollect-shim: the path is not in canonical form (dot segments, repeated slashes, escaped unreserved characters, lower-case escapes or trailing dots)\n"
+    );
+}
+
+#[tokio::test]
+async fn path_parameters_are_forwarded_as_sent_and_canonical_forms_on_request() {
+    let upstream = Upstream::fixed("<return/>").await;
+    let shim = TestShim::start(&probe_config(&upstream.url(), ""), t(BEFORE)).await;
+    let res = raw(
+        shim.addr,
+        &post("/api/creditToken;jsessionid=ABC123?x=1", "a=1"),
+    )
+    .await;
+    assert_eq!(res.status, 200);
+    assert_eq!(
+        upstream.seen()[0].target,
+        "/api/creditToken;jsessionid=ABC123?x=1"
+    );
+    // With forward_canonical, a dot-segment form goes upstream canonical.
+    let upstream = Upstream::fixed("<return/>").await;
+    let shim = TestShim::start(
+        &probe_config(
+            &upstream.url(),
+            "non_canonical_paths = \"forward_canonical\"",
+        ),
+        t(BEFORE),
+    )
+    .await;
+    let res = raw(shim.addr, &post("/api/x/../%63reditToken;s=1?q=2", "a=1")).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(upstream.seen()[0].target, "/api/creditToken;s=1?q=2");
+    // ... and is in maintenance during the window like the plain path.
+    shim.clock.set(t(DURING));
+    let res = raw(shim.addr, &post("/api//creditToken", "a=1")).await;
+    assert_eq!(res.header("x-webcollect-shim"), Some("maintenance"));
+    assert_eq!(upstream.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn connect_and_trace_are_405_and_never_forwarded() {
+    let upstream = Upstream::fixed("<return/>").await;
+    let shim = TestShim::start(&probe_config(&upstream.url(), ""), t(BEFORE)).await;
+    let res = raw(
+        shim.addr,
+        b"CONNECT gw.example:443 HTTP/1.1\r\nHost: gw.example:443\r\n\r\n",
+    )
+    .await;
+    assert_eq!(res.status, 405);
+    assert_eq!(res.header("x-webcollect-shim"), Some("method-not-allowed"));
+    let res = raw(
+        shim.addr,
+        b"TRACE /api/tradeInfo HTTP/1.1\r\nHost: s\r\n\r\n",
+    )
+    .await;
+    assert_eq!(res.status, 405);
+    assert!(upstream.seen().is_empty());
+}
+
+/// Reads until the peer closes; the time it took.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout_at(
+            tokio::time::Instant::from_std(started + limit),
+            stream.read(&mut buf),
+        )
+        .await
+        {
+            Err(_) => return None,
+            Ok(Ok(0) | Err(_)) => return Some(started.elapsed()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn silent_and_half_preface_connections_are_closed_by_header_read_timeout() {
+    let upstream = Upstream::fixed("<return/>").await;
+    let shim = TestShim::start(
+        &probe_config(&upstream.url(), "header_read_timeout = \"400ms\""),
+        t(BEFORE),
+    )
+    .await;
+    let mut silent = Vec::new();
+    for i in 0..40 {
+        let mut stream = TcpStream::connect(shim.addr).await.unwrap();
+        match i % 3 {
+            0 => {}
+            1 => stream.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap(),
+            _ => stream.write_all(b"GET /api/tra").await.unwrap(),
+        }
+        silent.push(stream);
+    }
+    // Others are served meanwhile.
+    assert_eq!(raw(shim.addr, &get("/api/tradeInfo")).await.status, 200);
+    for stream in &mut silent {
+        let took = closed_within(stream, Duration::from_secs(5)).await;
+        assert!(
+            took.is_some(),
+            "a silent connection is still open after 5 s"
+        );
+    }
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed_after_keepalive_timeout() {
+    let upstream = Upstream::fixed("<return/>").await;
+    let shim = TestShim::start(
+        &probe_config(&upstream.url(), "keepalive_timeout = \"300ms\""),
+        t(BEFORE),
+    )
+    .await;
+    let mut conn = RawConn::connect(shim.addr).await;
+    conn.send(&get("/api/tradeInfo")).await;
+    assert_eq!(conn.read_response().await.status, 200);
+    let started = Instant::now();
+    assert!(conn.is_closed().await);
+    let idle = started.elapsed();
+    assert!(idle >= Duration::from_millis(250), "closed after {idle:?}");
+}
+
+#[tokio::test]
+async fn past_max_connections_new_clients_wait_while_existing_ones_are_served() {
+    let upstream = Upstream::fixed("<return/>").await;
+    let shim = TestShim::start(
+        &probe_config(
+            &upstream.url(),
+            "max_connections = 3\nheader_read_timeout = \"1s\"",
+        ),
+        t(BEFORE),
+    )
+    .await;
+    // Two busy keep-alive connections and one silent one fill the limit.
+    let mut busy = vec![
+        RawConn::connect(shim.addr).await,
+        RawConn::connect(shim.addr).await,
+    ];
+    for conn in &mut busy {
+        conn.send(&get("/api/tradeInfo")).await;
+        assert_eq!(conn.read_response().await.status, 200);
+    }
+    let silent = TcpStream::connect(shim.addr).await.unwrap();
+    // The fourth is queued by the kernel: no answer while the limit holds...
+    let mut waiting = RawConn::connect(shim.addr).await;
+    waiting.send(&get("/api/tradeInfo")).await;
+    let started = Instant::now();
+    // ... while the existing connections keep being served.
+    for conn in &mut busy {
+        conn.send(&get("/api/tradeInfo")).await;
+        assert_eq!(conn.read_response().await.status, 200);
+    }
+    // The silent one is dropped after header_read_timeout; then the fourth is accepted.
+    assert_eq!(waiting.read_response().await.status, 200);
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "served after {:?}, before the silent connection was closed",
+        started.elapsed()
+    );
+    drop(silent);
+}
+
+/// An upstream that takes `delay` to answer and counts connections and requests.
+async fn slow_upstream(delay: Duration) -> (Upstream, Arc<AtomicUsize>) {
+    let busy = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (b, p) = (busy.clone(), peak.clone());
+    let upstream = Upstream::start(move |req: http::Request<hyper::body::Incoming>| {
+        let (b, p) = (b.clone(), p.clone());
+        async move {
+            let now = b.fetch_add(1, Ordering::SeqCst) + 1;
+            p.fetch_max(now, Ordering::SeqCst);
+            let _ = req.into_body().collect().await;
+            tokio::time::sleep(delay).await;
+            b.fetch_sub(1, Ordering::SeqCst);
+            Response::new(full("ok"))
+        }
+    })
+    .await;
+    (upstream, peak)
+}
+
+#[tokio::test]
+async fn upstream_max_connections_caps_connections_and_answers_503_when_busy() {
+    let (upstream, peak) = slow_upstream(Duration::from_millis(600)).await;
+    let toml = probe_config(&upstream.url(), "").replace(
+        "connect_timeout = \"1s\"",
+        "connect_timeout = \"200ms\"\nmax_connections = 2",
+    );
+    let shim = TestShim::start(&toml, t(BEFORE)).await;
+    let requests: Vec<_> = (0..5)
+        .map(|i| {
+            let addr = shim.addr;
+            tokio::spawn(async move { raw(addr, &post("/api/tradeInfo", &format!("n={i}"))).await })
+        })
+        .collect();
+    let mut ok = 0;
+    let mut busy = 0;
+    for r in requests {
+        let res = r.await.unwrap();
+        match res.status {
+            200 => ok += 1,
+            503 => {
+                assert_eq!(res.header("x-webcollect-shim"), Some("upstream-busy"));
+                busy += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!((ok, busy), (2, 3));
+    // Each request that was answered 503 was never sent: the upstream saw exactly two.
+    assert_eq!(upstream.seen().len(), 2);
+    assert!(upstream.connections() <= 2);
+    assert_eq!(peak.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn http2_streams_share_the_capped_upstream_connections() {
+    let (upstream, peak) = slow_upstream(Duration::from_millis(50)).await;
+    let toml = probe_config(&upstream.url(), "").replace(
+        "connect_timeout = \"1s\"",
+        "connect_timeout = \"5s\"\nmax_connections = 4",
+    );
+    let shim = TestShim::start(&toml, t(BEFORE)).await;
+    let stream = TcpStream::connect(shim.addr).await.unwrap();
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(executor(), hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let calls: Vec<_> = (0..40)
+        .map(|_| {
+            let mut sender = sender.clone();
+            tokio::spawn(async move {
+                let req = http::Request::post("http://shim.test/api/tradeInfo")
+                    .body(full("a=1"))
+                    .unwrap();
+                sender.send_request(req).await.unwrap().status()
+            })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap(), 200);
+    }
+    assert_eq!(upstream.seen().len(), 40);
+    assert!(upstream.connections() <= 4, "{}", upstream.connections());
+    // The streams really ran at once, up to the cap.
+    assert_eq!(peak.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn the_notification_relay_and_every_route_keep_the_body_limits() {
+    let upstream = Upstream::fixed("OK").await;
+    let shim = TestShim::start(
+        &probe_config(
+            &upstream.url(),
+            "max_request_body = 1000\nbody_read_timeout = \"300ms\"",
+        ),
+        t(BEFORE),
+    )
+    .await;
+    // A chunked body that grows past the limit: 413, nothing relayed.
+    let chunk = "x".repeat(1500);
+    let chunked = format!(
+        "POST /notify HTTP/1.1\r\nHost: s\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
+        chunk.len()
+    );
+    let res = raw(shim.addr, chunked.as_bytes()).await;
+    assert_eq!(res.status, 413);
+    // A declared length past the limit: 413 before anything is read.
+    let res = raw(
+        shim.addr,
+        b"POST /notify HTTP/1.1\r\nHost: s\r\nContent-Length: 3000\r\n\r\n",
+    )
+    .await;
+    assert_eq!(res.status, 413);
+    // A body that stalls: 408, connection closed, nothing relayed.
+    let mut conn = RawConn::connect(shim.addr).await;
+    conn.send(b"POST /notify HTTP/1.1\r\nHost: s\r\nContent-Length: 100\r\n\r\nsettle_method=3")
+        .await;
+    let res = conn.read_response().await;
+    assert_eq!(res.status, 408);
+    assert_eq!(res.header("x-webcollect-shim"), Some("body-timeout"));
+    assert!(conn.is_closed().await);
+    // A malformed chunked body is the client's error: 400.
+    let res = raw(
+        shim.addr,
+        b"POST /notify HTTP/1.1\r\nHost: s\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nhello\r\n0\r\n\r\n",
+    )
+    .await;
+    assert_eq!(res.status, 400);
+    assert!(
+        upstream.seen().is_empty(),
+        "relayed: {:?}",
+        upstream.seen().len()
+    );
+    // On a plain pass-through route, a stalled body is 408 too, and the upstream never
+    // gets a complete request.
+    let mut conn = RawConn::connect(shim.addr).await;
+    conn.send(b"POST /api/tradeInfo HTTP/1.1\r\nHost: s\r\nContent-Length: 100\r\n\r\npart")
+        .await;
+    let res = conn.read_response().await;
+    assert_eq!(res.status, 408);
+    let metrics = raw(shim.admin, &get("/metrics")).await.text();
+    assert!(
+        metrics.contains("route=\"relay\",decision=\"bad_request\",status=\"4xx\"} 4"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn expect_continue_on_a_short_circuited_request_gets_the_answer_at_once() {
+    let upstream = Upstream::fixed("<return/>").await;
+    let shim = TestShim::start(&probe_config(&upstream.url(), ""), t(DURING)).await;
+    let mut conn = RawConn::connect(shim.addr).await;
+    conn.send(
+        b"POST /api/creditToken HTTP/1.1\r\nHost: s\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n",
+    )
+    .await;
+    let res = conn.read_response().await;
+    // Not `100 Continue`: the maintenance answer itself, and the connection closes.
+    assert_eq!(res.status, 200);
+    assert_eq!(res.header("x-webcollect-shim"), Some("maintenance"));
+    assert_eq!(res.header("connection"), Some("close"));
+    assert!(conn.is_closed().await);
+    assert!(upstream.seen().is_empty());
+}
+
+#[tokio::test]
+async fn the_drill_header_is_obeyed_only_from_header_clients() {
+    let upstream = Upstream::fixed("<return/>").await;
+    let toml =
+        probe_config(&upstream.url(), "") + "\n[drill]\nheader_clients = [\"192.0.2.0/24\"]\n";
+    let shim = TestShim::start(&toml, t(BEFORE)).await;
+    let forced =
+        b"POST /api/creditToken HTTP/1.1\r\nHost: s\r\nx-webcollect-shim-drill: maintenance\r\nContent-Length: 3\r\n\r\na=1";
+    // 127.0.0.1 is not a header client: the header is ignored, and not forwarded.
+    let res = raw(shim.addr, forced).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.header("x-webcollect-shim"), None);
+    assert!(
+        !upstream.seen()[0]
+            .headers
+            .contains_key("x-webcollect-shim-drill")
+    );
+    // From a header client it forces maintenance.
+    let upstream = Upstream::fixed("<return/>").await;
+    let toml =
+        probe_config(&upstream.url(), "") + "\n[drill]\nheader_clients = [\"127.0.0.0/8\"]\n";
+    let shim = TestShim::start(&toml, t(BEFORE)).await;
+    let res = raw(shim.addr, forced).await;
+    assert_eq!(res.header("x-webcollect-shim"), Some("maintenance"));
+    assert!(upstream.seen().is_empty());
+}
