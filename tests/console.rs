@@ -45,25 +45,13 @@ upstream = "gone"
 "#
 }
 
-fn with_token(toml: &str) -> String {
-    format!("[admin]\ntoken_env = \"WEBCOLLECT_SHIM_ADMIN_TOKEN\"\n{toml}")
-}
-
-fn json(res: &RawResponse) -> Value {
-    serde_json::from_slice(&res.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", res.text()))
-}
-
 async fn admin_json(shim: &TestShim, path: &str) -> Value {
     json(&raw(shim.admin, &get(path)).await)
 }
 
 /// Opens a drill the way the CLI or another replica's console would: no Origin.
 async fn open_drill(shim: &TestShim, body: &str) -> Value {
-    let request = format!(
-        "POST /drills HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let res = raw(shim.admin, request.as_bytes()).await;
+    let res = admin(shim, "POST", "/drills", body).await;
     assert_eq!(res.status, 201, "{}", res.text());
     json(&res)
 }
@@ -620,7 +608,7 @@ async fn a_drill_opened_elsewhere_appears_within_five_seconds_and_closes_from_th
 }
 
 #[tokio::test]
-async fn reload_errors_are_shown_with_line_and_column() {
+async fn the_clock_panel_and_reload_errors_with_line_and_column() {
     let Some(chromium) = Chromium::launch().await else {
         return;
     };
@@ -631,10 +619,38 @@ async fn reload_errors_are_shown_with_line_and_column() {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("shim.toml");
-    let good = console_config(&upstream.url());
+    // A drill clock anchored at 12:00 UTC, running 60 times as fast.
+    let good = format!(
+        "[clock]\nstart_at = \"2020-04-20T01:00:00+09:00\"\nspeed = 60\nanchor = \"2026-11-27T12:00:00Z\"\n{}",
+        console_config(&upstream.url())
+    );
     std::fs::write(&path, &good).unwrap();
-    let shim = TestShim::start_file(&path, t(BEFORE)).await;
+    let shim = TestShim::start_file(&path, t("2026-11-27T12:01:00Z")).await;
     let tab = open_console(&chromium, &shim, 1280).await;
+
+    // The clock panel: one real minute is an hour of drill time.
+    let text = |id: &str| format!("document.getElementById('{id}').innerText");
+    for (id, shown) in [
+        ("clock-now", "2020-04-20 02:00:00"),
+        ("clock-real", "2026-11-27 21:01:00"),
+        ("clock-tz", "Asia/Tokyo"),
+        ("clock-speed", "60×"),
+        ("clock-anchor", "2026-11-27 21:00:00"),
+        ("config-version", "1"),
+    ] {
+        assert_eq!(tab.eval::<String>(&text(id)).await, shown, "#{id}");
+    }
+    let digest = webcollect_shim::config::digest(good.as_bytes());
+    assert_eq!(
+        tab.eval::<String>("document.getElementById('config-digest').title")
+            .await,
+        digest
+    );
+    assert!(
+        tab.eval::<String>(&text("config-digest"))
+            .await
+            .starts_with(&digest[..16])
+    );
 
     std::fs::write(&path, format!("{good}\n[bogus]\nx = 1\n")).unwrap();
     tab.page

@@ -2,8 +2,6 @@
 //! admin listener's own gets 403, a `POST /drills` body that is not `application/json` gets
 //! 415, with or without a token configured; nothing changes either way.
 
-use serde_json::Value;
-
 use crate::support::*;
 
 const OK_XML: &str = "<return><returnCode>0</returnCode></return>";
@@ -20,13 +18,10 @@ fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Ve
 }
 
 async fn drills_open(shim: &TestShim) -> usize {
-    let res = raw(shim.admin, &get("/drills")).await;
-    let v: Value = serde_json::from_slice(&res.body).unwrap();
-    v["drills"].as_array().unwrap().len()
-}
-
-fn with_token(toml: &str) -> String {
-    format!("[admin]\ntoken_env = \"WEBCOLLECT_SHIM_ADMIN_TOKEN\"\n{toml}")
+    json(&raw(shim.admin, &get("/drills")).await)["drills"]
+        .as_array()
+        .unwrap()
+        .len()
 }
 
 #[tokio::test]
