@@ -233,6 +233,12 @@ async fn traffic_counts_would_maintain_in_report_mode() {
 const WATCH_CSP: &str = "window.__csp = []; document.addEventListener('securitypolicyviolation', \
      e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));";
 
+/// Fails when the page broke its Content-Security-Policy (a blocked script, style or fetch).
+async fn assert_no_csp_violation(tab: &Tab) {
+    let violations: Vec<String> = tab.eval("window.__csp").await;
+    assert!(violations.is_empty(), "CSP violations: {violations:?}");
+}
+
 async fn open_console(chromium: &Chromium, shim: &TestShim, width: i64) -> Tab {
     let tab = chromium.tab(width, 900, width < 500).await;
     tab.page.evaluate_on_new_document(WATCH_CSP).await.unwrap();
@@ -268,6 +274,16 @@ const GEOMETRY: &str = "(svg => ({ from: +svg.dataset.from, to: +svg.dataset.to,
      bars: Array.from(svg.querySelectorAll('rect.occ')).map(r => ({ id: r.dataset.id, \
      x: +r.getAttribute('x'), width: +r.getAttribute('width'), start: r.dataset.start, end: r.dataset.end })) \
      }))(document.getElementById('tl-svg'))";
+
+/// The middle of the element the JS expression `element` gives, in viewport coordinates.
+async fn middle(tab: &Tab, element: &str) -> Point {
+    let (x, y): (f64, f64) = tab
+        .eval(&format!(
+            "(r => {{ const b = r.getBoundingClientRect(); return [b.left + b.width / 2, b.top + b.height / 2]; }})({element})"
+        ))
+        .await;
+    Point::new(x, y)
+}
 
 fn ms(rfc3339: &str) -> f64 {
     t(rfc3339).timestamp_millis() as f64
@@ -325,13 +341,12 @@ async fn the_timeline_places_one_off_and_recurring_windows_in_time() {
     assert!((drawn - bar.x).abs() < 1.0, "drawn at {drawn}, x {}", bar.x);
 
     // Hovering an occurrence shows its id, title, times in the zone and services; so does a tap.
-    let point: (f64, f64) = tab
-        .eval("(r => { const b = r.getBoundingClientRect(); return [b.left + b.width / 2, b.top + b.height / 2]; })(document.querySelector('rect.occ[data-id=\"2020-04-20\"]'))")
-        .await;
-    tab.page
-        .move_mouse(Point::new(point.0, point.1))
-        .await
-        .unwrap();
+    let point = middle(
+        &tab,
+        "document.querySelector('rect.occ[data-id=\"2020-04-20\"]')",
+    )
+    .await;
+    tab.page.move_mouse(point).await.unwrap();
     tab.wait_for(
         "the hover details",
         "!document.getElementById('tl-detail').hidden",
@@ -352,13 +367,12 @@ async fn the_timeline_places_one_off_and_recurring_windows_in_time() {
             "details lack {needle:?}:\n{detail}"
         );
     }
-    let nightly_point: (f64, f64) = tab
-        .eval("(r => { const b = r.getBoundingClientRect(); return [b.left + b.width / 2, b.top + b.height / 2]; })(document.querySelectorAll('rect.occ[data-id=\"nightly\"]')[2])")
-        .await;
-    tab.page
-        .click(Point::new(nightly_point.0, nightly_point.1))
-        .await
-        .unwrap();
+    let point = middle(
+        &tab,
+        "document.querySelectorAll('rect.occ[data-id=\"nightly\"]')[2]",
+    )
+    .await;
+    tab.page.click(point).await.unwrap();
     tab.wait_for(
         "the tapped occurrence's details",
         "document.getElementById('tl-detail').innerText.includes('2020-04-21 03:00:00')",
@@ -371,10 +385,7 @@ async fn the_timeline_places_one_off_and_recurring_windows_in_time() {
         detail.contains("夜間リンク訓練") && detail.contains("webcollect.link"),
         "{detail}"
     );
-    assert_eq!(
-        tab.eval::<Vec<String>>("window.__csp").await,
-        Vec::<String>::new()
-    );
+    assert_no_csp_violation(&tab).await;
     chromium.close().await;
 }
 
@@ -412,43 +423,14 @@ async fn a_drill_opened_from_the_form_needs_the_token_and_then_appears() {
         "{choices:?}"
     );
 
-    tab.page
-        .find_element("form#open-drill input[name=services][value=\"webcollect.api\"]")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    tab.click("form#open-drill input[name=services][value=\"webcollect.api\"]")
+        .await;
     tab.eval::<bool>("(document.getElementById('drill-duration').value = '', true)")
         .await;
-    tab.page
-        .find_element("#drill-duration")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap()
-        .type_str("10m")
-        .await
-        .unwrap();
-    tab.page
-        .find_element("#drill-title")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap()
-        .type_str("QA form drill")
-        .await
-        .unwrap();
+    tab.type_into("#drill-duration", "10m").await;
+    tab.type_into("#drill-title", "QA form drill").await;
     let submit = "form#open-drill button[type=submit]";
-    tab.page
-        .find_element(submit)
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    tab.click(submit).await;
     // No token yet: refused, and the page says why.
     tab.wait_for(
         "the missing-token message",
@@ -461,23 +443,8 @@ async fn a_drill_opened_from_the_form_needs_the_token_and_then_appears() {
     );
 
     // The operator types the token once.
-    tab.page
-        .find_element("#token")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap()
-        .type_str(ADMIN_TOKEN)
-        .await
-        .unwrap();
-    tab.page
-        .find_element("#token-form button[type=submit]")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    tab.type_into("#token", ADMIN_TOKEN).await;
+    tab.click("#token-form button[type=submit]").await;
     tab.wait_for(
         "the token to be kept",
         &format!("sessionStorage.getItem('webcollect-shim.admin-token') === {ADMIN_TOKEN:?}"),
@@ -490,13 +457,7 @@ async fn a_drill_opened_from_the_form_needs_the_token_and_then_appears() {
     );
     assert_eq!(tab.eval::<u32>("localStorage.length").await, 0);
 
-    tab.page
-        .find_element(submit)
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    tab.click(submit).await;
     tab.wait_for(
         "the drill's row",
         "document.querySelector('#drill-rows tr[data-id]')",
@@ -529,10 +490,7 @@ async fn a_drill_opened_from_the_form_needs_the_token_and_then_appears() {
     for url in tab.request_urls().await {
         assert!(!url.contains(ADMIN_TOKEN), "{url}");
     }
-    assert_eq!(
-        tab.eval::<Vec<String>>("window.__csp").await,
-        Vec::<String>::new()
-    );
+    assert_no_csp_violation(&tab).await;
     chromium.close().await;
 }
 
@@ -582,13 +540,7 @@ async fn a_drill_opened_elsewhere_appears_within_five_seconds_and_closes_from_th
     .await;
 
     // Close it from the page (no token configured: loopback admin).
-    tab.page
-        .find_element("button.close-drill[data-id=\"from-cli\"]")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    tab.click("button.close-drill[data-id=\"from-cli\"]").await;
     tab.wait_for(
         "the drill to go",
         "!document.querySelector('#drill-rows tr[data-id=\"from-cli\"]')",
@@ -653,13 +605,7 @@ async fn the_clock_panel_and_reload_errors_with_line_and_column() {
     );
 
     std::fs::write(&path, format!("{good}\n[bogus]\nx = 1\n")).unwrap();
-    tab.page
-        .find_element("#reload")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    tab.click("#reload").await;
     tab.wait_for(
         "the reload errors",
         "document.querySelectorAll('#reload-errors li').length > 0",
@@ -678,13 +624,7 @@ async fn the_clock_panel_and_reload_errors_with_line_and_column() {
 
     // Fixed: the reload goes through, and the clock panel shows the new version.
     std::fs::write(&path, &good).unwrap();
-    tab.page
-        .find_element("#reload")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    tab.click("#reload").await;
     tab.wait_for(
         "the reload result",
         "document.getElementById('reload-result').innerText.includes('バージョン 2')",
@@ -850,9 +790,6 @@ async fn the_console_is_self_contained_strict_and_reads_from_390_to_1440_px() {
         resources.iter().all(|r| r.starts_with(&origin)),
         "{resources:?}"
     );
-    assert_eq!(
-        tab.eval::<Vec<String>>("window.__csp").await,
-        Vec::<String>::new()
-    );
+    assert_no_csp_violation(&tab).await;
     chromium.close().await;
 }
