@@ -178,10 +178,16 @@
   }
 
   let inFlight = null;
+  let again = false;
   let timer = null;
 
+  /// Fetches everything and redraws. Called while a fetch is running (right after a
+  /// mutation), it runs once more when that one ends, so the page shows the change.
   function refresh() {
-    if (inFlight) return inFlight;
+    if (inFlight) {
+      again = true;
+      return inFlight;
+    }
     clearTimeout(timer);
     inFlight = Promise.all(["/status", "/timeline", "/traffic"].map((p) =>
       fetch(p, { cache: "no-store", credentials: "omit" }).then((r) => {
@@ -202,7 +208,12 @@
       })
       .finally(() => {
         inFlight = null;
-        timer = setTimeout(refresh, REFRESH_MS);
+        if (again) {
+          again = false;
+          refresh();
+        } else {
+          timer = setTimeout(refresh, REFRESH_MS);
+        }
       });
     return inFlight;
   }

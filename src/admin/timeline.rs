@@ -5,12 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 
 use super::{rfc3339, window_json};
 use crate::config::{Source, Window, format_duration};
 use crate::schedule::{Timeline, covers};
+use crate::snapshot::Snapshot;
 use crate::state::Shared;
 
 /// How far back the timeline starts.
@@ -129,16 +130,15 @@ pub fn timeline(shared: &Shared) -> Value {
         "windows": shown.iter().map(|w| window_json(w, now)).collect::<Vec<_>>(),
         "truncated": truncated,
         "recurring": recurring,
-        "services": services(shared, &snapshot.windows),
+        "services": services(snapshot, now),
     })
 }
 
 /// Every service the config names (routes, windows, drills, and their dotted ancestors),
 /// plus the catalog's services of the same families, each with its state now.
-fn services(shared: &Shared, windows: &[Window]) -> Vec<Value> {
-    let now = shared.clock.now();
-    let current = shared.current.load();
-    let config = &current.snapshot.config;
+fn services(snapshot: &Snapshot, now: DateTime<Utc>) -> Vec<Value> {
+    let config = &snapshot.config;
+    let windows = &snapshot.windows;
     let tz = config.clock.timezone;
     // name → routes whose service it is.
     let mut names: BTreeMap<String, Vec<&str>> = BTreeMap::new();
