@@ -28,6 +28,7 @@ pub mod settle;
 pub mod signal;
 pub mod snapshot;
 pub mod state;
+pub mod traffic;
 pub mod worker;
 
 use std::future::Future;
