@@ -1,4 +1,5 @@
-//! Printing an error with its causes, the one way every log line and message does it.
+//! Errors and their causes: printing the chain (the one way every log line and message
+//! does it) and asking what caused one.
 
 use std::error::Error;
 use std::fmt;
@@ -17,6 +18,19 @@ impl fmt::Display for Chain<'_> {
         }
         Ok(())
     }
+}
+
+/// True when `err` or one of its sources is an `E` (linkerd's `is_caused_by`).
+#[must_use]
+pub fn caused_by<E: Error + 'static>(err: &(dyn Error + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(err) = cause {
+        if err.is::<E>() {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
 }
 
 #[cfg(test)]

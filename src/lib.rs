@@ -31,6 +31,7 @@ pub mod signal;
 pub mod snapshot;
 pub mod state;
 pub mod tls;
+pub mod traffic;
 pub mod via;
 pub mod worker;
 

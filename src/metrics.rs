@@ -36,7 +36,24 @@ pub enum Decision {
 }
 
 impl Decision {
-    fn as_str(self) -> &'static str {
+    /// How many values there are.
+    pub const COUNT: usize = 8;
+
+    /// Every value, in `as usize` order.
+    pub const ALL: [Self; Self::COUNT] = [
+        Self::Pass,
+        Self::Maintenance,
+        Self::Report,
+        Self::Bypass,
+        Self::NotFound,
+        Self::UpstreamError,
+        Self::Loop,
+        Self::BadRequest,
+    ];
+
+    /// The `decision` label value.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Pass => "pass",
             Self::Maintenance => "maintenance",
@@ -84,8 +101,7 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 20))
 }
 
-/// How many [`Decision`] values there are.
-const DECISIONS: usize = 8;
+const DECISIONS: usize = Decision::COUNT;
 
 /// Request counters of one config, resolved lazily per (route, decision, status class).
 #[derive(Debug)]
@@ -107,6 +123,8 @@ impl RequestCounters {
 
 /// Every metric the shim exports, registered once.
 pub struct Metrics {
+    /// Per-route counts for the admin console (not exported to Prometheus).
+    pub traffic: crate::traffic::Board,
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     upstream_latency: Family<UpstreamLabels, Histogram, fn() -> Histogram>,
@@ -144,6 +162,7 @@ impl Metrics {
             active_windows: Gauge::default(),
             drills_open: Gauge::default(),
             config_version: Gauge::default(),
+            traffic: crate::traffic::Board::new(),
             registry: Registry::default(),
         };
         registry.register(

@@ -199,7 +199,9 @@ pub async fn send(
         };
         let outcome = match tokio::time::timeout(policy.timeout, exchange).await {
             Ok(Ok(status)) => Outcome::Status(status),
-            Ok(Err(err)) => Outcome::Failed(format!("request failed: {}", error_chain(&err))),
+            Ok(Err(err)) => {
+                Outcome::Failed(format!("request failed: {}", crate::error::Chain(&err)))
+            }
             Err(_) => Outcome::Failed(format!("no answer within {:?}", policy.timeout)),
         };
         let attempt = Attempt {
@@ -243,17 +245,6 @@ fn client(
         .timer(TokioTimer::new())
         .retry_canceled_requests(false)
         .build(connector))
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

@@ -75,10 +75,11 @@ pub fn canonicalize(raw: &str) -> Result<Canonical<'_>, Problem> {
     slow(raw)
 }
 
-/// The path as a log line shows it: the canonical path, or for a refused one the raw path
-/// without its `;` parameters (they can carry session ids).
+/// The path as the shim decided on it (for logs and route-kind details): the canonical path,
+/// or for a refused one the raw path without its `;` parameters (they can carry session
+/// ids).
 #[must_use]
-pub fn for_log(raw: &str) -> Cow<'_, str> {
+pub fn as_decided(raw: &str) -> Cow<'_, str> {
     match canonicalize(raw) {
         Ok(c) => c.path,
         Err(_) if !raw.contains(';') => Cow::Borrowed(raw),

@@ -147,7 +147,8 @@ impl Snapshot {
             .clone()
     }
 
-    /// The answer for a request to `route` in maintenance, by route kind (SPEC §4.1–4.3).
+    /// The answer for a request to `route` (raw `path`) in maintenance, by route kind
+    /// (SPEC §4.1–4.3).
     #[must_use]
     pub fn maintenance_answer(
         &self,
@@ -165,7 +166,11 @@ impl Snapshot {
                 now,
                 config.clock.effective_speed(),
             ),
-            Kind::TokenJs => response::token_js(self.token_js(path.ends_with("/tokenlib.js"))),
+            Kind::TokenJs => {
+                // The route was found on the canonical path; so is the modal library.
+                let path = crate::path::as_decided(path);
+                response::token_js(self.token_js(path.ends_with("/tokenlib.js")))
+            }
             Kind::Api | Kind::Passthrough | Kind::Notification => {
                 response::api_maintenance(&config.maintenance, config.clock.timezone, now)
             }

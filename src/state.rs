@@ -52,11 +52,20 @@ pub enum ReloadError {
     /// The file is invalid.
     #[error("invalid config:\n{0}")]
     Invalid(ConfigError),
-    /// A setting that only a restart can change was changed.
-    #[error("{0}")]
-    NeedsRestart(String),
+    /// Settings that only a restart can change were changed.
+    #[error(
+        "{} in {}: restart the shim to apply; nothing was changed",
+        changed.join("; "),
+        path.display()
+    )]
+    NeedsRestart {
+        /// What changed, e.g. `server.max_connections changed`.
+        changed: Vec<String>,
+        /// The config file.
+        path: PathBuf,
+    },
     /// TLS client setup failed.
-    #[error("cannot build TLS client configuration: {0}")]
+    #[error("cannot build TLS client configuration")]
     Tls(#[from] rustls::Error),
 }
 
@@ -66,7 +75,7 @@ impl ReloadError {
     pub fn lines(&self) -> Vec<String> {
         match self {
             Self::Invalid(e) => e.lines().collect(),
-            other => vec![other.to_string()],
+            other => vec![crate::error::Chain(other).to_string()],
         }
     }
 }
@@ -77,9 +86,12 @@ pub enum DrillError {
     /// A drill with this id is open already.
     #[error("a drill with id {0:?} is already open")]
     Duplicate(String),
-    /// Bad input.
-    #[error("{0}")]
-    Invalid(String),
+    /// No service named.
+    #[error("`services` must name at least one service")]
+    NoServices,
+    /// A duration out of range.
+    #[error("`duration` must be between 1s and 7d")]
+    Duration,
 }
 
 /// An ad-hoc drill request.
@@ -259,11 +271,10 @@ impl Shared {
             }
         }
         if !restart.is_empty() {
-            return Err(ReloadError::NeedsRestart(format!(
-                "{} in {}: restart the shim to apply; nothing was changed",
-                restart.join("; "),
-                self.config_path.display()
-            )));
+            return Err(ReloadError::NeedsRestart {
+                changed: restart,
+                path: self.config_path.clone(),
+            });
         }
         let config = Arc::new(config);
         let targets = targets(&config, &current.targets)?;
@@ -281,14 +292,10 @@ impl Shared {
     /// A duplicate id or bad input.
     pub fn open_drill(&self, req: DrillRequest) -> Result<Window, DrillError> {
         if req.services.is_empty() {
-            return Err(DrillError::Invalid(
-                "`services` must name at least one service".into(),
-            ));
+            return Err(DrillError::NoServices);
         }
         if req.duration <= TimeDelta::zero() || req.duration > TimeDelta::days(7) {
-            return Err(DrillError::Invalid(
-                "`duration` must be between 1s and 7d".into(),
-            ));
+            return Err(DrillError::Duration);
         }
         let now = self.clock.now();
         let mut drills = self.lock_drills();

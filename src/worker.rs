@@ -16,6 +16,7 @@ use crate::decide::Maintain;
 use crate::proxy::pool::Pool;
 use crate::response::Canned;
 use crate::state::{Loaded, Shared};
+use crate::traffic::{Cells, Shard};
 
 /// How often idle pooled connections past `pool_idle_timeout` are closed.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
@@ -28,17 +29,21 @@ pub struct Worker {
     // The lock is only ever taken by this worker's thread: never contended.
     view: Mutex<Arc<View>>,
     request_ids: RequestIds,
+    /// This worker's traffic counters for the console; only this thread writes them.
+    traffic: Arc<Shard>,
 }
 
 impl Worker {
     /// Worker number `index` of `shared`.
     #[must_use]
     pub fn new(shared: Arc<Shared>, index: usize) -> Self {
-        let view = View::build(&shared, &[]);
+        let traffic = shared.metrics.traffic.shard();
+        let view = View::build(&shared, &[], &traffic);
         Self {
             shared,
             view: Mutex::new(Arc::new(view)),
             request_ids: RequestIds::new(index),
+            traffic,
         }
     }
 
@@ -48,7 +53,7 @@ impl Worker {
         let generation = self.shared.generation();
         let mut view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
         if view.generation != generation {
-            *view = Arc::new(View::build(&self.shared, &view.pools));
+            *view = Arc::new(View::build(&self.shared, &view.pools, &self.traffic));
         }
         view.clone()
     }
@@ -86,6 +91,9 @@ pub struct View {
     pub loaded: Arc<Loaded>,
     /// This worker's pool for each of `loaded.targets` (same index).
     pub pools: Vec<Arc<Pool>>,
+    /// This worker's traffic cells for each of `config.routes` (same index), then one for
+    /// requests no route took.
+    pub traffic: Vec<Arc<Cells>>,
     generation: u64,
     /// The API maintenance answer of the current second: `returnDate` changes once a
     /// second, so the XML is built once a second, not once a request.
@@ -93,7 +101,7 @@ pub struct View {
 }
 
 impl View {
-    fn build(shared: &Arc<Shared>, previous: &[Arc<Pool>]) -> Self {
+    fn build(shared: &Arc<Shared>, previous: &[Arc<Pool>], traffic: &Shard) -> Self {
         // The generation is read before the config: if another change lands in between,
         // the next request sees a newer generation and builds again.
         let generation = shared.generation();
@@ -109,10 +117,12 @@ impl View {
                     .unwrap_or_else(|| Pool::new(target.clone()))
             })
             .collect();
+        let traffic = traffic.cells(loaded.snapshot.config.routes.iter().map(|r| r.id.as_str()));
         Self {
             shared: shared.clone(),
             loaded,
             pools,
+            traffic,
             generation,
             api_answer: Mutex::new(None),
         }

@@ -9,14 +9,6 @@ use crate::support::*;
 
 const OK_XML: &str = "<return><returnCode>0</returnCode></return>";
 
-fn json(res: &RawResponse) -> Value {
-    serde_json::from_slice(&res.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", res.text()))
-}
-
-fn with_token(toml: &str) -> String {
-    format!("[admin]\ntoken_env = \"WEBCOLLECT_SHIM_ADMIN_TOKEN\"\n{toml}")
-}
-
 async fn is_maintained(shim: &TestShim, path: &str) -> bool {
     let res = raw(shim.addr, &post(path, "a=1")).await;
     res.header("x-webcollect-shim") == Some("maintenance")

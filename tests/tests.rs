@@ -49,3 +49,7 @@ mod docs;
 mod workers;
 // Hardening: canonical paths, connection and body bounds, upstream caps, methods.
 mod hardening;
+// The admin API refuses cross-site mutations: foreign Origin 403, non-JSON drill body 415.
+mod cross_site;
+// The admin console: /timeline and /traffic, and the page in headless Chromium.
+mod console;

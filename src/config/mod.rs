@@ -5,6 +5,7 @@
 
 mod error;
 pub mod keys;
+mod origin;
 mod parse;
 pub(crate) mod raw;
 mod tls;
@@ -21,6 +22,7 @@ use ipnet::IpNet;
 use rustls_pki_types::CertificateDer;
 
 pub use error::{ConfigError, Diagnostic};
+pub use origin::Origin;
 pub use raw::{Kind, LogFormat, Mode, NonCanonicalPaths, SettleWhen};
 pub use tls::is_dns_name;
 pub use validate::{is_valid_service, parse_time};
@@ -138,6 +140,8 @@ pub struct Listen {
 /// Admin API settings.
 #[derive(Debug, Clone, Default)]
 pub struct Admin {
+    /// Origins besides the admin listener's own whose pages may call mutating endpoints.
+    pub allowed_origins: Vec<Origin>,
     /// Name of the environment variable holding the bearer token, if any.
     pub token_env: Option<String>,
     /// The token read from that variable at load time.

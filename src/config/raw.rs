@@ -24,6 +24,7 @@ pub(crate) struct RawListen {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAdmin {
+    pub(crate) allowed_origins: Option<Vec<Str>>,
     pub(crate) token_env: Option<Str>,
     pub(crate) state_dir: Option<Str>,
 }

@@ -53,6 +53,7 @@ pub(super) fn validate(
     };
     let tls = c.tls(&raw.tls, raw.listen.tls.as_ref(), &listen);
     let mut admin = Admin {
+        allowed_origins: c.origins(raw.admin.allowed_origins.as_deref()),
         token_env: raw.admin.token_env.as_ref().map(|s| s.get_ref().clone()),
         token: None,
         state_dir: raw.admin.state_dir.as_ref().and_then(|dir| {
@@ -233,6 +234,28 @@ impl Checker<'_> {
             );
             fallback()
         })
+    }
+
+    /// `[admin] allowed_origins`: each a `scheme://host[:port]` origin.
+    fn origins(&mut self, values: Option<&[Str]>) -> Vec<super::Origin> {
+        values
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|value| {
+                let origin = super::Origin::parse(value.get_ref());
+                if origin.is_none() {
+                    self.err(
+                        value.span(),
+                        format!(
+                            "invalid origin {:?}: expected http:// or https:// with a host and \
+                             an optional port, nothing after it, such as \"https://shim-admin.example\"",
+                            value.get_ref()
+                        ),
+                    );
+                }
+                origin
+            })
+            .collect()
     }
 
     /// A byte count of at least `min`.

@@ -8,8 +8,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use std::borrow::Cow;
-
 use http::header::EXPECT;
 use http::{HeaderValue, Version};
 use http_body_util::BodyExt as _;
@@ -83,10 +81,7 @@ where
             Action::Refuse(refusal) => response::refusal(refusal),
             Action::NoRoute => response::no_route(),
             Action::Maintain { route, maintain } => {
-                // The route was found on the canonical path; so is the modal library.
-                let path = crate::path::canonicalize(req.uri().path())
-                    .map_or(Cow::Borrowed(req.uri().path()), |c| c.path);
-                view.maintenance_answer(route, maintain, &path, now)
+                view.maintenance_answer(route, maintain, req.uri().path(), now)
             }
             Action::Forward {
                 route,

@@ -166,6 +166,11 @@ impl Record {
             decision,
             status,
         );
+        // The console's per-route counts: this worker's own cells, the last being "no route".
+        let cells = route.unwrap_or(config.routes.len());
+        if let Some(cells) = self.view.traffic.get(cells) {
+            cells.record(decision, metrics.traffic.minute(self.started));
+        }
         let maintain = match action {
             Some(
                 Action::Maintain { maintain, .. }
@@ -199,7 +204,7 @@ impl Record {
         // but the request id.
         tracing::info!(
             method = %head.method,
-            path = path_for_log(&crate::path::for_log(head.uri.path())),
+            path = path_for_log(&crate::path::as_decided(head.uri.path())),
             route = route_id,
             decision = action.map_or("-", |a| a.label()),
             window,

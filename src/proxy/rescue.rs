@@ -131,17 +131,14 @@ impl ProxyError {
 /// [`super::body::ClientBody`]): too large, stalled, or malformed.
 #[must_use]
 pub fn body_failure(err: &(dyn std::error::Error + 'static)) -> Failure {
-    let mut cause = Some(err);
-    while let Some(err) = cause {
-        if err.is::<http_body_util::LengthLimitError>() {
-            return Failure::BodyTooLarge;
-        }
-        if err.is::<tower_http::timeout::TimeoutError>() {
-            return Failure::BodyTimeout;
-        }
-        cause = err.source();
+    use crate::error::caused_by;
+    if caused_by::<http_body_util::LengthLimitError>(err) {
+        Failure::BodyTooLarge
+    } else if caused_by::<tower_http::timeout::TimeoutError>(err) {
+        Failure::BodyTimeout
+    } else {
+        Failure::BadBody
     }
-    Failure::BadBody
 }
 
 /// Adds [`Rescue`].

@@ -221,6 +221,29 @@ impl Tab {
             .unwrap_or_else(|e| panic!("navigating to {url}: {e}"));
     }
 
+    /// Clicks the element `selector` finds, as a user would (a real mouse click).
+    pub async fn click(&self, selector: &str) -> chromiumoxide::Element {
+        let element = self
+            .page
+            .find_element(selector)
+            .await
+            .unwrap_or_else(|e| panic!("no element {selector}: {e}"));
+        element
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("clicking {selector}: {e}"));
+        element
+    }
+
+    /// Clicks into the field `selector` finds and types `text` there, key by key (ASCII).
+    pub async fn type_into(&self, selector: &str, text: &str) {
+        self.click(selector)
+            .await
+            .type_str(text)
+            .await
+            .unwrap_or_else(|e| panic!("typing into {selector}: {e}"));
+    }
+
     /// Evaluates a JS expression (promises are awaited) and deserialises its value.
     pub async fn eval<T: DeserializeOwned>(&self, js: &str) -> T {
         self.page
@@ -352,13 +375,7 @@ impl Tab {
     /// Opens the card form the way a shopper does (a real click on `#create-token-launch`)
     /// and checks that it shows every label of the real form.
     pub async fn open_card_form(&self) {
-        self.page
-            .find_element("#create-token-launch")
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        self.click("#create-token-launch").await;
         self.wait_for("the card form", &visible(&labelled("カード番号")))
             .await;
         let form_text: String = self.eval("document.body.innerText").await;

@@ -569,6 +569,16 @@ pub async fn admin(shim: &TestShim, method: &str, path: &str, body: &str) -> Raw
     .await
 }
 
+/// `toml` with `[admin] token_env` naming the variable [`test_env`] sets to [`ADMIN_TOKEN`].
+pub fn with_token(toml: &str) -> String {
+    format!("[admin]\ntoken_env = \"WEBCOLLECT_SHIM_ADMIN_TOKEN\"\n{toml}")
+}
+
+/// The JSON body of a response.
+pub fn json(res: &RawResponse) -> serde_json::Value {
+    serde_json::from_slice(&res.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", res.text()))
+}
+
 /// `POST path` with a small form body, as a merchant's server would send it.
 pub fn post(path: &str, body: &str) -> Vec<u8> {
     format!(

@@ -1,15 +1,27 @@
 //! The admin listener (separate from merchant traffic, so a window never blocks it):
 //!
+//! - `GET /`: the console, a page to watch and steer a drill from ([`console`]).
 //! - `GET /healthz`: the process is up.
 //! - `GET /readyz`: a config is loaded and the proxy listener is serving.
 //! - `GET /status`: JSON: drill and real now, zone, mode, drill clock (with its anchor),
 //!   active windows, next transition, config version, load time and sha256, open drills and
 //!   where they are persisted.
+//! - `GET /timeline`: JSON: windows from a day back to a week ahead, recurring patterns,
+//!   services and their state now ([`timeline`]).
+//! - `GET /traffic`: JSON: per route, requests by decision since start and per minute over
+//!   the last 30 minutes ([`traffic`]).
 //! - `GET /metrics`: Prometheus text.
 //! - `POST /reload`: re-read the config file (the old one keeps running if the new is invalid).
 //! - `GET /drills`, `POST /drills`: list or open ad-hoc windows; `DELETE /drills/{id}`.
 //!
-//! Mutating endpoints need `Authorization: Bearer <token>` when `admin.token_env` is set.
+//! Mutating endpoints need `Authorization: Bearer <token>` when `admin.token_env` is set,
+//! and refuse cross-site requests with or without one ([`guard`]: 403 for another `Origin`,
+//! 415 for a `POST /drills` body that is not `application/json`).
+
+pub mod console;
+pub mod guard;
+pub mod timeline;
+pub mod traffic;
 
 use std::sync::Arc;
 
@@ -33,11 +45,28 @@ pub async fn respond(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bo
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     let mutating = !matches!(method, Method::GET | Method::HEAD);
+    if mutating
+        && let Some(refused) =
+            guard::same_origin(&shared.current.load().snapshot.config.admin, &req)
+    {
+        return refused;
+    }
     if mutating && let Some(denied) = check_auth(&shared, &req) {
         tracing::warn!(method = %method, path = %path, "Admin request refused: bad or missing bearer token.");
         return denied;
     }
+    if method == Method::POST
+        && path == "/drills"
+        && let Some(refused) = guard::json_only(&req)
+    {
+        return refused;
+    }
     match (method.as_str(), path.as_str()) {
+        ("GET" | "HEAD", "/") => console::page(),
+        ("GET" | "HEAD", "/timeline") => {
+            json_response(StatusCode::OK, &timeline::timeline(&shared))
+        }
+        ("GET" | "HEAD", "/traffic") => json_response(StatusCode::OK, &traffic::traffic(&shared)),
         ("GET" | "HEAD", "/healthz") => text(StatusCode::OK, "ok\n"),
         ("GET" | "HEAD", "/readyz") => text(StatusCode::OK, "ready\n"),
         ("GET" | "HEAD", "/status") => json_response(StatusCode::OK, &status(&shared)),
@@ -95,9 +124,11 @@ pub async fn respond(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bo
                 )
             }
         }
-        (_, "/healthz" | "/readyz" | "/status" | "/metrics" | "/reload" | "/drills") => {
-            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
-        }
+        (
+            _,
+            "/" | "/timeline" | "/traffic" | "/healthz" | "/readyz" | "/status" | "/metrics"
+            | "/reload" | "/drills",
+        ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
@@ -208,7 +239,7 @@ async fn open_drill(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bod
         Err(err @ DrillError::Duplicate(_)) => {
             json_response(StatusCode::CONFLICT, &json!({"error": err.to_string()}))
         }
-        Err(err @ DrillError::Invalid(_)) => {
+        Err(err @ (DrillError::NoServices | DrillError::Duration)) => {
             json_response(StatusCode::BAD_REQUEST, &json!({"error": err.to_string()}))
         }
     }

@@ -1,0 +1,196 @@
+//! Cross-site rules of the admin API's mutating endpoints (`POST /reload`, `POST /drills`,
+//! `DELETE /drills/{id}`), checked before the bearer token and whether or not one is
+//! configured. They stop another site's page, open in an operator's browser, from opening
+//! a drill or reloading through the operator's network position (SPEC §6).
+//!
+//! - **Same origin.** A request that carries `Origin` (every browser sends it on a
+//!   cross-origin `POST` or `DELETE`) is refused with 403 unless the origin is in
+//!   `[admin] allowed_origins`, or is the admin listener's own: the same host and port as
+//!   the request's `Host` (HTTP/2: `:authority`). `Host` is what the browser connected to,
+//!   so this holds on `0.0.0.0`, behind `kubectl port-forward` and behind a Kubernetes
+//!   Service alike, with no address to configure. One exception: with no bearer token
+//!   configured, a DNS name is not accepted as the admin's own, only an IP literal or
+//!   `localhost`, because an attacker's name can be re-pointed at 127.0.0.1 (DNS rebinding)
+//!   and its page would then be "same origin". A request without `Origin` (curl, the CLI)
+//!   is not a browser's cross-site request and passes.
+//! - **JSON only.** `POST /drills` needs `Content-Type: application/json`, else 415: a
+//!   cross-site form or `text/plain` body cannot be sent with that type without a CORS
+//!   preflight, which the admin listener never grants.
+
+use http::header::{CONTENT_TYPE, HOST, ORIGIN};
+use http::{Request, Response, StatusCode};
+use serde_json::json;
+
+use super::json_response;
+use crate::config::{Admin, Origin};
+use crate::response::Body;
+
+/// `None` when the request may go on; otherwise the 403 to send.
+pub(super) fn same_origin<B>(admin: &Admin, req: &Request<B>) -> Option<Response<Body>> {
+    let origin = req.headers().get(ORIGIN)?;
+    let allowed = origin
+        .to_str()
+        .ok()
+        .and_then(Origin::parse)
+        .is_some_and(|origin| {
+            admin.allowed_origins.contains(&origin) || is_own(admin, &origin, req)
+        });
+    if allowed {
+        return None;
+    }
+    tracing::warn!(
+        method = %req.method(),
+        path = req.uri().path(),
+        "Admin request refused: its Origin is not the admin listener's own."
+    );
+    Some(json_response(
+        StatusCode::FORBIDDEN,
+        &json!({"error": "cross-origin request refused: the Origin header must be the admin \
+                 listener's own (same host and port as Host) or be listed in [admin] \
+                 allowed_origins"}),
+    ))
+}
+
+/// True when `origin` is where the request was sent: the host and port of its `Host`.
+fn is_own<B>(admin: &Admin, origin: &Origin, req: &Request<B>) -> bool {
+    let host = req
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(http::uri::Authority::as_str));
+    host.is_some_and(|host| origin.matches_host(host))
+        && (admin.token.is_some() || origin.is_literal_or_localhost())
+}
+
+/// `None` when the body is declared JSON; otherwise the 415 to send.
+pub(super) fn json_only<B>(req: &Request<B>) -> Option<Response<Body>> {
+    let essence = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim);
+    if essence.is_some_and(|e| e.eq_ignore_ascii_case("application/json")) {
+        return None;
+    }
+    Some(json_response(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        &json!({"error": "POST /drills takes a JSON body sent with Content-Type: application/json"}),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn admin(token: bool, allowed: &[&str]) -> Admin {
+        Admin {
+            allowed_origins: allowed.iter().filter_map(|o| Origin::parse(o)).collect(),
+            token: token.then(|| Secret::new("x".repeat(16))),
+            ..Admin::default()
+        }
+    }
+
+    fn request(origin: Option<&str>, host: &str) -> Request<()> {
+        let mut req = Request::post("/drills").header(HOST, host);
+        if let Some(origin) = origin {
+            req = req.header(ORIGIN, origin);
+        }
+        req.body(()).unwrap()
+    }
+
+    fn refused(admin: &Admin, origin: Option<&str>, host: &str) -> bool {
+        same_origin(admin, &request(origin, host)).is_some()
+    }
+
+    #[test]
+    fn the_admin_listeners_own_origin_passes() {
+        for token in [false, true] {
+            let a = admin(token, &[]);
+            assert!(!refused(&a, None, "127.0.0.1:9090"));
+            assert!(!refused(
+                &a,
+                Some("http://127.0.0.1:9090"),
+                "127.0.0.1:9090"
+            ));
+            assert!(!refused(
+                &a,
+                Some("http://localhost:9090"),
+                "localhost:9090"
+            ));
+            assert!(!refused(&a, Some("http://[::1]:9090"), "[::1]:9090"));
+            // The scheme is the browser's: a TLS-terminating proxy keeps host and port.
+            assert!(!refused(
+                &a,
+                Some("https://127.0.0.1:9090"),
+                "127.0.0.1:9090"
+            ));
+            for (origin, host) in [
+                ("http://evil.example", "127.0.0.1:9090"),
+                ("http://127.0.0.1:9091", "127.0.0.1:9090"),
+                ("null", "127.0.0.1:9090"),
+                ("http://localhost:9090", "127.0.0.1:9090"),
+            ] {
+                assert!(refused(&a, Some(origin), host), "{origin} → {host}");
+            }
+        }
+    }
+
+    #[test]
+    fn names_need_a_token_or_the_allow_list() {
+        // A name the browser resolved: fine with a token (a rebound page has none) …
+        let with_token = admin(true, &[]);
+        assert!(!refused(
+            &with_token,
+            Some("http://shim-admin.staging:9090"),
+            "shim-admin.staging:9090"
+        ));
+        // … behind a TLS-terminating ingress too …
+        assert!(!refused(
+            &with_token,
+            Some("https://shim-admin.example"),
+            "shim-admin.example"
+        ));
+        // … but not without one: it could be an attacker's name pointed at 127.0.0.1.
+        assert!(refused(
+            &admin(false, &[]),
+            Some("http://rebind.example:9090"),
+            "rebind.example:9090"
+        ));
+        // The allow-list admits an origin whatever Host says (a proxy that rewrites Host).
+        let listed = admin(false, &["https://shim-admin.example"]);
+        assert!(!refused(
+            &listed,
+            Some("https://shim-admin.example"),
+            "10.0.0.7:9090"
+        ));
+        assert!(refused(
+            &listed,
+            Some("https://other.example"),
+            "10.0.0.7:9090"
+        ));
+    }
+
+    #[test]
+    fn only_json_bodies_open_drills() {
+        let with = |ct: Option<&str>| {
+            let mut req = Request::post("/drills");
+            if let Some(ct) = ct {
+                req = req.header(CONTENT_TYPE, ct);
+            }
+            json_only(&req.body(()).unwrap()).map(|r| r.status().as_u16())
+        };
+        assert_eq!(with(Some("application/json")), None);
+        assert_eq!(with(Some("Application/JSON; charset=utf-8")), None);
+        for ct in [
+            None,
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+            Some("multipart/form-data; boundary=x"),
+            Some("application/jsonp"),
+        ] {
+            assert_eq!(with(ct), Some(415), "{ct:?}");
+        }
+    }
+}
