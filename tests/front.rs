@@ -15,6 +15,7 @@ use http_body_util::Full;
 
 use webcollect_shim::clock::{Clock as _, SystemClock};
 use webcollect_shim::config::Config;
+use webcollect_shim::state::ReloadError;
 use webcollect_shim::tls::ca::LocalCa;
 
 use crate::support::browser::{Chromium, EmbeddedOutcome, LaunchOptions, QUIET, merchant};
@@ -277,6 +278,42 @@ async fn leaves_are_reissued_by_the_injected_clock_before_they_expire() {
     let (head, body) = send_h1(stream, form("/api/creditToken")).await;
     assert_eq!(head.status, 200);
     assert_eq!(body, UPSTREAM_XML);
+}
+
+/// `[tls]` is read at start: a reload that changes it is refused and the listener keeps its
+/// names; routes (a `host` among them) reload as before.
+#[tokio::test]
+async fn a_reload_that_changes_tls_is_refused_and_host_routes_reload() {
+    let upstream = Upstream::fixed(UPSTREAM_XML).await;
+    let dir = fresh_dir("reload");
+    let path = dir.join("shim.toml");
+    let text = tls_config(&upstream.url(), &dir.join("ca"), "");
+    std::fs::write(&path, &text).unwrap();
+    let shim = TestShim::start_file(&path, t(AFTER)).await;
+    let addr = shim.tls_addr.unwrap();
+
+    std::fs::write(&path, format!("{text}hosts = [\"www.example.com\"]\n")).unwrap();
+    let err = shim.shared.reload().unwrap_err();
+    assert!(
+        matches!(&err, ReloadError::NeedsRestart { changed, .. } if changed == &["[tls] changed"]),
+        "{err}"
+    );
+    let connector = client(&ca_pem(&dir.join("ca")), Some(&shim.clock), &[b"http/1.1"]);
+    assert!(connect(&connector, addr, "www.example.com").await.is_err());
+    assert!(connect(&connector, addr, GATEWAY).await.is_ok());
+
+    // Only the admin screen's host now takes /api/ paths; the others get 404.
+    let routed = text.replace(
+        "[[routes]]\nid = \"api\"\n",
+        "[[routes]]\nid = \"api\"\nhost = \"admin.example.jp\"\n",
+    );
+    std::fs::write(&path, &routed).unwrap();
+    assert_eq!(shim.shared.reload().unwrap(), 2);
+    let stream = connect(&connector, addr, GATEWAY).await.unwrap();
+    assert_eq!(
+        send_h1(stream, form("/api/creditToken")).await.0.status,
+        404
+    );
 }
 
 #[tokio::test]
