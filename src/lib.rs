@@ -127,7 +127,8 @@ impl Shim {
     /// Serves until `shutdown` resolves, then stops accepting and drains every listener
     /// within `server.shutdown_grace`. The proxy listeners (each with its TLS listener, if
     /// any) are served by one worker thread each; the admin listener, the config watch, the
-    /// recompile timer and the renewal of TLS certificates run on the caller's runtime. Watches the config file when `server.watch_config`.
+    /// recompile timer and the renewal of TLS certificates run on the caller's runtime.
+    /// Watches the config file when `server.watch_config`.
     ///
     /// # Errors
     /// When a worker thread cannot be started, or the TLS listeners do not fit.

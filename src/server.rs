@@ -1,11 +1,11 @@
 //! Accept loops: HTTP/1.1 and HTTP/2 (prior knowledge) on one listener, every connection
 //! bounded in time, graceful and time-limited shutdown. [`serve_proxy`] runs the
-//! merchant-facing stack on a worker; [`serve`] runs a plain handler (the admin listener,
-//! the stand-in gateway).
+//! merchant-facing stack on a worker, over TLS too when the worker has a TLS listener;
+//! [`serve`] runs a plain handler (the admin listener, the stand-in gateway).
 //!
 //! A connection's life is watched by its own task:
 //! - a connection that has not delivered a complete request head `header_read_timeout`
-//!   after it was accepted (HTTP/2 preface included) is dropped;
+//!   after it was accepted (TLS handshake and HTTP/2 preface included) is dropped;
 //! - one with no request in flight for `keepalive_timeout` is shut down gracefully
 //!   (HTTP/2: GOAWAY);
 //! - on shutdown every connection is shut down gracefully, and whatever is left after the

@@ -127,7 +127,8 @@ keytool -importcert -noprompt -cacerts -storepass changeit -alias webcollect-shi
 ## Node.js (read at start, on top of Node's bundled roots)
 export NODE_EXTRA_CA_CERTS={pem}
 
-## Python requests / pip (certifi's bundle, not the system's; after the system step above)
+## Python requests / pip (certifi's bundle, not the system's): after the system step above,
+## point them at the system bundle (RHEL: /etc/pki/tls/certs/ca-bundle.crt)
 export REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 
 ## Chromium / Chrome on Linux (the NSS database of the user who runs it; package libnss3-tools)

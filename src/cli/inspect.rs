@@ -10,11 +10,11 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use webcollect_shim::clock::{self, SharedClock, SystemClock};
 use webcollect_shim::config::{self, CertSource, Config};
+use webcollect_shim::snapshot::Snapshot;
 use webcollect_shim::{loopcheck, report};
 
 /// How long `check` waits for each upstream's host to resolve (the loop warning).
 const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-use webcollect_shim::snapshot::Snapshot;
 
 /// The shim's clock as `run` would build it: the drill clock if configured.
 fn shim_clock(config: &Config) -> SharedClock {

@@ -1,6 +1,6 @@
 //! The last step: rewrite the request head for the upstream (marked with this process's
-//! `Via`, see [`crate::via`]) and send it on this worker's pool. Bodies stream both ways; nothing is buffered; a request that reached the wire is
-//! never sent again.
+//! `Via`, see [`crate::via`]) and send it on this worker's pool. Bodies stream both ways;
+//! nothing is buffered; a request that reached the wire is never sent again.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -121,12 +121,6 @@ impl Frontend {
         listener::Acceptor::new(self.config.clone())
     }
 
-    /// The certificates in use.
-    #[must_use]
-    pub fn resolver(&self) -> &Arc<Resolver> {
-        &self.resolver
-    }
-
     /// The local CA, when certificates come from one.
     #[must_use]
     pub fn ca(&self) -> Option<&LocalCa> {
@@ -151,7 +145,10 @@ impl Frontend {
                 true
             }
             Err(err) => {
-                tracing::error!(error = %err, source = ?std::error::Error::source(&err), "Cannot reissue the TLS certificates; the current ones stay in use.");
+                tracing::error!(
+                    error = %crate::error::Chain(&err),
+                    "Cannot reissue the TLS certificates; the current ones stay in use."
+                );
                 false
             }
         }

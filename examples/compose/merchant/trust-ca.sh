@@ -33,7 +33,12 @@ fi
 # Runtimes with their own trust stores: Node reads this at start; Python requests and pip use
 # certifi's bundle unless told otherwise. (Java: see `webcollect-shim ca install-hint`.)
 export NODE_EXTRA_CA_CERTS="$ca"
-export REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
+for bundle in /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt; do
+  if [ -f "$bundle" ]; then
+    export REQUESTS_CA_BUNDLE="$bundle"
+    break
+  fi
+done
 echo "trust-ca.sh: trusting the webcollect-shim local CA ($ca)" >&2
 
 exec "$@"
