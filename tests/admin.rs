@@ -310,9 +310,12 @@ async fn reload_during_in_flight_requests_fails_none() {
             )
         })
         .collect();
-    // Reload several times while those are in flight.
+    // Reload several times while those are in flight (upstream, answered after 200 ms).
+    eventually(Duration::from_secs(5), "a request upstream", || async {
+        !upstream.seen().is_empty()
+    })
+    .await;
     for _ in 0..5 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(admin(&shim, "POST", "/reload", "").await.status, 200);
     }
     for r in requests {
@@ -334,8 +337,9 @@ async fn a_changed_config_file_is_reloaded_by_itself() {
     let watched = config(&upstream.url()).replace("watch_config = false", "watch_config = true");
     std::fs::write(&path, &watched).unwrap();
     let shim = TestShim::start_file(&path, t(BEFORE)).await;
-    // Give the watcher a moment to be installed before the write it must see.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The admin listener is served after the watch is installed: once it answers, the
+    // write below is one the watch sees.
+    assert_eq!(raw(shim.admin, &get("/healthz")).await.status, 200);
     std::fs::write(
         &path,
         watched.replace(
@@ -344,15 +348,12 @@ async fn a_changed_config_file_is_reloaded_by_itself() {
         ),
     )
     .unwrap();
-    let mut version = Value::Null;
-    for _ in 0..100 {
-        version = json(&raw(shim.admin, &get("/status")).await)["config"]["version"].clone();
-        if version == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(version, 2, "the file change was not picked up within 10 s");
+    eventually(
+        Duration::from_secs(10),
+        "the edited file reloaded",
+        || async { json(&raw(shim.admin, &get("/status")).await)["config"]["version"] == 2 },
+    )
+    .await;
     assert!(is_maintained(&shim, "/api/creditToken").await);
 }
 

@@ -638,14 +638,12 @@ async fn receiver() -> (Upstream, Arc<Mutex<Vec<(String, String)>>>) {
 
 /// Waits (bounded) until `bodies` holds `n` notifications.
 async fn notifications(bodies: &Mutex<Vec<(String, String)>>, n: usize) -> Vec<(String, String)> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while bodies.lock().unwrap().len() < n {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "notification {n} never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        &format!("notification {n}"),
+        || async { bodies.lock().unwrap().len() >= n },
+    )
+    .await;
     bodies.lock().unwrap().clone()
 }
 

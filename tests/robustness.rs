@@ -154,20 +154,35 @@ async fn window_boundary_under_load() {
     }
 }
 
+/// Counts an exchange as over when dropped.
+struct Done(Arc<AtomicUsize>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_duplicates_no_losses_with_client_aborts() {
     // The upstream counts every id it sees; it answers after a short random delay so some
     // client aborts land while the request is upstream.
     let seen: Arc<Mutex<HashMap<String, usize>>> = Arc::new(Mutex::new(HashMap::new()));
-    let recorder = seen.clone();
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let (recorder, busy) = (seen.clone(), in_flight.clone());
     let upstream = Upstream::start(move |req: Request<Incoming>| {
-        let recorder = recorder.clone();
+        let (recorder, busy) = (recorder.clone(), busy.clone());
         async move {
-            let body = req.into_body().collect().await.unwrap().to_bytes();
-            let id = String::from_utf8_lossy(&body).to_string();
-            *recorder.lock().unwrap().entry(id.clone()).or_default() += 1;
-            let delay = id.bytes().map(u64::from).sum::<u64>() % 3;
-            tokio::time::sleep(Duration::from_millis(delay)).await;
+            // Counted down even when the exchange is dropped midway.
+            busy.fetch_add(1, Ordering::SeqCst);
+            let _busy = Done(busy);
+            let mut id = String::new();
+            if let Ok(body) = req.into_body().collect().await {
+                id = String::from_utf8_lossy(&body.to_bytes()).to_string();
+                *recorder.lock().unwrap().entry(id.clone()).or_default() += 1;
+                let delay = id.bytes().map(u64::from).sum::<u64>() % 3;
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
             Response::new(full(id))
         }
     })
@@ -238,8 +253,11 @@ async fn no_duplicates_no_losses_with_client_aborts() {
     for w in workers {
         w.await.unwrap();
     }
-    // Let aborted requests that were already upstream finish there.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Requests the clients gave up on may still be upstream: let them finish there.
+    eventually(Duration::from_secs(5), "the upstream idle", || async {
+        in_flight.load(Ordering::SeqCst) == 0
+    })
+    .await;
     let (completed, refused, aborted, failed) = outcomes.lock().unwrap().clone();
     let seen = seen.lock().unwrap();
     assert_eq!(
@@ -482,13 +500,13 @@ async fn slow_header_clients_do_not_delay_others_and_are_closed() {
         loaded.saturating_sub(baseline) < Duration::from_millis(100),
         "median latency {baseline:?} → {loaded:?} with {slow} slow-header connections"
     );
-    // After the header timeout, the shim closes them.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // After the header timeout, the shim closes them: each read ends (EOF, a 408 or a
+    // reset) before the deadline; only running into it means a connection was left open.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let mut closed = 0;
     for s in &mut loris {
         let mut buf = [0u8; 256];
-        // EOF, a 408 or a reset all mean the shim closed it; only a timeout means open.
-        if tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf))
+        if tokio::time::timeout_at(deadline, s.read(&mut buf))
             .await
             .is_ok()
         {
@@ -547,23 +565,26 @@ async fn client_abort_mid_upload_cancels_upstream_and_frees_descriptors() {
         200
     );
     let baseline = process.open_fds();
-    for _ in 0..20 {
+    for n in 0..20 {
         let mut s = TcpStream::connect(proxy).await.unwrap();
         s.write_all(b"POST /api/upload HTTP/1.1\r\nHost: s\r\nContent-Length: 1048576\r\n\r\n")
             .await
             .unwrap();
         s.write_all(&[b'x'; 64 * 1024]).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        drop(s); // abort mid-upload
+        // Abort once the upload has reached the upstream (the warm-up was the first).
+        eventually(Duration::from_secs(5), "the upload upstream", || async {
+            upstream.seen().len() > n + 1
+        })
+        .await;
+        drop(s);
     }
-    let mut fds = usize::MAX;
-    for _ in 0..100 {
-        fds = process.open_fds();
-        if fds <= baseline && ended.lock().unwrap().len() >= 21 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(5),
+        "every upload ended, fds back",
+        || async { process.open_fds() <= baseline && ended.lock().unwrap().len() >= 21 },
+    )
+    .await;
+    let fds = process.open_fds();
     let endings = ended.lock().unwrap().clone();
     assert_eq!(
         endings.iter().filter(|e| **e == "cancelled").count(),

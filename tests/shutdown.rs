@@ -11,6 +11,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
+use tokio::io::AsyncReadExt as _;
+
 use crate::support::*;
 
 #[tokio::test]
@@ -50,19 +52,13 @@ async fn in_flight_stream_completes_and_new_connections_are_refused() {
     assert_eq!(first, "first;");
 
     shim.signal_shutdown();
-    // The listener closes: new connections are refused (bounded wait for the accept loop).
-    let mut refused = false;
-    for _ in 0..50 {
-        if TcpStream::connect(addr).await.is_err() {
-            refused = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(
-        refused,
-        "new connections still accepted after shutdown started"
-    );
+    // The listener closes: new connections are refused.
+    eventually(
+        Duration::from_secs(1),
+        "new connections refused",
+        || async { TcpStream::connect(addr).await.is_err() },
+    )
+    .await;
 
     // The stream that was in flight still completes.
     feed.send(Bytes::from_static(b"second;")).await.unwrap();
@@ -98,7 +94,10 @@ async fn shutdown_grace_bounds_the_wait() {
     let mut shim = TestShim::start(&toml, t(BEFORE)).await;
     let mut conn = RawConn::connect(shim.addr).await;
     conn.send(&get("/webcollect/endless")).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The endless response has started: the request is in flight when shutdown begins.
+    let mut first = [0u8; 12];
+    conn.stream_mut().read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
     shim.signal_shutdown();
     tokio::time::timeout(Duration::from_secs(5), shim.join())
         .await
