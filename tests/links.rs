@@ -261,26 +261,9 @@ fn anchors(text: &str) -> HashSet<String> {
 
 /// Decodes `%XX` escapes, as a browser does before asking for the file.
 fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Where a relative link in `doc` points, and its anchor; `None` for a link with a scheme.
@@ -435,7 +418,7 @@ const SAMPLE: &str = r#"# Title
 
 [ok](docs/other.md), [ok](docs/other.md#usage-1), ![ok](docs/other.md#setext-title),
 [ok](docs/other.md#custom), [ok](#title), [ok](https://example.com/missing.md),
-[ok](<docs/other.md>), [ok](docs/other.md "a title"), [ok](docs/).
+[ok](<docs/other.md>), [ok](docs/other.md "a title"), [ok](docs/), [ok](docs/other%2Emd).
 [bad file](docs/missing.md) and [bad anchor](docs/other.md#usage-2)
 and [bad own anchor](#nowhere), [bad](#not-a-heading).
 
