@@ -53,7 +53,8 @@ fn prose(text: &str) -> Vec<u8> {
             }
             None => {
                 for c in [b'`', b'~'] {
-                    if run(c) >= 3 {
+                    // A backtick fence's info string has no backticks: "```x```" is a span.
+                    if run(c) >= 3 && !(c == b'`' && trimmed[run(c)..].contains('`')) {
                         fence = Some((c, run(c)));
                     }
                 }
@@ -403,17 +404,19 @@ fn the_link_check_finds_what_is_broken() {
             "docs/other.md#usage-2",
             "#nowhere",
             "#not-a-heading",
+            "#after-span",
             "docs/gone.md"
         ],
         "{broken:#?}"
     );
     assert!(broken[0].contains("README.md:6: "), "{}", broken[0]);
-    assert!(broken[4].contains("README.md:26: "), "{}", broken[4]);
+    assert!(broken[4].contains("README.md:25: "), "{}", broken[4]);
+    assert!(broken[5].contains("README.md:27: "), "{}", broken[5]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A document for [`the_link_check_finds_what_is_broken`]: five broken links (lines 6, 6,
-/// 7, 7 and 26), the rest fine or not links at all.
+/// A document for [`the_link_check_finds_what_is_broken`]: six broken links (lines 6, 6,
+/// 7, 7, 25 and 27), the rest fine or not links at all.
 const SAMPLE: &str = r#"# Title
 
 [ok](docs/other.md), [ok](docs/other.md#usage-1), ![ok](docs/other.md#setext-title),
@@ -437,7 +440,8 @@ Inline `[code](nowhere.md)` and ``a `[code](nowhere.md)` span`` are not links, n
 span `over a
 line [code](nowhere.md)`.
 
-An unclosed ` backtick does not hide [ok](#title).
+An unclosed ` backtick does not hide [ok](#title), and a span at the start of a line
+```[code](nowhere.md)``` opens no fence: [bad](#after-span).
 
 [ref]: docs/gone.md
 "#;
