@@ -45,6 +45,8 @@ mod compose;
 mod robustness;
 // docs/config.md matches the keys the parser accepts.
 mod docs;
+// Every relative link and #anchor in the README, CONTRIBUTING.md and docs/ resolves.
+mod links;
 // Worker threads on one port, request ids, per-worker upstream pools.
 mod workers;
 // Hardening: canonical paths, connection and body bounds, upstream caps, methods.
