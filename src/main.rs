@@ -11,12 +11,6 @@ use clap::Parser as _;
 use cli::{Cli, Command};
 use webcollect_shim::config::{self, Config};
 
-// mimalloc rather than glibc's malloc: the request path allocates a few small, short-lived
-// objects per request, and glibc's bookkeeping for them cost ~6 % of the CPU in profiles
-// (bench/RESULTS.md has the before/after).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Exit status for an invalid configuration (sysexits' EX_CONFIG).
 const EX_CONFIG: u8 = 78;
 

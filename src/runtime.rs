@@ -26,6 +26,14 @@ pub fn default_workers() -> usize {
     thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
+/// The process's soft limit on open files (Linux: `/proc/self/limits`), if it can be read.
+#[must_use]
+pub fn open_file_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
 /// Binds `workers` listening sockets on `addr`, all with SO_REUSEPORT. With port 0 the
 /// first one picks the port and the others join it.
 ///

@@ -34,6 +34,7 @@ pub(crate) fn run(config: Config) -> anyhow::Result<()> {
             .first()
             .map(std::net::TcpListener::local_addr)
             .transpose()?;
+        warn_if_few_descriptors(&config);
         let shim = Shim::new(config, Arc::new(SystemClock))?;
         // Before the line tests and operators wait for: a signal from then on is handled.
         let stop = signal::shutdown();
@@ -55,4 +56,20 @@ pub(crate) fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!("Stopped.");
         Ok(())
     })
+}
+
+/// Past the open-file limit, accepts and upstream connects fail (EMFILE) before
+/// `max_connections` can queue anyone: say so at start, when it can still be fixed.
+fn warn_if_few_descriptors(config: &Config) {
+    let upstreams: usize = config.upstreams.iter().map(|u| u.max_connections).sum();
+    let needed = (config.server.max_connections + upstreams + 64) as u64;
+    if let Some(limit) = runtime::open_file_limit()
+        && limit < needed
+    {
+        tracing::warn!(
+            open_file_limit = limit,
+            needed,
+            "The open-file limit is below server.max_connections plus the upstreams' max_connections; raise it (ulimit -n, LimitNOFILE=) or lower those."
+        );
+    }
 }

@@ -175,9 +175,9 @@ pub(super) fn validate(
         ),
         keepalive_timeout: c.duration(
             raw.server.keepalive_timeout.as_ref(),
-            Duration::from_secs(60),
+            Duration::from_secs(30),
         ),
-        max_connections: c.count(raw.server.max_connections.as_ref(), 4096),
+        max_connections: c.count(raw.server.max_connections.as_ref(), 10_000),
         non_canonical_paths: raw.server.non_canonical_paths.unwrap_or_default(),
     };
 
