@@ -9,31 +9,16 @@ pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod decide;
-pub mod drill_store;
 pub mod error;
-pub mod fleet;
-pub mod loopcheck;
+pub mod inspect;
 pub mod metrics;
-pub mod notify;
-pub mod page;
-pub mod path;
 pub mod proxy;
 pub mod qa;
-pub mod reload;
-pub mod report;
 pub mod response;
-pub mod routes;
 pub mod runtime;
 pub mod schedule;
-pub mod server;
-pub mod settle;
-pub mod signal;
-pub mod snapshot;
 pub mod state;
 pub mod tls;
-pub mod traffic;
-pub mod via;
-pub mod worker;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -43,7 +28,7 @@ use tokio::sync::watch;
 
 use clock::SharedClock;
 use config::{Config, EnvLookup};
-use server::ServeOptions;
+use runtime::server::{self, ServeOptions};
 use state::Shared;
 
 /// A configured shim, ready to serve.
@@ -160,11 +145,11 @@ impl Shim {
                 .map_err(Error::Worker)?;
         let renewal = self.tls.as_ref().and_then(tls::Frontend::spawn_renewal);
         let _watcher = if config.server.watch_config {
-            reload::watch_config(shared.clone())
+            state::reload::watch_config(shared.clone())
         } else {
             None
         };
-        let recompile = reload::spawn_recompile(shared.clone());
+        let recompile = state::reload::spawn_recompile(shared.clone());
         let admin = listeners.admin.map(|listener| {
             let shared = shared.clone();
             let handler = move |req, _peer| admin::respond(shared.clone(), req);

@@ -37,9 +37,11 @@ fn main() -> ExitCode {
             Some(cli::mock_gateway(*listen, options).map(|()| true))
         }
         Command::Drills { command } => {
-            Some(webcollect_shim::fleet::drills(command.clone()).map_err(Into::into))
+            Some(webcollect_shim::admin::fleet::drills(command.clone()).map_err(Into::into))
         }
-        Command::Status(args) => Some(webcollect_shim::fleet::status(args).map_err(Into::into)),
+        Command::Status(args) => {
+            Some(webcollect_shim::admin::fleet::status(args).map_err(Into::into))
+        }
         _ => None,
     };
     if let Some(result) = standalone {

@@ -148,7 +148,7 @@ async fn three_replicas_share_a_configmap_a_clock_and_drills() {
         .await;
         took.push(swapped.elapsed());
     }
-    let limit = webcollect_shim::reload::DEBOUNCE + Duration::from_secs(1);
+    let limit = webcollect_shim::state::reload::DEBOUNCE + Duration::from_secs(1);
     eprintln!("..data swap to maintenance, per replica: {took:?}");
     for (r, took) in replicas.iter().zip(took) {
         assert!(took <= limit, "{} took {took:?} (limit {limit:?})", r.admin);

@@ -15,8 +15,8 @@ use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::Event;
 use serde::Deserialize;
 
-use webcollect_shim::notify::form_encode;
 use webcollect_shim::qa::gateway::GatewayOptions;
+use webcollect_shim::qa::notify::form_encode;
 
 use crate::support::browser::*;
 use crate::support::gateway::*;

@@ -57,7 +57,7 @@ async fn a_configmap_update_is_reloaded() {
     let took = reaches_version(&shim, 2).await;
     assert!(is_maintained(&shim).await);
     assert!(
-        took < webcollect_shim::reload::DEBOUNCE + Duration::from_secs(2),
+        took < webcollect_shim::state::reload::DEBOUNCE + Duration::from_secs(2),
         "picked up after {took:?}"
     );
 
@@ -105,7 +105,7 @@ async fn rewriting_the_same_bytes_or_another_file_reloads_nothing() {
     std::fs::write(dir.join("notes.txt"), "unrelated").unwrap();
     // What is tested is an absence, so there is no condition to poll: give the watch three
     // debounce periods to (wrongly) reload.
-    tokio::time::sleep(webcollect_shim::reload::DEBOUNCE * 3).await;
+    tokio::time::sleep(webcollect_shim::state::reload::DEBOUNCE * 3).await;
     assert_eq!(version(&shim).await, 1);
     let metrics = raw(shim.admin, &get("/metrics")).await.text();
     assert!(

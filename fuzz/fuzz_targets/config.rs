@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     };
     match Config::from_toml_with_env(std::path::Path::new("fuzz.toml"), text, &|_| None) {
         Ok(config) => {
-            let _ = webcollect_shim::snapshot::Snapshot::new(
+            let _ = webcollect_shim::decide::snapshot::Snapshot::new(
                 std::sync::Arc::new(config),
                 &[],
                 1,

@@ -8,8 +8,8 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use webcollect_shim::config::Config;
 use webcollect_shim::decide::{Action, RequestInfo, decide, settle_rewrite};
-use webcollect_shim::snapshot::Snapshot;
-use webcollect_shim::via::ViaMark;
+use webcollect_shim::decide::snapshot::Snapshot;
+use webcollect_shim::decide::via::ViaMark;
 
 static SNAPSHOT: LazyLock<Snapshot> = LazyLock::new(|| {
     let text = include_str!("../../config/webcollect-shim.toml");
@@ -63,5 +63,5 @@ fuzz_target!(|input: Input<'_>| {
         let _ = settle_rewrite(&SNAPSHOT, route, input.path, drill, now);
     }
     let _ =
-        webcollect_shim::report::explain(&SNAPSHOT, now, &method, input.path, &headers, req.peer);
+        webcollect_shim::inspect::explain(&SNAPSHOT, now, &method, input.path, &headers, req.peer);
 });

@@ -9,8 +9,8 @@ use std::sync::{Arc, LazyLock};
 use libfuzzer_sys::fuzz_target;
 use webcollect_shim::config::Config;
 use webcollect_shim::decide::{Action, RequestInfo, decide};
-use webcollect_shim::path::canonicalize;
-use webcollect_shim::snapshot::Snapshot;
+use webcollect_shim::decide::path::canonicalize;
+use webcollect_shim::decide::snapshot::Snapshot;
 
 static SNAPSHOT: LazyLock<Snapshot> = LazyLock::new(|| {
     let text = include_str!("../../config/webcollect-shim.toml");
@@ -78,7 +78,7 @@ fuzz_target!(|raw: &str| {
         headers: &headers,
         peer: std::net::Ipv4Addr::LOCALHOST.into(),
         host: None,
-        mark: &webcollect_shim::via::ViaMark::named("fuzz"),
+        mark: &webcollect_shim::decide::via::ViaMark::named("fuzz"),
     };
     let action = decide(&SNAPSHOT, req, chrono::DateTime::UNIX_EPOCH);
     if let Action::Refuse(_) = action {

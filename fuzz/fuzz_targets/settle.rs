@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use webcollect_shim::settle::{rewrite_form, rewrite_xml};
+use webcollect_shim::proxy::settle::rewrite::{rewrite_form, rewrite_xml};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(Some(out)) = rewrite_xml(data, "14") {

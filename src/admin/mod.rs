@@ -19,6 +19,7 @@
 //! 415 for a `POST /drills` body that is not `application/json`).
 
 pub mod console;
+pub mod fleet;
 pub mod guard;
 pub mod timeline;
 pub mod traffic;

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use super::{rfc3339, window_json};
 use crate::config::{Source, Window, format_duration};
+use crate::decide::snapshot::Snapshot;
 use crate::schedule::{Timeline, covers};
-use crate::snapshot::Snapshot;
 use crate::state::Shared;
 
 /// How far back the timeline starts.

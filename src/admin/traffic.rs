@@ -6,8 +6,8 @@
 use serde_json::{Map, Value, json};
 
 use crate::metrics::Decision;
+use crate::metrics::traffic::{Counts, MINUTES};
 use crate::state::Shared;
-use crate::traffic::{Counts, MINUTES};
 
 /// The `/traffic` document.
 #[must_use]

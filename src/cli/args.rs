@@ -67,11 +67,11 @@ pub(crate) enum Command {
     /// Open, list or close ad-hoc drills on every replica's admin API. No config needed.
     Drills {
         #[command(subcommand)]
-        command: webcollect_shim::fleet::DrillsCommand,
+        command: webcollect_shim::admin::fleet::DrillsCommand,
     },
     /// One line per replica: config version and sha256, drill now, active windows. No
     /// config needed.
-    Status(webcollect_shim::fleet::FleetArgs),
+    Status(webcollect_shim::admin::fleet::FleetArgs),
     /// Print the decision for one request at one instant, and the exact answer. No network.
     Explain {
         /// Instant of the request, RFC 3339, e.g. 2020-04-20T02:30:00+09:00.

@@ -10,8 +10,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use webcollect_shim::clock::{self, SharedClock, SystemClock};
 use webcollect_shim::config::{self, CertSource, Config};
-use webcollect_shim::snapshot::Snapshot;
-use webcollect_shim::{loopcheck, report};
+use webcollect_shim::decide::snapshot::Snapshot;
+use webcollect_shim::inspect::{self, loopcheck};
 
 /// How long `check` waits for each upstream's host to resolve (the loop warning).
 const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -38,9 +38,9 @@ pub(crate) fn check(config: Config, at: Option<&str>) -> anyhow::Result<()> {
     };
     let loops = super::control_runtime()?.block_on(loopcheck::find(&config, LOOKUP_TIMEOUT));
     let snapshot = Snapshot::new(Arc::new(config), &[], 1, now);
-    print!("{}", report::timeline(&snapshot, now));
-    print!("{}", report::tls(&snapshot.config, ca_present));
-    print!("{}", report::self_loops(&snapshot.config, &loops));
+    print!("{}", inspect::timeline(&snapshot, now));
+    print!("{}", inspect::tls(&snapshot.config, ca_present));
+    print!("{}", inspect::self_loops(&snapshot.config, &loops));
     Ok(())
 }
 
@@ -71,7 +71,7 @@ pub(crate) fn explain(
     let snapshot = Snapshot::new(Arc::new(config), &[], 1, at);
     print!(
         "{}",
-        report::explain(&snapshot, at, &method, path, &headers, client_ip)
+        inspect::explain(&snapshot, at, &method, path, &headers, client_ip)
     );
     Ok(())
 }

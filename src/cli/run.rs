@@ -7,7 +7,8 @@ use anyhow::Context as _;
 
 use webcollect_shim::clock::SystemClock;
 use webcollect_shim::config::Config;
-use webcollect_shim::{Listeners, Shim, runtime, signal};
+use webcollect_shim::runtime::{self, signal};
+use webcollect_shim::{Listeners, Shim};
 
 /// Serves `config` until a shutdown signal, then drains within `server.shutdown_grace`.
 pub(crate) fn run(config: Config) -> anyhow::Result<()> {

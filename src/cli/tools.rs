@@ -4,7 +4,7 @@ use anyhow::Context as _;
 
 use webcollect_shim::clock::SystemClock;
 use webcollect_shim::config::{Config, LogFormat};
-use webcollect_shim::signal;
+use webcollect_shim::runtime::signal;
 
 use super::args::NotifyArgs;
 
@@ -31,7 +31,7 @@ pub(crate) fn mock_gateway(
 /// Sends the notification; `Ok(false)` when no attempt was accepted.
 pub(crate) fn notify(args: NotifyArgs) -> anyhow::Result<bool> {
     use webcollect_shim::clock::Clock as _;
-    use webcollect_shim::notify::{self, Notification, RetryPolicy};
+    use webcollect_shim::qa::notify::{self, Notification, RetryPolicy};
     let settle_date = args.settle_date.unwrap_or_else(|| {
         SystemClock
             .now()

@@ -225,7 +225,7 @@ pub struct Maintenance {
     /// Contact block of the page.
     pub contact: Contact,
     /// The page template (built-in, or `page_template`), parsed once at load.
-    pub page: std::sync::Arc<crate::page::Template>,
+    pub page: std::sync::Arc<crate::response::page::Template>,
     /// At most this many request-body bytes are read and discarded before a short-circuit.
     pub drain_limit: u64,
     /// At most this long is spent draining a short-circuited request's body.
@@ -706,7 +706,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            crate::page::window_text(ws[1].start, ws[1].end, r.timezone),
+            crate::response::page::window_text(ws[1].start, ws[1].end, r.timezone),
             "2月29日(土) 22時00分～3月1日(日) 2時00分"
         );
     }

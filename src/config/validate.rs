@@ -357,18 +357,18 @@ impl Checker<'_> {
             }
         };
         let page = match &m.page_template {
-            None => crate::page::Template::built_in(),
+            None => crate::response::page::Template::built_in(),
             Some(file) => {
                 let path = self.base_dir.join(file.get_ref());
                 let parsed = std::fs::read_to_string(&path)
                     .map_err(|e| format!("cannot read page template {}: {e}", path.display()))
                     .and_then(|text| {
-                        crate::page::Template::parse(&text)
+                        crate::response::page::Template::parse(&text)
                             .map_err(|e| format!("page template {}: {e}", path.display()))
                     });
                 parsed.unwrap_or_else(|msg| {
                     self.err(file.span(), msg);
-                    crate::page::Template::built_in()
+                    crate::response::page::Template::built_in()
                 })
             }
         };

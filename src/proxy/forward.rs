@@ -1,5 +1,5 @@
 //! The last step: rewrite the request head for the upstream (marked with this process's
-//! `Via`, see [`crate::via`]) and send it on this worker's pool. Bodies stream both ways;
+//! `Via`, see [`crate::decide::via`]) and send it on this worker's pool. Bodies stream both ways;
 //! nothing is buffered; a request that reached the wire is never sent again.
 
 use std::future::Future;
@@ -117,7 +117,7 @@ fn prepare(
         .cloned()
         .ok_or(ProxyError::BadRequest)?;
     if canonical
-        && let Ok(c) = crate::path::canonicalize(path_and_query.path())
+        && let Ok(c) = crate::decide::path::canonicalize(path_and_query.path())
         && c.with_params != path_and_query.path()
     {
         let rebuilt = match path_and_query.query() {

@@ -19,8 +19,8 @@ use super::body::ProxyBody;
 use super::{Answer, Call, Conn, Outcome};
 use crate::decide::{Action, Pass};
 use crate::metrics::Decision;
-use crate::server::InFlight;
-use crate::worker::{View, Worker};
+use crate::runtime::server::InFlight;
+use crate::runtime::worker::{View, Worker};
 
 /// `X-Request-Id`, as tower-http's request-id layers name it.
 const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
@@ -204,7 +204,7 @@ impl Record {
         // but the request id.
         tracing::info!(
             method = %head.method,
-            path = path_for_log(&crate::path::as_decided(head.uri.path())),
+            path = path_for_log(&crate::decide::path::as_decided(head.uri.path())),
             route = route_id,
             decision = action.map_or("-", |a| a.label()),
             window,

@@ -34,8 +34,8 @@ use tower_http::sensitive_headers::{
 
 use crate::decide::{Action, Rewrite};
 use crate::response::{BoxError, Canned};
-use crate::server::Activity;
-use crate::worker::{View, Worker};
+use crate::runtime::server::Activity;
+use crate::runtime::worker::{View, Worker};
 use body::{ProxyBody, UpstreamBody};
 use rescue::Failure;
 

@@ -16,7 +16,7 @@ use super::pool::ConnectError;
 use super::{Answer, Forwarding, Outcome};
 use crate::metrics::Decision;
 use crate::response::{self, Canned};
-use crate::worker::View;
+use crate::runtime::worker::View;
 
 /// Why a forward failed.
 #[derive(Debug, thiserror::Error)]

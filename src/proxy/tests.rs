@@ -22,8 +22,8 @@ use super::{Answer, Call, Conn, Forwarding, Outcome};
 use crate::clock::ManualClock;
 use crate::config::Config;
 use crate::decide::{Action, Rewrite};
+use crate::runtime::worker::Worker;
 use crate::state::Shared;
-use crate::worker::Worker;
 
 const CONFIG: &str = r#"
 [listen]
@@ -102,7 +102,7 @@ async fn incoming(raw: &'static [u8]) -> Request<Incoming> {
 fn conn() -> Arc<Conn> {
     Arc::new(Conn::http(
         "192.0.2.7:40000".parse().unwrap(),
-        crate::server::Activity::detached(),
+        crate::runtime::server::Activity::detached(),
     ))
 }
 
@@ -336,7 +336,10 @@ async fn a_panic_answers_500_and_the_connection_carries_on() {
         let (stream, peer) = listener.accept().await.unwrap();
         let stack = super::build(
             server_worker,
-            Arc::new(Conn::http(peer, crate::server::Activity::detached())),
+            Arc::new(Conn::http(
+                peer,
+                crate::runtime::server::Activity::detached(),
+            )),
             PanicsOnPath,
         );
         let _ = hyper::server::conn::http1::Builder::new()

@@ -2,3 +2,4 @@
 //! for the gateway itself.
 
 pub mod gateway;
+pub mod notify;

@@ -2,7 +2,7 @@
 //! task (a slow or silent client never holds up the accept loop), bounded by the
 //! connection's header-read deadline, which counts from the accept; after it, the
 //! merchant-facing stack is served exactly as on the plain listener
-//! ([`crate::server::serve_proxy`]), over HTTP/1.1 or h2 as ALPN chose.
+//! ([`crate::runtime::server::serve_proxy`]), over HTTP/1.1 or h2 as ALPN chose.
 
 use std::io;
 use std::net::SocketAddr;

@@ -17,7 +17,7 @@ use super::form::Form;
 use super::orders::{Order, WrongState, card_brand, status};
 use super::store::{Keyed as _, State};
 use super::tokens::{self, CardHint, TokenError};
-use crate::page::html_escape;
+use crate::response::page::html_escape;
 
 /// What a function does to the stand-in's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -375,7 +375,7 @@ async fn change_order(gw: &Gateway, f: &'static Function, form: &Form, date: &st
                     "slipUrlPc",
                     &format!(
                         "https://stand-in-gateway.invalid/slip?order_no={}",
-                        crate::notify::form_encode(&order.order_no)
+                        crate::qa::notify::form_encode(&order.order_no)
                     ),
                 ),
                 Op::Confirm3d | Op::Reauthorise => element("crdCResCd", &order.approval),

@@ -10,9 +10,9 @@ use super::orders::{Order, status};
 use super::page::{fill, page};
 use super::store::Keyed as _;
 use super::{Gateway, html};
-use crate::notify::{self, Notification};
-use crate::page::html_escape;
+use crate::qa::notify::{self, Notification};
 use crate::response::Body;
+use crate::response::page::html_escape;
 
 const LANDING: &str = include_str!("../../../assets/qa/link.html");
 const DONE: &str = include_str!("../../../assets/qa/done.html");

@@ -34,9 +34,9 @@ use hyper::body::Incoming;
 use tokio::net::TcpListener;
 
 use crate::clock::{SharedClock, SystemClock};
-use crate::notify::RetryPolicy;
+use crate::qa::notify::RetryPolicy;
 use crate::response::{Body, full};
-use crate::server::{self, ServeOptions};
+use crate::runtime::server::{self, ServeOptions};
 
 use form::Form;
 pub use store::StateFileError;

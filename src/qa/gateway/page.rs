@@ -39,7 +39,7 @@ pub(crate) fn page(title: &str, content: &str) -> String {
     fill(
         SHELL,
         &[
-            ("title", &crate::page::html_escape(title)),
+            ("title", &crate::response::page::html_escape(title)),
             ("content", content),
         ],
     )
@@ -51,8 +51,8 @@ pub(crate) fn admin_screen(path: &str, date: &str) -> String {
     let content = fill(
         ADMIN,
         &[
-            ("path", &crate::page::html_escape(path)),
-            ("date", &crate::page::html_escape(date)),
+            ("path", &crate::response::page::html_escape(path)),
+            ("date", &crate::response::page::html_escape(date)),
         ],
     );
     page(

@@ -1,4 +1,4 @@
-//! Reload triggers besides `POST /reload` and SIGHUP ([`crate::signal`]): a debounced watch
+//! Reload triggers besides `POST /reload` and SIGHUP ([`crate::runtime::signal`]): a debounced watch
 //! on the config file, and the periodic recompile that keeps recurring windows expanded
 //! ahead of the clock.
 

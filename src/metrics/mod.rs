@@ -1,6 +1,8 @@
 //! Prometheus metrics. Label values come from fixed sets (decision, status class, result) or
 //! from ids written in the config (route, window, upstream): never from request data.
 
+pub mod traffic;
+
 use std::fmt;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -124,7 +126,7 @@ impl RequestCounters {
 /// Every metric the shim exports, registered once.
 pub struct Metrics {
     /// Per-route counts for the admin console (not exported to Prometheus).
-    pub traffic: crate::traffic::Board,
+    pub traffic: crate::metrics::traffic::Board,
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     upstream_latency: Family<UpstreamLabels, Histogram, fn() -> Histogram>,
@@ -162,7 +164,7 @@ impl Metrics {
             active_windows: Gauge::default(),
             drills_open: Gauge::default(),
             config_version: Gauge::default(),
-            traffic: crate::traffic::Board::new(),
+            traffic: crate::metrics::traffic::Board::new(),
             registry: Registry::default(),
         };
         registry.register(

@@ -11,8 +11,8 @@ use chrono::TimeDelta;
 
 use crate::config::{Config, Kind, Window};
 use crate::decide::Maintain;
+use crate::decide::router::Router;
 use crate::response::{self, Canned};
-use crate::routes::Router;
 use crate::schedule::Timeline;
 
 /// A compiled configuration.
@@ -168,7 +168,7 @@ impl Snapshot {
             ),
             Kind::TokenJs => {
                 // The route was found on the canonical path; so is the modal library.
-                let path = crate::path::as_decided(path);
+                let path = crate::decide::path::as_decided(path);
                 response::token_js(self.token_js(path.ends_with("/tokenlib.js")))
             }
             Kind::Api | Kind::Passthrough | Kind::Notification => {

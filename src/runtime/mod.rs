@@ -4,6 +4,10 @@
 //! leave the thread that accepted it. The kernel spreads new connections over the listeners.
 //! Admin, config and signals run on the control runtime (the caller's), never on a worker.
 
+pub mod server;
+pub mod signal;
+pub mod worker;
+
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,10 +16,10 @@ use std::thread;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::{oneshot, watch};
 
-use crate::server::{self, ServeOptions, Slots};
+use crate::runtime::worker::Worker;
 use crate::state::Shared;
 use crate::tls;
-use crate::worker::Worker;
+use server::{ServeOptions, Slots};
 
 /// Pending connections the kernel queues per listener before the shim accepts them.
 const BACKLOG: i32 = 4096;

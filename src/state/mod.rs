@@ -3,6 +3,9 @@
 //! periodic recompile of recurring windows. Every change is load → validate → compile →
 //! swap; a failure leaves the running config untouched.
 
+pub mod drills;
+pub mod reload;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,13 +15,13 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError, EnvLookup, Source, Window};
-use crate::drill_store::DrillStore;
+use crate::state::drills::DrillStore;
 use prometheus_client::metrics::histogram::Histogram;
 
+use crate::decide::snapshot::Snapshot;
+use crate::decide::via::ViaMark;
 use crate::metrics::{Metrics, RequestCounters};
 use crate::proxy::upstream::Target;
-use crate::snapshot::Snapshot;
-use crate::via::ViaMark;
 
 /// A snapshot plus the upstream targets and metric handles built for its config.
 #[derive(Debug)]
@@ -157,7 +160,7 @@ impl Shared {
         let store = DrillStore::for_config(&config, &*env);
         let now = clock.now();
         let drills = store.as_ref().map(|s| s.load(now)).unwrap_or_default();
-        let next_drill = crate::drill_store::next_generated_id(&drills);
+        let next_drill = crate::state::drills::next_generated_id(&drills);
         let config = Arc::new(config);
         let metrics = Metrics::new();
         let loaded = Loaded::new(

@@ -33,7 +33,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::proxy::{self, Conn};
 use crate::response::Body;
-use crate::worker::Worker;
+use crate::runtime::worker::Worker;
 
 /// How long an HTTP/2 ping may go unanswered before the connection is closed.
 const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);

@@ -1,6 +1,8 @@
 //! Human-readable output of `check` (the timeline, TLS, warnings) and `explain` (one decision
 //! and its exact answer). Pure functions of their inputs: no network, no clock reads.
 
+pub mod loopcheck;
+
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -9,11 +11,11 @@ use chrono_tz::Tz;
 use http::{HeaderMap, Method};
 
 use crate::config::{CertSource, Config, Kind, PathMatch};
+use crate::decide::snapshot::Snapshot;
+use crate::decide::via::ViaMark;
 use crate::decide::{Action, Pass, RequestInfo, decide, request_host};
-use crate::loopcheck::SelfLoop;
+use crate::inspect::loopcheck::SelfLoop;
 use crate::response::{self, window_text};
-use crate::snapshot::Snapshot;
-use crate::via::ViaMark;
 
 /// The instance id `explain` stands in for a running shim's random one: a request whose
 /// `Via` carries `webcollect-shim-explain` shows the loop answer.
@@ -111,7 +113,7 @@ pub fn timeline(snapshot: &Snapshot, now: DateTime<Utc>) -> String {
             crate::config::format_duration(r.duration)
         );
         let _ = writeln!(out, "    services: {}", r.services.join(", "));
-        let next: Vec<_> = r.occurrences(now, now + crate::snapshot::Snapshot::HORIZON);
+        let next: Vec<_> = r.occurrences(now, now + crate::decide::snapshot::Snapshot::HORIZON);
         if next.is_empty() {
             let _ = writeln!(out, "    no occurrence in the next 400 days");
         }
@@ -243,7 +245,7 @@ pub fn tls(config: &Config, ca_present: Option<bool>) -> String {
     out
 }
 
-/// `check`'s warnings about upstreams that lead back to the shim ([`crate::loopcheck`]).
+/// `check`'s warnings about upstreams that lead back to the shim ([`crate::inspect::loopcheck`]).
 #[must_use]
 pub fn self_loops(config: &Config, loops: &[SelfLoop]) -> String {
     let mut out = String::new();
@@ -304,7 +306,7 @@ pub fn explain(
         "request:  {method} {path} from {client_ip}{}",
         host.map(|h| format!(" for host {h}")).unwrap_or_default()
     );
-    match crate::path::canonicalize(path) {
+    match crate::decide::path::canonicalize(path) {
         Ok(c) if c.path != path => {
             let note = if c.rewritten {
                 "differs from the request's"

@@ -2,7 +2,7 @@
 //! (its `connect_to`, else its host resolved the way the shim would resolve it) compared with
 //! the shim's own listeners. The DNS override that sends merchants to the shim, applied to
 //! the shim's machine too, is the usual cause; at run time such requests are answered 508
-//! (see [`crate::via`]), and this says so before the first one is sent.
+//! (see [`crate::decide::via`]), and this says so before the first one is sent.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //! buffer (bounded) the body it rewrites and pass everything it cannot rewrite through
 //! unmodified, with a warning and a metric. Every other exchange passes straight through.
 
+pub mod rewrite;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::io::{Read as _, Write as _};
@@ -23,7 +25,6 @@ use crate::config::SettleDrill;
 use crate::decide::Rewrite;
 use crate::metrics::Metrics;
 use crate::response::BoxError;
-use crate::settle;
 
 /// Adds [`Settle`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -216,7 +217,7 @@ async fn response(
             record(metrics, route, result);
             None
         }
-        Ok(xml) => match settle::rewrite_xml(&xml, &drill.value) {
+        Ok(xml) => match rewrite::rewrite_xml(&xml, &drill.value) {
             Ok(Some(out)) => {
                 record(metrics, route, "rewritten");
                 Some(if gzip { gzip_bytes(&out) } else { out })
@@ -266,7 +267,7 @@ async fn request(
         }
         Buffered::Failed(_, err) => return Err(body_failure(&*err)),
     };
-    let body = match settle::rewrite_form(&raw, &drill.value) {
+    let body = match rewrite::rewrite_form(&raw, &drill.value) {
         Some(out) => {
             record(metrics, route, "rewritten");
             Bytes::from(out)

@@ -9,7 +9,7 @@ use crate::config::Contact;
 /// Title and heading of the built-in page.
 pub const PAGE_TITLE: &str = "クロネコwebコレクト メンテナンスのお知らせ";
 
-const BUILT_IN: &str = include_str!("../assets/maintenance.html");
+const BUILT_IN: &str = include_str!("../../assets/maintenance.html");
 
 /// `4月20日(月) 2時00分～6時00分`; both dates when the window spans days, years when it spans
 /// years.

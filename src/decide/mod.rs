@@ -1,6 +1,11 @@
 //! The maintenance decision: loop mark + route + windows + drills + now → [`Action`]. Pure:
 //! no I/O, no clock reads; the caller passes `now`.
 
+pub mod path;
+pub mod router;
+pub mod snapshot;
+pub mod via;
+
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
@@ -8,9 +13,9 @@ use http::{HeaderMap, Method};
 use ipnet::IpNet;
 
 use crate::config::{Kind, Mode, NonCanonicalPaths};
-use crate::path::Problem;
-use crate::snapshot::Snapshot;
-use crate::via::ViaMark;
+use crate::decide::path::Problem;
+use crate::decide::snapshot::Snapshot;
+use crate::decide::via::ViaMark;
 
 /// What the request looks like, as far as the decision cares.
 #[derive(Debug, Clone, Copy)]
@@ -148,7 +153,7 @@ impl Action {
 
 /// Decides what to do with `req` at `now`, including whether the settleMethod drill
 /// rewrites a forwarded exchange. Routes and windows see the canonical path
-/// ([`crate::path`]), never the raw one.
+/// ([`crate::decide::path`]), never the raw one.
 #[must_use]
 pub fn decide(snapshot: &Snapshot, req: RequestInfo<'_>, now: DateTime<Utc>) -> Action {
     let config = &snapshot.config;
@@ -159,7 +164,7 @@ pub fn decide(snapshot: &Snapshot, req: RequestInfo<'_>, now: DateTime<Utc>) -> 
     if req.method == Method::CONNECT || req.method == Method::TRACE {
         return Action::Refuse(Refusal::Method);
     }
-    let path = match crate::path::canonicalize(req.path) {
+    let path = match crate::decide::path::canonicalize(req.path) {
         Ok(c) if c.rewritten && config.server.non_canonical_paths == NonCanonicalPaths::Refuse => {
             return Action::Refuse(Refusal::BadPath(Problem::NotCanonical));
         }

@@ -1,6 +1,8 @@
 //! Every answer the shim makes itself: the maintenance XML, page and token stand-in, and the
 //! 404/508/502/504 answers. Also the one response body type used by the proxy.
 
+pub mod page;
+
 use bytes::Bytes;
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
@@ -9,8 +11,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use http_body_util::combinators::BoxBody;
 
 use crate::config::{Maintenance, Window};
-pub use crate::page::window_text;
-use crate::page::{PAGE_TITLE, PageValues};
+pub use crate::response::page::window_text;
+use crate::response::page::{PAGE_TITLE, PageValues};
 
 /// Error type of streamed bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -162,7 +164,7 @@ pub fn token_js(body: Bytes) -> Canned {
 /// Renders the token library stand-in's source for this configuration.
 #[must_use]
 pub fn token_js_body(m: &Maintenance, modal: bool) -> Bytes {
-    include_str!("../assets/tokenlib.js")
+    include_str!("../../assets/tokenlib.js")
         .replace("__ERROR_CODE__", &js_string(&m.error_code))
         .replace("__ERROR_MSG__", &js_string(&m.token_message))
         .replace("__MODAL__", if modal { "true" } else { "false" })
@@ -170,7 +172,7 @@ pub fn token_js_body(m: &Maintenance, modal: bool) -> Bytes {
         // text is never searched for placeholders.
         .replace(
             "/*__TOKEN_FORM__*/",
-            include_str!("../assets/token-form.js"),
+            include_str!("../../assets/token-form.js"),
         )
         .into()
 }
@@ -187,7 +189,7 @@ pub fn no_route() -> Canned {
 }
 
 /// 508: the request carries this shim's own `Via` mark, so forwarding it would send it
-/// around again (see [`crate::via`]).
+/// around again (see [`crate::decide::via`]).
 #[must_use]
 pub fn loop_detected() -> Canned {
     Canned::new(

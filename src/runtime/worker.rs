@@ -13,10 +13,10 @@ use http::HeaderValue;
 
 use crate::config::Kind;
 use crate::decide::Maintain;
+use crate::metrics::traffic::{Cells, Shard};
 use crate::proxy::pool::Pool;
 use crate::response::Canned;
 use crate::state::{Loaded, Shared};
-use crate::traffic::{Cells, Shard};
 
 /// How often idle pooled connections past `pool_idle_timeout` are closed.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
@@ -128,7 +128,7 @@ impl View {
         }
     }
 
-    /// [`crate::snapshot::Snapshot::maintenance_answer`], with the API answer cached per
+    /// [`crate::decide::snapshot::Snapshot::maintenance_answer`], with the API answer cached per
     /// second (the same bytes).
     #[must_use]
     pub fn maintenance_answer(
