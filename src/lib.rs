@@ -19,6 +19,7 @@ pub mod runtime;
 pub mod schedule;
 pub mod state;
 pub mod tls;
+pub mod upstream;
 
 use std::future::Future;
 use std::sync::Arc;

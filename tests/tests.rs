@@ -55,3 +55,5 @@ mod hardening;
 mod cross_site;
 // The admin console: /timeline and /traffic, and the page in headless Chromium.
 mod console;
+// The library's top-level modules form no cycle.
+mod layout;

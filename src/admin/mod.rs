@@ -34,8 +34,9 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::config::{Window, is_valid_service, parse_duration};
+use crate::config::{is_valid_service, parse_duration};
 use crate::response::{Body, full};
+use crate::schedule::Window;
 use crate::state::{DrillError, DrillRequest, Shared};
 
 /// Largest admin request body accepted.

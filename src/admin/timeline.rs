@@ -9,8 +9,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 
 use super::{rfc3339, window_json};
-use crate::config::{Source, Window, format_duration};
+use crate::config::format_duration;
 use crate::decide::snapshot::Snapshot;
+use crate::schedule::{Source, Window};
 use crate::schedule::{Timeline, covers};
 use crate::state::Shared;
 

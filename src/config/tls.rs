@@ -37,10 +37,10 @@ impl Checker<'_> {
             (None, Some(cert), Some(key)) => {
                 let cert_path = self.base_dir.join(cert.get_ref());
                 let key_path = self.base_dir.join(key.get_ref());
-                if let Err(problem) = crate::tls::files::load(&cert_path, &key_path, &hosts) {
+                if let Err(problem) = super::certs::load(&cert_path, &key_path, &hosts) {
                     let span = match problem.file {
-                        crate::tls::files::Which::Cert => cert.span(),
-                        crate::tls::files::Which::Key => key.span(),
+                        super::certs::Which::Cert => cert.span(),
+                        super::certs::Which::Key => key.span(),
                     };
                     self.err(span, problem.message);
                 }

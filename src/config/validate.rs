@@ -19,8 +19,9 @@ use super::error::Diagnostic;
 use super::raw::{Mode, RawConfig, RawUpstream, Str};
 use super::{
     Admin, ClockConfig, Config, Contact, Drill, Listen, Maintenance, PathMatch, Route, Server,
-    Upstream, Window,
+    Upstream,
 };
+use crate::schedule::Window;
 
 const DEFAULT_ERROR_CODE: &str = "Z01000000";
 const DEFAULT_TOKEN_MESSAGE: &str = "メンテナンス中です。時間をおいて再度アクセスしてください。";
@@ -516,7 +517,7 @@ impl Checker<'_> {
         &mut self,
         raw: &[super::raw::RawWindow],
         tz: Tz,
-    ) -> (Vec<Window>, Vec<super::Recurring>) {
+    ) -> (Vec<Window>, Vec<crate::schedule::Recurring>) {
         let mut seen = HashSet::new();
         let mut once = Vec::new();
         let mut recurring = Vec::new();
@@ -607,7 +608,7 @@ impl Checker<'_> {
                     self.err(span, format!("window {id:?}: `until` must be after `from`"));
                 }
                 if let (Some(cron), Some(duration)) = (cron, duration) {
-                    recurring.push(super::Recurring {
+                    recurring.push(crate::schedule::Recurring {
                         id: id.clone(),
                         title,
                         pattern: pattern.get_ref().clone(),
@@ -657,7 +658,7 @@ impl Checker<'_> {
                 start: start.unwrap_or_default(),
                 end: end.unwrap_or_default(),
                 services,
-                source: super::Source::Config,
+                source: crate::schedule::Source::Config,
             });
         }
         (once, recurring)
@@ -808,7 +809,7 @@ impl Checker<'_> {
         &mut self,
         raw: &super::raw::RawSettleDrill,
         windows: &[Window],
-        recurring: &[super::Recurring],
+        recurring: &[crate::schedule::Recurring],
     ) -> super::SettleDrill {
         let value = match &raw.value {
             None => "14".to_string(),

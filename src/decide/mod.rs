@@ -93,6 +93,17 @@ pub enum Refusal {
     Method,
 }
 
+impl Refusal {
+    /// The shim's answer to it.
+    #[must_use]
+    pub fn answer(self) -> crate::response::Canned {
+        match self {
+            Self::BadPath(problem) => crate::response::bad_path(problem.reason()),
+            Self::Method => crate::response::method_not_allowed(),
+        }
+    }
+}
+
 /// The decision for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {

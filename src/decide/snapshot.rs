@@ -9,11 +9,12 @@ use chrono::{DateTime, Utc};
 
 use chrono::TimeDelta;
 
-use crate::config::{Config, Kind, Window};
+use crate::config::{Config, Kind};
 use crate::decide::Maintain;
 use crate::decide::router::Router;
 use crate::response::{self, Canned};
 use crate::schedule::Timeline;
+use crate::schedule::Window;
 
 /// A compiled configuration.
 #[derive(Debug)]
@@ -73,9 +74,10 @@ impl Snapshot {
         let settle_ids = &config.settle_drill.windows;
         let settle_timeline = Timeline::build_with(&windows, |w| settle_ids.contains(&w.id));
         let trade_info_paths = config.settle_drill.paths.iter().cloned().collect();
+        let m = &config.maintenance;
         let token_js = [
-            response::token_js_body(&config.maintenance, false),
-            response::token_js_body(&config.maintenance, true),
+            response::token_js_body(&m.error_code, &m.token_message, false),
+            response::token_js_body(&m.error_code, &m.token_message, true),
         ];
         let pages = (0..=windows.len()).map(|_| OnceLock::new()).collect();
         Self {
@@ -139,7 +141,8 @@ impl Snapshot {
             .get_or_init(|| {
                 let config = &self.config;
                 response::page_body(
-                    &config.maintenance,
+                    &config.maintenance.page,
+                    &config.maintenance.contact,
                     config.clock.timezone,
                     window.map(|w| &self.windows[w]),
                 )
@@ -160,7 +163,7 @@ impl Snapshot {
         let config = &self.config;
         match config.routes[route].kind {
             Kind::Page => response::page_answer(
-                &config.maintenance,
+                config.maintenance.page_status,
                 self.page_body(maintain.window),
                 maintain.until,
                 now,
@@ -172,7 +175,8 @@ impl Snapshot {
                 response::token_js(self.token_js(path.ends_with("/tokenlib.js")))
             }
             Kind::Api | Kind::Passthrough | Kind::Notification => {
-                response::api_maintenance(&config.maintenance, config.clock.timezone, now)
+                let m = &config.maintenance;
+                response::api_maintenance(&m.error_code, m.api_status, config.clock.timezone, now)
             }
         }
     }

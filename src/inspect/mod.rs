@@ -369,7 +369,7 @@ pub fn explain(
             };
             let _ = writeln!(out, "decision: {} ({why})", action.label());
             let _ = writeln!(out, "upstream: not contacted");
-            Some(response::refusal(refusal))
+            Some(refusal.answer())
         }
         Action::NoRoute => {
             let _ = writeln!(out, "decision: no-route (the shim answers 404 itself)");

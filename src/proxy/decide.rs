@@ -78,7 +78,7 @@ where
         };
         let canned = match action {
             Action::Loop => response::loop_detected(),
-            Action::Refuse(refusal) => response::refusal(refusal),
+            Action::Refuse(refusal) => refusal.answer(),
             Action::NoRoute => response::no_route(),
             Action::Maintain { route, maintain } => {
                 view.maintenance_answer(route, maintain, req.uri().path(), now)

@@ -13,10 +13,11 @@ use http::{Request, Response, Uri, Version};
 
 use crate::config::NonCanonicalPaths;
 
+use super::Forwarding;
 use super::body::{ProxyBody, declared_length};
+use super::conn::Conn;
 use super::pool::ConnectError;
 use super::rescue::ProxyError;
-use super::{Conn, Forwarding};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");

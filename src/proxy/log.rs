@@ -16,11 +16,12 @@ use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use super::body::ProxyBody;
-use super::{Answer, Call, Conn, Outcome};
+use super::conn::Conn;
+use super::{Answer, Call, Outcome};
 use crate::decide::{Action, Pass};
 use crate::metrics::Decision;
-use crate::runtime::server::InFlight;
-use crate::runtime::worker::{View, Worker};
+use crate::proxy::conn::InFlight;
+use crate::proxy::worker::{View, Worker};
 
 /// `X-Request-Id`, as tower-http's request-id layers name it.
 const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");

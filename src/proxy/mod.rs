@@ -6,6 +6,7 @@
 //! the [`Outcome`] that the access log and the metrics record once.
 
 pub mod body;
+pub mod conn;
 pub mod decide;
 pub mod forward;
 pub mod log;
@@ -14,16 +15,15 @@ pub mod pool;
 pub mod request_id;
 pub mod rescue;
 pub mod settle;
-pub mod upstream;
+pub mod worker;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, SET_COOKIE};
-use http::{HeaderValue, Request, Response};
+use http::{Request, Response};
 use hyper::body::Incoming;
 use tower::{Layer as _, Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -33,55 +33,14 @@ use tower_http::sensitive_headers::{
 };
 
 use crate::decide::{Action, Rewrite};
+use crate::proxy::worker::{View, Worker};
 use crate::response::{BoxError, Canned};
-use crate::runtime::server::Activity;
-use crate::runtime::worker::{View, Worker};
 use body::{ProxyBody, UpstreamBody};
+use conn::Conn;
 use rescue::Failure;
 
 /// Body of the answers the stack gives hyper (catch-panic boxes every body once).
 pub type ClientBody = tower_http::body::UnsyncBoxBody<Bytes, BoxError>;
-
-/// What the shim knows about a client connection, worked out once when it is accepted.
-#[derive(Debug)]
-pub struct Conn {
-    /// The TCP peer.
-    pub peer: SocketAddr,
-    /// The peer's address as an `X-Forwarded-For` entry.
-    pub forwarded_for: HeaderValue,
-    /// `X-Forwarded-Proto`: how the client reached the shim.
-    pub proto: HeaderValue,
-    /// The requests in flight on it, for its idle and header timeouts.
-    pub activity: Arc<Activity>,
-    /// For TLS, the host name the client asked for (SNI), lowercase.
-    pub server_name: Option<Box<str>>,
-}
-
-impl Conn {
-    /// A plain-HTTP client connection from `peer`.
-    #[must_use]
-    pub fn http(peer: SocketAddr, activity: Arc<Activity>) -> Self {
-        let ip = peer.ip().to_canonical().to_string();
-        Self {
-            peer,
-            forwarded_for: HeaderValue::from_str(&ip)
-                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
-            proto: HeaderValue::from_static("http"),
-            activity,
-            server_name: None,
-        }
-    }
-
-    /// A TLS client connection from `peer` that asked for `server_name` (lowercase).
-    #[must_use]
-    pub fn https(peer: SocketAddr, activity: Arc<Activity>, server_name: Option<Box<str>>) -> Self {
-        Self {
-            proto: HeaderValue::from_static("https"),
-            server_name,
-            ..Self::http(peer, activity)
-        }
-    }
-}
 
 /// A request with what the shim knows about it before the decision.
 #[derive(Debug)]

@@ -8,7 +8,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -22,8 +22,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::body::UpstreamBody;
-use super::upstream::{Probe, Target, probe};
 use crate::response::BoxError;
+use crate::upstream::{IdleConnections, Probe, Target, probe};
 
 /// Idle connections kept per worker and upstream; more are closed when released.
 const MAX_IDLE: usize = 512;
@@ -76,7 +76,8 @@ impl Pool {
             idle: Mutex::new(Vec::new()),
             released: Notify::new(),
         });
-        pool.target.limit.register(&pool);
+        let weak: Weak<dyn IdleConnections> = Arc::downgrade(&pool) as Weak<Self>;
+        pool.target.limit.register(weak);
         pool
     }
 
@@ -152,17 +153,6 @@ impl Pool {
         }
     }
 
-    /// Closes the oldest idle connection; false when there is none.
-    pub(super) fn close_one_idle(&self) -> bool {
-        let mut idle = self.idle();
-        if idle.is_empty() {
-            return false;
-        }
-        // Dropping the sender ends the connection task, which frees the slot.
-        drop(idle.remove(0));
-        true
-    }
-
     /// Opens a connection in the slot `opened` took; the slot lives as long as the
     /// connection, or ends here if it cannot be opened (or this future is dropped).
     async fn connect(&self, opened: Opened) -> Result<Pooled, ConnectError> {
@@ -224,6 +214,19 @@ impl Pooled {
     {
         let response = self.sender.try_send_request(req).await?;
         Ok(response.map(|body| PooledBody::new(body, Ticket { pool, conn: self })))
+    }
+}
+
+impl IdleConnections for Pool {
+    /// Closes the oldest idle connection; false when there is none.
+    fn close_one_idle(&self) -> bool {
+        let mut idle = self.idle();
+        if idle.is_empty() {
+            return false;
+        }
+        // Dropping the sender ends the connection task, which frees the slot.
+        drop(idle.remove(0));
+        true
     }
 }
 

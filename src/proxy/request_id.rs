@@ -5,7 +5,7 @@ use std::sync::Arc;
 use http::Request;
 use tower_http::request_id::{MakeRequestId, RequestId};
 
-use crate::runtime::worker::Worker;
+use crate::proxy::worker::Worker;
 
 /// Makes ids from the worker's sequence (see [`Worker::next_request_id`]).
 #[derive(Debug, Clone)]

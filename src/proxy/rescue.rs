@@ -15,8 +15,8 @@ use super::body::ProxyBody;
 use super::pool::ConnectError;
 use super::{Answer, Forwarding, Outcome};
 use crate::metrics::Decision;
+use crate::proxy::worker::View;
 use crate::response::{self, Canned};
-use crate::runtime::worker::View;
 
 /// Why a forward failed.
 #[derive(Debug, thiserror::Error)]

@@ -17,12 +17,13 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tower::{Layer as _, Service, ServiceExt as _};
 
 use super::body::ProxyBody;
+use super::conn::Conn;
 use super::rescue::{Failure, ProxyError, RescueLayer};
-use super::{Answer, Call, Conn, Forwarding, Outcome};
+use super::{Answer, Call, Forwarding, Outcome};
 use crate::clock::ManualClock;
 use crate::config::Config;
 use crate::decide::{Action, Rewrite};
-use crate::runtime::worker::Worker;
+use crate::proxy::worker::Worker;
 use crate::state::Shared;
 
 const CONFIG: &str = r#"
@@ -102,7 +103,7 @@ async fn incoming(raw: &'static [u8]) -> Request<Incoming> {
 fn conn() -> Arc<Conn> {
     Arc::new(Conn::http(
         "192.0.2.7:40000".parse().unwrap(),
-        crate::runtime::server::Activity::detached(),
+        crate::proxy::conn::Activity::detached(),
     ))
 }
 
@@ -336,10 +337,7 @@ async fn a_panic_answers_500_and_the_connection_carries_on() {
         let (stream, peer) = listener.accept().await.unwrap();
         let stack = super::build(
             server_worker,
-            Arc::new(Conn::http(
-                peer,
-                crate::runtime::server::Activity::detached(),
-            )),
+            Arc::new(Conn::http(peer, crate::proxy::conn::Activity::detached())),
             PanicsOnPath,
         );
         let _ = hyper::server::conn::http1::Builder::new()

@@ -10,9 +10,9 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use http_body_util::combinators::BoxBody;
 
-use crate::config::{Maintenance, Window};
-pub use crate::response::page::window_text;
-use crate::response::page::{PAGE_TITLE, PageValues};
+use crate::schedule::Window;
+pub use page::window_text;
+use page::{Contact, PAGE_TITLE, PageValues, Template};
 
 /// Error type of streamed bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -90,7 +90,7 @@ impl Canned {
 
 /// SPEC §4.1: the API answer during maintenance. `returnDate` is `now` in `tz`.
 #[must_use]
-pub fn api_maintenance(m: &Maintenance, tz: Tz, now: DateTime<Utc>) -> Canned {
+pub fn api_maintenance(error_code: &str, status: StatusCode, tz: Tz, now: DateTime<Utc>) -> Canned {
     // Plain integer formatting: chrono's strftime re-parses its pattern on every call.
     let t = now.with_timezone(&tz);
     let date = format!(
@@ -103,50 +103,37 @@ pub fn api_maintenance(m: &Maintenance, tz: Tz, now: DateTime<Utc>) -> Canned {
         t.second()
     );
     let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<return>\n<returnCode>1</returnCode>\n<errorCode>{}</errorCode>\n<returnDate>{date}</returnDate>\n</return>\n",
-        m.error_code
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<return>\n<returnCode>1</returnCode>\n<errorCode>{error_code}</errorCode>\n<returnDate>{date}</returnDate>\n</return>\n"
     );
-    Canned::new(m.api_status, "maintenance", TEXT_XML, body)
-}
-
-/// SPEC §4.2: the maintenance page. `until` drives Retry-After, counted in real seconds
-/// (`speed` is the drill clock's speed).
-#[must_use]
-pub fn page_maintenance(
-    m: &Maintenance,
-    tz: Tz,
-    window: Option<&Window>,
-    until: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-    speed: f64,
-) -> Canned {
-    page_answer(m, page_body(m, tz, window), until, now, speed)
+    Canned::new(status, "maintenance", TEXT_XML, body)
 }
 
 /// The maintenance page's HTML for `window` (or for no known window: 「未定」).
 #[must_use]
-pub fn page_body(m: &Maintenance, tz: Tz, window: Option<&Window>) -> Bytes {
+pub fn page_body(template: &Template, contact: &Contact, tz: Tz, window: Option<&Window>) -> Bytes {
     let window_text =
         window.map_or_else(|| "未定".to_string(), |w| window_text(w.start, w.end, tz));
-    m.page
+    template
         .render(&PageValues {
             title: PAGE_TITLE,
             window: &window_text,
-            contact: &m.contact,
+            contact,
         })
         .into()
 }
 
-/// The maintenance page answer around an already rendered `body`.
+/// SPEC §4.2: the maintenance page answer (`status`, `page_status` in the config) around an
+/// already rendered `body`. `until` drives Retry-After, counted in real seconds (`speed` is
+/// the drill clock's speed).
 #[must_use]
 pub fn page_answer(
-    m: &Maintenance,
+    status: StatusCode,
     body: Bytes,
     until: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
     speed: f64,
 ) -> Canned {
-    let mut canned = Canned::new(m.page_status, "maintenance", TEXT_HTML, body);
+    let mut canned = Canned::new(status, "maintenance", TEXT_HTML, body);
     if let Some(until) = until {
         let secs = (until - now).num_milliseconds().max(0) as f64 / 1000.0 / speed;
         let secs = secs.ceil().max(1.0) as u64;
@@ -163,10 +150,10 @@ pub fn token_js(body: Bytes) -> Canned {
 
 /// Renders the token library stand-in's source for this configuration.
 #[must_use]
-pub fn token_js_body(m: &Maintenance, modal: bool) -> Bytes {
+pub fn token_js_body(error_code: &str, message: &str, modal: bool) -> Bytes {
     include_str!("../../assets/tokenlib.js")
-        .replace("__ERROR_CODE__", &js_string(&m.error_code))
-        .replace("__ERROR_MSG__", &js_string(&m.token_message))
+        .replace("__ERROR_CODE__", &js_string(error_code))
+        .replace("__ERROR_MSG__", &js_string(message))
         .replace("__MODAL__", if modal { "true" } else { "false" })
         // The card form, shared with the stand-in gateway's library; pasted last so that its
         // text is never searched for placeholders.
@@ -239,37 +226,36 @@ pub fn payload_too_large() -> Canned {
     canned
 }
 
-/// The answer to a request the shim refuses outright (SPEC §4.5, §4.6).
+/// 400: a path the shim cannot decide on safely (SPEC §4.5); `reason` says why.
 #[must_use]
-pub fn refusal(refusal: crate::decide::Refusal) -> Canned {
-    match refusal {
-        crate::decide::Refusal::BadPath(problem) => {
-            let mut canned = Canned::new(
-                StatusCode::BAD_REQUEST,
-                "bad-path",
-                TEXT_PLAIN,
-                format!("webcollect-shim: {}\n", problem.reason()),
-            );
-            // The path was not understood; its body (if any) is not read.
-            canned
-                .headers
-                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-            canned
-        }
-        crate::decide::Refusal::Method => {
-            let mut canned = Canned::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method-not-allowed",
-                TEXT_PLAIN,
-                "webcollect-shim: CONNECT and TRACE are not forwarded\n",
-            );
-            canned.headers.insert(
-                http::header::ALLOW,
-                HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"),
-            );
-            canned
-        }
-    }
+pub fn bad_path(reason: &str) -> Canned {
+    let mut canned = Canned::new(
+        StatusCode::BAD_REQUEST,
+        "bad-path",
+        TEXT_PLAIN,
+        format!("webcollect-shim: {reason}\n"),
+    );
+    // The path was not understood; its body (if any) is not read.
+    canned
+        .headers
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    canned
+}
+
+/// 405: CONNECT and TRACE are never forwarded (SPEC §4.6).
+#[must_use]
+pub fn method_not_allowed() -> Canned {
+    let mut canned = Canned::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        TEXT_PLAIN,
+        "webcollect-shim: CONNECT and TRACE are not forwarded\n",
+    );
+    canned.headers.insert(
+        http::header::ALLOW,
+        HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"),
+    );
+    canned
 }
 
 /// 408: the request body stalled past `server.body_read_timeout`.

@@ -4,8 +4,6 @@
 use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
-use crate::config::Contact;
-
 /// Title and heading of the built-in page.
 pub const PAGE_TITLE: &str = "クロネコwebコレクト メンテナンスのお知らせ";
 
@@ -42,6 +40,21 @@ pub fn window_text(start: DateTime<Utc>, end: DateTime<Utc>, tz: Tz) -> String {
             clock(&e)
         )
     }
+}
+
+/// Contact details shown on the maintenance page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    /// Who to contact.
+    pub name: String,
+    /// Toll-free number.
+    pub free_dial: String,
+    /// Number for mobile and IP phones.
+    pub phone: String,
+    /// Opening hours.
+    pub hours: String,
+    /// E-mail address.
+    pub email: String,
 }
 
 /// Values substituted into the page (HTML-escaped).

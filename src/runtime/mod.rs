@@ -6,7 +6,6 @@
 
 pub mod server;
 pub mod signal;
-pub mod worker;
 
 use std::io;
 use std::net::SocketAddr;
@@ -16,7 +15,7 @@ use std::thread;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::{oneshot, watch};
 
-use crate::runtime::worker::Worker;
+use crate::proxy::worker::Worker;
 use crate::state::Shared;
 use crate::tls;
 use server::{ServeOptions, Slots};

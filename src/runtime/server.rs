@@ -15,7 +15,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -31,9 +31,10 @@ use tokio::time::Instant;
 use tokio_util::either::Either;
 use tokio_util::task::TaskTracker;
 
-use crate::proxy::{self, Conn};
+use crate::proxy;
+use crate::proxy::conn::{Activity, Conn, Phase};
+use crate::proxy::worker::Worker;
 use crate::response::Body;
-use crate::runtime::worker::Worker;
 
 /// How long an HTTP/2 ping may go unanswered before the connection is closed.
 const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
@@ -159,59 +160,6 @@ impl Drop for Slot {
     }
 }
 
-/// What a connection's task knows of the requests on it. Updated by the request path with
-/// relaxed atomics on a word only this connection uses.
-#[derive(Debug)]
-pub struct Activity {
-    accepted: Instant,
-    started: AtomicBool,
-    in_flight: AtomicU32,
-    /// Milliseconds after `accepted` at which the last request ended.
-    last_end: AtomicU64,
-}
-
-impl Activity {
-    fn new() -> Self {
-        Self {
-            accepted: Instant::now(),
-            started: AtomicBool::new(false),
-            in_flight: AtomicU32::new(0),
-            last_end: AtomicU64::new(0),
-        }
-    }
-
-    /// Activity not watched by any connection task (for tests that build a stack alone).
-    #[must_use]
-    pub fn detached() -> Arc<Self> {
-        Arc::new(Self::new())
-    }
-
-    /// A request began; the returned guard says when it ends (even if it is dropped).
-    #[must_use]
-    pub fn begin(self: &Arc<Self>) -> InFlight {
-        self.started.store(true, Ordering::Relaxed);
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(self.clone())
-    }
-
-    fn since_accept(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.accepted).as_millis()).unwrap_or(u64::MAX)
-    }
-}
-
-/// A request in flight on a connection (see [`Activity::begin`]).
-#[derive(Debug)]
-pub struct InFlight(Arc<Activity>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        let activity = &self.0;
-        let now = activity.since_accept(Instant::now());
-        activity.last_end.store(now, Ordering::Relaxed);
-        activity.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// What the watch over a connection decides when its timer fires.
 enum Check {
     /// Nothing to do before `Instant`.
@@ -224,21 +172,20 @@ enum Check {
 
 fn check(activity: &Activity, options: &ServeOptions) -> Check {
     let now = Instant::now();
-    if !activity.started.load(Ordering::Relaxed) {
-        let deadline = activity.accepted + options.header_read_timeout;
-        return if now >= deadline {
-            Check::Silent
-        } else {
-            // A request may start and end before the deadline: look again after one
-            // keep-alive period at the latest.
-            Check::Wait(deadline.min(now + options.keepalive_timeout))
-        };
-    }
-    if activity.in_flight.load(Ordering::Relaxed) > 0 {
-        return Check::Wait(now + options.keepalive_timeout);
-    }
-    let last_end = Duration::from_millis(activity.last_end.load(Ordering::Relaxed));
-    let deadline = activity.accepted + last_end + options.keepalive_timeout;
+    let deadline = match activity.phase() {
+        Phase::Unused => {
+            let deadline = activity.accepted() + options.header_read_timeout;
+            return if now >= deadline {
+                Check::Silent
+            } else {
+                // A request may start and end before the deadline: look again after one
+                // keep-alive period at the latest.
+                Check::Wait(deadline.min(now + options.keepalive_timeout))
+            };
+        }
+        Phase::Busy => return Check::Wait(now + options.keepalive_timeout),
+        Phase::IdleSince(last_end) => last_end + options.keepalive_timeout,
+    };
     if now >= deadline {
         Check::Idle
     } else {
@@ -258,7 +205,7 @@ async fn watch_connection<C>(
 {
     let mut conn = std::pin::pin!(conn);
     let mut closing = false;
-    let mut wake = activity.accepted + options.header_read_timeout.min(options.keepalive_timeout);
+    let mut wake = activity.accepted() + options.header_read_timeout.min(options.keepalive_timeout);
     loop {
         tokio::select! {
             result = conn.as_mut() => {
@@ -322,7 +269,7 @@ pub async fn serve_proxy(
                 let (acceptor, builder, worker) =
                     (acceptor.clone(), builder.clone(), worker.clone());
                 Either::Right(async move {
-                    let deadline = activity.accepted + options.header_read_timeout;
+                    let deadline = activity.accepted() + options.header_read_timeout;
                     let Some((stream, server_name)) =
                         acceptor.handshake(stream, peer, deadline, &mut stop).await
                     else {

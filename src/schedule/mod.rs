@@ -1,11 +1,13 @@
 //! Maintenance windows compiled into per-service timelines, so "is this service in maintenance
 //! now?" is one binary search however many windows there are.
 
+mod window;
+
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::Window;
+pub use window::{MAX_OCCURRENCES, Recurring, Source, Window};
 
 /// True when a window listing `covering` covers `service`: equal, or a dotted ancestor
 /// (`webcollect` covers `webcollect.api` but not `webcollectx`).
@@ -153,7 +155,7 @@ mod tests {
             start: t(start),
             end: t(end),
             services: services.iter().map(|s| (*s).to_string()).collect(),
-            source: crate::config::Source::Config,
+            source: crate::schedule::Source::Config,
         }
     }
 
@@ -245,7 +247,7 @@ mod tests {
                 start: base + TimeDelta::hours(i * 2),
                 end: base + TimeDelta::hours(i * 2 + 1),
                 services: vec!["s".into()],
-                source: crate::config::Source::Config,
+                source: crate::schedule::Source::Config,
             })
             .collect();
         let tl = Timeline::build(&windows, "s");

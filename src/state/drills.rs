@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, EnvLookup, Source, Window, is_valid_service};
+use crate::config::{Config, EnvLookup, is_valid_service};
+use crate::schedule::{Source, Window};
 
 /// Environment variable that overrides `[admin] state_dir` for one process: replicas that
 /// share a config file (one ConfigMap) must not share a state directory.

@@ -14,14 +14,15 @@ use arc_swap::ArcSwap;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::clock::SharedClock;
-use crate::config::{Config, ConfigError, EnvLookup, Source, Window};
+use crate::config::{Config, ConfigError, EnvLookup};
+use crate::schedule::{Source, Window};
 use crate::state::drills::DrillStore;
 use prometheus_client::metrics::histogram::Histogram;
 
 use crate::decide::snapshot::Snapshot;
 use crate::decide::via::ViaMark;
 use crate::metrics::{Metrics, RequestCounters};
-use crate::proxy::upstream::Target;
+use crate::upstream::Target;
 
 /// A snapshot plus the upstream targets and metric handles built for its config.
 #[derive(Debug)]

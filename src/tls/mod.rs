@@ -1,10 +1,11 @@
 //! TLS on the merchant side (`[listen] tls`), so an unmodified integration reaches the shim
 //! under the gateway's own host names: certificates from a local CA ([`ca`]) or the user's
-//! files ([`files`]), chosen by SNI ([`resolver`]), the handshake in each connection's task
-//! ([`listener`]), and the renewal of the CA's short-lived leaves on the control thread.
+//! files ([`crate::config::certs`]), chosen by SNI ([`resolver`]), the handshake in each
+//! connection's task ([`listener`]), and the renewal of the CA's short-lived leaves on the
+//! control thread.
 
 pub mod ca;
-pub mod files;
+
 pub mod listener;
 pub mod resolver;
 
@@ -36,7 +37,7 @@ pub enum Error {
     Ca(#[from] ca::Error),
     /// The certificate files are unusable.
     #[error("[tls] cert_file/key_file")]
-    Files(#[from] files::Problem),
+    Files(#[from] crate::config::certs::Problem),
     /// rustls refused the server configuration.
     #[error("TLS server configuration")]
     Rustls(#[from] rustls::Error),
@@ -72,7 +73,7 @@ impl Frontend {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let (certs, issuing) = match tls.source.as_ref().ok_or(Error::NoSource)? {
             CertSource::Files { cert, key } => {
-                let certified = files::load(cert, key, &tls.hosts)?;
+                let certified = crate::config::certs::load(cert, key, &tls.hosts)?;
                 let certs = tls
                     .hosts
                     .iter()

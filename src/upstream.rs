@@ -16,7 +16,6 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use super::pool::Pool;
 use crate::config::Upstream;
 
 /// Everything needed to open a connection to one upstream. Built once per config load and
@@ -35,6 +34,12 @@ pub struct Target {
     pub limit: Limit,
 }
 
+/// A pool of idle connections to an upstream (each worker has one per upstream).
+pub trait IdleConnections: Send + Sync + std::fmt::Debug {
+    /// Closes the oldest idle connection; false when there is none.
+    fn close_one_idle(&self) -> bool;
+}
+
 /// The connections all workers may have open to one upstream (`max_connections`).
 #[derive(Debug)]
 pub struct Limit {
@@ -44,7 +49,7 @@ pub struct Limit {
     pub freed: Notify,
     /// Every worker's pool for this upstream, so one at the limit can ask another to close
     /// an idle connection.
-    pools: Mutex<Vec<Weak<Pool>>>,
+    pools: Mutex<Vec<Weak<dyn IdleConnections>>>,
 }
 
 impl Limit {
@@ -79,23 +84,24 @@ impl Limit {
         self.open.load(Ordering::Relaxed)
     }
 
-    fn pools(&self) -> MutexGuard<'_, Vec<Weak<Pool>>> {
+    fn pools(&self) -> MutexGuard<'_, Vec<Weak<dyn IdleConnections>>> {
         self.pools.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Remembers a worker's pool for this upstream.
-    pub fn register(&self, pool: &Arc<Pool>) {
+    pub fn register(&self, pool: Weak<dyn IdleConnections>) {
         let mut pools = self.pools();
         pools.retain(|p| p.strong_count() > 0);
-        pools.push(Arc::downgrade(pool));
+        pools.push(pool);
     }
 
     /// Closes one idle connection held by a pool other than `except`, if any: at the limit,
     /// an idle connection on another worker would otherwise block this one until it expires.
-    pub fn close_one_idle(&self, except: &Pool) {
-        let pools: Vec<Arc<Pool>> = self.pools().iter().filter_map(Weak::upgrade).collect();
+    pub fn close_one_idle(&self, except: &dyn IdleConnections) {
+        let pools: Vec<Arc<dyn IdleConnections>> =
+            self.pools().iter().filter_map(Weak::upgrade).collect();
         for pool in pools {
-            if !std::ptr::eq(Arc::as_ptr(&pool), except) && pool.close_one_idle() {
+            if !std::ptr::addr_eq(Arc::as_ptr(&pool), except) && pool.close_one_idle() {
                 return;
             }
         }

@@ -1,0 +1,132 @@
+//! A client connection as the request path sees it: who it is from, and the [`Activity`]
+//! its watch (in `runtime::server`) reads to close it when silent or idle.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use http::HeaderValue;
+use tokio::time::Instant;
+
+/// What the shim knows about a client connection, worked out once when it is accepted.
+#[derive(Debug)]
+pub struct Conn {
+    /// The TCP peer.
+    pub peer: SocketAddr,
+    /// The peer's address as an `X-Forwarded-For` entry.
+    pub forwarded_for: HeaderValue,
+    /// `X-Forwarded-Proto`: how the client reached the shim.
+    pub proto: HeaderValue,
+    /// The requests in flight on it, for its idle and header timeouts.
+    pub activity: Arc<Activity>,
+    /// For TLS, the host name the client asked for (SNI), lowercase.
+    pub server_name: Option<Box<str>>,
+}
+
+impl Conn {
+    /// A plain-HTTP client connection from `peer`.
+    #[must_use]
+    pub fn http(peer: SocketAddr, activity: Arc<Activity>) -> Self {
+        let ip = peer.ip().to_canonical().to_string();
+        Self {
+            peer,
+            forwarded_for: HeaderValue::from_str(&ip)
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            proto: HeaderValue::from_static("http"),
+            activity,
+            server_name: None,
+        }
+    }
+
+    /// A TLS client connection from `peer` that asked for `server_name` (lowercase).
+    #[must_use]
+    pub fn https(peer: SocketAddr, activity: Arc<Activity>, server_name: Option<Box<str>>) -> Self {
+        Self {
+            proto: HeaderValue::from_static("https"),
+            server_name,
+            ..Self::http(peer, activity)
+        }
+    }
+}
+
+/// What a connection's task knows of the requests on it. Updated by the request path with
+/// relaxed atomics on a word only this connection uses.
+#[derive(Debug)]
+pub struct Activity {
+    accepted: Instant,
+    started: AtomicBool,
+    in_flight: AtomicU32,
+    /// Milliseconds after `accepted` at which the last request ended.
+    last_end: AtomicU64,
+}
+
+impl Activity {
+    pub(crate) fn new() -> Self {
+        Self {
+            accepted: Instant::now(),
+            started: AtomicBool::new(false),
+            in_flight: AtomicU32::new(0),
+            last_end: AtomicU64::new(0),
+        }
+    }
+
+    /// Activity not watched by any connection task (for tests that build a stack alone).
+    #[must_use]
+    pub fn detached() -> Arc<Self> {
+        Arc::new(Self::new())
+    }
+
+    /// A request began; the returned guard says when it ends (even if it is dropped).
+    #[must_use]
+    pub fn begin(self: &Arc<Self>) -> InFlight {
+        self.started.store(true, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
+    /// When the connection was accepted.
+    pub(crate) fn accepted(&self) -> Instant {
+        self.accepted
+    }
+
+    /// Where the connection stands, for its watch.
+    pub(crate) fn phase(&self) -> Phase {
+        if !self.started.load(Ordering::Relaxed) {
+            Phase::Unused
+        } else if self.in_flight.load(Ordering::Relaxed) > 0 {
+            Phase::Busy
+        } else {
+            let last_end = Duration::from_millis(self.last_end.load(Ordering::Relaxed));
+            Phase::IdleSince(self.accepted + last_end)
+        }
+    }
+
+    fn since_accept(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.accepted).as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// A request in flight on a connection (see [`Activity::begin`]).
+#[derive(Debug)]
+pub struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let activity = &self.0;
+        let now = activity.since_accept(Instant::now());
+        activity.last_end.store(now, Ordering::Relaxed);
+        activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Where a connection stands (see [`Activity::phase`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// No request has begun since the accept.
+    Unused,
+    /// At least one request is in flight.
+    Busy,
+    /// No request in flight; the last one ended at this instant.
+    IdleSince(Instant),
+}
