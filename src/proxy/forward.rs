@@ -143,42 +143,51 @@ fn prepare(
 
 /// RFC 9110 §7.6.1 connection-specific fields, plus the legacy ones proxies still see and
 /// `Upgrade` (WebSockets are not part of the gateway's protocol). They describe one hop
-/// and are not forwarded, in either direction.
-fn is_hop_by_hop(name: &HeaderName) -> bool {
+/// and are not forwarded, in either direction. The name comes back as a `&'static str`, so
+/// removing it builds no `HeaderName`.
+fn hop_by_hop(name: &HeaderName) -> Option<&'static str> {
     // A match on the lowercase name compiles to a length switch and a few compares.
-    matches!(
-        name.as_str(),
-        "connection"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-            | "proxy-authenticate"
-            | "proxy-authorization"
-            | "keep-alive"
-            | "proxy-connection"
-    )
+    Some(match name.as_str() {
+        "connection" => "connection",
+        "te" => "te",
+        "trailer" => "trailer",
+        "transfer-encoding" => "transfer-encoding",
+        "upgrade" => "upgrade",
+        "proxy-authenticate" => "proxy-authenticate",
+        "proxy-authorization" => "proxy-authorization",
+        "keep-alive" => "keep-alive",
+        "proxy-connection" => "proxy-connection",
+        _ => return None,
+    })
 }
 
 /// Removes hop-by-hop fields and every field named in `Connection`. One look at each field
-/// name; most messages have none of them, and then nothing else is done.
+/// name; most requests have none of them, and then nothing else is done. Nothing is
+/// allocated: an upstream's response usually carries `Connection: keep-alive`, so this runs
+/// on every pass-through.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if !headers.keys().any(is_hop_by_hop) {
+    if !headers.keys().any(|n| hop_by_hop(n).is_some()) {
         return;
     }
-    let named: Vec<HeaderName> = headers
+    // The names each `Connection` line lists. A value is a handle on the parsed bytes (no
+    // copy), and a name is removed by `&str`, which is looked up without building one.
+    let mut line = 0;
+    while let Some(value) = headers
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    let hop: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| is_hop_by_hop(n))
+        .nth(line)
         .cloned()
-        .collect();
-    for name in named.iter().chain(&hop) {
+    {
+        line += 1;
+        for name in value.to_str().unwrap_or_default().split(',') {
+            let name = name.trim();
+            // `Connection` itself goes last, once every line has been read.
+            if !name.eq_ignore_ascii_case("connection") {
+                headers.remove(name);
+            }
+        }
+    }
+    while let Some(name) = headers.keys().find_map(hop_by_hop) {
         headers.remove(name);
     }
 }
@@ -222,6 +231,30 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn every_connection_line_counts_even_one_naming_connection() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::CONNECTION,
+            HeaderValue::from_static("Connection, x-first"),
+        );
+        h.append(
+            header::CONNECTION,
+            HeaderValue::from_static(" , x-second ,"),
+        );
+        h.append(
+            header::CONNECTION,
+            HeaderValue::from_bytes(b"caf\xe9").unwrap(),
+        );
+        for name in ["x-first", "x-second", "x-kept"] {
+            h.insert(name, HeaderValue::from_static("1"));
+        }
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert("proxy-connection", HeaderValue::from_static("keep-alive"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.keys().collect::<Vec<_>>(), ["x-kept"]);
     }
 
     #[test]
