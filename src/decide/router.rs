@@ -76,6 +76,13 @@ impl Router {
         node
     }
 
+    /// Whether any route is restricted to a host. When none is, the request's host cannot
+    /// change the match, and the caller need not look for it.
+    #[must_use]
+    pub fn by_host(&self) -> bool {
+        self.hosts.iter().any(Option::is_some)
+    }
+
     /// Index of the first route (in file order) matching `method`, `host` (any case; a
     /// route with a `host` never matches a request whose host is unknown) and `path`.
     #[must_use]
@@ -190,6 +197,8 @@ mod tests {
             Some(1)
         );
         assert_eq!(r.find(&get, None, path), Some(1));
+        assert!(r.by_host());
+        assert!(!Router::new(&routes[1..]).by_host());
     }
 
     #[test]

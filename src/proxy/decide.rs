@@ -66,8 +66,13 @@ where
                 path: req.uri().path(),
                 headers: req.headers(),
                 peer: conn.peer.ip(),
-                // A TLS client that sent no Host (HTTP/1.0) still named the host in SNI.
-                host: request_host(req.uri(), req.headers()).or(conn.server_name.as_deref()),
+                // A TLS client that sent no Host (HTTP/1.0) still named the host in SNI. Only
+                // routes with a `host` read it, so without them it is not looked up.
+                host: if snapshot.router.by_host() {
+                    request_host(req.uri(), req.headers()).or(conn.server_name.as_deref())
+                } else {
+                    None
+                },
                 mark: &view.shared.via,
             },
             now,

@@ -161,7 +161,8 @@ impl View {
 /// Request ids: 32 lowercase hex digits, a random per-worker prefix then a counter.
 #[derive(Debug)]
 struct RequestIds {
-    prefix: u64,
+    /// The prefix's 16 digits, written once.
+    prefix: [u8; 16],
     next: AtomicU64,
 }
 
@@ -172,28 +173,29 @@ impl RequestIds {
         let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
         hasher.write_usize(index);
         Self {
-            prefix: hasher.finish(),
+            prefix: hex(hasher.finish()),
             next: AtomicU64::new(0),
         }
     }
 
     fn next(&self) -> HeaderValue {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let mut out = [0u8; 32];
-        for (i, byte) in self
-            .prefix
-            .to_be_bytes()
-            .iter()
-            .chain(n.to_be_bytes().iter())
-            .enumerate()
-        {
-            out[2 * i] = HEX[usize::from(byte >> 4)];
-            out[2 * i + 1] = HEX[usize::from(byte & 0xf)];
-        }
+        out[..16].copy_from_slice(&self.prefix);
+        out[16..].copy_from_slice(&hex(n));
         HeaderValue::from_maybe_shared(Bytes::copy_from_slice(&out))
             .unwrap_or_else(|_| HeaderValue::from_static("-"))
     }
+}
+
+/// `n` as 16 lowercase hex digits.
+fn hex(n: u64) -> [u8; 16] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 16];
+    for (i, digit) in out.iter_mut().enumerate() {
+        *digit = HEX[((n >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    out
 }
 
 #[cfg(test)]
@@ -210,5 +212,7 @@ mod tests {
             assert!(id.as_bytes().iter().all(u8::is_ascii_hexdigit));
         }
         assert_eq!(a.as_bytes()[..16], b.as_bytes()[..16]);
+        assert_eq!(&hex(0x0123_4567_89ab_cdef), b"0123456789abcdef");
+        assert_eq!(&hex(1), b"0000000000000001");
     }
 }
