@@ -17,14 +17,12 @@ use tower::{Layer, Service};
 
 use super::body::ProxyBody;
 use super::conn::Conn;
+use super::request_id::X_REQUEST_ID;
 use super::{Answer, Call, Outcome};
 use crate::decide::{Action, Pass};
 use crate::metrics::Decision;
 use crate::proxy::conn::InFlight;
 use crate::proxy::worker::{View, Worker};
-
-/// `X-Request-Id`, as tower-http's request-id layers name it.
-const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 /// Adds [`AccessLog`].
 #[derive(Debug, Clone)]

@@ -27,7 +27,6 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use tower::{Layer as _, Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::{
     SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
 };
@@ -181,10 +180,7 @@ where
             COOKIE,
         ]))
         .layer(SetSensitiveResponseHeadersLayer::new([SET_COOKIE]))
-        .layer(SetRequestIdLayer::x_request_id(request_id::MakeId::new(
-            worker.clone(),
-        )))
-        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(request_id::RequestIdLayer::new(worker.clone()))
         .layer(log::AccessLogLayer::new(worker, conn))
         .layer(decide::DecideLayer)
         .layer(settle::SettleLayer)

@@ -286,6 +286,47 @@ async fn settle_rewrites_only_what_the_decision_chose() {
 }
 
 #[tokio::test]
+async fn request_id_is_kept_or_made_set_on_the_request_and_echoed() {
+    use super::request_id::{RequestIdLayer, X_REQUEST_ID};
+    let worker = worker(BEFORE);
+    // The inner service answers with the id it saw, in the body; with `own`, it also sets
+    // an id of its own on the answer, as an upstream may.
+    let service = |own: Option<&'static str>| {
+        RequestIdLayer::new(worker.clone()).layer(tower::service_fn(
+            move |req: Request<()>| async move {
+                let seen = req.headers().get(X_REQUEST_ID).cloned();
+                let mut res = Response::new(seen);
+                if let Some(own) = own {
+                    res.headers_mut().insert(X_REQUEST_ID, own.parse().unwrap());
+                }
+                Ok::<_, Infallible>(res)
+            },
+        ))
+    };
+    let kept = Request::builder()
+        .header(X_REQUEST_ID, "merchant-42")
+        .body(())
+        .unwrap();
+    let res = service(None).oneshot(kept).await.unwrap();
+    assert_eq!(res.body().as_ref().unwrap(), "merchant-42");
+    assert_eq!(res.headers()[X_REQUEST_ID], "merchant-42");
+
+    let res = service(None).oneshot(Request::new(())).await.unwrap();
+    let made = res.body().clone().expect("a made id is set on the request");
+    assert_eq!(made.len(), 32);
+    assert_eq!(res.headers()[X_REQUEST_ID], made);
+    let next = service(None).oneshot(Request::new(())).await.unwrap();
+    assert_ne!(next.headers()[X_REQUEST_ID], made);
+
+    let res = service(Some("upstream-7"))
+        .oneshot(Request::new(()))
+        .await
+        .unwrap();
+    assert_eq!(res.headers().get_all(X_REQUEST_ID).iter().count(), 1);
+    assert_eq!(res.headers()[X_REQUEST_ID], "upstream-7");
+}
+
+#[tokio::test]
 async fn access_log_counts_each_outcome_once() {
     let worker = worker(DURING);
     let service = super::log::AccessLogLayer::new(worker.clone(), conn())
