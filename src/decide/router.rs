@@ -24,6 +24,9 @@ pub struct Router {
     methods: Vec<Option<Vec<Method>>>,
     /// Per route, the host it is restricted to (lowercase; `None` = any).
     hosts: Vec<Option<Box<str>>>,
+    /// Whether any route has a host (see [`Router::by_host`]), found once here rather than
+    /// for every request.
+    by_host: bool,
 }
 
 impl Router {
@@ -37,6 +40,7 @@ impl Router {
                 .iter()
                 .map(|r| r.host.as_deref().map(Box::from))
                 .collect(),
+            by_host: routes.iter().any(|r| r.host.is_some()),
         };
         for (index, route) in routes.iter().enumerate() {
             let index = u32::try_from(index).unwrap_or(u32::MAX);
@@ -80,7 +84,7 @@ impl Router {
     /// change the match, and the caller need not look for it.
     #[must_use]
     pub fn by_host(&self) -> bool {
-        self.hosts.iter().any(Option::is_some)
+        self.by_host
     }
 
     /// Index of the first route (in file order) matching `method`, `host` (any case; a
