@@ -4,6 +4,7 @@
 //! leave the thread that accepted it. The kernel spreads new connections over the listeners.
 //! Admin, config and signals run on the control runtime (the caller's), never on a worker.
 
+mod connection;
 pub mod server;
 pub mod signal;
 

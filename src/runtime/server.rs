@@ -3,7 +3,7 @@
 //! merchant-facing stack on a worker, over TLS too when the worker has a TLS listener;
 //! [`serve`] runs a plain handler (the admin listener, the stand-in gateway).
 //!
-//! A connection's life is watched by its own task:
+//! A connection's life is watched in its own task (see [`super::connection`]):
 //! - a connection that has not delivered a complete request head `header_read_timeout`
 //!   after it was accepted (TLS handshake and HTTP/2 preface included) is dropped;
 //! - one with no request in flight for `keepalive_timeout` is shut down gracefully
@@ -23,7 +23,6 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulConnection;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
@@ -31,8 +30,9 @@ use tokio::time::Instant;
 use tokio_util::either::Either;
 use tokio_util::task::TaskTracker;
 
+use super::connection::watch_connection;
 use crate::proxy;
-use crate::proxy::conn::{Activity, Conn, Phase};
+use crate::proxy::conn::{Activity, Conn};
 use crate::proxy::worker::Worker;
 use crate::response::Body;
 
@@ -160,79 +160,6 @@ impl Drop for Slot {
     }
 }
 
-/// What the watch over a connection decides when its timer fires.
-enum Check {
-    /// Nothing to do before `Instant`.
-    Wait(Instant),
-    /// No complete request head since the accept: drop it.
-    Silent,
-    /// No request in flight for `keepalive_timeout`: shut it down gracefully.
-    Idle,
-}
-
-fn check(activity: &Activity, options: &ServeOptions) -> Check {
-    let now = Instant::now();
-    let deadline = match activity.phase() {
-        Phase::Unused => {
-            let deadline = activity.accepted() + options.header_read_timeout;
-            return if now >= deadline {
-                Check::Silent
-            } else {
-                // A request may start and end before the deadline: look again after one
-                // keep-alive period at the latest.
-                Check::Wait(deadline.min(now + options.keepalive_timeout))
-            };
-        }
-        Phase::Busy => return Check::Wait(now + options.keepalive_timeout),
-        Phase::IdleSince(last_end) => last_end + options.keepalive_timeout,
-    };
-    if now >= deadline {
-        Check::Idle
-    } else {
-        Check::Wait(deadline)
-    }
-}
-
-/// Serves `conn` until it ends, shutting it down when it is silent, idle, or told to stop.
-async fn watch_connection<C>(
-    conn: C,
-    activity: Arc<Activity>,
-    options: ServeOptions,
-    mut stop: watch::Receiver<bool>,
-) where
-    C: GracefulConnection,
-    C::Error: std::fmt::Display,
-{
-    let mut conn = std::pin::pin!(conn);
-    let mut closing = false;
-    let mut wake = activity.accepted() + options.header_read_timeout.min(options.keepalive_timeout);
-    loop {
-        tokio::select! {
-            result = conn.as_mut() => {
-                if let Err(err) = result {
-                    tracing::debug!(error = %err, "Connection ended with an error.");
-                }
-                return;
-            }
-            _ = stop.wait_for(|stop| *stop), if !closing => {
-                conn.as_mut().graceful_shutdown();
-                closing = true;
-            }
-            () = tokio::time::sleep_until(wake), if !closing => match check(&activity, &options) {
-                Check::Wait(next) => wake = next,
-                Check::Silent => {
-                    tracing::debug!("Closed a connection that sent no complete request head in time.");
-                    return;
-                }
-                Check::Idle => {
-                    conn.as_mut().graceful_shutdown();
-                    closing = true;
-                }
-            },
-        }
-    }
-}
-
 /// Serves the merchant-facing stack on `listener` (and on `tls`, the TLS listener with its
 /// acceptor, when configured) for `worker` until `shutdown` resolves; then stops accepting and
 /// lets in-flight requests finish for at most `options.grace`. Connections are spawned on the
@@ -285,7 +212,7 @@ pub async fn serve_proxy(
 }
 
 /// The merchant-facing stack of `worker` on one client connection, `io`, watched until it
-/// ends (see [`watch_connection`]).
+/// ends (see [`super::connection`]).
 fn serve_stack<I>(
     io: I,
     conn: Conn,
