@@ -240,6 +240,36 @@ async fn silent_and_half_preface_connections_are_closed_by_header_read_timeout()
 }
 
 #[tokio::test]
+async fn a_kept_alive_connections_next_head_must_arrive_within_header_read_timeout() {
+    let upstream = Upstream::fixed("<return/>").await;
+    let shim = TestShim::start(
+        &probe_config(
+            &upstream.url(),
+            "header_read_timeout = \"400ms\"\nkeepalive_timeout = \"30s\"",
+        ),
+        t(BEFORE),
+    )
+    .await;
+    // Silent after its first answer, or sending the next head slowly: either way the
+    // connection is closed about header_read_timeout after the last answer, long before
+    // keepalive_timeout.
+    for next in [&b""[..], b"GET /api/tra"] {
+        let mut conn = RawConn::connect(shim.addr).await;
+        conn.send(&get("/api/tradeInfo")).await;
+        assert_eq!(conn.read_response().await.status, 200);
+        let answered = Instant::now();
+        conn.send(next).await;
+        assert!(conn.is_closed().await, "still open (next head {next:?})");
+        let took = answered.elapsed();
+        assert!(
+            took >= Duration::from_millis(350) && took < Duration::from_secs(5),
+            "closed {took:?} after the answer (next head {next:?})"
+        );
+    }
+    assert_eq!(upstream.seen().len(), 2);
+}
+
+#[tokio::test]
 async fn idle_keep_alive_connections_are_closed_after_keepalive_timeout() {
     let upstream = Upstream::fixed("<return/>").await;
     let shim = TestShim::start(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use http::HeaderValue;
+use http::{HeaderValue, Version};
 use tokio::time::Instant;
 
 /// What the shim knows about a client connection, worked out once when it is accepted.
@@ -56,6 +56,8 @@ impl Conn {
 pub struct Activity {
     accepted: Instant,
     started: AtomicBool,
+    /// The requests come over HTTP/2 (known from the first one).
+    h2: AtomicBool,
     in_flight: AtomicU32,
     /// Milliseconds after `accepted` at which the last request ended.
     last_end: AtomicU64,
@@ -66,6 +68,7 @@ impl Activity {
         Self {
             accepted: Instant::now(),
             started: AtomicBool::new(false),
+            h2: AtomicBool::new(false),
             in_flight: AtomicU32::new(0),
             last_end: AtomicU64::new(0),
         }
@@ -77,12 +80,20 @@ impl Activity {
         Arc::new(Self::new())
     }
 
-    /// A request began; the returned guard says when it ends (even if it is dropped).
+    /// A request over `version` began; the returned guard says when it ends (even if it
+    /// is dropped).
     #[must_use]
-    pub fn begin(self: &Arc<Self>) -> InFlight {
-        self.started.store(true, Ordering::Relaxed);
+    pub fn begin(self: &Arc<Self>, version: Version) -> InFlight {
+        if !self.started.swap(true, Ordering::Relaxed) && version == Version::HTTP_2 {
+            self.h2.store(true, Ordering::Relaxed);
+        }
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(self.clone())
+    }
+
+    /// Whether the connection's requests come over HTTP/2.
+    pub(crate) fn is_h2(&self) -> bool {
+        self.h2.load(Ordering::Relaxed)
     }
 
     /// When the connection was accepted.

@@ -81,6 +81,7 @@ where
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let started = Instant::now();
+        let version = req.version();
         let view = self.worker.view();
         let now = self.worker.shared.clock.now();
         let head = tracing::enabled!(tracing::Level::INFO).then(|| Head {
@@ -101,7 +102,7 @@ where
                 view,
                 started,
                 head,
-                _in_flight: self.conn.activity.begin(),
+                _in_flight: self.conn.activity.begin(version),
             }),
         }
     }

@@ -1,7 +1,9 @@
 //! The watch over one client connection, in the task that serves it: a connection that has
 //! not delivered a complete request head `header_read_timeout` after it was accepted is
-//! dropped; one with no request in flight for `keepalive_timeout`, or told to stop, is shut
-//! down gracefully.
+//! dropped; one with no request in flight for `keepalive_timeout` (HTTP/1.1: or for
+//! `header_read_timeout`, whichever is shorter), or told to stop, is shut down gracefully.
+//! On HTTP/1.1 that bounds a kept-alive connection's next head too: hyper closes a
+//! connection shut down gracefully between requests, a partly received head included.
 //!
 //! The connection is polled on every wake of its task; the watch (its timer and the stop
 //! signal) only when one of them woke it. A `select!` over the three would poll the timer
@@ -34,6 +36,13 @@ enum Check {
 
 fn check(activity: &Activity, options: &ServeOptions) -> Check {
     let now = Instant::now();
+    // HTTP/1.1: the next head must arrive within `header_read_timeout` of the last answer
+    // (hyper's own per-request header timer is off; see `ServeOptions::builder`).
+    let idle_limit = if activity.is_h2() {
+        options.keepalive_timeout
+    } else {
+        options.keepalive_timeout.min(options.header_read_timeout)
+    };
     let deadline = match activity.phase() {
         Phase::Unused => {
             let deadline = activity.accepted() + options.header_read_timeout;
@@ -41,12 +50,12 @@ fn check(activity: &Activity, options: &ServeOptions) -> Check {
                 Check::Silent
             } else {
                 // A request may start and end before the deadline: look again after one
-                // keep-alive period at the latest.
-                Check::Wait(deadline.min(now + options.keepalive_timeout))
+                // idle period at the latest.
+                Check::Wait(deadline.min(now + idle_limit))
             };
         }
-        Phase::Busy => return Check::Wait(now + options.keepalive_timeout),
-        Phase::IdleSince(last_end) => last_end + options.keepalive_timeout,
+        Phase::Busy => return Check::Wait(now + idle_limit),
+        Phase::IdleSince(last_end) => last_end + idle_limit,
     };
     if now >= deadline {
         Check::Idle
