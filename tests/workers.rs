@@ -73,7 +73,22 @@ async fn request_ids_are_kept_or_made_then_forwarded_and_echoed() {
     shim.clock.set(t(DURING));
     let maintained = raw(shim.addr, &post("/api/creditToken", "a=1")).await;
     assert_eq!(maintained.header("x-webcollect-shim"), Some("maintenance"));
-    assert!(maintained.header("x-request-id").is_some());
+    let made = maintained.header("x-request-id").unwrap();
+    assert_eq!(made.len(), 32, "{made:?}");
+    // The same second's answer again (from the worker's cache): one id, the client's.
+    let cached = raw(
+        shim.addr,
+        b"POST /api/creditToken HTTP/1.1\r\nHost: s\r\nX-Request-Id: merchant-43\r\nContent-Length: 3\r\n\r\na=1",
+    )
+    .await;
+    assert_eq!(cached.header("x-webcollect-shim"), Some("maintenance"));
+    let ids: Vec<_> = cached
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "x-request-id")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(ids, ["merchant-43"]);
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let down = closed.local_addr().unwrap();
     drop(closed);

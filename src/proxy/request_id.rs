@@ -107,11 +107,18 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut response = ready!(this.inner.poll(cx))?;
-        // An upstream's own id is left as it is, as tower-http's layer leaves it.
-        if let Some(id) = this.id.take()
-            && !response.headers().contains_key(X_REQUEST_ID)
-        {
-            response.headers_mut().insert(X_REQUEST_ID, id);
+        if let Some(id) = this.id.take() {
+            let headers = response.headers_mut();
+            match headers.get_mut(X_REQUEST_ID) {
+                // The slot a cached answer keeps for the id (`View::maintenance_answer`):
+                // filled in place, the header map does not grow.
+                Some(slot) if slot.is_empty() => *slot = id,
+                // An upstream's own id is left as it is, as tower-http's layer leaves it.
+                Some(_) => {}
+                None => {
+                    headers.insert(X_REQUEST_ID, id);
+                }
+            }
         }
         Poll::Ready(Ok(response))
     }

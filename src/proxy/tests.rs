@@ -324,6 +324,15 @@ async fn request_id_is_kept_or_made_set_on_the_request_and_echoed() {
         .unwrap();
     assert_eq!(res.headers().get_all(X_REQUEST_ID).iter().count(), 1);
     assert_eq!(res.headers()[X_REQUEST_ID], "upstream-7");
+
+    // An empty one is the slot a cached maintenance answer keeps: it is filled.
+    let kept = Request::builder()
+        .header(X_REQUEST_ID, "merchant-43")
+        .body(())
+        .unwrap();
+    let res = service(Some("")).oneshot(kept).await.unwrap();
+    assert_eq!(res.headers().get_all(X_REQUEST_ID).iter().count(), 1);
+    assert_eq!(res.headers()[X_REQUEST_ID], "merchant-43");
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ use crate::config::Kind;
 use crate::decide::Maintain;
 use crate::metrics::traffic::{Cells, Shard};
 use crate::proxy::pool::Pool;
+use crate::proxy::request_id::X_REQUEST_ID;
 use crate::response::Canned;
 use crate::state::{Loaded, Shared};
 
@@ -150,7 +151,13 @@ impl View {
         match &*cached {
             Some((at, canned)) if *at == second => canned.clone(),
             _ => {
-                let canned = snapshot.maintenance_answer(route, maintain, path, now);
+                let mut canned = snapshot.maintenance_answer(route, maintain, path, now);
+                // An empty slot for the request id, which the request-id layer fills. A
+                // clone's header map is exactly full: adding the id would reallocate it
+                // (about 580 instructions of a short-circuit's 15,400, callgrind).
+                canned
+                    .headers
+                    .insert(X_REQUEST_ID, HeaderValue::from_static(""));
                 *cached = Some((second, canned.clone()));
                 canned
             }
