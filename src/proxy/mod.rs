@@ -14,6 +14,7 @@ pub mod panic;
 pub mod pool;
 pub mod request_id;
 pub mod rescue;
+pub mod sensitive;
 pub mod settle;
 pub mod worker;
 
@@ -22,14 +23,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, SET_COOKIE};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use tower::{Layer as _, Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::sensitive_headers::{
-    SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
-};
 
 use crate::decide::{Action, Rewrite};
 use crate::proxy::worker::{View, Worker};
@@ -174,12 +171,7 @@ where
 {
     ServiceBuilder::new()
         .layer(CatchPanicLayer::custom(panic::PanicAnswer))
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            AUTHORIZATION,
-            PROXY_AUTHORIZATION,
-            COOKIE,
-        ]))
-        .layer(SetSensitiveResponseHeadersLayer::new([SET_COOKIE]))
+        .layer(sensitive::SensitiveHeadersLayer)
         .layer(request_id::RequestIdLayer::new(worker.clone()))
         .layer(log::AccessLogLayer::new(worker, conn))
         .layer(decide::DecideLayer)

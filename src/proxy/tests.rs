@@ -286,6 +286,51 @@ async fn settle_rewrites_only_what_the_decision_chose() {
 }
 
 #[tokio::test]
+async fn credentials_are_marked_sensitive_both_ways_and_nothing_else() {
+    use super::sensitive::SensitiveHeadersLayer;
+    // The inner service reports which request fields it got marked, and answers with a
+    // cookie and a plain field.
+    let service = SensitiveHeadersLayer.layer(tower::service_fn(|req: Request<()>| async move {
+        let mut marked: Vec<String> = req
+            .headers()
+            .iter()
+            .filter(|(_, v)| v.is_sensitive())
+            .map(|(n, v)| format!("{n}: {}", v.to_str().unwrap()))
+            .collect();
+        marked.sort();
+        let mut res = Response::new(marked);
+        res.headers_mut()
+            .append(http::header::SET_COOKIE, "a=1".parse().unwrap());
+        res.headers_mut()
+            .append(http::header::SET_COOKIE, "b=2".parse().unwrap());
+        res.headers_mut().insert("x-plain", "1".parse().unwrap());
+        Ok::<_, Infallible>(res)
+    }));
+    let req = Request::builder()
+        .header("authorization", "Bearer t")
+        .header("proxy-authorization", "Basic p")
+        .header("cookie", "s=1")
+        .header("cookie", "s=2")
+        .header("x-plain", "1")
+        .body(())
+        .unwrap();
+    let res = service.oneshot(req).await.unwrap();
+    assert_eq!(
+        res.body(),
+        &[
+            "authorization: Bearer t",
+            "cookie: s=1",
+            "cookie: s=2",
+            "proxy-authorization: Basic p",
+        ]
+    );
+    let cookies = res.headers().get_all(http::header::SET_COOKIE);
+    assert!(cookies.iter().all(http::HeaderValue::is_sensitive));
+    assert_eq!(cookies.iter().count(), 2);
+    assert!(!res.headers()["x-plain"].is_sensitive());
+}
+
+#[tokio::test]
 async fn request_id_is_kept_or_made_set_on_the_request_and_echoed() {
     use super::request_id::{RequestIdLayer, X_REQUEST_ID};
     let worker = worker(BEFORE);
