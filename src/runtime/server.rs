@@ -3,7 +3,7 @@
 //! merchant-facing stack on a worker, over TLS too when the worker has a TLS listener;
 //! [`serve`] runs a plain handler (the admin listener, the stand-in gateway).
 //!
-//! A connection's life is watched in its own task (see [`super::connection`]):
+//! A connection's life is watched in its own task (see `runtime/connection.rs`):
 //! - a connection that has not delivered a complete request head `header_read_timeout`
 //!   after it was accepted (TLS handshake and HTTP/2 preface included) is dropped;
 //! - one with no request in flight for `keepalive_timeout` (HTTP/1.1: or for
@@ -216,7 +216,7 @@ pub async fn serve_proxy(
 }
 
 /// The merchant-facing stack of `worker` on one client connection, `io`, watched until it
-/// ends (see [`super::connection`]).
+/// ends (see `runtime/connection.rs`).
 fn serve_stack<I>(
     io: I,
     conn: Conn,
