@@ -270,6 +270,35 @@ async fn a_kept_alive_connections_next_head_must_arrive_within_header_read_timeo
 }
 
 #[tokio::test]
+async fn an_idle_http2_connection_lasts_keepalive_timeout_not_header_read_timeout() {
+    let upstream = Upstream::fixed("<return/>").await;
+    let shim = TestShim::start(
+        &probe_config(
+            &upstream.url(),
+            "header_read_timeout = \"300ms\"\nkeepalive_timeout = \"30s\"",
+        ),
+        t(BEFORE),
+    )
+    .await;
+    let stream = TcpStream::connect(shim.addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(executor(), hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    // HTTP/2 has no "next head": idle past header_read_timeout, the same connection still
+    // carries the next request (an HTTP/1.1 one would have been closed).
+    for _ in 0..2 {
+        let req = http::Request::get("http://shim.test/api/tradeInfo")
+            .body(full(""))
+            .unwrap();
+        assert_eq!(sender.send_request(req).await.unwrap().status(), 200);
+        tokio::time::sleep(Duration::from_millis(900)).await;
+    }
+    assert_eq!(upstream.seen().len(), 2);
+}
+
+#[tokio::test]
 async fn idle_keep_alive_connections_are_closed_after_keepalive_timeout() {
     let upstream = Upstream::fixed("<return/>").await;
     let shim = TestShim::start(
