@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# What issue 10's pass-through targets ask of hyper itself. Four pass-through proxies in front of
+# the same upstream, in one run:
+#
+#   nginx      proxy_pass with upstream keep-alive (run.sh's competitor, the same config)
+#   bare       bench/calibration: the shim's threading model (a current_thread runtime per
+#              worker, SO_REUSEPORT, per-worker hyper http1 pools) and nothing else
+#   headers    bare plus the header work the contract requires of every forwarded request and
+#              answer (loop check, hop-by-hop, Host, X-Forwarded-*, Via, X-Request-Id)
+#   shim       webcollect-shim (SHIM=path, or target/release as in run.sh)
+#
+#   bench/calibrate.sh wall        req/s and CPU per request at full load (wrk -t2 -c64),
+#                                  ROUNDS (5) interleaved rounds of DUR (5) s; medians and ratios
+#   bench/calibrate.sh callgrind   user-space instructions per request, each server under
+#                                  valgrind --tool=callgrind with one worker (nginx:
+#                                  master_process off, one worker process), wrk -t1 -c8 for DUR s
+#                                  after a 3 s warm-up, as profile.sh counts the shim
+#   bench/calibrate.sh             both
+#
+# CPU per request is the server's utime + stime (all its processes) over the round, divided by
+# the requests wrk counted. Workers: SHIM_WORKERS (default: the cores), for every server.
+# Loopback only; every process started here is stopped on exit. KEEP=1 keeps the temp dir.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
+MODE="${1:-all}"
+ROUNDS="${ROUNDS:-5}"
+DUR="${DUR:-5}"
+WORKERS="${SHIM_WORKERS:-$(nproc)}"
+export RUST_LOG="${RUST_LOG:-warn}"
+export PATH="$HOME/.cargo/bin:$PATH"
+TARGETS=(nginx bare headers shim)
+P_UP=28281; P_SINK=28289   # the shim's config names a sink route; nothing here uses it
+declare -A PORT=([nginx]=28282 [bare]=28283 [headers]=28284 [shim]=28285)
+P_NGX_SC=28286             # nginx's short-circuit server block (unused here)
+
+case "$MODE" in wall | callgrind | all) ;; *) die "unknown mode '$MODE' (wall, callgrind)" ;; esac
+for tool in nginx wrk curl python3; do command -v "$tool" >/dev/null || die "$tool missing"; done
+[[ "$MODE" == wall ]] || command -v valgrind >/dev/null || die "valgrind missing (apt-get install valgrind)"
+
+bench_tmpdir webcollect-calibrate
+bench_binaries
+log "cargo build --release (bench/calibration)"
+(cd "$HERE/calibration" && cargo build --release --quiet)
+cp "$HERE/calibration/target/release/webcollect-shim-calibration" "$T/bin/calibration"
+ports_free $P_UP "${PORT[@]}" $P_NGX_SC $((PORT[shim] + 10))
+bench_bodies
+start_nginx nginx-up nginx_upstream_conf
+SHIM_WORKERS=$WORKERS shim_config "${PORT[shim]}" "" >"$T/shim-$WORKERS.toml"
+SHIM_WORKERS=1 shim_config "${PORT[shim]}" "" >"$T/shim-1.toml"
+wait_port $P_UP
+
+# Sets CMD to the command line of target $1 with $2 workers. nginx runs as a single process
+# with one worker (no master, in the foreground), which callgrind can follow.
+command_of() {
+  case "$1" in
+    nginx)
+      mkdir -p "$T/nginx-$2"
+      nginx_proxy_conf "$T/nginx-$2" "${PORT[nginx]}" $P_NGX_SC >"$T/nginx-$2/nginx.conf"
+      local processes="worker_processes $2;"
+      [[ $2 != 1 ]] || processes="worker_processes 1; master_process off;"
+      sed -i "s/^worker_processes auto;/$processes/" "$T/nginx-$2/nginx.conf"
+      CMD=(nginx -p "$T/nginx-$2" -e "$T/nginx-$2/error.log" -c "$T/nginx-$2/nginx.conf" -g 'daemon off;') ;;
+    bare) CMD=("$T/bin/calibration" "127.0.0.1:${PORT[bare]}" "127.0.0.1:$P_UP" "$2") ;;
+    headers) CMD=("$T/bin/calibration" "127.0.0.1:${PORT[headers]}" "127.0.0.1:$P_UP" "$2" headers) ;;
+    shim) CMD=("$SHIM_BIN" run --config "$T/shim-$2.toml") ;;
+  esac
+}
+
+# ---------------------------------------------------------------- wall clock
+ticks() { # CPU ticks (utime + stime) of the PIDs given
+  local sum=0 pid f
+  for pid in "$@"; do
+    read -r -a f <"/proc/$pid/stat" || continue
+    sum=$((sum + f[13] + f[14]))
+  done
+  echo "$sum"
+}
+wall() {
+  local t
+  for t in "${TARGETS[@]}"; do
+    command_of "$t" "$WORKERS"
+    start "$t" "${CMD[@]}"
+  done
+  for t in "${TARGETS[@]}"; do wait_port "${PORT[$t]}"; done
+  local hz; hz=$(getconf CLK_TCK)
+  : >"$T/wall.tsv"
+  for t in "${TARGETS[@]}"; do wrk -t2 -c64 -d2s "http://127.0.0.1:${PORT[$t]}$PATH_API" >/dev/null; done
+  local round pids a b out
+  for round in $(seq 1 "$ROUNDS"); do
+    for t in "${TARGETS[@]}"; do
+      if [[ $t == nginx ]]; then
+        pids="${PID[nginx]} $(pgrep -P "${PID[nginx]}" | paste -sd' ')"
+      else
+        pids="${PID[$t]}"
+      fi
+      # shellcheck disable=SC2086 # a list of PIDs
+      a=$(ticks $pids)
+      out=$(timeout $((DUR + 30)) wrk -t2 -c64 -d"${DUR}s" "http://127.0.0.1:${PORT[$t]}$PATH_API")
+      # shellcheck disable=SC2086
+      b=$(ticks $pids)
+      printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$t" \
+        "$(awk '/requests in/ {print $1}' <<<"$out")" "$(awk '/Requests\/sec/ {print $2}' <<<"$out")" \
+        "$(((b - a) * 1000000 / hz))" >>"$T/wall.tsv"
+      log "round $round $t: $(awk '/Requests\/sec/ {print $2}' <<<"$out") req/s"
+    done
+  done
+  for t in "${TARGETS[@]}"; do stop "$t"; done
+  echo "### Pass-through at full load: $WORKERS workers each, wrk -t2 -c64, $ROUNDS rounds of ${DUR}s, targets interleaved"
+  echo
+  python3 - "$T/wall.tsv" <<'PY'
+import statistics, sys
+rows = [line.split("\t") for line in open(sys.argv[1]).read().splitlines() if line]
+targets = ["nginx", "bare", "headers", "shim"]
+rps, cpu, ratio, cpu_ratio = {}, {}, {}, {}
+by_round = {}
+for rnd, t, reqs, rate, cpu_us in rows:
+    by_round.setdefault(rnd, {})[t] = (float(rate), int(cpu_us) / int(reqs))
+for rnd, got in by_round.items():
+    for t, (rate, per) in got.items():
+        rps.setdefault(t, []).append(rate)
+        cpu.setdefault(t, []).append(per)
+        if "nginx" in got:
+            ratio.setdefault(t, []).append(rate / got["nginx"][0])
+            cpu_ratio.setdefault(t, []).append(per / got["nginx"][1])
+print("| target | req/s (median) | req/s vs nginx (median of rounds) | range of rounds | CPU µs/req (median) | CPU vs nginx |")
+print("| --- | ---: | ---: | --- | ---: | ---: |")
+for t in targets:
+    if t not in rps:
+        continue
+    r = ratio[t]
+    print(f"| {t} | {statistics.median(rps[t]):,.0f} | {statistics.median(r):.2f}× | "
+          f"{min(r):.2f}–{max(r):.2f}× | {statistics.median(cpu[t]):.1f} | {statistics.median(cpu_ratio[t]):.2f}× |")
+PY
+  echo
+}
+
+# ---------------------------------------------------------------- callgrind
+callgrind_one() { # $1 target
+  local t=$1 out="$T/callgrind-$1.out" url="http://127.0.0.1:${PORT[$1]}$PATH_API"
+  command_of "$t" 1
+  valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no --separate-threads=no \
+    "${CMD[@]}" >"$T/cg-$t.log" 2>&1 &
+  local pid=$!; PIDS+=("$pid"); wait_port "${PORT[$t]}"
+  wrk -t1 -c8 -d3s "$url" >/dev/null
+  callgrind_control -z "$pid" >"$T/cg-$t.ctl" 2>&1 || die "callgrind_control -z: $(cat "$T/cg-$t.ctl")"
+  timeout $((DUR + 30)) wrk -t1 -c8 -d"${DUR}s" "$url" >"$T/wrk-cg-$t.txt"
+  callgrind_control -d "$pid" >>"$T/cg-$t.ctl" 2>&1 || die "callgrind_control -d: $(cat "$T/cg-$t.ctl")"
+  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+  local reqs ir
+  reqs=$(awk '/requests in/ {print $1}' "$T/wrk-cg-$t.txt")
+  [[ -s "$out.1" ]] || die "no callgrind dump $out.1"
+  ir=$(awk -F': ' '$1 == "summary" || $1 == "totals" {print $2; exit}' "$out.1")
+  [[ -n "$ir" && -n "$reqs" && "$reqs" -gt 0 ]] || die "callgrind $t: $ir instructions, '$reqs' requests"
+  printf '%s\t%s\t%s\n' "$t" "$reqs" "$ir" >>"$T/cg.tsv"
+  log "callgrind $t: $((ir / reqs)) instructions per request"
+}
+callgrind_all() {
+  : >"$T/cg.tsv"
+  local t
+  for t in "${TARGETS[@]}"; do callgrind_one "$t"; done
+  echo "### Pass-through, user-space instructions per request (callgrind, one worker, wrk -t1 -c8, ${DUR}s after a 3 s warm-up)"
+  echo
+  python3 - "$T/cg.tsv" <<'PY'
+import sys
+rows = [line.split("\t") for line in open(sys.argv[1]).read().splitlines() if line]
+per = {t: int(ir) / int(reqs) for t, reqs, ir in rows}
+print("| target | requests | instructions per request | vs nginx | added to the one above |")
+print("| --- | ---: | ---: | ---: | ---: |")
+prev = None
+for t, reqs, _ in rows:
+    added = "" if prev is None else f"{per[t] - per[prev]:+,.0f}"
+    print(f"| {t} | {int(reqs):,} | {per[t]:,.0f} | {per[t] / per['nginx']:.2f}× | {added} |")
+    prev = t
+PY
+  echo
+}
+
+echo "shim: $SHIM_DESC"
+echo "calibration: bench/calibration at $(git -C "$BENCH_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'); $(nginx -v 2>&1); $(nproc) cores"
+echo
+[[ "$MODE" == callgrind ]] || wall
+[[ "$MODE" == wall ]] || callgrind_all

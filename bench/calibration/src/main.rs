@@ -1,0 +1,293 @@
+//! The least a hyper pass-through can do: the calibration behind issue 10's speed targets.
+//!
+//! The shim's threading model without the shim: one `current_thread` runtime per worker, each
+//! with its own `SO_REUSEPORT` listener and its own pool of `hyper::client::conn::http1`
+//! connections, so a request never leaves the thread that accepted it. Every request goes to
+//! the one upstream. Nothing else: no routing, no maintenance decision, no timeouts, no access
+//! log or metrics, no tower layers, no error answers (an upstream failure drops the
+//! connection).
+//!
+//! With `headers`, it also does the header work the contract requires of every forwarded
+//! request and answer, the way the shim does it (`src/proxy/forward.rs`): the loop check on
+//! `Via`, hop-by-hop fields stripped both ways, `Host` set to the upstream's,
+//! `X-Forwarded-For`, `-Proto` and `-Host`, this process's `Via` entry, and an `X-Request-Id`
+//! kept or generated, forwarded and echoed.
+//!
+//! ```text
+//! webcollect-shim-calibration LISTEN UPSTREAM WORKERS [headers]
+//! ```
+//!
+//! `bench/calibrate.sh` runs it beside nginx and the shim. It is a measuring stick, not a
+//! proxy: it trusts its upstream and its clients.
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{
+    CONNECTION, HOST, HeaderMap, HeaderName, HeaderValue, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+    VIA,
+};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const VIA_ENTRY: &str = "1.1 webcollect-shim-calibration";
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut next = |what: &str| args.next().unwrap_or_else(|| usage(what));
+    let listen: SocketAddr = next("LISTEN").parse().unwrap_or_else(|_| usage("LISTEN"));
+    let upstream: SocketAddr = next("UPSTREAM")
+        .parse()
+        .unwrap_or_else(|_| usage("UPSTREAM"));
+    let workers: usize = next("WORKERS").parse().unwrap_or_else(|_| usage("WORKERS"));
+    let headers = match args.next().as_deref() {
+        None => false,
+        Some("headers") => true,
+        Some(_) => usage("the mode"),
+    };
+    let threads: Vec<_> = (0..workers)
+        .map(|_| std::thread::spawn(move || worker(listen, upstream, headers)))
+        .collect();
+    for thread in threads {
+        let _ = thread.join();
+    }
+}
+
+fn usage(what: &str) -> ! {
+    eprintln!("bad or missing {what}");
+    eprintln!("usage: webcollect-shim-calibration LISTEN UPSTREAM WORKERS [headers]");
+    std::process::exit(2);
+}
+
+/// This worker's idle upstream connections (most recently used last).
+type Pool = Rc<RefCell<Vec<SendRequest<Incoming>>>>;
+
+fn worker(listen: SocketAddr, upstream: SocketAddr, headers: bool) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let listener = reuseport_listener(listen).expect("the listener");
+        let pool = Pool::default();
+        let upstream_host = HeaderValue::from_str(&upstream.to_string()).expect("a host value");
+        let ids = Rc::new(Cell::new(0u64));
+        loop {
+            let Ok((client, peer)) = listener.accept().await else {
+                continue;
+            };
+            let _ = client.set_nodelay(true);
+            let peer = HeaderValue::from_str(&peer.ip().to_string()).expect("an address value");
+            let (pool, upstream_host, ids) = (pool.clone(), upstream_host.clone(), ids.clone());
+            tokio::task::spawn_local(async move {
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let (pool, upstream_host) = (pool.clone(), upstream_host.clone());
+                    let edit = headers.then(|| Edit {
+                        peer: peer.clone(),
+                        upstream_host,
+                        id: next_id(&ids),
+                    });
+                    exchange(pool, upstream, req, edit)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(client), service)
+                    .await;
+            });
+        }
+    });
+}
+
+fn reuseport_listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.set_reuse_port(true)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    tokio::net::TcpListener::from_std(socket.into())
+}
+
+/// What the `headers` mode adds to a request.
+struct Edit {
+    peer: HeaderValue,
+    upstream_host: HeaderValue,
+    /// Used when the client sent none: 16 hex digits from a per-worker counter.
+    id: HeaderValue,
+}
+
+fn next_id(ids: &Cell<u64>) -> HeaderValue {
+    let n = ids.get().wrapping_add(1);
+    ids.set(n);
+    let mut hex = [0u8; 16];
+    for (i, digit) in hex.iter_mut().enumerate() {
+        *digit = b"0123456789abcdef"[((n >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&hex).expect("hex digits")
+}
+
+async fn exchange(
+    pool: Pool,
+    upstream: SocketAddr,
+    req: Request<Incoming>,
+    edit: Option<Edit>,
+) -> Result<Response<Returning>, hyper::Error> {
+    let mut sender = loop {
+        let idle = pool.borrow_mut().pop();
+        match idle {
+            Some(sender) if sender.is_ready() => break sender,
+            Some(_) => {}
+            None => {
+                let stream = tokio::net::TcpStream::connect(upstream)
+                    .await
+                    .expect("the upstream accepts");
+                let _ = stream.set_nodelay(true);
+                let (sender, conn) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+                tokio::task::spawn_local(conn);
+                break sender;
+            }
+        }
+    };
+    let (mut parts, body) = req.into_parts();
+    parts.uri = match parts.uri.path_and_query() {
+        Some(origin_form) => origin_form.clone().into(),
+        None => "/".parse().expect("a path"),
+    };
+    let id = edit.map(|edit| {
+        let headers = &mut parts.headers;
+        let looped = headers
+            .get_all(VIA)
+            .iter()
+            .any(|v| v.as_bytes().ends_with(VIA_ENTRY.as_bytes()));
+        assert!(!looped, "the request came back around");
+        strip_hop_by_hop(headers);
+        let original_host = headers.get(HOST).cloned();
+        headers.insert(HOST, edit.upstream_host);
+        let forwarded_for = match headers.get(X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
+            None => edit.peer,
+            Some(prior) => {
+                let folded = [prior, b", ", edit.peer.as_bytes()].concat();
+                HeaderValue::from_bytes(&folded).unwrap_or(edit.peer)
+            }
+        };
+        headers.insert(X_FORWARDED_FOR, forwarded_for);
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+        if let Some(host) = original_host {
+            headers.insert(X_FORWARDED_HOST, host);
+        }
+        headers.append(VIA, HeaderValue::from_static(VIA_ENTRY));
+        let id = headers.get(X_REQUEST_ID).cloned().unwrap_or(edit.id);
+        headers.insert(X_REQUEST_ID, id.clone());
+        id
+    });
+    let mut response = sender
+        .send_request(Request::from_parts(parts, body))
+        .await?;
+    if let Some(id) = id {
+        strip_hop_by_hop(response.headers_mut());
+        response.headers_mut().insert(X_REQUEST_ID, id);
+    }
+    Ok(response.map(|body| Returning::new(body, sender, pool)))
+}
+
+static HOP_BY_HOP: [HeaderName; 7] = [
+    CONNECTION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+];
+
+/// One look at each name; removal by static name of what is there (as the shim does).
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let mut present = 0u8;
+    for name in headers.keys() {
+        let i = match name.as_str() {
+            "connection" => 0,
+            "te" => 1,
+            "trailer" => 2,
+            "transfer-encoding" => 3,
+            "upgrade" => 4,
+            "keep-alive" => 5,
+            "proxy-connection" => 6,
+            _ => continue,
+        };
+        present |= 1 << i;
+    }
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
+    }
+}
+
+/// The upstream's answer body; its connection goes back to the pool when the body ends (not
+/// before, so the next request never finds it busy).
+struct Returning {
+    body: Incoming,
+    back: Option<(SendRequest<Incoming>, Pool)>,
+}
+
+impl Returning {
+    fn new(body: Incoming, sender: SendRequest<Incoming>, pool: Pool) -> Self {
+        let mut this = Self {
+            body,
+            back: Some((sender, pool)),
+        };
+        if this.body.is_end_stream() {
+            this.release();
+        }
+        this
+    }
+
+    fn release(&mut self) {
+        if let Some((sender, pool)) = self.back.take() {
+            pool.borrow_mut().push(sender);
+        }
+    }
+}
+
+impl Body for Returning {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let frame = ready!(Pin::new(&mut self.body).poll_frame(cx));
+        match &frame {
+            None => self.release(),
+            Some(Ok(_)) if self.body.is_end_stream() => self.release(),
+            Some(Ok(_)) => {}
+            Some(Err(_)) => self.back = None,
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
