@@ -3,6 +3,11 @@
 # the same upstream, in one run:
 #
 #   nginx      proxy_pass with upstream keep-alive (run.sh's competitor, the same config)
+#   nginx-h    the same plus what it lacks of the contract's header work: the loop check,
+#              X-Forwarded-Host, Via, and an X-Request-Id kept or generated, forwarded and echoed
+#              (nginx strips hop-by-hop fields and sets Host and X-Forwarded-For in both). The
+#              generated id is pid-connection-request, as cheap as the shim's counter; nginx's
+#              random $request_id would cost it far more.
 #   bare       bench/calibration: the shim's threading model (a current_thread runtime per
 #              worker, SO_REUSEPORT, per-worker hyper http1 pools) and nothing else
 #   headers    bare plus the header work the contract requires of every forwarded request and
@@ -31,10 +36,9 @@ DUR="${DUR:-5}"
 WORKERS="${SHIM_WORKERS:-$(nproc)}"
 export RUST_LOG="${RUST_LOG:-warn}"
 export PATH="$HOME/.cargo/bin:$PATH"
-TARGETS=(nginx bare headers shim)
+TARGETS=(nginx nginx-h bare headers shim)
 P_UP=28281; P_SINK=28289   # the shim's config names a sink route; nothing here uses it
-declare -A PORT=([nginx]=28282 [bare]=28283 [headers]=28284 [shim]=28285)
-P_NGX_SC=28286             # nginx's short-circuit server block (unused here)
+declare -A PORT=([nginx]=28282 [nginx-h]=28287 [bare]=28283 [headers]=28284 [shim]=28285)
 
 case "$MODE" in wall | callgrind | all) ;; *) die "unknown mode '$MODE' (wall, callgrind)" ;; esac
 for tool in nginx wrk curl python3; do command -v "$tool" >/dev/null || die "$tool missing"; done
@@ -45,24 +49,41 @@ bench_binaries
 log "cargo build --release (bench/calibration)"
 (cd "$HERE/calibration" && cargo build --release --quiet)
 cp "$HERE/calibration/target/release/webcollect-shim-calibration" "$T/bin/calibration"
-ports_free $P_UP "${PORT[@]}" $P_NGX_SC $((PORT[shim] + 10))
+# nginx's short-circuit server block (unused here) listens on its port + 100.
+ports_free $P_UP "${PORT[@]}" $((PORT[shim] + 10)) $((PORT[nginx] + 100)) $((PORT[nginx-h] + 100))
 bench_bodies
 start_nginx nginx-up nginx_upstream_conf
 SHIM_WORKERS=$WORKERS shim_config "${PORT[shim]}" "" >"$T/shim-$WORKERS.toml"
 SHIM_WORKERS=1 shim_config "${PORT[shim]}" "" >"$T/shim-1.toml"
 wait_port $P_UP
 
-# Sets CMD to the command line of target $1 with $2 workers. nginx runs as a single process
-# with one worker (no master, in the foreground), which callgrind can follow.
+# nginx_proxy_conf plus the header work nginx_proxy_conf leaves out (see nginx-h above).
+nginx_headers_conf() { # $1 = dir, $2 = pass-through port, $3 = short-circuit port
+  # shellcheck disable=SC2016 # nginx variables
+  nginx_proxy_conf "$@" | sed \
+    -e '/proxy_set_header X-Forwarded-Proto http;/a\
+  map $http_via $via_out { "" "1.1 nginx-calibration"; default "$http_via, 1.1 nginx-calibration"; }\
+  map $http_x_request_id $rid { "" "$pid-$connection-$connection_requests"; default $http_x_request_id; }\
+  proxy_set_header X-Forwarded-Host $host;\
+  proxy_set_header Via $via_out;\
+  proxy_set_header X-Request-Id $rid;\
+  add_header X-Request-Id $rid always;' \
+    -e "/listen 127.0.0.1:$2 backlog=4096;/a\\
+    if (\$http_via ~ \"nginx-calibration\") { return 508; }"
+}
+
+# Sets CMD to the command line of target $1 with $2 workers. Under callgrind ($2 = 1) nginx
+# runs as one process (no master) with one worker, in the foreground.
 command_of() {
   case "$1" in
-    nginx)
-      mkdir -p "$T/nginx-$2"
-      nginx_proxy_conf "$T/nginx-$2" "${PORT[nginx]}" $P_NGX_SC >"$T/nginx-$2/nginx.conf"
-      local processes="worker_processes $2;"
+    nginx | nginx-h)
+      local dir="$T/$1-$2" conf=nginx_proxy_conf processes="worker_processes $2;"
+      [[ $1 == nginx ]] || conf=nginx_headers_conf
       [[ $2 != 1 ]] || processes="worker_processes 1; master_process off;"
-      sed -i "s/^worker_processes auto;/$processes/" "$T/nginx-$2/nginx.conf"
-      CMD=(nginx -p "$T/nginx-$2" -e "$T/nginx-$2/error.log" -c "$T/nginx-$2/nginx.conf" -g 'daemon off;') ;;
+      mkdir -p "$dir"
+      "$conf" "$dir" "${PORT[$1]}" "$((PORT[$1] + 100))" >"$dir/nginx.conf"
+      sed -i "s/^worker_processes auto;/$processes/" "$dir/nginx.conf"
+      CMD=(nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" -g 'daemon off;') ;;
     bare) CMD=("$T/bin/calibration" "127.0.0.1:${PORT[bare]}" "127.0.0.1:$P_UP" "$2") ;;
     headers) CMD=("$T/bin/calibration" "127.0.0.1:${PORT[headers]}" "127.0.0.1:$P_UP" "$2" headers) ;;
     shim) CMD=("$SHIM_BIN" run --config "$T/shim-$2.toml") ;;
@@ -91,8 +112,8 @@ wall() {
   local round pids a b out
   for round in $(seq 1 "$ROUNDS"); do
     for t in "${TARGETS[@]}"; do
-      if [[ $t == nginx ]]; then
-        pids="${PID[nginx]} $(pgrep -P "${PID[nginx]}" | paste -sd' ')"
+      if [[ $t == nginx* ]]; then
+        pids="${PID[$t]} $(pgrep -P "${PID[$t]}" | paste -sd' ')"
       else
         pids="${PID[$t]}"
       fi
@@ -113,7 +134,7 @@ wall() {
   python3 - "$T/wall.tsv" <<'PY'
 import statistics, sys
 rows = [line.split("\t") for line in open(sys.argv[1]).read().splitlines() if line]
-targets = ["nginx", "bare", "headers", "shim"]
+targets = ["nginx", "nginx-h", "bare", "headers", "shim"]
 rps, cpu, ratio, cpu_ratio = {}, {}, {}, {}
 by_round = {}
 for rnd, t, reqs, rate, cpu_us in rows:

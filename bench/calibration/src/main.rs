@@ -216,21 +216,41 @@ static HOP_BY_HOP: [HeaderName; 7] = [
     HeaderName::from_static("proxy-connection"),
 ];
 
-/// One look at each name; removal by static name of what is there (as the shim does).
+fn hop_by_hop(name: &str) -> Option<usize> {
+    Some(match name {
+        "connection" => 0,
+        "te" => 1,
+        "trailer" => 2,
+        "transfer-encoding" => 3,
+        "upgrade" => 4,
+        "keep-alive" => 5,
+        "proxy-connection" => 6,
+        _ => return None,
+    })
+}
+
+/// One look at each name; the fields `Connection` names go too, and hop-by-hop fields are
+/// removed by static name, only when present (as the shim does).
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let mut present = 0u8;
     for name in headers.keys() {
-        let i = match name.as_str() {
-            "connection" => 0,
-            "te" => 1,
-            "trailer" => 2,
-            "transfer-encoding" => 3,
-            "upgrade" => 4,
-            "keep-alive" => 5,
-            "proxy-connection" => 6,
-            _ => continue,
-        };
-        present |= 1 << i;
+        if let Some(i) = hop_by_hop(name.as_str()) {
+            present |= 1 << i;
+        }
+    }
+    if present & 1 != 0 {
+        let named: Vec<HeaderName> = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|option| option.trim().to_ascii_lowercase())
+            .filter(|option| option != "close" && hop_by_hop(option).is_none())
+            .filter_map(|option| HeaderName::from_bytes(option.as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
     }
     for (i, name) in HOP_BY_HOP.iter().enumerate() {
         if present & (1 << i) != 0 {
