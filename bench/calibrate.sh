@@ -12,6 +12,8 @@
 #              worker, SO_REUSEPORT, per-worker hyper http1 pools) and nothing else
 #   headers    bare plus the header work the contract requires of every forwarded request and
 #              answer (loop check, hop-by-hop, Host, X-Forwarded-*, Via, X-Request-Id)
+#   tower      headers behind the shape issue 10 asks for: eight tower layers (tower-http's
+#              CatchPanic, then seven that only pass things on) and hyper-util's tower glue
 #   shim       webcollect-shim (SHIM=path, or target/release as in run.sh)
 #
 #   bench/calibrate.sh wall        req/s and CPU per request at full load (wrk -t2 -c64),
@@ -36,9 +38,9 @@ DUR="${DUR:-5}"
 WORKERS="${SHIM_WORKERS:-$(nproc)}"
 export RUST_LOG="${RUST_LOG:-warn}"
 export PATH="$HOME/.cargo/bin:$PATH"
-TARGETS=(nginx nginx-h bare headers shim)
+TARGETS=(nginx nginx-h bare headers tower shim)
 P_UP=28281; P_SINK=28289   # the shim's config names a sink route; nothing here uses it
-declare -A PORT=([nginx]=28282 [nginx-h]=28287 [bare]=28283 [headers]=28284 [shim]=28285)
+declare -A PORT=([nginx]=28282 [nginx-h]=28287 [bare]=28283 [headers]=28284 [tower]=28286 [shim]=28285)
 
 case "$MODE" in wall | callgrind | all) ;; *) die "unknown mode '$MODE' (wall, callgrind)" ;; esac
 for tool in nginx wrk curl python3; do command -v "$tool" >/dev/null || die "$tool missing"; done
@@ -85,7 +87,7 @@ command_of() {
       sed -i "s/^worker_processes auto;/$processes/" "$dir/nginx.conf"
       CMD=(nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" -g 'daemon off;') ;;
     bare) CMD=("$T/bin/calibration" "127.0.0.1:${PORT[bare]}" "127.0.0.1:$P_UP" "$2") ;;
-    headers) CMD=("$T/bin/calibration" "127.0.0.1:${PORT[headers]}" "127.0.0.1:$P_UP" "$2" headers) ;;
+    headers | tower) CMD=("$T/bin/calibration" "127.0.0.1:${PORT[$1]}" "127.0.0.1:$P_UP" "$2" "$1") ;;
     shim) CMD=("$SHIM_BIN" run --config "$T/shim-$2.toml") ;;
   esac
 }
@@ -134,7 +136,7 @@ wall() {
   python3 - "$T/wall.tsv" <<'PY'
 import statistics, sys
 rows = [line.split("\t") for line in open(sys.argv[1]).read().splitlines() if line]
-targets = ["nginx", "nginx-h", "bare", "headers", "shim"]
+targets = ["nginx", "nginx-h", "bare", "headers", "tower", "shim"]
 rps, cpu, ratio, cpu_ratio = {}, {}, {}, {}
 by_round = {}
 for rnd, t, reqs, rate, cpu_us in rows:

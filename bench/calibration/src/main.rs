@@ -9,21 +9,28 @@
 //!
 //! With `headers`, it also does the header work the contract requires of every forwarded
 //! request and answer, the way the shim does it (`src/proxy/forward.rs`): the loop check on
-//! `Via`, hop-by-hop fields stripped both ways, `Host` set to the upstream's,
-//! `X-Forwarded-For`, `-Proto` and `-Host`, this process's `Via` entry, and an `X-Request-Id`
-//! kept or generated, forwarded and echoed.
+//! `Via`, hop-by-hop fields stripped both ways (and the fields `Connection` names), `Host` set
+//! to the upstream's, `X-Forwarded-For`, `-Proto` and `-Host`, this process's `Via` entry, and
+//! an `X-Request-Id` kept or generated, forwarded and echoed.
+//!
+//! With `tower`, it does that behind the shape issue 10 asks of the shim: a
+//! `tower::ServiceBuilder` stack of eight layers (tower-http's `CatchPanic` outermost, then
+//! seven that only pass the request and the answer on), joined to hyper by hyper-util's
+//! `TowerToHyperService`. It measures what the shape costs when the layers do no work.
 //!
 //! ```text
-//! webcollect-shim-calibration LISTEN UPSTREAM WORKERS [headers]
+//! webcollect-shim-calibration LISTEN UPSTREAM WORKERS [headers|tower]
 //! ```
 //!
 //! `bench/calibrate.sh` runs it beside nginx and the shim. It is a measuring stick, not a
 //! proxy: it trusts its upstream and its clients.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -36,6 +43,10 @@ use hyper::header::{
 };
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use pin_project_lite::pin_project;
+use tower::{Layer, Service, ServiceBuilder};
+use tower_http::catch_panic::CatchPanicLayer;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -51,13 +62,14 @@ fn main() {
         .parse()
         .unwrap_or_else(|_| usage("UPSTREAM"));
     let workers: usize = next("WORKERS").parse().unwrap_or_else(|_| usage("WORKERS"));
-    let headers = match args.next().as_deref() {
-        None => false,
-        Some("headers") => true,
+    let mode = match args.next().as_deref() {
+        None => Mode::Bare,
+        Some("headers") => Mode::Headers,
+        Some("tower") => Mode::Tower,
         Some(_) => usage("the mode"),
     };
     let threads: Vec<_> = (0..workers)
-        .map(|_| std::thread::spawn(move || worker(listen, upstream, headers)))
+        .map(|_| std::thread::spawn(move || worker(listen, upstream, mode)))
         .collect();
     for thread in threads {
         let _ = thread.join();
@@ -66,14 +78,27 @@ fn main() {
 
 fn usage(what: &str) -> ! {
     eprintln!("bad or missing {what}");
-    eprintln!("usage: webcollect-shim-calibration LISTEN UPSTREAM WORKERS [headers]");
+    eprintln!("usage: webcollect-shim-calibration LISTEN UPSTREAM WORKERS [headers|tower]");
     std::process::exit(2);
 }
 
-/// This worker's idle upstream connections (most recently used last).
-type Pool = Rc<RefCell<Vec<SendRequest<Incoming>>>>;
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Bare,
+    Headers,
+    Tower,
+}
 
-fn worker(listen: SocketAddr, upstream: SocketAddr, headers: bool) {
+/// This worker's idle upstream connections (most recently used last). Only its thread
+/// touches them; a `Mutex` because tower-http's `CatchPanic` wants `Send` bodies (the shim's
+/// pool is one too).
+type Pool = Arc<Mutex<Vec<SendRequest<Incoming>>>>;
+
+fn lock(pool: &Pool) -> std::sync::MutexGuard<'_, Vec<SendRequest<Incoming>>> {
+    pool.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn worker(listen: SocketAddr, upstream: SocketAddr, mode: Mode) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -91,22 +116,92 @@ fn worker(listen: SocketAddr, upstream: SocketAddr, headers: bool) {
             let _ = client.set_nodelay(true);
             let peer = HeaderValue::from_str(&peer.ip().to_string()).expect("an address value");
             let (pool, upstream_host, ids) = (pool.clone(), upstream_host.clone(), ids.clone());
-            tokio::task::spawn_local(async move {
-                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let (pool, upstream_host) = (pool.clone(), upstream_host.clone());
-                    let edit = headers.then(|| Edit {
-                        peer: peer.clone(),
-                        upstream_host,
-                        id: next_id(&ids),
-                    });
-                    exchange(pool, upstream, req, edit)
+            let handle = move |req: Request<Incoming>| {
+                let (pool, upstream_host) = (pool.clone(), upstream_host.clone());
+                let edit = (mode != Mode::Bare).then(|| Edit {
+                    peer: peer.clone(),
+                    upstream_host,
+                    id: next_id(&ids),
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(client), service)
-                    .await;
+                exchange(pool, upstream, req, edit)
+            };
+            let io = TokioIo::new(client);
+            let http1 = hyper::server::conn::http1::Builder::new();
+            tokio::task::spawn_local(async move {
+                let _ = if mode == Mode::Tower {
+                    let stack = ServiceBuilder::new()
+                        .layer(CatchPanicLayer::new())
+                        .layer(PassLayer)
+                        .layer(PassLayer)
+                        .layer(PassLayer)
+                        .layer(PassLayer)
+                        .layer(PassLayer)
+                        .layer(PassLayer)
+                        .layer(PassLayer)
+                        .service(tower::service_fn(handle));
+                    http1
+                        .serve_connection(io, TowerToHyperService::new(stack))
+                        .await
+                } else {
+                    http1
+                        .serve_connection(io, hyper::service::service_fn(handle))
+                        .await
+                };
             });
         }
     });
+}
+
+/// A layer that passes the request and the answer on, as each of the shim's layers does
+/// around its own work.
+#[derive(Debug, Clone, Copy)]
+struct PassLayer;
+
+impl<S> Layer<S> for PassLayer {
+    type Service = Pass<S>;
+
+    fn layer(&self, inner: S) -> Pass<S> {
+        Pass { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Pass<S> {
+    inner: S,
+}
+
+impl<S, R> Service<R> for Pass<S>
+where
+    S: Service<R>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = PassFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: R) -> PassFuture<S::Future> {
+        PassFuture {
+            inner: self.inner.call(req),
+        }
+    }
+}
+
+pin_project! {
+    struct PassFuture<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: Future> Future for PassFuture<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.project().inner.poll(cx)
+    }
 }
 
 fn reuseport_listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
@@ -148,7 +243,7 @@ async fn exchange(
     edit: Option<Edit>,
 ) -> Result<Response<Returning>, hyper::Error> {
     let mut sender = loop {
-        let idle = pool.borrow_mut().pop();
+        let idle = lock(&pool).pop();
         match idle {
             Some(sender) if sender.is_ready() => break sender,
             Some(_) => {}
@@ -280,7 +375,7 @@ impl Returning {
 
     fn release(&mut self) {
         if let Some((sender, pool)) = self.back.take() {
-            pool.borrow_mut().push(sender);
+            lock(&pool).push(sender);
         }
     }
 }
