@@ -101,6 +101,11 @@ ticks() { # CPU ticks (utime + stime) of the PIDs given
   done
   echo "$sum"
 }
+# Failed requests in wrk's report: non-2xx answers and socket errors. A proxy that answers
+# fast with errors must not look fast.
+wrk_errors() {
+  awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}'
+}
 wall() {
   local t
   for t in "${TARGETS[@]}"; do
@@ -124,9 +129,9 @@ wall() {
       out=$(timeout $((DUR + 30)) wrk -t2 -c64 -d"${DUR}s" "http://127.0.0.1:${PORT[$t]}$PATH_API")
       # shellcheck disable=SC2086
       b=$(ticks $pids)
-      printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$t" \
+      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$t" \
         "$(awk '/requests in/ {print $1}' <<<"$out")" "$(awk '/Requests\/sec/ {print $2}' <<<"$out")" \
-        "$(((b - a) * 1000000 / hz))" >>"$T/wall.tsv"
+        "$(((b - a) * 1000000 / hz))" "$(wrk_errors <<<"$out")" >>"$T/wall.tsv"
       log "round $round $t: $(awk '/Requests\/sec/ {print $2}' <<<"$out") req/s"
     done
   done
@@ -139,8 +144,10 @@ rows = [line.split("\t") for line in open(sys.argv[1]).read().splitlines() if li
 targets = ["nginx", "nginx-h", "bare", "headers", "tower", "shim"]
 rps, cpu, ratio, cpu_ratio = {}, {}, {}, {}
 by_round = {}
-for rnd, t, reqs, rate, cpu_us in rows:
+errors = {}
+for rnd, t, reqs, rate, cpu_us, failed in rows:
     by_round.setdefault(rnd, {})[t] = (float(rate), int(cpu_us) / int(reqs))
+    errors[t] = errors.get(t, 0) + int(failed)
 for rnd, got in by_round.items():
     for t, (rate, per) in got.items():
         rps.setdefault(t, []).append(rate)
@@ -148,14 +155,15 @@ for rnd, got in by_round.items():
         if "nginx" in got:
             ratio.setdefault(t, []).append(rate / got["nginx"][0])
             cpu_ratio.setdefault(t, []).append(per / got["nginx"][1])
-print("| target | req/s (median) | req/s vs nginx (median of rounds) | range of rounds | CPU µs/req (median) | CPU vs nginx |")
-print("| --- | ---: | ---: | --- | ---: | ---: |")
+print("| target | req/s (median) | req/s vs nginx (median of rounds) | range of rounds | CPU µs/req (median) | CPU vs nginx | failed requests |")
+print("| --- | ---: | ---: | --- | ---: | ---: | ---: |")
 for t in targets:
     if t not in rps:
         continue
     r = ratio[t]
     print(f"| {t} | {statistics.median(rps[t]):,.0f} | {statistics.median(r):.2f}× | "
-          f"{min(r):.2f}–{max(r):.2f}× | {statistics.median(cpu[t]):.1f} | {statistics.median(cpu_ratio[t]):.2f}× |")
+          f"{min(r):.2f}–{max(r):.2f}× | {statistics.median(cpu[t]):.1f} | {statistics.median(cpu_ratio[t]):.2f}× | "
+          f"{errors[t]:,} |")
 PY
   echo
 }
@@ -174,6 +182,8 @@ callgrind_one() { # $1 target
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
   local reqs ir
   reqs=$(awk '/requests in/ {print $1}' "$T/wrk-cg-$t.txt")
+  local failed; failed=$(wrk_errors <"$T/wrk-cg-$t.txt")
+  [[ "$failed" == 0 ]] || die "callgrind $t: $failed failed requests (see $T/wrk-cg-$t.txt)"
   [[ -s "$out.1" ]] || die "no callgrind dump $out.1"
   ir=$(awk -F': ' '$1 == "summary" || $1 == "totals" {print $2; exit}' "$out.1")
   [[ -n "$ir" && -n "$reqs" && "$reqs" -gt 0 ]] || die "callgrind $t: $ir instructions, '$reqs' requests"
