@@ -8,10 +8,11 @@
 //! connection).
 //!
 //! With `headers`, it also does the header work the contract requires of every forwarded
-//! request and answer, the way the shim does it (`src/proxy/forward.rs`): the loop check on
-//! `Via`, hop-by-hop fields stripped both ways (and the fields `Connection` names), `Host` set
-//! to the upstream's, `X-Forwarded-For`, `-Proto` and `-Host`, this process's `Via` entry, and
-//! an `X-Request-Id` kept or generated, forwarded and echoed.
+//! request and answer: the loop check on `Via`, hop-by-hop fields stripped both ways (and the
+//! fields `Connection` names), `Host` set to the upstream's, `X-Forwarded-For`, `-Proto` and
+//! `-Host`, this process's `Via` entry, and an `X-Request-Id` kept or generated, forwarded and
+//! echoed. The stripping and the `Via` mark are the shim's own code (`src/proxy/forward.rs`,
+//! `src/decide/via.rs`); the inserts are the ones `forward.rs` makes.
 //!
 //! With `tower`, it does that behind the shape issue 10 asks of the shim: a
 //! `tower::ServiceBuilder` stack of eight layers (tower-http's `CatchPanic` outermost, then
@@ -37,22 +38,24 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{
-    CONNECTION, HOST, HeaderMap, HeaderName, HeaderValue, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
-    VIA,
-};
+use hyper::header::{HOST, HeaderName, HeaderValue};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
+use webcollect_shim::decide::via::ViaMark;
+use webcollect_shim::proxy::forward::strip_hop_by_hop;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-const VIA_ENTRY: &str = "1.1 webcollect-shim-calibration";
+
+/// This process's `Via` mark: the loop check and the entry, as the shim's.
+static VIA: std::sync::LazyLock<ViaMark> =
+    std::sync::LazyLock::new(|| ViaMark::named("calibration"));
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -264,13 +267,10 @@ async fn exchange(
         Some(origin_form) => origin_form.clone().into(),
         None => "/".parse().expect("a path"),
     };
+    let version = parts.version;
     let id = edit.map(|edit| {
         let headers = &mut parts.headers;
-        let looped = headers
-            .get_all(VIA)
-            .iter()
-            .any(|v| v.as_bytes().ends_with(VIA_ENTRY.as_bytes()));
-        assert!(!looped, "the request came back around");
+        assert!(!VIA.is_in(headers), "the request came back around");
         strip_hop_by_hop(headers);
         let original_host = headers.get(HOST).cloned();
         headers.insert(HOST, edit.upstream_host);
@@ -286,7 +286,7 @@ async fn exchange(
         if let Some(host) = original_host {
             headers.insert(X_FORWARDED_HOST, host);
         }
-        headers.append(VIA, HeaderValue::from_static(VIA_ENTRY));
+        VIA.append(headers, version);
         let id = headers.get(X_REQUEST_ID).cloned().unwrap_or(edit.id);
         headers.insert(X_REQUEST_ID, id.clone());
         id
@@ -299,59 +299,6 @@ async fn exchange(
         response.headers_mut().insert(X_REQUEST_ID, id);
     }
     Ok(response.map(|body| Returning::new(body, sender, pool)))
-}
-
-static HOP_BY_HOP: [HeaderName; 7] = [
-    CONNECTION,
-    TE,
-    TRAILER,
-    TRANSFER_ENCODING,
-    UPGRADE,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-];
-
-fn hop_by_hop(name: &str) -> Option<usize> {
-    Some(match name {
-        "connection" => 0,
-        "te" => 1,
-        "trailer" => 2,
-        "transfer-encoding" => 3,
-        "upgrade" => 4,
-        "keep-alive" => 5,
-        "proxy-connection" => 6,
-        _ => return None,
-    })
-}
-
-/// One look at each name; the fields `Connection` names go too, and hop-by-hop fields are
-/// removed by static name, only when present (as the shim does).
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let mut present = 0u8;
-    for name in headers.keys() {
-        if let Some(i) = hop_by_hop(name.as_str()) {
-            present |= 1 << i;
-        }
-    }
-    if present & 1 != 0 {
-        let named: Vec<HeaderName> = headers
-            .get_all(CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|option| option.trim().to_ascii_lowercase())
-            .filter(|option| option != "close" && hop_by_hop(option).is_none())
-            .filter_map(|option| HeaderName::from_bytes(option.as_bytes()).ok())
-            .collect();
-        for name in named {
-            headers.remove(name);
-        }
-    }
-    for (i, name) in HOP_BY_HOP.iter().enumerate() {
-        if present & (1 << i) != 0 {
-            headers.remove(name);
-        }
-    }
 }
 
 /// The upstream's answer body; its connection goes back to the pool when the body ends (not
