@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What issue 10's pass-through targets ask of hyper itself. Four pass-through proxies in front of
+# What issue 10's pass-through targets ask of hyper itself. Six pass-through proxies in front of
 # the same upstream, in one run:
 #
 #   nginx      proxy_pass with upstream keep-alive (run.sh's competitor, the same config)
@@ -200,13 +200,14 @@ callgrind_all() {
 import sys
 rows = [line.split("\t") for line in open(sys.argv[1]).read().splitlines() if line]
 per = {t: int(ir) / int(reqs) for t, reqs, ir in rows}
-print("| target | requests | instructions per request | vs nginx | added to the one above |")
-print("| --- | ---: | ---: | ---: | ---: |")
-prev = None
+# What each target adds to the one it is built on.
+base = {"nginx-h": "nginx", "bare": "nginx", "headers": "bare", "tower": "headers", "shim": "tower"}
+print("| target | requests | instructions per request | vs nginx | added to |")
+print("| --- | ---: | ---: | ---: | --- |")
 for t, reqs, _ in rows:
-    added = "" if prev is None else f"{per[t] - per[prev]:+,.0f}"
+    b = base.get(t)
+    added = f"{per[t] - per[b]:+,.0f} over {b}" if b in per else ""
     print(f"| {t} | {int(reqs):,} | {per[t]:,.0f} | {per[t] / per['nginx']:.2f}× | {added} |")
-    prev = t
 PY
   echo
 }
