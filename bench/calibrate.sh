@@ -24,8 +24,9 @@
 #                                  after a 3 s warm-up, as profile.sh counts the shim
 #   bench/calibrate.sh             both
 #
-# CPU per request is the server's utime + stime (all its processes) over the round, divided by
-# the requests wrk counted. Workers: SHIM_WORKERS (default: the cores), for every server.
+# CPU per request is the server's utime + stime (the process and its children) over the round,
+# divided by the requests wrk counted; failed requests are wrk's non-2xx answers and socket
+# errors (summarize.py). Workers: SHIM_WORKERS (default: the cores), for every server.
 # Loopback only; every process started here is stopped on exit. KEEP=1 keeps the temp dir.
 set -euo pipefail
 
@@ -93,19 +94,6 @@ command_of() {
 }
 
 # ---------------------------------------------------------------- wall clock
-ticks() { # CPU ticks (utime + stime) of the PIDs given
-  local sum=0 pid f
-  for pid in "$@"; do
-    read -r -a f <"/proc/$pid/stat" || continue
-    sum=$((sum + f[13] + f[14]))
-  done
-  echo "$sum"
-}
-# Failed requests in wrk's report: non-2xx answers and socket errors. A proxy that answers
-# fast with errors must not look fast.
-wrk_errors() {
-  awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}'
-}
 wall() {
   local t
   for t in "${TARGETS[@]}"; do
@@ -113,26 +101,20 @@ wall() {
     start "$t" "${CMD[@]}"
   done
   for t in "${TARGETS[@]}"; do wait_port "${PORT[$t]}"; done
-  local hz; hz=$(getconf CLK_TCK)
   : >"$T/wall.tsv"
   for t in "${TARGETS[@]}"; do wrk -t2 -c64 -d2s "http://127.0.0.1:${PORT[$t]}$PATH_API" >/dev/null; done
-  local round pids a b out
+  local round a b out v
   for round in $(seq 1 "$ROUNDS"); do
     for t in "${TARGETS[@]}"; do
-      if [[ $t == nginx* ]]; then
-        pids="${PID[$t]} $(pgrep -P "${PID[$t]}" | paste -sd' ')"
-      else
-        pids="${PID[$t]}"
-      fi
-      # shellcheck disable=SC2086 # a list of PIDs
-      a=$(ticks $pids)
-      out=$(timeout $((DUR + 30)) wrk -t2 -c64 -d"${DUR}s" "http://127.0.0.1:${PORT[$t]}$PATH_API")
-      # shellcheck disable=SC2086
-      b=$(ticks $pids)
-      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$t" \
-        "$(awk '/requests in/ {print $1}' <<<"$out")" "$(awk '/Requests\/sec/ {print $2}' <<<"$out")" \
-        "$(((b - a) * 1000000 / hz))" "$(wrk_errors <<<"$out")" >>"$T/wall.tsv"
-      log "round $round $t: $(awk '/Requests\/sec/ {print $2}' <<<"$out") req/s"
+      out="$T/wrk-$t-r$round.txt"
+      a=$(group_ticks "${PID[$t]}")
+      timeout $((DUR + 30)) wrk -t2 -c64 -d"${DUR}s" --latency "http://127.0.0.1:${PORT[$t]}$PATH_API" >"$out"
+      b=$(group_ticks "${PID[$t]}")
+      # req/s p50 p99 errors requests
+      read -r -a v <<<"$(python3 "$HERE/summarize.py" wrk "$out")"
+      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$t" "${v[4]}" "${v[0]}" \
+        "$(((b - a) * 1000000 / HZ))" "${v[3]}" >>"$T/wall.tsv"
+      log "round $round $t: ${v[0]} req/s"
     done
   done
   for t in "${TARGETS[@]}"; do stop "$t"; done
@@ -170,25 +152,11 @@ PY
 
 # ---------------------------------------------------------------- callgrind
 callgrind_one() { # $1 target
-  local t=$1 out="$T/callgrind-$1.out" url="http://127.0.0.1:${PORT[$1]}$PATH_API"
-  command_of "$t" 1
-  valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no --separate-threads=no \
-    "${CMD[@]}" >"$T/cg-$t.log" 2>&1 &
-  local pid=$!; PIDS+=("$pid"); wait_port "${PORT[$t]}"
-  wrk -t1 -c8 -d3s "$url" >/dev/null
-  callgrind_control -z "$pid" >"$T/cg-$t.ctl" 2>&1 || die "callgrind_control -z: $(cat "$T/cg-$t.ctl")"
-  timeout $((DUR + 30)) wrk -t1 -c8 -d"${DUR}s" "$url" >"$T/wrk-cg-$t.txt"
-  callgrind_control -d "$pid" >>"$T/cg-$t.ctl" 2>&1 || die "callgrind_control -d: $(cat "$T/cg-$t.ctl")"
-  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
-  local reqs ir
-  reqs=$(awk '/requests in/ {print $1}' "$T/wrk-cg-$t.txt")
-  local failed; failed=$(wrk_errors <"$T/wrk-cg-$t.txt")
-  [[ "$failed" == 0 ]] || die "callgrind $t: $failed failed requests (see $T/wrk-cg-$t.txt)"
-  [[ -s "$out.1" ]] || die "no callgrind dump $out.1"
-  ir=$(awk -F': ' '$1 == "summary" || $1 == "totals" {print $2; exit}' "$out.1")
-  [[ -n "$ir" && -n "$reqs" && "$reqs" -gt 0 ]] || die "callgrind $t: $ir instructions, '$reqs' requests"
-  printf '%s\t%s\t%s\n' "$t" "$reqs" "$ir" >>"$T/cg.tsv"
-  log "callgrind $t: $((ir / reqs)) instructions per request"
+  command_of "$1" 1
+  callgrind_measure "$1" "$T/callgrind-$1.out" "${PORT[$1]}" "http://127.0.0.1:${PORT[$1]}$PATH_API" "${CMD[@]}"
+  [[ "$CG_FAILED" == 0 ]] || die "callgrind $1: $CG_FAILED failed requests (see $T/wrk-cg-$1.txt)"
+  printf '%s\t%s\t%s\n' "$1" "$CG_REQS" "$CG_IR" >>"$T/cg.tsv"
+  log "callgrind $1: $((CG_IR / CG_REQS)) instructions per request"
 }
 callgrind_all() {
   : >"$T/cg.tsv"

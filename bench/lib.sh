@@ -5,7 +5,8 @@
 # constants and starts nothing by itself.
 #
 # Variables the callers set before using these functions: P_UP (upstream nginx port), P_SINK
-# (upload sink port). Environment read here: SHIM, BEFORE, NO_BUILD, SHIM_WORKERS, KEEP.
+# (upload sink port), DUR (callgrind_measure's load, seconds). Environment read here: SHIM,
+# BEFORE, NO_BUILD, SHIM_WORKERS, KEEP.
 
 BENCH_LIB="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 BENCH_ROOT="$(cd "$BENCH_LIB/.." && pwd)"
@@ -64,6 +65,46 @@ ports_free() { # ports...
   for p in "$@"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then die "port $p is busy"; fi
   done
+}
+
+# ---------------------------------------------------------------- CPU time
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+# CPU time (user + system, in clock ticks) of a server: the process and its children (nginx
+# workers).
+group_ticks() { # $1 = pid
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do
+    total=$((total + $(cpu_ticks "$p" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+
+# ---------------------------------------------------------------- callgrind
+# Instructions per request of one server, whole process. It runs under callgrind with its
+# threads summed (--separate-threads=no); the counters are zeroed after a 3 s warm-up
+# (wrk -t1 -c8) and dumped right after DUR s of the same load, so start-up and warm-up are
+# not counted. Sets CG_REQS (requests wrk counted), CG_FAILED (non-2xx answers and socket
+# errors among them), CG_IR (instructions in the dump) and CG_THREADS (the process's threads
+# at the end). Logs go to $T/cg-NAME.*, wrk's report to $T/wrk-cg-NAME.txt.
+callgrind_measure() { # $1 name, $2 callgrind output file, $3 port, $4 url, rest = command
+  local name=$1 out=$2 port=$3 url=$4; shift 4
+  valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no --separate-threads=no \
+    "$@" >"$T/cg-$name.log" 2>&1 &
+  local pid=$!; PIDS+=("$pid"); wait_port "$port"
+  wrk -t1 -c8 -d3s "$url" >/dev/null
+  callgrind_control -z "$pid" >"$T/cg-$name.ctl" 2>&1 || die "callgrind_control -z: $(cat "$T/cg-$name.ctl")"
+  timeout $((DUR + 30)) wrk -t1 -c8 -d"${DUR}s" --latency "$url" >"$T/wrk-cg-$name.txt"
+  callgrind_control -d "$pid" >>"$T/cg-$name.ctl" 2>&1 || die "callgrind_control -d: $(cat "$T/cg-$name.ctl")"
+  CG_THREADS=$(find "/proc/$pid/task" -mindepth 1 -maxdepth 1 | wc -l)
+  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+  # req/s p50 p99 errors requests
+  read -r _ _ _ CG_FAILED CG_REQS <<<"$(python3 "$BENCH_LIB/summarize.py" wrk "$T/wrk-cg-$name.txt")"
+  # `-d` writes OUT.1; OUT itself is written at exit and holds only what came after the dump.
+  [[ -s "$out.1" ]] || die "no callgrind dump $out.1 (files: $(ls "$T" | grep callgrind-))"
+  CG_IR=$(awk -F': ' '$1 == "summary" || $1 == "totals" {print $2; exit}' "$out.1")
+  [[ -n "$CG_IR" && -n "$CG_REQS" && "$CG_REQS" -gt 0 ]] ||
+    die "callgrind $name: $CG_IR instructions, '$CG_REQS' requests"
 }
 
 # ---------------------------------------------------------------- binaries under test

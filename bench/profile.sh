@@ -70,29 +70,14 @@ perf_one() { # $1 name, $2 port, $3 config
   echo
 }
 
-# Instructions per request on one path of one binary, whole process. The counters are zeroed
-# after a warm-up and dumped right after the measured load, so start-up and warm-up are not
-# counted. callgrind runs a program's threads one at a time, and --separate-threads=no makes
-# its dump the sum over all of them (the workers, the new shim's control thread, tokio's
-# blocking pool); callgrind_all also gives the config `worker_threads = 1`.
+# Instructions per request on one path of one binary, whole process (callgrind_measure in
+# lib.sh). callgrind runs a program's threads one at a time, and the dump is the sum over all
+# of them (the workers, the new shim's control thread, tokio's blocking pool); callgrind_all
+# also gives the config `worker_threads = 1`.
 callgrind_one() { # $1 target (shim|before), $2 binary, $3 path (pass|short-circuit), $4 config
-  local name="$1-$3" out="$T/callgrind-$1-$3.out" url="http://127.0.0.1:$P_CG$PATH_API"
-  valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no --separate-threads=no \
-    "$2" run --config "$4" >"$T/cg-$name.log" 2>&1 &
-  local pid=$!; PIDS+=("$pid"); wait_port $P_CG
-  wrk -t1 -c8 -d3s "$url" >/dev/null
-  callgrind_control -z "$pid" >"$T/cg-$name.ctl" 2>&1 || die "callgrind_control -z: $(cat "$T/cg-$name.ctl")"
-  timeout $((DUR + 30)) wrk -t1 -c8 -d"${DUR}s" "$url" >"$T/wrk-cg-$name.txt"
-  callgrind_control -d "$pid" >>"$T/cg-$name.ctl" 2>&1 || die "callgrind_control -d: $(cat "$T/cg-$name.ctl")"
-  local threads; threads=$(find "/proc/$pid/task" -mindepth 1 -maxdepth 1 | wc -l)
-  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
-  local reqs dump ir
-  reqs=$(awk '/requests in/ {print $1}' "$T/wrk-cg-$name.txt")
-  # `-d` writes OUT.1; OUT itself is written at exit and holds only what came after the dump.
-  dump="$out.1"
-  [[ -s "$dump" ]] || die "no callgrind dump $dump (files: $(ls "$T" | grep callgrind-))"
-  ir=$(awk -F': ' '$1 == "summary" || $1 == "totals" {print $2; exit}' "$dump")
-  [[ -n "$ir" && -n "$reqs" && "$reqs" -gt 0 ]] || die "callgrind $name: $ir instructions, '$reqs' requests"
+  local name="$1-$3" out="$T/callgrind-$1-$3.out" dump="$T/callgrind-$1-$3.out.1"
+  callgrind_measure "$name" "$out" $P_CG "http://127.0.0.1:$P_CG$PATH_API" "$2" run --config "$4"
+  local reqs=$CG_REQS ir=$CG_IR threads=$CG_THREADS
   printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$3" "$reqs" "$ir" "$threads" >>"$T/cg.tsv"
   {
     echo "### callgrind ($1, $3): $reqs requests measured, $ir instructions, $(awk -v a="$ir" -v b="$reqs" 'BEGIN{printf "%.0f", a/b}') instructions per request"

@@ -191,17 +191,6 @@ SUM="python3 $HERE/summarize.py"
 record() { printf '%s\n' "$*" | tr ' ' '\t' >>"$RES"; }
 
 rss_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-HZ=$(getconf CLK_TCK)
-# CPU time (user + system, in clock ticks) of a server: the process and its children (nginx
-# workers).
-group_ticks() { # $1 = pid
-  local total=0 p
-  for p in "$1" $(pgrep -P "$1" || true); do
-    total=$((total + $(cpu_ticks "$p" 2>/dev/null || echo 0)))
-  done
-  echo "$total"
-}
 group_rss() { # $1 = pid; KiB, the process and its children
   local total=0 p
   for p in "$1" $(pgrep -P "$1" || true); do total=$((total + $(rss_kib "$p" VmRSS))); done
