@@ -197,3 +197,47 @@ impl Snapshot {
             .min()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trade_info_paths_are_found_in_any_order_and_only_they() {
+        let text = r#"
+[listen]
+proxy = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+
+[upstreams.gw]
+url = "http://127.0.0.1:9"
+
+[[routes]]
+id = "api"
+path_prefix = "/"
+kind = "api"
+service = "webcollect.api"
+upstream = "gw"
+
+[settle_method_drill]
+paths = ["/z/tradeInfo", "/b/tradeInfo", "/m/tradeInfo", "/b/tradeInfo", "/a/tradeInfo"]
+"#;
+        let config = Config::from_toml_with_env(std::path::Path::new("t.toml"), text, &|_| None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let now = DateTime::parse_from_rfc3339("2020-04-20T01:00:00+09:00")
+            .unwrap()
+            .to_utc();
+        let snapshot = Snapshot::new(Arc::new(config), &[], 1, now);
+        for path in [
+            "/z/tradeInfo",
+            "/b/tradeInfo",
+            "/m/tradeInfo",
+            "/a/tradeInfo",
+        ] {
+            assert!(snapshot.is_trade_info_path(path), "{path}");
+        }
+        for path in ["/c/tradeInfo", "/", "/z/tradeInfo/", "/api/tradeInfo"] {
+            assert!(!snapshot.is_trade_info_path(path), "{path}");
+        }
+    }
+}
