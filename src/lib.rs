@@ -11,6 +11,7 @@ pub mod config;
 pub mod decide;
 pub mod error;
 pub mod inspect;
+pub mod journal;
 pub mod metrics;
 pub mod proxy;
 pub mod qa;

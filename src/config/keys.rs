@@ -85,6 +85,7 @@ pub fn sections() -> Vec<(&'static str, Vec<&'static str>)> {
         ("[server]", fields::<raw::RawServer>().to_vec()),
         ("[tls]", fields::<raw::RawTls>().to_vec()),
         ("[log]", fields::<raw::RawLog>().to_vec()),
+        ("[report]", fields::<raw::RawReport>().to_vec()),
     ]
 }
 

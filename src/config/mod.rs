@@ -67,6 +67,51 @@ pub struct Config {
     pub settle_drill: SettleDrill,
     /// `[tls]`
     pub tls: Tls,
+    /// `[report]`
+    pub report: Report,
+}
+
+/// `[report]`: when the drill journal records, where it keeps its records and for how long,
+/// and the thresholds of a report's verdicts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Journal at all.
+    pub enabled: bool,
+    /// Recording starts this long (drill time) before a window, occurrence or drill starts.
+    pub before: Duration,
+    /// ... and ends this long after it ends; also how far a report looks for recoveries.
+    pub after: Duration,
+    /// Record every request of a journalled route kind, window or not.
+    pub always: bool,
+    /// Records older than this (real time) are deleted.
+    pub keep: Duration,
+    /// At most this many records are kept; the oldest go first.
+    pub max_records: usize,
+    /// SQLite file; `None` means `state_dir/journal.sqlite`, or memory without `state_dir`.
+    pub path: Option<PathBuf>,
+    /// Verdict thresholds.
+    pub verdicts: Thresholds,
+}
+
+/// The thresholds of a report's verdicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Thresholds {
+    /// Orders attempted in the window and never successful afterwards.
+    pub max_stranded: u64,
+    /// Attempts of one order during the window.
+    pub max_attempts_per_order: u64,
+    /// Requests that reached an upstream while their service was in the window.
+    pub max_leaks: u64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            max_stranded: 0,
+            max_attempts_per_order: 3,
+            max_leaks: 0,
+        }
+    }
 }
 
 /// The gateway's host names (production, XP, link method, test gateway, 後払い and its test

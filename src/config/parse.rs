@@ -30,6 +30,7 @@ pub(crate) fn parse(text: &str) -> (RawConfig, Vec<Diagnostic>) {
             "log" => section(value, &mut raw.log, &mut diags),
             "settle_method_drill" => section(value, &mut raw.settle_method_drill, &mut diags),
             "tls" => section(value, &mut raw.tls, &mut diags),
+            "report" => section(value, &mut raw.report, &mut diags),
             "upstreams" => {
                 let span = value.span();
                 match value.into_inner() {

@@ -255,6 +255,22 @@ pub(crate) struct RawTls {
     pub(crate) leaf_validity: Option<Str>,
 }
 
+/// `[report]`: the drill journal and the verdicts of its reports.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawReport {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) before: Option<Str>,
+    pub(crate) after: Option<Str>,
+    pub(crate) always: Option<bool>,
+    pub(crate) keep: Option<Str>,
+    pub(crate) max_records: Option<Spanned<i64>>,
+    pub(crate) path: Option<Str>,
+    pub(crate) max_stranded: Option<Spanned<i64>>,
+    pub(crate) max_attempts_per_order: Option<Spanned<i64>>,
+    pub(crate) max_leaks: Option<Spanned<i64>>,
+}
+
 /// `log.format`
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -289,4 +305,5 @@ pub(crate) struct RawConfig {
     pub(crate) log: RawLog,
     pub(crate) settle_method_drill: RawSettleDrill,
     pub(crate) tls: RawTls,
+    pub(crate) report: RawReport,
 }

@@ -36,6 +36,8 @@ pub struct Snapshot {
     /// Sorted, for a binary search: a few string compares cost less than SipHashing the
     /// path on every forwarded request (about 200 instructions, callgrind).
     trade_info_paths: Box<[String]>,
+    /// When the drill journal records (`[report]`).
+    recording: Recording,
     /// Token library stand-ins: embedded, modal.
     token_js: [Bytes; 2],
     /// Per window in [`Snapshot::windows`], then one for "no window": its maintenance page,
@@ -85,7 +87,9 @@ impl Snapshot {
             response::token_js_body(&m.error_code, &m.token_message, true),
         ];
         let pages = (0..=windows.len()).map(|_| OnceLock::new()).collect();
+        let recording = Recording::new(&config.report, &windows);
         Self {
+            recording,
             config,
             router,
             pages,
@@ -112,6 +116,13 @@ impl Snapshot {
         self.windows
             .iter()
             .filter(move |w| w.start <= now && now < w.end)
+    }
+
+    /// Whether the drill journal records at `now` (`[report]`): around every window,
+    /// occurrence and drill, or always.
+    #[must_use]
+    pub fn recording_at(&self, now: DateTime<Utc>) -> bool {
+        self.recording.at(now)
     }
 
     /// The maintenance timeline of route `route`.
@@ -195,6 +206,59 @@ impl Snapshot {
             .iter()
             .filter_map(|t| t.next_transition(now))
             .min()
+    }
+}
+
+/// When the journal records: `[start - before, end + after)` of every window, merged.
+#[derive(Debug)]
+struct Recording {
+    enabled: bool,
+    always: bool,
+    /// Sorted, disjoint.
+    spans: Box<[(DateTime<Utc>, DateTime<Utc>)]>,
+}
+
+impl Recording {
+    fn new(report: &crate::config::Report, windows: &[Window]) -> Self {
+        let before = TimeDelta::from_std(report.before).unwrap_or(TimeDelta::MAX);
+        let after = TimeDelta::from_std(report.after).unwrap_or(TimeDelta::MAX);
+        let mut spans: Vec<(DateTime<Utc>, DateTime<Utc>)> = windows
+            .iter()
+            .map(|w| {
+                (
+                    w.start
+                        .checked_sub_signed(before)
+                        .unwrap_or(DateTime::<Utc>::MIN_UTC),
+                    w.end
+                        .checked_add_signed(after)
+                        .unwrap_or(DateTime::<Utc>::MAX_UTC),
+                )
+            })
+            .collect();
+        spans.sort_unstable();
+        let mut merged: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::with_capacity(spans.len());
+        for (start, end) in spans {
+            match merged.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => merged.push((start, end)),
+            }
+        }
+        Self {
+            enabled: report.enabled,
+            always: report.always,
+            spans: merged.into_boxed_slice(),
+        }
+    }
+
+    fn at(&self, now: DateTime<Utc>) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        if self.always {
+            return true;
+        }
+        let i = self.spans.partition_point(|s| s.1 <= now);
+        self.spans.get(i).is_some_and(|s| s.0 <= now)
     }
 }
 

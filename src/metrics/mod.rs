@@ -136,6 +136,10 @@ pub struct Metrics {
     active_windows: Gauge,
     drills_open: Gauge,
     config_version: Gauge,
+    /// Journal records lost because the journal's queue was full or a write failed.
+    pub journal_dropped: Counter,
+    /// Journal records written.
+    pub journal_records: Counter,
 }
 
 impl fmt::Debug for Metrics {
@@ -164,6 +168,8 @@ impl Metrics {
             active_windows: Gauge::default(),
             drills_open: Gauge::default(),
             config_version: Gauge::default(),
+            journal_dropped: Counter::default(),
+            journal_records: Counter::default(),
             traffic: crate::metrics::traffic::Board::new(),
             registry: Registry::default(),
         };
@@ -206,6 +212,16 @@ impl Metrics {
             "config_version",
             "Version of the config in use",
             m.config_version.clone(),
+        );
+        registry.register(
+            "journal_dropped",
+            "Drill journal records lost (queue full or write failed); reports say they are incomplete",
+            m.journal_dropped.clone(),
+        );
+        registry.register(
+            "journal_records",
+            "Drill journal records written",
+            m.journal_records.clone(),
         );
         Self { registry, ..m }
     }

@@ -15,6 +15,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError, EnvLookup};
+use crate::journal::Journal;
 use crate::schedule::{Source, Window};
 use crate::state::drills::DrillStore;
 use prometheus_client::metrics::histogram::Histogram;
@@ -128,6 +129,8 @@ pub struct Shared {
     /// The `Via` mark of this process: added to every forwarded request, and a request
     /// that arrives with it is a loop.
     pub via: ViaMark,
+    /// The drill journal.
+    pub journal: Journal,
     /// Open ad-hoc drills. Also serialises every rebuild, so two changes never race.
     drills: Mutex<Vec<Window>>,
     next_version: AtomicU64,
@@ -164,6 +167,18 @@ impl Shared {
         let next_drill = crate::state::drills::next_generated_id(&drills);
         let config = Arc::new(config);
         let metrics = Metrics::new();
+        let via = ViaMark::random();
+        let journal = Journal::open(
+            &config.report,
+            store.as_ref().map(DrillStore::dir),
+            via.pseudonym(),
+            clock.clone(),
+            real_clock.clone(),
+            &metrics,
+        );
+        for drill in &drills {
+            journal.drill_opened(drill);
+        }
         let loaded = Loaded::new(
             Snapshot::new(config.clone(), &drills, 1, now),
             targets(&config, &[])?,
@@ -175,7 +190,8 @@ impl Shared {
             clock,
             real_clock,
             metrics,
-            via: ViaMark::random(),
+            via,
+            journal,
             drills: Mutex::new(drills),
             next_version: AtomicU64::new(2),
             next_drill: AtomicU64::new(next_drill),
@@ -319,6 +335,7 @@ impl Shared {
             source: Source::Drill,
         };
         drills.push(window.clone());
+        self.journal.drill_opened(&window);
         self.recompile_locked(&drills, now);
         self.persist(&drills);
         drop(drills);
@@ -333,7 +350,13 @@ impl Shared {
         let mut drills = self.lock_drills();
         drills.retain(|w| w.end > now);
         let before = drills.len();
-        drills.retain(|w| w.id != id);
+        drills.retain(|w| {
+            let closing = w.id == id;
+            if closing {
+                self.journal.drill_closed(w, now);
+            }
+            !closing
+        });
         let found = drills.len() != before;
         if found {
             self.recompile_locked(&drills, now);

@@ -5,6 +5,7 @@
 
 mod drills;
 mod maintenance;
+mod report;
 mod routes;
 mod settings;
 mod upstreams;
@@ -47,6 +48,7 @@ pub(super) fn validate(
     let routes = c.routes(&raw.routes, &upstream_index);
     let drill = c.drill(&raw.drill);
     let server = c.server(&raw.server);
+    let report = c.report(&raw.report);
     let settle_drill = c.settle_drill(&raw.settle_method_drill, &windows, &recurring);
     if raw.routes.is_empty() {
         c.err(
@@ -71,6 +73,7 @@ pub(super) fn validate(
         log_format: raw.log.format.unwrap_or_default(),
         settle_drill,
         tls,
+        report,
     };
     c.diags.is_empty().then_some(config)
 }

@@ -1,0 +1,473 @@
+//! The drill journal: while recording is on (`[report]`), one [`Record`] per request on an
+//! `api`, `page`, `token_js` or `notification` route, whatever its outcome. The request
+//! path only fills a [`capture::Capture`] and offers it to a bounded queue (never waiting:
+//! a full queue drops and counts); one writer thread parses the bodies' starts and appends
+//! in batches to the [`store::Store`]: SQLite under `state_dir`, memory otherwise. Reports
+//! ([`report`]) are built from what it holds.
+
+pub mod capture;
+pub mod fields;
+pub mod record;
+pub mod render;
+pub mod report;
+pub mod sqlite;
+pub mod store;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use http::HeaderMap;
+use prometheus_client::metrics::counter::Counter;
+
+pub use record::Record;
+
+use crate::clock::SharedClock;
+use crate::config::{self, Kind};
+use crate::decide::snapshot::Snapshot;
+use crate::decide::{Action, Pass};
+use capture::{Capture, Entry, Head};
+use store::{Batch, DrillEvent, DrillSpan, Gap, Store, StoreError};
+
+/// The request id header (the proxy's own constant sits above this module).
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
+/// How many finished requests may wait for the writer; past it they are dropped and counted.
+pub const QUEUE: usize = 16 * 1024;
+
+/// Largest batch written at once.
+const BATCH: usize = 1024;
+
+/// How long a record may wait in a batch before it is written.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+
+/// How often retention (`keep`, `max_records`) is applied.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Most records a memory journal keeps.
+pub const MEMORY_RECORDS: usize = 200_000;
+
+/// The journal: a handle to its queue and its store. Cheap to clone.
+#[derive(Clone)]
+pub struct Journal {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The writer's queue. The request path only ever `try_send`s on it.
+    sender: SyncSender<Msg>,
+    store: Arc<dyn Store>,
+    replica: String,
+    real_clock: SharedClock,
+    clock: SharedClock,
+    /// Records lost and not yet written down as a gap.
+    unrecorded: AtomicU64,
+    dropped: Counter,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("store", &self.inner.store.location())
+            .finish_non_exhaustive()
+    }
+}
+
+enum Msg {
+    Entry(Box<Entry>),
+    Drill(DrillEvent),
+    Flush(SyncSender<()>),
+}
+
+/// Retention, as `[report]` sets it.
+#[derive(Debug, Clone, Copy)]
+struct Retention {
+    keep: Duration,
+    max_records: usize,
+}
+
+impl Journal {
+    /// Opens the store `[report]` names (`path`, else `state_dir/journal.sqlite`, else
+    /// memory) and starts the writer thread. A SQLite file that cannot be opened is set
+    /// aside or, failing that, replaced by memory, with a log line: never fatal.
+    #[must_use]
+    pub fn open(
+        report: &config::Report,
+        state_dir: Option<&Path>,
+        replica: &str,
+        clock: SharedClock,
+        real_clock: SharedClock,
+        metrics: &crate::metrics::Metrics,
+    ) -> Self {
+        let path = report
+            .path
+            .clone()
+            .or_else(|| state_dir.map(|d| d.join("journal.sqlite")));
+        let memory = || -> Arc<dyn Store> {
+            Arc::new(store::Memory::new(report.max_records.min(MEMORY_RECORDS)))
+        };
+        let store: Arc<dyn Store> = match path {
+            None => memory(),
+            Some(path) => match sqlite::Sqlite::open(&path, &*real_clock) {
+                Ok(db) => Arc::new(db),
+                Err(err) => {
+                    let error = crate::error::Chain(&*err);
+                    tracing::error!(path = %path.display(), %error,
+                        "Cannot open the drill journal; recording in memory instead.");
+                    memory()
+                }
+            },
+        };
+        Self::with_store(
+            store,
+            replica,
+            clock,
+            real_clock,
+            metrics,
+            Retention {
+                keep: report.keep,
+                max_records: report.max_records,
+            },
+        )
+    }
+
+    fn with_store(
+        store: Arc<dyn Store>,
+        replica: &str,
+        clock: SharedClock,
+        real_clock: SharedClock,
+        metrics: &crate::metrics::Metrics,
+        retention: Retention,
+    ) -> Self {
+        let (sender, receiver) = mpsc::sync_channel(QUEUE);
+        let inner = Arc::new(Inner {
+            sender,
+            store,
+            replica: replica.to_string(),
+            real_clock,
+            clock,
+            unrecorded: AtomicU64::new(0),
+            dropped: metrics.journal_dropped.clone(),
+        });
+        let writer = Writer {
+            journal: Arc::downgrade(&inner),
+            store: inner.store.clone(),
+            replica: inner.replica.clone(),
+            written: metrics.journal_records.clone(),
+            dropped: metrics.journal_dropped.clone(),
+            retention,
+        };
+        // Detached: it ends when the last handle (and so the queue's sender) is dropped,
+        // after writing what was queued.
+        if let Err(err) = std::thread::Builder::new()
+            .name("journal".into())
+            .spawn(move || writer.run(&receiver))
+        {
+            tracing::error!(error = %err, "Cannot start the drill journal's writer; nothing will be recorded.");
+        }
+        Self { inner }
+    }
+
+    /// Where records are kept: `memory` or the SQLite file.
+    #[must_use]
+    pub fn location(&self) -> String {
+        self.inner.store.location()
+    }
+
+    /// This process's name in records (its `Via` pseudonym).
+    #[must_use]
+    pub fn replica(&self) -> &str {
+        &self.inner.replica
+    }
+
+    /// Starts the record of a request decided as `action` at `now`, if it is journalled:
+    /// a route of kind `api`, `page`, `token_js` or `notification`, while recording is on
+    /// (or the request carries the drill header: a targeted drill is always recorded).
+    #[must_use]
+    pub fn begin(
+        &self,
+        snapshot: &Snapshot,
+        action: Action,
+        method: &http::Method,
+        headers: &HeaderMap,
+        now: DateTime<Utc>,
+    ) -> Option<Arc<Capture>> {
+        let route = action.route()?;
+        let config = &snapshot.config;
+        let kind = config.routes[route].kind;
+        if kind == Kind::Passthrough || !config.report.enabled {
+            return None;
+        }
+        if !snapshot.recording_at(now) && !headers.contains_key(&config.drill.header) {
+            return None;
+        }
+        let (decision, window, forwarded) = match action {
+            Action::Maintain { maintain, .. } => (
+                if maintain.forced {
+                    "drill-maintenance"
+                } else {
+                    "maintenance"
+                },
+                maintain.window,
+                false,
+            ),
+            Action::Forward { why, .. } => (
+                action.label(),
+                match why {
+                    Pass::WouldMaintain(m) => m.window,
+                    _ => snapshot.timeline(route).active_at(now).map(|a| a.window),
+                },
+                true,
+            ),
+            Action::Loop | Action::Refuse(_) | Action::NoRoute => return None,
+        };
+        let form = headers.get(http::header::CONTENT_TYPE).is_some_and(|v| {
+            let v = v.as_bytes();
+            let name = b"application/x-www-form-urlencoded";
+            v.len() >= name.len() && v[..name.len()].eq_ignore_ascii_case(name)
+        });
+        Some(Capture::new(
+            self.clone(),
+            Head {
+                config: config.clone(),
+                route,
+                real_time: self.inner.real_clock.now(),
+                drill_time: now,
+                request_id: headers.get(X_REQUEST_ID).cloned(),
+                method: method.clone(),
+                decision,
+                window: window.map(|w| snapshot.windows[w].id.clone()),
+                forwarded,
+                form,
+                answer: forwarded && kind == Kind::Api,
+            },
+        ))
+    }
+
+    /// Queues a finished request; never waits. A full queue drops it and counts the drop.
+    pub(crate) fn submit(&self, entry: Entry) {
+        if self
+            .inner
+            .sender
+            .try_send(Msg::Entry(Box::new(entry)))
+            .is_err()
+        {
+            self.inner.unrecorded.fetch_add(1, Ordering::Relaxed);
+            self.inner.dropped.inc();
+        }
+    }
+
+    /// Remembers a drill that opened (or was restored at start).
+    pub fn drill_opened(&self, drill: &crate::schedule::Window) {
+        self.send_drill(DrillEvent::Opened(DrillSpan {
+            id: drill.id.clone(),
+            title: drill.title.clone(),
+            services: drill.services.clone(),
+            start: drill.start,
+            end: drill.end,
+        }));
+    }
+
+    /// Remembers that a drill was closed at `at`.
+    pub fn drill_closed(&self, drill: &crate::schedule::Window, at: DateTime<Utc>) {
+        self.send_drill(DrillEvent::Closed {
+            id: drill.id.clone(),
+            start: drill.start,
+            end: at,
+        });
+    }
+
+    fn send_drill(&self, event: DrillEvent) {
+        // Drill changes are rare and must not be lost: wait for room (the writer drains fast).
+        let _ = self.inner.sender.send(Msg::Drill(event));
+    }
+
+    /// Waits (at most `timeout`) until everything queued so far is written.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.inner.sender.send(Msg::Flush(tx)).is_ok() && rx.recv_timeout(timeout).is_ok()
+    }
+
+    /// Records with a drill time in `[from, to)`, and how many were lost in that span.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn records(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<(Vec<Record>, u64), StoreError> {
+        let store = &self.inner.store;
+        let mut dropped = store.dropped(from, to)?;
+        // Drops not yet written down count against any span that is still open.
+        if to > self.inner.clock.now() - TimeDelta::minutes(1) {
+            dropped += self.inner.unrecorded.load(Ordering::Relaxed);
+        }
+        Ok((store.records(from, to)?, dropped))
+    }
+
+    /// Every drill remembered, oldest first.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn drills(&self) -> Result<Vec<DrillSpan>, StoreError> {
+        self.inner.store.drills()
+    }
+}
+
+/// The writer thread's side.
+struct Writer {
+    journal: std::sync::Weak<Inner>,
+    store: Arc<dyn Store>,
+    replica: String,
+    written: Counter,
+    dropped: Counter,
+    retention: Retention,
+}
+
+impl Writer {
+    fn run(self, receiver: &Receiver<Msg>) {
+        let mut batch = Batch::default();
+        let mut flushes = Vec::new();
+        let mut oldest: Option<Instant> = None;
+        let mut pruned = Instant::now();
+        loop {
+            let wait = oldest.map_or(FLUSH_EVERY, |t| FLUSH_EVERY.saturating_sub(t.elapsed()));
+            let done = match receiver.recv_timeout(wait) {
+                Ok(Msg::Entry(entry)) => {
+                    batch.records.push(record(*entry, &self.replica));
+                    false
+                }
+                Ok(Msg::Drill(event)) => {
+                    batch.drills.push(event);
+                    false
+                }
+                Ok(Msg::Flush(reply)) => {
+                    flushes.push(reply);
+                    false
+                }
+                Err(RecvTimeoutError::Timeout) => false,
+                Err(RecvTimeoutError::Disconnected) => true,
+            };
+            oldest.get_or_insert_with(Instant::now);
+            let due = done
+                || !flushes.is_empty()
+                || batch.records.len() >= BATCH
+                || oldest.is_some_and(|t| t.elapsed() >= FLUSH_EVERY);
+            if !due {
+                continue;
+            }
+            self.write(&mut batch);
+            oldest = None;
+            for reply in flushes.drain(..) {
+                let _ = reply.try_send(());
+            }
+            if done {
+                return;
+            }
+            if pruned.elapsed() >= PRUNE_EVERY {
+                pruned = Instant::now();
+                self.prune();
+            }
+        }
+    }
+
+    fn write(&self, batch: &mut Batch) {
+        if let Some(journal) = self.journal.upgrade() {
+            let lost = journal.unrecorded.swap(0, Ordering::Relaxed);
+            if lost > 0 {
+                batch.gap = Some(Gap {
+                    real_time: journal.real_clock.now(),
+                    drill_time: journal.clock.now(),
+                    dropped: lost,
+                });
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
+        let taken = std::mem::take(batch);
+        match self.store.append(&taken) {
+            Ok(()) => {
+                self.written.inc_by(taken.records.len() as u64);
+            }
+            Err(err) => {
+                let error = crate::error::Chain(&*err);
+                tracing::error!(%error, records = taken.records.len(),
+                    "Cannot write to the drill journal; these records are lost.");
+                self.dropped.inc_by(taken.records.len() as u64);
+                if let Some(journal) = self.journal.upgrade() {
+                    let lost = taken.records.len() as u64 + taken.gap.map_or(0, |g| g.dropped);
+                    journal.unrecorded.fetch_add(lost, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    fn prune(&self) {
+        let Some(journal) = self.journal.upgrade() else {
+            return;
+        };
+        let keep = TimeDelta::from_std(self.retention.keep).unwrap_or(TimeDelta::MAX);
+        let before = journal
+            .real_clock
+            .now()
+            .checked_sub_signed(keep)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        if let Err(err) = self.store.prune(before, self.retention.max_records) {
+            let error = crate::error::Chain(&*err);
+            tracing::warn!(%error, "Cannot apply the drill journal's retention.");
+        }
+    }
+}
+
+/// A finished capture as a record: route names resolved, the identifiers read from the
+/// form, the codes from the answer; the bodies' bytes are dropped here.
+fn record(entry: Entry, replica: &str) -> Record {
+    let Entry {
+        head,
+        end,
+        request,
+        answer,
+    } = entry;
+    let route = &head.config.routes[head.route];
+    let form = if head.form {
+        let (bytes, complete) = request.into_bytes();
+        fields::form(&bytes, complete)
+    } else {
+        fields::Form::default()
+    };
+    let (return_code, error_code) = if head.answer && end.reached {
+        fields::codes(&answer.into_bytes().0)
+    } else {
+        (None, None)
+    };
+    Record {
+        real_time: head.real_time,
+        drill_time: head.drill_time,
+        replica: replica.to_string(),
+        request_id: head
+            .request_id
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .map_or_else(String::new, |id| id.chars().take(128).collect()),
+        route: route.id.clone(),
+        service: route.service.clone(),
+        kind: route.kind.as_str().to_string(),
+        method: head.method.as_str().to_string(),
+        function_div: form.function_div,
+        trader_code: form.trader_code,
+        order_no: form.order_no,
+        decision: head.decision.to_string(),
+        window: head.window,
+        error: end.error.map(str::to_string),
+        status: end.status,
+        return_code,
+        error_code,
+        latency_us: end.latency_us,
+        reached: end.reached,
+    }
+}

@@ -1,0 +1,1 @@
+//! Reports as HTML, Markdown, JUnit XML and an SVG timeline (stub).
