@@ -42,6 +42,7 @@ fn main() -> ExitCode {
         Command::Status(args) => {
             Some(webcollect_shim::admin::fleet::status(args).map_err(Into::into))
         }
+        Command::Report(args) => Some(cli::report(args)),
         _ => None,
     };
     if let Some(result) = standalone {
@@ -79,7 +80,8 @@ fn main() -> ExitCode {
         Command::Notify(_)
         | Command::MockGateway { .. }
         | Command::Drills { .. }
-        | Command::Status(_) => Ok(()),
+        | Command::Status(_)
+        | Command::Report(_) => Ok(()),
     };
     exit(result.map(Some))
 }

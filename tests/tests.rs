@@ -57,3 +57,5 @@ mod cross_site;
 mod console;
 // The library's top-level modules form no cycle.
 mod layout;
+// Drill evidence: the journal, reports, the report command.
+mod journal;

@@ -173,8 +173,41 @@ fn parse_id(text: &str) -> Result<String, String> {
 enum Action {
     Status,
     List,
-    Open { id: String, body: Bytes },
-    Close { id: String },
+    Open {
+        id: String,
+        body: Bytes,
+    },
+    Close {
+        id: String,
+    },
+    /// `GET path`: the answer's body, whole.
+    Fetch {
+        path: String,
+    },
+}
+
+/// Largest answer [`fetch`] reads: a report with its records (about 400 bytes each).
+const MAX_FETCHED: usize = 512 << 20;
+
+/// `GET path` on every replica: its name and its answer's body (UTF-8), or what went wrong.
+/// Used by `webcollect-shim report` to gather each replica's records.
+///
+/// # Errors
+/// When the async runtime cannot start.
+pub fn fetch(fleet: &FleetArgs, path: &str) -> io::Result<Vec<(String, Result<String, String>)>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let ask = Ask {
+        action: Action::Fetch {
+            path: path.to_string(),
+        },
+        token: None,
+        token_env: fleet.token_env.clone(),
+        timeout: fleet.timeout,
+    };
+    let reports = runtime.block_on(ask_all(&fleet.admin, Arc::new(ask)));
+    Ok(reports.into_iter().map(|r| (r.name, r.outcome)).collect())
 }
 
 /// `webcollect-shim status`: prints one line per replica; `Ok(false)` when any failed.
@@ -392,6 +425,14 @@ async fn ask_one(
         call(client, replica, ask, method, path, body)
     };
     let done = match &ask.action {
+        Action::Fetch { path } => {
+            let (status, answer) = send(Method::GET, path.clone(), None).await?;
+            if status != StatusCode::OK {
+                return Err(refusal(ask, status, &answer));
+            }
+            return String::from_utf8(answer.to_vec())
+                .map_err(|_| "the answer is not UTF-8".to_string());
+        }
         Action::Status | Action::List => None,
         Action::Open { id, body } => {
             let (status, answer) = send(Method::POST, "/drills".into(), Some(body.clone())).await?;
@@ -457,7 +498,11 @@ async fn call(
         .await
         .map_err(|e| crate::error::Chain(&e).to_string())?;
     let status = res.status();
-    let answer = Limited::new(res.into_body(), MAX_ANSWER)
+    let max = match ask.action {
+        Action::Fetch { .. } => MAX_FETCHED,
+        _ => MAX_ANSWER,
+    };
+    let answer = Limited::new(res.into_body(), max)
         .collect()
         .await
         .map_err(|e| format!("cannot read the answer: {e}"))?

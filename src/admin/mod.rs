@@ -10,6 +10,7 @@
 //!   services and their state now ([`timeline`]).
 //! - `GET /traffic`: JSON: per route, requests by decision since start and per minute over
 //!   the last 30 minutes ([`traffic`]).
+//! - `GET /report`: the drill-evidence report of a window, drill or range ([`report`]).
 //! - `GET /metrics`: Prometheus text.
 //! - `POST /reload`: re-read the config file (the old one keeps running if the new is invalid).
 //! - `GET /drills`, `POST /drills`: list or open ad-hoc windows; `DELETE /drills/{id}`.
@@ -21,6 +22,7 @@
 pub mod console;
 pub mod fleet;
 pub mod guard;
+pub mod report;
 pub mod timeline;
 pub mod traffic;
 
@@ -69,6 +71,15 @@ pub async fn respond(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bo
             json_response(StatusCode::OK, &timeline::timeline(&shared))
         }
         ("GET" | "HEAD", "/traffic") => json_response(StatusCode::OK, &traffic::traffic(&shared)),
+        ("GET" | "HEAD", "/report") => match report::report(shared, req.uri().query()).await {
+            Ok((body, content_type)) => {
+                let mut res = Response::new(full(body));
+                res.headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+                res
+            }
+            Err((status, error)) => json_response(status, &json!({ "error": error })),
+        },
         ("GET" | "HEAD", "/healthz") => text(StatusCode::OK, "ok\n"),
         ("GET" | "HEAD", "/readyz") => text(StatusCode::OK, "ready\n"),
         ("GET" | "HEAD", "/status") => json_response(StatusCode::OK, &status(&shared)),
@@ -129,7 +140,7 @@ pub async fn respond(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bo
         (
             _,
             "/" | "/timeline" | "/traffic" | "/healthz" | "/readyz" | "/status" | "/metrics"
-            | "/reload" | "/drills",
+            | "/reload" | "/drills" | "/report",
         ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }

@@ -72,6 +72,9 @@ pub(crate) enum Command {
     /// One line per replica: config version and sha256, drill now, active windows. No
     /// config needed.
     Status(webcollect_shim::admin::fleet::FleetArgs),
+    /// Drill evidence: what the merchant's integration did in a window, drill or time
+    /// range, merged over every replica; exit 1 when a verdict fails. No config needed.
+    Report(super::ReportArgs),
     /// Print the decision for one request at one instant, and the exact answer. No network.
     Explain {
         /// Instant of the request, RFC 3339, e.g. 2020-04-20T02:30:00+09:00.

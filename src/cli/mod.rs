@@ -4,12 +4,14 @@
 mod args;
 mod ca;
 mod inspect;
+mod report;
 mod run;
 mod tools;
 
 pub(crate) use args::{Cli, Command};
 pub(crate) use ca::ca;
 pub(crate) use inspect::{check, explain};
+pub(crate) use report::{ReportArgs, report};
 pub(crate) use run::run;
 pub(crate) use tools::{healthcheck, mock_gateway, notify};
 

@@ -7,6 +7,7 @@
 
 pub mod capture;
 pub mod fields;
+pub mod fleet;
 pub mod record;
 pub mod render;
 pub mod report;

@@ -2,6 +2,7 @@
 //! (a streamed body, a canned one) cost no allocation and no dynamic dispatch.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use pin_project_lite::pin_project;
 use tower_http::timeout::TimeoutBody;
 
 use super::pool::PooledBody;
+use crate::journal::capture::Capture;
 use crate::response::BoxError;
 
 /// A response body on its way to the client.
@@ -25,9 +27,17 @@ pub enum ProxyBody {
     Upstream(PooledBody),
     /// Anything else (rewrites that pass a partly read body on).
     Boxed(BoxBody<Bytes, BoxError>),
+    /// An answer the drill journal reads the start of as it streams past.
+    Tapped(Box<(ProxyBody, Arc<Capture>)>),
 }
 
 impl ProxyBody {
+    /// This body, its start read by `capture` as it streams.
+    #[must_use]
+    pub fn tapped(self, capture: Arc<Capture>) -> Self {
+        Self::Tapped(Box::new((self, capture)))
+    }
+
     /// A complete body.
     #[must_use]
     pub fn full(bytes: impl Into<Bytes>) -> Self {
@@ -47,6 +57,8 @@ pin_project! {
     pub enum UpstreamBody {
         /// The client's body, streaming, bounded in size and time.
         Stream { #[pin] body: ClientBody },
+        /// The same, its start read by the drill journal as it streams past.
+        Tapped { #[pin] body: ClientBody, capture: Arc<Capture> },
         /// A complete body (a rewritten notification).
         Full { bytes: Option<Bytes> },
         /// Anything else (a notification read past the rewrite bound, passed on as it streams).
@@ -58,6 +70,7 @@ impl std::fmt::Debug for UpstreamBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Stream { .. } => "UpstreamBody::Stream",
+            Self::Tapped { .. } => "UpstreamBody::Tapped",
             Self::Full { .. } => "UpstreamBody::Full",
             Self::Boxed { .. } => "UpstreamBody::Boxed",
         })
@@ -70,6 +83,15 @@ impl UpstreamBody {
     pub fn client(body: Incoming, limit: usize, stall: Duration) -> Self {
         Self::Stream {
             body: Limited::new(TimeoutBody::new(stall, body), limit),
+        }
+    }
+
+    /// [`UpstreamBody::client`], its start read by `capture` as it streams past.
+    #[must_use]
+    pub fn tapped(body: Incoming, limit: usize, stall: Duration, capture: Arc<Capture>) -> Self {
+        Self::Tapped {
+            body: Limited::new(TimeoutBody::new(stall, body), limit),
+            capture,
         }
     }
 
@@ -100,6 +122,16 @@ impl Body for ProxyBody {
             Self::Full(bytes) => full_frame(bytes),
             Self::Upstream(body) => Pin::new(body).poll_frame(cx),
             Self::Boxed(body) => Pin::new(body).poll_frame(cx),
+            Self::Tapped(tapped) => {
+                let (body, capture) = &mut **tapped;
+                let frame = Pin::new(body).poll_frame(cx);
+                if let Poll::Ready(Some(Ok(frame))) = &frame
+                    && let Some(data) = frame.data_ref()
+                {
+                    capture.answer_data(data);
+                }
+                frame
+            }
         }
     }
 
@@ -108,6 +140,7 @@ impl Body for ProxyBody {
             Self::Full(bytes) => bytes.is_none(),
             Self::Upstream(body) => body.is_end_stream(),
             Self::Boxed(body) => body.is_end_stream(),
+            Self::Tapped(tapped) => tapped.0.is_end_stream(),
         }
     }
 
@@ -116,6 +149,7 @@ impl Body for ProxyBody {
             Self::Full(bytes) => full_hint(bytes.as_ref()),
             Self::Upstream(body) => body.size_hint(),
             Self::Boxed(body) => body.size_hint(),
+            Self::Tapped(tapped) => tapped.0.size_hint(),
         }
     }
 }
@@ -130,6 +164,15 @@ impl Body for UpstreamBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.project() {
             UpstreamProj::Stream { body } => body.poll_frame(cx),
+            UpstreamProj::Tapped { body, capture } => {
+                let frame = body.poll_frame(cx);
+                if let Poll::Ready(Some(Ok(frame))) = &frame
+                    && let Some(data) = frame.data_ref()
+                {
+                    capture.request_data(data);
+                }
+                frame
+            }
             UpstreamProj::Full { bytes } => full_frame(bytes),
             UpstreamProj::Boxed { body } => Pin::new(body).poll_frame(cx),
         }
@@ -137,7 +180,7 @@ impl Body for UpstreamBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            Self::Stream { body } => body.is_end_stream(),
+            Self::Stream { body } | Self::Tapped { body, .. } => body.is_end_stream(),
             Self::Full { bytes } => bytes.is_none(),
             Self::Boxed { body } => body.is_end_stream(),
         }
@@ -145,7 +188,7 @@ impl Body for UpstreamBody {
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            Self::Stream { body } => body.size_hint(),
+            Self::Stream { body } | Self::Tapped { body, .. } => body.size_hint(),
             Self::Full { bytes } => full_hint(bytes.as_ref()),
             Self::Boxed { body } => body.size_hint(),
         }

@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -16,8 +17,9 @@ use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use super::body::UpstreamBody;
-use super::{Answer, Call, Forwarding, Outcome};
+use super::{Answer, Call, Decided, Forwarding, Outcome};
 use crate::decide::{Action, Pass, RequestInfo, decide, request_host};
+use crate::journal::capture::Capture;
 use crate::response::{self, Canned, X_WEBCOLLECT_SHIM};
 
 /// Adds [`Decide`].
@@ -81,6 +83,10 @@ where
             action: Some(action),
             failure: None,
         };
+        let capture = view
+            .shared
+            .journal
+            .begin(snapshot, action, req.method(), req.headers(), now);
         let canned = match action {
             Action::Loop => response::loop_detected(),
             Action::Refuse(refusal) => refusal.answer(),
@@ -98,7 +104,12 @@ where
                 let server = &config.server;
                 let limit = usize::try_from(server.max_request_body).unwrap_or(usize::MAX);
                 let stall = server.body_read_timeout;
-                let req = req.map(|body| UpstreamBody::client(body, limit, stall));
+                let req = req.map(|body| match &capture {
+                    Some(c) if c.wants_request() => {
+                        UpstreamBody::tapped(body, limit, stall, c.clone())
+                    }
+                    _ => UpstreamBody::client(body, limit, stall),
+                });
                 let future = self.inner.call(Forwarding {
                     req,
                     view,
@@ -106,11 +117,15 @@ where
                     route,
                     rewrite,
                 });
-                return ResponseFuture::Forward {
-                    future,
-                    outcome,
-                    report: matches!(why, Pass::WouldMaintain(_)),
-                };
+                return ResponseFuture::new(
+                    action,
+                    capture,
+                    State::Forward {
+                        future,
+                        outcome,
+                        report: matches!(why, Pass::WouldMaintain(_)),
+                    },
+                );
             }
         };
         let version = req.version();
@@ -120,9 +135,8 @@ where
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
         let body = req.into_body();
         if body.is_end_stream() {
-            return ResponseFuture::Answered {
-                answer: Some(Answer::canned(canned, outcome)),
-            };
+            let answer = Some(Answer::canned(canned, outcome));
+            return ResponseFuture::new(action, capture, State::Answered { answer });
         }
         if expects_continue || matches!(action, Action::Refuse(_)) {
             // The answer is known now: do not invite (with `100 Continue`) or read a body
@@ -135,24 +149,62 @@ where
                     .headers_mut()
                     .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
             }
-            return ResponseFuture::Answered {
-                answer: Some(answer),
-            };
+            let answer = Some(answer);
+            return ResponseFuture::new(action, capture, State::Answered { answer });
         }
         let maintenance = &config.maintenance;
         let (limit, timeout) = (maintenance.drain_limit, maintenance.drain_timeout);
-        ResponseFuture::Draining {
-            future: Box::pin(drain_and_answer(
-                body, version, limit, timeout, canned, outcome,
-            )),
-        }
+        let tap = capture.clone().filter(|c| c.wants_request());
+        let future = Box::pin(drain_and_answer(
+            Drain {
+                body,
+                limit,
+                timeout,
+                tap,
+            },
+            version,
+            canned,
+            outcome,
+        ));
+        ResponseFuture::new(action, capture, State::Draining { future })
     }
 }
 
 pin_project! {
-    /// Response future of [`Decide`].
+    /// Response future of [`Decide`]: the decision, known as soon as the call returns, and
+    /// the way to the answer.
+    pub struct ResponseFuture<F> {
+        action: Action,
+        capture: Option<Arc<Capture>>,
+        #[pin]
+        state: State<F>,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    fn new(action: Action, capture: Option<Arc<Capture>>, state: State<F>) -> Self {
+        Self {
+            action,
+            capture,
+            state,
+        }
+    }
+}
+
+impl<F> Decided for ResponseFuture<F> {
+    fn action(&self) -> Option<Action> {
+        Some(self.action)
+    }
+
+    fn take_capture(&mut self) -> Option<Arc<Capture>> {
+        self.capture.take()
+    }
+}
+
+pin_project! {
+    /// How [`ResponseFuture`] gets to its answer.
     #[project = Proj]
-    pub enum ResponseFuture<F> {
+    enum State<F> {
         /// Answered without reading anything more.
         Answered { answer: Option<Answer> },
         /// Reading the request body before answering, so the connection stays usable.
@@ -169,7 +221,9 @@ pin_project! {
 
 impl<F> std::fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+        f.debug_struct("ResponseFuture")
+            .field("action", &self.action)
+            .finish_non_exhaustive()
     }
 }
 
@@ -180,7 +234,7 @@ where
     type Output = Result<Answer, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
+        match self.project().state.project() {
             Proj::Answered { answer } => {
                 Poll::Ready(Ok(answer.take().expect("future polled after completion")))
             }
@@ -208,14 +262,12 @@ where
 /// can carry the next request, then answers. If the body was not fully read, the connection
 /// is closed after the answer instead.
 async fn drain_and_answer(
-    body: Incoming,
+    drain: Drain,
     version: Version,
-    limit: u64,
-    timeout: Duration,
     canned: Canned,
     outcome: Outcome,
 ) -> Answer {
-    let drained = drain(body, limit, timeout).await;
+    let drained = drain.run().await;
     let mut answer = Answer::canned(canned, outcome);
     if !drained && version <= Version::HTTP_11 {
         answer
@@ -226,19 +278,42 @@ async fn drain_and_answer(
     answer
 }
 
-async fn drain(mut body: Incoming, limit: u64, timeout: Duration) -> bool {
-    let read = async {
-        let mut seen: u64 = 0;
-        while let Some(frame) = body.frame().await {
-            let Ok(frame) = frame else { return false };
-            if let Some(data) = frame.data_ref() {
-                seen += data.len() as u64;
-                if seen > limit {
-                    return false;
+/// A short-circuited request's body, to be read and thrown away.
+struct Drain {
+    body: Incoming,
+    /// At most this many bytes are read.
+    limit: u64,
+    /// For at most this long.
+    timeout: Duration,
+    /// The drill journal's capture, shown the body's start as it is read.
+    tap: Option<Arc<Capture>>,
+}
+
+impl Drain {
+    /// True when the whole body was read within the limits.
+    async fn run(self) -> bool {
+        let Self {
+            mut body,
+            limit,
+            timeout,
+            tap,
+        } = self;
+        let read = async {
+            let mut seen: u64 = 0;
+            while let Some(frame) = body.frame().await {
+                let Ok(frame) = frame else { return false };
+                if let Some(data) = frame.data_ref() {
+                    if let Some(tap) = &tap {
+                        tap.request_data(data);
+                    }
+                    seen += data.len() as u64;
+                    if seen > limit {
+                        return false;
+                    }
                 }
             }
-        }
-        true
-    };
-    tokio::time::timeout(timeout, read).await.unwrap_or(false)
+            true
+        };
+        tokio::time::timeout(timeout, read).await.unwrap_or(false)
+    }
 }

@@ -18,8 +18,10 @@ use tower::{Layer, Service};
 use super::body::ProxyBody;
 use super::conn::Conn;
 use super::request_id::X_REQUEST_ID;
-use super::{Answer, Call, Outcome};
+use super::rescue::Failure;
+use super::{Answer, Call, Decided};
 use crate::decide::{Action, Pass};
+use crate::journal::capture::{Capture, End};
 use crate::metrics::Decision;
 use crate::proxy::conn::InFlight;
 use crate::proxy::worker::{View, Worker};
@@ -70,6 +72,7 @@ struct Head {
 impl<S> Service<Request<Incoming>> for AccessLog<S>
 where
     S: Service<Call, Response = Answer, Error = Infallible>,
+    S::Future: Decided,
 {
     type Response = Response<ProxyBody>;
     type Error = Infallible;
@@ -89,12 +92,14 @@ where
             uri: req.uri().clone(),
             request_id: req.headers().get(X_REQUEST_ID).cloned(),
         });
-        let future = self.inner.call(Call {
+        let mut future = self.inner.call(Call {
             req,
             view: view.clone(),
             now,
             conn: self.conn.clone(),
         });
+        let action = future.action();
+        let capture = future.take_capture();
         ResponseFuture {
             future,
             record: Some(Record {
@@ -102,6 +107,8 @@ where
                 view,
                 started,
                 head,
+                action,
+                capture,
                 _in_flight: self.conn.activity.begin(version),
             }),
         }
@@ -109,11 +116,20 @@ where
 }
 
 pin_project! {
-    /// Response future of [`AccessLog`].
+    /// Response future of [`AccessLog`]. Dropped before the answer (the client left), it
+    /// still writes the request's line: status 499.
     pub struct ResponseFuture<F> {
         #[pin]
         future: F,
         record: Option<Record>,
+    }
+
+    impl<F> PinnedDrop for ResponseFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(record) = this.project().record.take() {
+                record.abandon();
+            }
+        }
     }
 }
 
@@ -132,10 +148,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let Ok(answer) = ready!(this.future.poll(cx));
-        if let Some(record) = this.record.take() {
-            record.write(&answer);
-        }
-        Poll::Ready(Ok(answer.response))
+        let response = match this.record.take() {
+            Some(record) => record.write(answer),
+            None => answer.response,
+        };
+        Poll::Ready(Ok(response))
     }
 }
 
@@ -145,14 +162,69 @@ struct Record {
     view: Arc<View>,
     started: Instant,
     head: Option<Head>,
+    /// The decision, as the layer below made it.
+    action: Option<Action>,
+    /// The drill journal's record of it, if it is journalled.
+    capture: Option<Arc<Capture>>,
     // Ends the request for the connection's idle timer, whether written or dropped.
     _in_flight: InFlight,
 }
 
 impl Record {
-    fn write(self, answer: &Answer) {
-        let Outcome { action, failure } = answer.outcome;
-        let status = answer.response.status().as_u16();
+    /// The one place a request's outcome is written: the access log line, the metrics and
+    /// the drill journal all read it from here. Returns the response, its body tapped for
+    /// the journal when it reads the upstream's answer.
+    fn write(mut self, answer: Answer) -> Response<ProxyBody> {
+        let Answer {
+            mut response,
+            outcome,
+        } = answer;
+        let status = response.status().as_u16();
+        if let Some(capture) = self.capture.take() {
+            let reached = capture.forwarded()
+                && !matches!(
+                    outcome.failure,
+                    Some(Failure::Unreachable | Failure::UpstreamBusy | Failure::BadRequest)
+                );
+            capture.end(End {
+                status,
+                error: outcome.failure.map(Failure::label),
+                latency_us: self.latency_us(),
+                reached,
+            });
+            if reached && outcome.failure.is_none() && capture.wants_answer() {
+                response = response.map(|body| body.tapped(capture));
+            }
+        }
+        self.log(status, outcome.failure, None);
+        response
+    }
+
+    /// The client left (or a panic unwound) before the answer: the line says so.
+    fn abandon(mut self) {
+        let (status, error) = if std::thread::panicking() {
+            (500, "internal-error")
+        } else {
+            (499, "client-gone")
+        };
+        if let Some(capture) = self.capture.take() {
+            capture.end(End {
+                status,
+                error: Some(error),
+                latency_us: self.latency_us(),
+                // Forwarded and gone: it may well have reached the upstream.
+                reached: capture.forwarded(),
+            });
+        }
+        self.log(status, None, Some(error));
+    }
+
+    fn latency_us(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    fn log(self, status: u16, failure: Option<Failure>, gone: Option<&'static str>) {
+        let action = self.action;
         let loaded = &self.view.loaded;
         let snapshot = &loaded.snapshot;
         let config = &snapshot.config;
@@ -192,6 +264,7 @@ impl Record {
         {
             metrics.would_maintain(route_id, window);
         }
+        let latency_us = self.latency_us();
         let Some(head) = self.head else { return };
         let upstream = match action {
             Some(Action::Forward { route, .. }) => config.upstreams[config.routes[route].upstream]
@@ -199,7 +272,6 @@ impl Record {
                 .as_str(),
             _ => "-",
         };
-        let latency_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         // Path only: the query string can carry order numbers and tokens. No header values
         // but the request id.
         tracing::info!(
@@ -211,7 +283,7 @@ impl Record {
             status,
             latency_us,
             upstream,
-            error = failure.map_or("-", |f| f.label()),
+            error = failure.map_or(gone.unwrap_or("-"), |f| f.label()),
             request_id = head
                 .request_id
                 .as_ref()

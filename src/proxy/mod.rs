@@ -83,6 +83,16 @@ pub struct Outcome {
     pub failure: Option<Failure>,
 }
 
+/// What the layer below the access log decided, readable as soon as its `call` returns, so
+/// that the access log, the one writer of a request's outcome, knows it even when the
+/// client leaves before the answer.
+pub trait Decided {
+    /// The decision, if one was made.
+    fn action(&self) -> Option<Action>;
+    /// The drill journal's capture of the request, if it is journalled (taken once).
+    fn take_capture(&mut self) -> Option<Arc<crate::journal::capture::Capture>>;
+}
+
 /// A response and what happened to get it.
 #[derive(Debug)]
 pub struct Answer {
