@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, SubsecRound as _, TimeDelta, Utc};
 use chrono_tz::Tz;
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -189,7 +189,7 @@ fn subject(
         crate::config::parse_time(text, tz)
             .map_err(|e| (StatusCode::BAD_REQUEST, format!("{name}: {e}")))
     };
-    let at = |t: DateTime<Utc>| t.with_timezone(&tz).fixed_offset();
+    let at = |t: DateTime<Utc>| t.with_timezone(&tz).fixed_offset().trunc_subsecs(3);
     let from_window = |w: &Window| Subject {
         kind: SubjectKind::Window,
         id: Some(w.id.clone()),

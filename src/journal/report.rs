@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
+use chrono::{DateTime, FixedOffset, SubsecRound as _, TimeDelta, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -265,7 +265,8 @@ impl Report {
             timezone,
             incomplete,
         } = input;
-        let tz = |t: DateTime<Utc>| t.with_timezone(&timezone).fixed_offset();
+        // Milliseconds are plenty for a reader, and what `/status` shows.
+        let tz = |t: DateTime<Utc>| t.with_timezone(&timezone).fixed_offset().trunc_subsecs(3);
         let (from, horizon) = (span.from.to_utc(), span.horizon.to_utc());
         let (start, end) = (subject.start.to_utc(), subject.end.to_utc());
         let mut seen = BTreeSet::new();
