@@ -87,14 +87,16 @@ group_ticks() { # $1 = pid
 # not counted. Sets CG_REQS (requests wrk counted), CG_FAILED (non-2xx answers and socket
 # errors among them), CG_IR (instructions in the dump) and CG_THREADS (the process's threads
 # at the end). Logs go to $T/cg-NAME.*, wrk's report to $T/wrk-cg-NAME.txt.
+# WRK_SCRIPT=path (a wrk Lua script, e.g. a form POST) applies to both loads.
 callgrind_measure() { # $1 name, $2 callgrind output file, $3 port, $4 url, rest = command
   local name=$1 out=$2 port=$3 url=$4; shift 4
   valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no --separate-threads=no \
     "$@" >"$T/cg-$name.log" 2>&1 &
   local pid=$!; PIDS+=("$pid"); wait_port "$port"
-  wrk -t1 -c8 -d3s "$url" >/dev/null
+  wrk -t1 -c8 -d3s ${WRK_SCRIPT:+-s "$WRK_SCRIPT"} "$url" >/dev/null
   callgrind_control -z "$pid" >"$T/cg-$name.ctl" 2>&1 || die "callgrind_control -z: $(cat "$T/cg-$name.ctl")"
-  timeout $((DUR + 30)) wrk -t1 -c8 -d"${DUR}s" --latency "$url" >"$T/wrk-cg-$name.txt"
+  timeout $((DUR + 30)) wrk -t1 -c8 -d"${DUR}s" --latency ${WRK_SCRIPT:+-s "$WRK_SCRIPT"} "$url" \
+    >"$T/wrk-cg-$name.txt"
   callgrind_control -d "$pid" >>"$T/cg-$name.ctl" 2>&1 || die "callgrind_control -d: $(cat "$T/cg-$name.ctl")"
   CG_THREADS=$(find "/proc/$pid/task" -mindepth 1 -maxdepth 1 | wc -l)
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true

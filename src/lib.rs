@@ -33,6 +33,9 @@ use config::{Config, EnvLookup};
 use runtime::server::{self, ServeOptions};
 use state::Shared;
 
+/// How long shutdown waits for the drill journal to write what is queued.
+const JOURNAL_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A configured shim, ready to serve.
 #[derive(Debug)]
 pub struct Shim {
@@ -169,6 +172,9 @@ impl Shim {
             let _ = admin.await;
         }
         recompile.abort();
+        // What the last requests recorded reaches the journal's store before the process ends.
+        let journal = shared.journal.clone();
+        let _ = tokio::task::spawn_blocking(move || journal.flush(JOURNAL_FLUSH)).await;
         if let Some(renewal) = renewal {
             renewal.abort();
         }
