@@ -102,7 +102,7 @@ pub async fn report(
         None => Format::Json,
         Some(f) => f
             .parse::<Format>()
-            .map_err(|e| (StatusCode::BAD_REQUEST, e))?,
+            .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?,
     };
     let journal = shared.journal.clone();
     let with_records = query.records;

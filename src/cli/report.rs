@@ -40,6 +40,7 @@ pub(crate) struct ReportArgs {
 
 fn parse_format(text: &str) -> Result<Format, String> {
     text.parse()
+        .map_err(|e: render::UnknownFormat| e.to_string())
 }
 
 /// Runs `report`: `Ok(true)` when every verdict passed.

@@ -200,6 +200,9 @@ pub struct Report {
     pub span: Span,
     /// The zone times are shown in (`clock.timezone`).
     pub timezone: String,
+    /// True until the horizon reaches `span.to`: orders not yet successful count as
+    /// stranded, but may still recover. Ask again after `span.to` for the final report.
+    pub provisional: bool,
     /// False when records were dropped or a replica did not answer.
     pub complete: bool,
     /// Why it is incomplete.
@@ -245,12 +248,12 @@ pub struct Input<'a> {
 /// The most buckets a timeline has: long ranges get wider buckets.
 const MAX_BUCKETS: i64 = 720;
 
-/// Leak decisions and how a report explains them.
-const LEAK_REASONS: [(&str, &str); 4] = [
+/// Leak decisions and how a report explains them. (`pass-head` is not one: a HEAD request
+/// changes nothing at the gateway, and load balancers send them all the time.)
+const LEAK_REASONS: [(&str, &str); 3] = [
     ("bypass", "client in drill.bypass_cidrs"),
     ("drill-pass", "drill header `pass`"),
     ("would-maintain", "maintenance.mode = report"),
-    ("pass-head", "HEAD requests are never blocked"),
 ];
 
 impl Report {
@@ -431,11 +434,19 @@ impl Report {
 
         let timeline = timeline(&records, from, horizon, tz);
         let complete = incomplete.is_empty();
-        let verdicts = verdicts(&orders, &leaks, &incomplete, thresholds);
+        let provisional = horizon < span.to.to_utc();
+        let mut verdicts = verdicts(&orders, &leaks, &incomplete, thresholds);
+        if provisional {
+            verdicts[0].detail.push_str(&format!(
+                " (provisional: orders may still recover until {})",
+                span.to
+            ));
+        }
         Self {
             subject,
             span,
             timezone: timezone.name().to_string(),
+            provisional,
             complete,
             incomplete,
             replicas: replicas.into_iter().collect(),
@@ -633,8 +644,11 @@ mod tests {
         ];
         let early = build(window(), &records, "2020-04-20T06:10:00+09:00");
         assert_eq!(early.orders.stranded.len(), 1);
+        assert!(early.provisional);
+        assert!(early.verdicts[0].detail.contains("provisional"));
         assert!(!early.passed());
         let late = build(window(), &records, "2020-04-20T07:00:00+09:00");
+        assert!(!late.provisional);
         assert_eq!(late.orders.recovered.len(), 1);
         assert_eq!(late.recovery[0].after_end_seconds, Some(1800.0));
         assert!(late.passed(), "{:?}", late.verdicts);
@@ -666,11 +680,26 @@ mod tests {
     #[test]
     fn the_busiest_minute_of_a_trader_is_found() {
         let mut records: Vec<Record> = (0..5)
-            .map(|i| record(&format!("2020-04-20T03:00:{:02}+09:00", i * 10), Some("H"), "maintenance", false))
+            .map(|i| {
+                record(
+                    &format!("2020-04-20T03:00:{:02}+09:00", i * 10),
+                    Some("H"),
+                    "maintenance",
+                    false,
+                )
+            })
             .collect();
-        records.push(record("2020-04-20T02:10:00+09:00", Some("H"), "maintenance", false));
+        records.push(record(
+            "2020-04-20T02:10:00+09:00",
+            Some("H"),
+            "maintenance",
+            false,
+        ));
         let report = build(window(), &records, "2020-04-20T07:00:00+09:00");
-        assert_eq!(report.traders[0].busiest_minute, jst("2020-04-20T03:00:00+09:00"));
+        assert_eq!(
+            report.traders[0].busiest_minute,
+            jst("2020-04-20T03:00:00+09:00")
+        );
         assert_eq!(report.traders[0].busiest_minute_requests, 5);
         assert_eq!(report.traders[0].requests, 6);
         let verdict = &report.verdicts[1];

@@ -79,10 +79,7 @@ where
             },
             now,
         );
-        let outcome = Outcome {
-            action: Some(action),
-            failure: None,
-        };
+        let outcome = Outcome::default();
         let capture = view
             .shared
             .journal
@@ -122,7 +119,6 @@ where
                     capture,
                     State::Forward {
                         future,
-                        outcome,
                         report: matches!(why, Pass::WouldMaintain(_)),
                     },
                 );
@@ -213,7 +209,6 @@ pin_project! {
         Forward {
             #[pin]
             future: F,
-            outcome: Outcome,
             report: bool,
         },
     }
@@ -239,13 +234,8 @@ where
                 Poll::Ready(Ok(answer.take().expect("future polled after completion")))
             }
             Proj::Draining { future } => future.as_mut().poll(cx).map(Ok),
-            Proj::Forward {
-                future,
-                outcome,
-                report,
-            } => {
+            Proj::Forward { future, report } => {
                 let Ok(mut answer) = ready!(future.poll(cx));
-                answer.outcome.action = outcome.action;
                 if *report && answer.outcome.failure.is_none() {
                     answer.response.headers_mut().insert(
                         X_WEBCOLLECT_SHIM,

@@ -3,7 +3,8 @@
 //!
 //! Between the layers a request travels as a [`Call`] (before the decision) or a
 //! [`Forwarding`] (on its way upstream), and comes back as an [`Answer`]: the response plus
-//! the [`Outcome`] that the access log and the metrics record once.
+//! the [`Outcome`]. The access log writes each request's outcome once, for the log line, the
+//! metrics and the drill journal alike, from the decision ([`Decided`]) and that outcome.
 
 pub mod body;
 pub mod conn;
@@ -74,11 +75,10 @@ impl Forwarding {
     }
 }
 
-/// What happened to a request, for the access log and the metrics.
+/// What happened to a request below the decision, for the access log, the one writer of a
+/// request's outcome (the decision itself it reads from [`Decided`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Outcome {
-    /// The decision, once made.
-    pub action: Option<Action>,
     /// Why forwarding failed, if it did.
     pub failure: Option<Failure>,
 }
@@ -118,7 +118,6 @@ impl Answer {
         Self::canned(
             failure.to_canned(),
             Outcome {
-                action: None,
                 failure: Some(failure),
             },
         )

@@ -19,7 +19,7 @@ use tower::{Layer as _, Service, ServiceExt as _};
 use super::body::ProxyBody;
 use super::conn::Conn;
 use super::rescue::{Failure, ProxyError, RescueLayer};
-use super::{Answer, Call, Forwarding, Outcome};
+use super::{Answer, Call, Decided as _, Forwarding, Outcome};
 use crate::clock::ManualClock;
 use crate::config::Config;
 use crate::decide::{Action, Rewrite};
@@ -148,14 +148,13 @@ async fn body(response: Response<ProxyBody>) -> Bytes {
 async fn decide_answers_maintenance_without_calling_inner() {
     let worker = worker(DURING);
     let inner = Recorder::default();
-    let decide = super::decide::DecideLayer.layer(inner.clone());
+    let mut decide = super::decide::DecideLayer.layer(inner.clone());
     let req = b"POST /api/creditToken HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\na=1";
-    let Ok(answer) = decide.oneshot(call(&worker, req, DURING).await).await;
+    let future = decide.call(call(&worker, req, DURING).await);
+    // The decision is known as soon as `call` returns, before any answer.
+    assert!(matches!(future.action(), Some(Action::Maintain { .. })));
+    let Ok(answer) = future.await;
     assert_eq!(inner.calls.load(Ordering::SeqCst), 0);
-    assert!(matches!(
-        answer.outcome.action,
-        Some(Action::Maintain { .. })
-    ));
     assert_eq!(
         answer.response.headers()["x-webcollect-shim"],
         "maintenance"
@@ -176,18 +175,17 @@ async fn decide_forwards_with_the_route_and_the_settle_choice() {
             outcome: Outcome::default(),
         }))
     });
-    let decide = super::decide::DecideLayer.layer(inner);
+    let mut decide = super::decide::DecideLayer.layer(inner);
     let req = b"POST /test_gateway/tradeInfo.api HTTP/1.1\r\nHost: x\r\nX-Webcollect-Shim-Drill: pass\r\nContent-Length: 0\r\n\r\n";
-    let Ok(answer) = decide.oneshot(call(&worker, req, BEFORE).await).await;
+    let future = decide.call(call(&worker, req, BEFORE).await);
+    let action = future.action();
+    let Ok(_answer) = future.await;
     let (route, rewrite, headers) = seen.lock().unwrap().take().unwrap();
     assert_eq!(route, 1);
     assert_eq!(rewrite, Rewrite::Response);
     // The drill header is the shim's; the gateway never sees it.
     assert!(!headers.contains_key("x-webcollect-shim-drill"));
-    assert!(matches!(
-        answer.outcome.action,
-        Some(Action::Forward { route: 1, .. })
-    ));
+    assert!(matches!(action, Some(Action::Forward { route: 1, .. })));
 }
 
 /// A forward step that fails, or answers, as told.
