@@ -1,7 +1,7 @@
 //! The admin console (`GET /` on the admin listener): its JSON (`/timeline`, `/traffic`),
 //! then the page itself in headless Chromium: timeline positions, opening and closing
-//! drills, following drills opened elsewhere, reload errors, layout, and no request
-//! leaving the admin origin.
+//! drills, following drills opened elsewhere, reload errors, the report panel, layout, and
+//! no request leaving the admin origin.
 //!
 //! With `CI` set a missing Chromium fails the browser tests; elsewhere they print a
 //! `SKIPPED` line. `WEBCOLLECT_SHIM_SCREENSHOTS=<dir>` also writes `console-1280.png`.
@@ -12,7 +12,9 @@ use chromiumoxide::layout::Point;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::journal::a08;
 use crate::support::browser::*;
+use crate::support::gateway::StandIn;
 use crate::support::*;
 
 const OK_XML: &str = "<return><returnCode>0</returnCode></return>";
@@ -789,6 +791,125 @@ async fn the_console_is_self_contained_strict_and_reads_from_390_to_1440_px() {
     assert!(
         resources.iter().all(|r| r.starts_with(&origin)),
         "{resources:?}"
+    );
+    assert_no_csp_violation(&tab).await;
+    chromium.close().await;
+}
+
+/// The report panel's timeline: where the window is shaded, and its maintenance bars.
+#[derive(Debug, Deserialize)]
+struct ReportChart {
+    /// `x` and `width` of the window's shading.
+    shade: (f64, f64),
+    /// `x` and `data-count` of each maintenance bar.
+    maintenance: Vec<(f64, u64)>,
+}
+
+/// JS giving a [`ReportChart`].
+const REPORT_CHART: &str = "(svg => ({ \
+     shade: (r => [+r.getAttribute('x'), +r.getAttribute('width')])(svg.querySelector('rect.window-shade')), \
+     maintenance: Array.from(svg.querySelectorAll('rect.bar[data-decision=\"maintenance\"]')) \
+       .map(r => [+r.getAttribute('x'), +r.dataset.count]) }))(document.querySelector('#report #rp-svg'))";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_panel_shows_the_last_windows_verdicts_orders_and_timeline() {
+    let Some(chromium) = Chromium::launch().await else {
+        return;
+    };
+    let gateway = StandIn::start(BEFORE).await;
+    let shim = TestShim::start(&config(&gateway.url()), t(BEFORE)).await;
+    let tab = open_console(&chromium, &shim, 1280).await;
+    // No window has started yet: a quiet line, no empty tables.
+    tab.wait_for(
+        "the report panel's first answer",
+        "document.getElementById('rp-none').innerText.includes('まだありません')",
+    )
+    .await;
+    assert!(
+        tab.eval::<bool>("document.getElementById('rp-body').hidden")
+            .await
+    );
+
+    // A merchant retries one order during the window and never again.
+    for (i, when) in ["02:10", "02:12"].iter().enumerate() {
+        shim.clock.set(t(&format!("2020-04-20T{when}:00+09:00")));
+        let res = raw(
+            shim.addr,
+            &a08("PANEL-1", &format!("tokenP{i}xxxxxxxxx"), ""),
+        )
+        .await;
+        assert_eq!(res.header("x-webcollect-shim"), Some("maintenance"));
+    }
+    // After the window and its report span: the panel follows without a reload.
+    shim.clock.set(t("2020-04-20T07:30:00+09:00"));
+    tab.wait_for(
+        "the report of the window",
+        "document.querySelector('#rp-stranded-rows tr[data-order=\"PANEL-1\"]')",
+    )
+    .await;
+    let text = |selector: &str| format!("document.querySelector({selector:?}).innerText");
+    let subject: String = tab.eval(&text("#rp-subject")).await;
+    assert!(
+        subject.contains("2020-04-20")
+            && subject.contains("クロネコwebコレクト 臨時システムメンテナンス")
+            && subject.contains("不合格"),
+        "{subject}"
+    );
+    let window: String = tab.eval(&text("#rp-window")).await;
+    assert!(
+        window.contains("2020-04-20 02:00:00 \u{2192} 2020-04-20 06:00:00 (Asia/Tokyo)"),
+        "{window}"
+    );
+
+    // The verdicts: one order stranded fails, two attempts of it pass.
+    let stranded: String = tab
+        .eval(&text("#rp-verdicts li[data-verdict=\"stranded\"]"))
+        .await;
+    assert!(
+        stranded.contains("不合格") && stranded.contains("FAIL"),
+        "{stranded}"
+    );
+    assert!(stranded.contains("888888709/PANEL-1"), "{stranded}");
+    assert!(
+        tab.eval::<bool>("document.querySelector('#rp-verdicts li[data-verdict=\"stranded\"]').classList.contains('fail')")
+            .await
+    );
+    let attempts: String = tab
+        .eval(&text(
+            "#rp-verdicts li[data-verdict=\"attempts_per_order\"]",
+        ))
+        .await;
+    assert!(
+        attempts.contains("合格") && attempts.contains("PASS") && !attempts.contains("FAIL"),
+        "{attempts}"
+    );
+
+    // The stranded table holds the order, with its trader and its two attempts.
+    let row: Vec<String> = tab
+        .eval("Array.from(document.querySelectorAll('#rp-stranded-rows tr[data-order=\"PANEL-1\"] td')).map(td => td.innerText)")
+        .await;
+    assert_eq!(row, ["PANEL-1", "888888709", "2", "\u{2013}"]);
+    assert!(
+        tab.eval::<bool>("document.getElementById('rp-recovered').hidden")
+            .await,
+        "no order recovered"
+    );
+    let decisions: Vec<String> = tab
+        .eval("Array.from(document.querySelectorAll('#rp-decision-rows tr')).map(tr => tr.dataset.decision + ' ' + tr.lastChild.innerText)")
+        .await;
+    assert_eq!(decisions, ["maintenance 2"]);
+
+    // The timeline: maintenance bars, inside the shaded window, counting both requests.
+    let chart: ReportChart = tab.eval(REPORT_CHART).await;
+    assert!(!chart.maintenance.is_empty(), "{chart:?}");
+    let (shade_x, shade_width) = chart.shade;
+    for (x, _) in &chart.maintenance {
+        assert!(*x >= shade_x && *x <= shade_x + shade_width, "{chart:?}");
+    }
+    assert_eq!(
+        chart.maintenance.iter().map(|(_, n)| n).sum::<u64>(),
+        2,
+        "{chart:?}"
     );
     assert_no_csp_violation(&tab).await;
     chromium.close().await;

@@ -14,8 +14,9 @@ use crate::support::{RawResponse, TestShim, admin, config, fresh_dir, json, raw,
 /// The window of [`config`]: 2020-04-20 02:00–06:00 JST, on `webcollect`.
 const WINDOW: &str = "2020-04-20";
 
-/// An A08 (token authorisation) for `order_no`, with a token used once.
-fn a08(order_no: &str, token: &str, extra_headers: &str) -> Vec<u8> {
+/// An A08 (token authorisation) for `order_no`, with a token used once (the console's report
+/// panel test sends it too).
+pub(crate) fn a08(order_no: &str, token: &str, extra_headers: &str) -> Vec<u8> {
     let body = format!(
         "function_div=A08&trader_code=888888709&device_div=2&order_no={order_no}&settle_price=1500&buyer_name_kanji=%E5%B1%B1%E7%94%B0&pay_way=1&token={token}"
     );

@@ -1,7 +1,7 @@
 
 "use strict";
-// The webcollect-shim admin console. Reads /status, /timeline and /traffic every few
-// seconds; opens and closes drills and reloads with the bearer token kept in this tab's
+// The webcollect-shim admin console. Reads /status, /timeline, /traffic and /report every
+// few seconds; opens and closes drills and reloads with the bearer token kept in this tab's
 // sessionStorage. Every value from the server reaches the page as text (never as HTML).
 (function () {
   const REFRESH_MS = 2000;
@@ -13,8 +13,35 @@
     recurring: ["定期", "recurring"],
     drill: ["ドリル", "drill"],
   };
+  /// What a report is about.
+  const SUBJECTS = {
+    window: ["メンテナンス枠", "window"],
+    drill: ["ドリル", "drill"],
+    range: ["期間", "time range"],
+  };
+  /// A journal record's decision, in the order a report's bars stack them (bottom up).
+  const DECISIONS = {
+    maintenance: ["メンテ応答", "maintenance"],
+    "drill-maintenance": ["ドリルのメンテ応答", "drill maintenance"],
+    "would-maintain": ["擬似メンテ", "would-maintain"],
+    bypass: ["バイパス", "bypass"],
+    "drill-pass": ["ドリルヘッダーで通過", "drill header pass"],
+    "pass-head": ["HEAD 通過", "HEAD pass"],
+    pass: ["通過", "pass"],
+  };
+  const VERDICTS = {
+    stranded: ["取り残された注文", "stranded orders"],
+    attempts_per_order: ["注文ごとの試行回数", "attempts per order"],
+    leaks: ["ゲートウェイへの漏れ", "leaks to the gateway"],
+    complete: ["記録の完全性", "complete records"],
+  };
+  /// Rows shown per report table (and offenders per verdict); the rest are counted.
+  const LIST_LIMIT = 50;
 
-  const state = { status: null, timeline: null, traffic: null, choices: "", selected: null };
+  const state = {
+    status: null, timeline: null, traffic: null, report: null, reportError: null,
+    choices: "", selected: null,
+  };
 
   // === Small helpers ===
 
@@ -85,7 +112,8 @@
   }
 
   function zone() {
-    return field(state.status, "timezone") || field(state.timeline, "timezone") || "UTC";
+    return field(state.status, "timezone") || field(state.timeline, "timezone")
+      || field(state.report, "timezone") || "UTC";
   }
 
   /// `2020-04-20 02:30:00` in the shim's zone.
@@ -177,6 +205,24 @@
     fill(e, message);
   }
 
+  /// The report of the window or drill in force, else of the last one to end; none (404)
+  /// before any has started. Its failures show in its panel only.
+  function loadReport() {
+    return fetch("/report", { cache: "no-store", credentials: "omit" })
+      .then(async (r) => {
+        if (r.status === 404) return { report: null, error: null };
+        let data = null;
+        try { data = await r.json(); } catch (e) { data = null; }
+        if (!r.ok || !data) throw new Error(field(data, "error") || "HTTP " + r.status);
+        return { report: data, error: null };
+      })
+      .catch((e) => ({ report: null, error: e.message }))
+      .then(({ report, error }) => {
+        Object.assign(state, { report, reportError: error });
+        renderReport();
+      });
+  }
+
   let inFlight = null;
   let again = false;
   let timer = null;
@@ -189,7 +235,7 @@
       return inFlight;
     }
     clearTimeout(timer);
-    inFlight = Promise.all(["/status", "/timeline", "/traffic"].map((p) =>
+    const panels = Promise.all(["/status", "/timeline", "/traffic"].map((p) =>
       fetch(p, { cache: "no-store", credentials: "omit" }).then((r) => {
         if (!r.ok) throw new Error(p + ": HTTP " + r.status);
         return r.json();
@@ -205,7 +251,8 @@
         const conn = $("conn");
         conn.className = "conn error";
         fill(conn, bi("シムに接続できません", "cannot reach the shim: " + e.message));
-      })
+      });
+    inFlight = Promise.all([panels, loadReport()])
       .finally(() => {
         inFlight = null;
         if (again) {
@@ -470,6 +517,223 @@
     }));
   }
 
+  // === Report ===
+
+  function label(table, key) {
+    return Object.hasOwn(table, key) ? table[key] : [key, key];
+  }
+
+  function decisionClass(decision) {
+    return "dec-" + (Object.hasOwn(DECISIONS, decision) ? decision : "other");
+  }
+
+  /// Known decisions in stacking order, then any other alphabetically.
+  function byDecision(a, b) {
+    const order = Object.keys(DECISIONS);
+    const rank = (d) => (order.includes(d) ? order.indexOf(d) : order.length);
+    return rank(a) - rank(b) || a.localeCompare(b);
+  }
+
+  function decisionLabel(decision) {
+    const [ja, en] = label(DECISIONS, decision);
+    return [h("span", { class: "swatch " + decisionClass(decision) }), ...bi(ja, en)];
+  }
+
+  /// A time that does not break across lines.
+  function when(iso) {
+    return h("span", { class: "nowrap" }, fmt(iso));
+  }
+
+  function badge(ok) {
+    return h("span", { class: "badge " + (ok ? "pass" : "fail") }, ok ? bi("合格", "PASS") : bi("不合格", "FAIL"));
+  }
+
+  /// The first LIST_LIMIT items as rows of `tbody` (the table hidden and `none` shown when
+  /// there are none), then a row that counts the rest.
+  function tableRows(tbody, none, items, row, columns) {
+    const shown = items.slice(0, LIST_LIMIT);
+    const rest = items.length - shown.length;
+    fill($(tbody), [
+      shown.map(row),
+      rest > 0 ? h("tr", { class: "more" }, h("td", { colspan: columns }, bi(`他 ${rest} 件`, `${rest} more`))) : null,
+    ]);
+    $(tbody).closest("table").hidden = items.length === 0;
+    $(none).hidden = items.length > 0;
+  }
+
+  function renderReport() {
+    const rp = state.report;
+    const none = $("rp-none");
+    $("rp-body").hidden = !rp;
+    none.hidden = !!rp;
+    if (!rp) {
+      none.className = state.reportError ? "result error" : "muted";
+      fill(none, state.reportError
+        ? bi("レポートを読めません", "cannot read the report: " + state.reportError)
+        : bi("まだありません", "no window or drill yet"));
+      return;
+    }
+    const subject = rp.subject || {};
+    const spanRead = rp.span || {};
+    const verdicts = rp.verdicts || [];
+    const [kindJa, kindEn] = label(SUBJECTS, subject.kind);
+    fill($("rp-subject"), [
+      badge(verdicts.every((v) => v.ok)), " ", kindJa + " ", h("span", { class: "en" }, kindEn), " ",
+      subject.id ? h("code", {}, subject.id) : null,
+      subject.title && subject.title !== subject.id ? " \u2014 " + subject.title : "",
+    ]);
+    fill($("rp-window"), [
+      when(subject.start), " \u2192 ", when(subject.end), " (" + zone() + ")",
+      (subject.services || []).length ? h("span", { class: "sub" }, (subject.services || []).join(", ")) : null,
+    ]);
+    const open = Date.parse(spanRead.horizon) < Date.parse(spanRead.to);
+    fill($("rp-span"), [
+      when(spanRead.from), " \u2192 ", when(spanRead.to),
+      open ? h("span", { class: "sub warn" }, bi("記録中：" + fmt(spanRead.horizon) + " まで", "still recording; read up to now")) : null,
+    ]);
+    fill($("rp-complete"), rp.complete ? bi("完全", "complete") : h("span", { class: "warn" }, bi("不完全", "incomplete")));
+    fill($("rp-incomplete"), (rp.incomplete || []).map((why) => h("li", {}, why)));
+    const requests = rp.requests || {};
+    fill($("rp-requests"), bi(`${show(requests.total)} 件（枠内 ${show(requests.in_window)}）`, "total (in the window)"));
+    const orders = rp.orders || {};
+    fill($("rp-orders"), bi(
+      `${show(orders.distinct)} 件（再試行 ${show(orders.retried)}、最多 ${show(orders.max_attempts)} 回）`,
+      "distinct (retried, most attempts of one)"));
+
+    fill($("rp-verdicts"), verdicts.map((v) => {
+      const [ja, en] = label(VERDICTS, v.name);
+      const offenders = v.offenders || [];
+      const more = offenders.length - LIST_LIMIT;
+      return h("li", { class: v.ok ? "ok" : "fail", "data-verdict": v.name }, [
+        badge(v.ok), " ", h("strong", {}, bi(ja, en)),
+        h("span", { class: "detail-text" }, show(v.detail)),
+        offenders.length ? h("ul", { class: "offenders" }, [
+          offenders.slice(0, LIST_LIMIT).map((o) => h("li", {}, h("code", {}, o))),
+          more > 0 ? h("li", { class: "muted" }, bi(`他 ${more} 件`, `${more} more`)) : null,
+        ]) : null,
+      ]);
+    }));
+
+    renderReportChart();
+
+    const decisions = Object.entries(requests.by_decision || {}).sort(([a], [b]) => byDecision(a, b));
+    tableRows("rp-decision-rows", "rp-decisions-none", decisions, ([d, n]) =>
+      h("tr", { "data-decision": d }, [h("td", {}, decisionLabel(d)), h("td", { class: "num" }, show(n))]), 2);
+    tableRows("rp-recovery-rows", "rp-recovery-none", rp.recovery || [], (r) => {
+      const after = typeof r.after_end_seconds === "number" ? r.after_end_seconds : null;
+      return h("tr", { "data-service": r.service }, [
+        h("td", {}, h("code", {}, r.service)),
+        h("td", {}, r.first_success ? when(r.first_success) : h("span", { class: "warn" }, bi("未復旧", "none yet"))),
+        h("td", { class: "num", title: after === null ? null : after + " s" }, after === null ? DASH : span(after * 1000)),
+      ]);
+    }, 3);
+    const order = (o) => h("tr", { "data-order": o.order_no }, [
+      h("td", {}, h("code", {}, o.order_no)),
+      h("td", {}, o.trader_code ? h("code", {}, o.trader_code) : DASH),
+      h("td", { class: "num" }, show(o.attempts)),
+      h("td", {}, o.first_success ? when(o.first_success) : DASH),
+    ]);
+    tableRows("rp-stranded-rows", "rp-stranded-none", orders.stranded || [], order, 4);
+    tableRows("rp-recovered-rows", "rp-recovered-none", orders.recovered || [], order, 4);
+    tableRows("rp-leak-rows", "rp-leaks-none", rp.leaks || [], (l) =>
+      h("tr", { "data-request-id": l.request_id }, [
+        h("td", {}, when(l.at)),
+        h("td", {}, [h("code", {}, l.request_id), l.order_no ? h("span", { class: "sub" }, bi("注文 " + l.order_no, "order")) : null]),
+        h("td", {}, decisionLabel(l.decision)),
+        h("td", {}, show(l.reason)),
+      ]), 4);
+  }
+
+  /// Tick spacing for a span: the first of these (minutes) that leaves ~80 px between ticks.
+  const TICKS = [5, 10, 15, 30, 60, 120, 180, 360, 720, 1440];
+
+  /// Requests per bucket, stacked by decision, over the span read; the window shaded.
+  function renderReportChart() {
+    const rp = state.report;
+    const chart = $("rp-chart");
+    if (!rp) return;
+    const tz = zone();
+    const from = Date.parse(rp.span.from), to = Date.parse(rp.span.to), horizon = Date.parse(rp.span.horizon);
+    const start = Date.parse(rp.subject.start), end = Date.parse(rp.subject.end);
+    const step = (field(rp, "timeline.bucket_seconds") || 60) * 1000;
+    const buckets = field(rp, "timeline.buckets") || [];
+    const totals = buckets.map((b) => Object.values(b.by_decision || {}).reduce((a, n) => a + n, 0));
+    const max = Math.max(1, ...totals);
+    const perMinutes = Math.round(step / 60000), peak = Math.max(0, ...totals);
+    fill($("rp-scale"), bi(`${perMinutes}分ごと・最大 ${peak} 件`, `per ${perMinutes} min, at most ${peak}`));
+
+    const width = Math.max(280, Math.floor(chart.clientWidth || 800));
+    const x0 = 8, x1 = width - 8;
+    const x = (ms) => x0 + ((Math.min(Math.max(ms, from), to) - from) / Math.max(1, to - from)) * (x1 - x0);
+    const top = 22, barsH = 120, height = top + barsH + 20;
+    const base = top + barsH;
+    const root = s("svg", {
+      id: "rp-svg", width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
+      "aria-label": "判定別リクエスト数の推移 / requests over time by decision",
+      "data-from": from, "data-to": to, "data-x0": x0, "data-x1": x1,
+    });
+    const source = rp.subject.kind === "drill" ? "src-drill" : "src-config";
+    if (rp.subject.kind !== "range") {
+      const [ja, en] = label(SUBJECTS, rp.subject.kind);
+      root.append(
+        s("rect", { class: "window-shade " + source, x: x(start), y: 16, width: Math.max(1, x(end) - x(start)), height: base - 16 }),
+        s("text", { class: "window-label " + source, x: x(start) + 3, y: 12 }, `${ja} ${en} ${rp.subject.id || ""}`),
+      );
+    }
+    // Ticks at round local times; the zone's midnights are labelled with the date.
+    const minutes = TICKS.find((m) => ((x1 - x0) * m * 60000) / Math.max(1, to - from) >= 80) || 1440;
+    for (let tick = midnight(from, tz); tick <= to; tick += minutes * 60000) {
+      if (tick < from) continue;
+      const tx = x(tick);
+      const p = parts(tick, tz);
+      const text = p.hour === "00" && p.minute === "00" ? `${+p.month}/${+p.day}` : `${p.hour}:${p.minute}`;
+      root.append(s("line", { class: "day-line", x1: tx, x2: tx, y1: 16, y2: base + 4 }));
+      if (tx + 30 <= x1) root.append(s("text", { class: "day-label", x: tx + 2, y: height - 4 }, text));
+    }
+    buckets.forEach((b, i) => {
+      if (!totals[i]) return;
+      const at = Date.parse(b.start);
+      const bx = x(at), bw = Math.max(1, x(at + step) - bx - (x(at + step) - bx > 3 ? 1 : 0));
+      const counts = Object.entries(b.by_decision || {}).sort(([d1], [d2]) => byDecision(d1, d2));
+      const g = s("g", { class: "bucket", "data-start": b.start }, s("title", {},
+        fmt(b.start) + "\n" + counts.map(([d, n]) => `${label(DECISIONS, d)[0]} ${d}: ${n}`).join("\n")));
+      let y = base;
+      for (const [decision, n] of counts) {
+        const bh = Math.max(1, (n / max) * barsH);
+        y -= bh;
+        g.append(s("rect", {
+          class: "bar " + decisionClass(decision), "data-decision": decision, "data-count": n,
+          x: bx.toFixed(2), y: y.toFixed(2), width: bw.toFixed(2), height: bh.toFixed(2),
+        }));
+      }
+      root.append(g);
+    });
+    if (totals.every((n) => !n)) {
+      root.append(s("text", { x: x0 + 4, y: top + barsH / 2 }, "この範囲のリクエストはありません / no request in this span"));
+    }
+    root.append(s("line", { class: "axis", x1: x0, x2: x1, y1: base, y2: base }));
+    if (rp.subject.kind !== "range") {
+      for (const edge of [start, end]) {
+        root.append(s("line", { class: "window-edge " + source, x1: x(edge), x2: x(edge), y1: 16, y2: base }));
+      }
+    }
+    if (horizon < to) {
+      const nx = x(horizon);
+      root.append(
+        s("line", { class: "now-line", x1: nx, x2: nx, y1: 16, y2: base }),
+        s("text", { class: "now-label", x: Math.min(nx + 3, x1 - 60), y: top + 10 }, "現在 now"),
+      );
+    }
+    chart.replaceChildren(root);
+
+    const seen = Object.keys(field(rp, "requests.by_decision") || {}).sort(byDecision);
+    fill($("rp-legend"), [
+      seen.map((d) => h("li", {}, decisionLabel(d))),
+      rp.subject.kind !== "range" ? h("li", {}, [h("span", { class: "swatch shade " + source }), ...bi("枠の期間", "window")]) : null,
+      horizon < to ? h("li", {}, [h("span", { class: "swatch now" }), ...bi("現在", "now")]) : null,
+    ]);
+  }
+
   // === Actions ===
 
   async function closeDrill(id) {
@@ -551,7 +815,10 @@
   let resizing = null;
   window.addEventListener("resize", () => {
     clearTimeout(resizing);
-    resizing = setTimeout(renderTimeline, 100);
+    resizing = setTimeout(() => {
+      renderTimeline();
+      renderReportChart();
+    }, 100);
   });
 
   renderToken();

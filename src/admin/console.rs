@@ -1,6 +1,7 @@
 //! `GET /`: the admin console. One self-contained page (HTML, CSS and JS from `assets/admin/`,
-//! embedded in the binary, no build step) that reads `/status`, `/timeline` and `/traffic`
-//! every few seconds and calls the mutating endpoints with the operator's bearer token.
+//! embedded in the binary, no build step) that reads `/status`, `/timeline`, `/traffic` and
+//! `/report` every few seconds and calls the mutating endpoints with the operator's bearer
+//! token.
 //!
 //! The page may load nothing from anywhere and may not be framed: its Content-Security-Policy
 //! allows only its own inline script and style (by sha256) and fetches to the admin origin.
