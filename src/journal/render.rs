@@ -224,7 +224,8 @@ struct Look {
 }
 
 /// Known decisions, in stacking order (bottom first): answers the window gave, then what
-/// got through anyway, then ordinary passes.
+/// got through anyway, then ordinary passes. The colours are the console's
+/// (`assets/admin/console.css`, `.dec-*`), so a printed report and the Report panel agree.
 const LOOKS: [Look; 7] = [
     Look {
         decision: "maintenance",
@@ -240,7 +241,7 @@ const LOOKS: [Look; 7] = [
     },
     Look {
         decision: "would-maintain",
-        color: "#ef9a9a",
+        color: "#ef6c00",
         class: "d-would-maintain",
         ja: "擬似メンテ",
     },
@@ -252,19 +253,19 @@ const LOOKS: [Look; 7] = [
     },
     Look {
         decision: "drill-pass",
-        color: "#ce93d8",
+        color: "#00838f",
         class: "d-drill-pass",
         ja: "ドリル通過",
     },
     Look {
         decision: "pass-head",
-        color: "#a5d6a7",
+        color: "#bdbdbd",
         class: "d-pass-head",
         ja: "HEAD 通過",
     },
     Look {
         decision: "pass",
-        color: "#2e7d32",
+        color: "#9e9e9e",
         class: "d-pass",
         ja: "通過",
     },
@@ -273,7 +274,7 @@ const LOOKS: [Look; 7] = [
 /// Any other decision.
 const OTHER: Look = Look {
     decision: "other",
-    color: "#9e9e9e",
+    color: "#555555",
     class: "d-other",
     ja: "その他",
 };
@@ -1281,12 +1282,12 @@ const STYLE: &str = r#"
   .swatch { display: inline-block; width: 14px; height: 10px; margin-right: 4px; vertical-align: baseline; }
   .d-maintenance { background: #c62828; }
   .d-drill-maintenance { background: #6a1b9a; }
-  .d-would-maintain { background: #ef9a9a; }
+  .d-would-maintain { background: #ef6c00; }
   .d-bypass { background: #1565c0; }
-  .d-drill-pass { background: #ce93d8; }
-  .d-pass-head { background: #a5d6a7; }
-  .d-pass { background: #2e7d32; }
-  .d-other { background: #9e9e9e; }
+  .d-drill-pass { background: #00838f; }
+  .d-pass-head { background: #bdbdbd; }
+  .d-pass { background: #9e9e9e; }
+  .d-other { background: #555555; }
   .chart svg { display: block; width: 100%; height: auto; }
   footer { max-width: 1100px; margin: 0 auto; padding: 0 16px 16px; font-size: 12px; color: #777; }
   @page { size: A4; margin: 12mm; }
@@ -2110,7 +2111,7 @@ mod tests {
         // Times in the report's offset, decisions in their colours.
         assert!(svg.contains(">02:00</text>"));
         assert!(svg.contains("fill=\"#c62828\""));
-        assert!(svg.contains("fill=\"#ce93d8\""));
+        assert!(svg.contains("fill=\"#00838f\""));
         assert!(!svg.contains("<img"));
     }
 
