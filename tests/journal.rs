@@ -480,3 +480,44 @@ async fn ten_thousand_requests_in_a_window_are_all_journalled_or_counted() {
     assert_eq!(report["complete"], dropped == 0);
     assert_eq!(report["orders"]["distinct"].as_u64().unwrap(), total);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_journal_is_set_aside_and_recording_goes_on() {
+    let dir = fresh_dir("journal-corrupt");
+    std::fs::write(dir.join("journal.sqlite"), vec![0x5a; 8192]).unwrap();
+    let gateway = StandIn::start("2020-04-20T01:00:00+09:00").await;
+    let shim = TestShim::start(
+        &journalled(&gateway.url(), Some(&dir)),
+        t("2020-04-20T02:10:00+09:00"),
+    )
+    .await;
+    let res = raw(shim.addr, &a08("C-1", "tokenCxxxxxxxxxx", "")).await;
+    assert_eq!(res.header("x-webcollect-shim"), Some("maintenance"));
+    shim.clock.set(t("2020-04-20T07:30:00+09:00"));
+    let report = report(shim.admin, &format!("window={WINDOW}")).await;
+    assert_eq!(report["requests"]["total"], 1);
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("journal.sqlite.corrupt-")),
+        "{names:?}"
+    );
+    assert_eq!(
+        std::fs::read(
+            dir.join(
+                names
+                    .iter()
+                    .find(|n| n.starts_with("journal.sqlite.corrupt-"))
+                    .unwrap()
+            )
+        )
+        .unwrap(),
+        vec![0x5a; 8192],
+        "the corrupt file is kept as it was, for a post-mortem"
+    );
+    shim.stop().await;
+}

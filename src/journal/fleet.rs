@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use super::Record;
-use super::report::{Input, Report, Span};
+use super::report::{Input, Report};
 
 /// One replica's answer: the report it built, and its records.
 #[derive(Debug, Deserialize)]
@@ -70,7 +70,7 @@ pub fn merge(answers: Vec<(String, Result<String, String>)>) -> Result<Report, S
         .map_err(|_| format!("unknown time zone {:?} in the report", report.timezone))?;
     Ok(Report::build(Input {
         subject: report.subject,
-        span: Span { ..report.span },
+        span: report.span,
         records: &records,
         thresholds: report.thresholds,
         timezone,

@@ -15,9 +15,9 @@ pub mod sqlite;
 pub mod store;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -66,6 +66,9 @@ struct Inner {
     clock: SharedClock,
     /// Records lost and not yet written down as a gap.
     unrecorded: AtomicU64,
+    /// Drill changes waiting for the writer. Beside the queue rather than in it, so opening
+    /// or closing a drill never waits for a full queue to drain.
+    drills: Mutex<Vec<DrillEvent>>,
     dropped: Counter,
 }
 
@@ -79,7 +82,8 @@ impl std::fmt::Debug for Journal {
 
 enum Msg {
     Entry(Box<Entry>),
-    Drill(DrillEvent),
+    /// Drill changes are waiting in `Inner::drills`.
+    Drills,
     Flush(SyncSender<()>),
 }
 
@@ -151,6 +155,7 @@ impl Journal {
             real_clock,
             clock,
             unrecorded: AtomicU64::new(0),
+            drills: Mutex::default(),
             dropped: metrics.journal_dropped.clone(),
         });
         let writer = Writer {
@@ -282,14 +287,21 @@ impl Journal {
     }
 
     fn send_drill(&self, event: DrillEvent) {
-        // Drill changes are rare and must not be lost: wait for room (the writer drains fast).
-        let _ = self.inner.sender.send(Msg::Drill(event));
+        self.inner
+            .drills
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(event);
+        // A full queue wakes the writer anyway, soon.
+        let _ = self.inner.sender.try_send(Msg::Drills);
     }
 
-    /// Waits (at most `timeout`) until everything queued so far is written.
+    /// Waits (at most `timeout`) until everything queued so far is written. False when it
+    /// was not: the queue is full (a report then says records were dropped) or the writer is
+    /// slow.
     pub fn flush(&self, timeout: Duration) -> bool {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.inner.sender.send(Msg::Flush(tx)).is_ok() && rx.recv_timeout(timeout).is_ok()
+        self.inner.sender.try_send(Msg::Flush(tx)).is_ok() && rx.recv_timeout(timeout).is_ok()
     }
 
     /// Records with a drill time in `[from, to)`, and how many were lost in that span.
@@ -342,10 +354,7 @@ impl Writer {
                     batch.records.push(record(*entry, &self.replica));
                     false
                 }
-                Ok(Msg::Drill(event)) => {
-                    batch.drills.push(event);
-                    false
-                }
+                Ok(Msg::Drills) => false,
                 Ok(Msg::Flush(reply)) => {
                     flushes.push(reply);
                     false
@@ -378,6 +387,13 @@ impl Writer {
 
     fn write(&self, batch: &mut Batch) {
         if let Some(journal) = self.journal.upgrade() {
+            batch.drills.extend(
+                journal
+                    .drills
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .drain(..),
+            );
             let lost = journal.unrecorded.swap(0, Ordering::Relaxed);
             if lost > 0 {
                 batch.gap = Some(Gap {
