@@ -181,10 +181,12 @@ impl Record {
         } = answer;
         let status = response.status().as_u16();
         if let Some(capture) = self.capture.take() {
+            // A timeout or a broken exchange may have been acted on upstream; a request that
+            // never left, or whose body failed (the upstream got no complete request), was not.
             let reached = capture.forwarded()
-                && !matches!(
+                && matches!(
                     outcome.failure,
-                    Some(Failure::Unreachable | Failure::UpstreamBusy | Failure::BadRequest)
+                    None | Some(Failure::Timeout | Failure::Upstream)
                 );
             capture.end(End {
                 status,
