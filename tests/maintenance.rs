@@ -218,16 +218,63 @@ async fn drill_header_forces_maintenance_or_pass() {
 }
 
 #[tokio::test]
-async fn head_is_never_blocked() {
+async fn finding_14_head_in_a_window_gets_the_maintenance_head_and_no_body() {
     let upstream = Upstream::fixed(OK_XML).await;
     let shim = TestShim::start(&config(&upstream.url()), t(DURING)).await;
+    let get = raw(
+        shim.addr,
+        b"GET /webcollect/settleSelectAction.gw HTTP/1.1\r\nHost: s\r\n\r\n",
+    )
+    .await;
+    let mut conn = RawConn::connect(shim.addr).await;
+    conn.send(b"HEAD /webcollect/settleSelectAction.gw HTTP/1.1\r\nHost: s\r\n\r\n")
+        .await;
+    let head = conn.read_response().await;
+    assert!(head.body.is_empty());
+    assert_eq!(head.status, 503);
+    assert_eq!(head.header("x-webcollect-shim"), Some("maintenance"));
+    assert_eq!(head.header("content-length"), get.header("content-length"));
+    assert_eq!(head.header("retry-after"), get.header("retry-after"));
+    // No body follows the head: the next request on the connection is answered at once.
+    conn.send(b"HEAD /api/creditToken HTTP/1.1\r\nHost: s\r\n\r\n").await;
+    let api = conn.read_response().await;
+    assert_eq!(api.status, 200);
+    assert_eq!(api.header("content-type"), Some("text/xml; charset=UTF-8"));
+    assert!(upstream.seen().is_empty(), "HEAD reached the upstream");
+}
+
+#[tokio::test]
+async fn finding_14_a_method_override_is_decided_as_its_method_and_never_forwarded() {
+    let upstream = Upstream::fixed(OK_XML).await;
+    let shim = TestShim::start(&config(&upstream.url()), t(DURING)).await;
+    // Inside the window a HEAD that says POST is a POST: maintenance, nothing forwarded.
     let res = raw(
         shim.addr,
-        b"HEAD /webcollect/settleSelectAction.gw HTTP/1.1\r\nHost: s\r\n\r\n",
+        b"GET /api/creditToken HTTP/1.1\r\nHost: s\r\nX-HTTP-Method-Override: POST\r\n\r\n",
+    )
+    .await;
+    assert_eq!(res.header("x-webcollect-shim"), Some("maintenance"));
+    // A POST that says TRACE is refused like a TRACE.
+    let res = raw(
+        shim.addr,
+        b"POST /api/creditToken HTTP/1.1\r\nHost: s\r\nX-Method-Override: trace\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await;
+    assert_eq!(res.status, 405);
+    assert!(upstream.seen().is_empty());
+    // Outside the window it passes, without the override.
+    shim.clock.set(t(AFTER));
+    let res = raw(
+        shim.addr,
+        b"POST /api/creditToken HTTP/1.1\r\nHost: s\r\nX-HTTP-Method-Override: PUT\r\nX-Method-Override: PUT\r\nContent-Length: 0\r\n\r\n",
     )
     .await;
     assert_eq!(res.status, 200);
-    assert_eq!(upstream.seen().len(), 1);
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].method, "POST");
+    assert!(!seen[0].headers.contains_key("x-http-method-override"));
+    assert!(!seen[0].headers.contains_key("x-method-override"));
 }
 
 #[tokio::test]

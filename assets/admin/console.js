@@ -26,7 +26,6 @@
     "would-maintain": ["擬似メンテ", "would-maintain"],
     bypass: ["バイパス", "bypass"],
     "drill-pass": ["ドリルヘッダーで通過", "drill header pass"],
-    "pass-head": ["HEAD 通過", "HEAD pass"],
     pass: ["通過", "pass"],
   };
   const VERDICTS = {

@@ -74,8 +74,6 @@ pub enum Pass {
     Outside,
     /// The route's kind is `passthrough`.
     PassthroughRoute,
-    /// HEAD requests are never blocked.
-    Head,
     /// The client is in `drill.bypass_cidrs`.
     Bypass,
     /// The drill header said `pass`.
@@ -144,7 +142,6 @@ impl Action {
             Self::Maintain { .. } => "maintenance",
             Self::Forward { why, .. } => match why {
                 Pass::Outside | Pass::PassthroughRoute => "pass",
-                Pass::Head => "pass-head",
                 Pass::Bypass => "bypass",
                 Pass::DrillHeader => "drill-pass",
                 Pass::WouldMaintain(_) => "would-maintain",
@@ -172,7 +169,11 @@ pub fn decide(snapshot: &Snapshot, req: RequestInfo<'_>, now: DateTime<Utc>) -> 
     if req.mark.is_in(req.headers) {
         return Action::Loop;
     }
-    if req.method == Method::CONNECT || req.method == Method::TRACE {
+    // A method override is what a framework behind the gateway would act on, so it is what
+    // the request is decided as (the header itself is never forwarded: see `OVERRIDES`).
+    let overridden = method_override(req.headers);
+    let method = overridden.as_ref().unwrap_or(req.method);
+    if method == Method::CONNECT || method == Method::TRACE {
         return Action::Refuse(Refusal::Method);
     }
     let path = match crate::decide::path::canonicalize(req.path) {
@@ -182,7 +183,7 @@ pub fn decide(snapshot: &Snapshot, req: RequestInfo<'_>, now: DateTime<Utc>) -> 
         Ok(c) => c.path,
         Err(problem) => return Action::Refuse(Refusal::BadPath(problem)),
     };
-    let Some(route) = snapshot.router.find(req.method, req.host, &path) else {
+    let Some(route) = snapshot.router.find(method, req.host, &path) else {
         return Action::NoRoute;
     };
     // The client, worked out at most once (it may walk X-Forwarded-For).
@@ -225,9 +226,6 @@ pub fn decide(snapshot: &Snapshot, req: RequestInfo<'_>, now: DateTime<Utc>) -> 
     let Some(active) = active else {
         return forward(Pass::Outside);
     };
-    if req.method == Method::HEAD {
-        return forward(Pass::Head);
-    }
     if !config.drill.bypass_cidrs.is_empty() && in_any(&config.drill.bypass_cidrs, client()) {
         return forward(Pass::Bypass);
     }
@@ -240,6 +238,22 @@ pub fn decide(snapshot: &Snapshot, req: RequestInfo<'_>, now: DateTime<Utc>) -> 
         Mode::Enforce => Action::Maintain { route, maintain },
         Mode::Report => forward(Pass::WouldMaintain(maintain)),
     }
+}
+
+/// Headers with which a client asks a server to act as if the request had another method.
+/// The shim decides on that method and removes them before forwarding.
+pub const OVERRIDES: [http::HeaderName; 2] = [
+    http::HeaderName::from_static("x-http-method-override"),
+    http::HeaderName::from_static("x-method-override"),
+];
+
+/// The method a method-override header names, if one names a valid method.
+#[must_use]
+pub fn method_override(headers: &HeaderMap) -> Option<Method> {
+    OVERRIDES.iter().find_map(|name| {
+        let value = headers.get(name)?.to_str().ok()?.trim();
+        Method::from_bytes(value.to_ascii_uppercase().as_bytes()).ok()
+    })
 }
 
 /// What the drill header asks for.

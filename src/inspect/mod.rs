@@ -398,7 +398,6 @@ pub fn explain(
             let reason = match why {
                 Pass::Outside => "no window covers this route now".to_string(),
                 Pass::PassthroughRoute => "the route's kind is passthrough".to_string(),
-                Pass::Head => "HEAD requests are never blocked".to_string(),
                 Pass::Bypass => "the client is in drill.bypass_cidrs".to_string(),
                 Pass::DrillHeader => format!("the {} header says pass", config.drill.header),
                 Pass::WouldMaintain(m) => format!(

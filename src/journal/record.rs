@@ -30,7 +30,7 @@ pub struct Record {
     /// `order_no` of the form body, if any.
     pub order_no: Option<String>,
     /// The decision: `pass`, `maintenance`, `drill-maintenance`, `would-maintain`,
-    /// `bypass`, `drill-pass`, `pass-head`.
+    /// `bypass`, `drill-pass`.
     pub decision: String,
     /// The window or drill that was in force for the route's service, if any.
     pub window: Option<String>,

@@ -226,7 +226,7 @@ struct Look {
 /// Known decisions, in stacking order (bottom first): answers the window gave, then what
 /// got through anyway, then ordinary passes. The colours are the console's
 /// (`assets/admin/console.css`, `.dec-*`), so a printed report and the Report panel agree.
-const LOOKS: [Look; 7] = [
+const LOOKS: [Look; 6] = [
     Look {
         decision: "maintenance",
         color: "#c62828",
@@ -256,12 +256,6 @@ const LOOKS: [Look; 7] = [
         color: "#00838f",
         class: "d-drill-pass",
         ja: "ドリル通過",
-    },
-    Look {
-        decision: "pass-head",
-        color: "#bdbdbd",
-        class: "d-pass-head",
-        ja: "HEAD 通過",
     },
     Look {
         decision: "pass",
@@ -1285,7 +1279,6 @@ const STYLE: &str = r#"
   .d-would-maintain { background: #ef6c00; }
   .d-bypass { background: #1565c0; }
   .d-drill-pass { background: #00838f; }
-  .d-pass-head { background: #bdbdbd; }
   .d-pass { background: #9e9e9e; }
   .d-other { background: #555555; }
   .chart svg { display: block; width: 100%; height: auto; }

@@ -248,8 +248,7 @@ pub struct Input<'a> {
 /// The most buckets a timeline has: long ranges get wider buckets.
 const MAX_BUCKETS: i64 = 720;
 
-/// Leak decisions and how a report explains them. (`pass-head` is not one: a HEAD request
-/// changes nothing at the gateway, and load balancers send them all the time.)
+/// Leak decisions and how a report explains them.
 const LEAK_REASONS: [(&str, &str); 3] = [
     ("bypass", "client in drill.bypass_cidrs"),
     ("drill-pass", "drill header `pass`"),

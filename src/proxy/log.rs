@@ -304,7 +304,7 @@ fn decision(action: Option<Action>) -> Decision {
         Some(Action::NoRoute) => Decision::NotFound,
         Some(Action::Maintain { .. }) => Decision::Maintenance,
         Some(Action::Forward { why, .. }) => match why {
-            Pass::Outside | Pass::PassthroughRoute | Pass::Head => Decision::Pass,
+            Pass::Outside | Pass::PassthroughRoute => Decision::Pass,
             Pass::Bypass | Pass::DrillHeader => Decision::Bypass,
             Pass::WouldMaintain(_) => Decision::Report,
         },
