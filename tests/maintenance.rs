@@ -236,7 +236,8 @@ async fn finding_14_head_in_a_window_gets_the_maintenance_head_and_no_body() {
     assert_eq!(head.header("content-length"), get.header("content-length"));
     assert_eq!(head.header("retry-after"), get.header("retry-after"));
     // No body follows the head: the next request on the connection is answered at once.
-    conn.send(b"HEAD /api/creditToken HTTP/1.1\r\nHost: s\r\n\r\n").await;
+    conn.send(b"HEAD /api/creditToken HTTP/1.1\r\nHost: s\r\n\r\n")
+        .await;
     let api = conn.read_response().await;
     assert_eq!(api.status, 200);
     assert_eq!(api.header("content-type"), Some("text/xml; charset=UTF-8"));

@@ -26,6 +26,9 @@ pub struct Snapshot {
     /// Every window in force: one-off, recurring occurrences near `loaded_at`, ad-hoc drills.
     /// Decisions refer to windows by index into this list.
     pub windows: Vec<Window>,
+    /// The ids of [`Snapshot::windows`], shared: the drill journal's records name the window
+    /// without copying its id.
+    pub window_ids: Box<[Arc<str>]>,
     /// Recurring windows were expanded up to here; recompile before the clock gets close.
     pub horizon: DateTime<Utc>,
     /// Per route (same index as `config.routes`), its service's maintenance timeline.
@@ -88,8 +91,10 @@ impl Snapshot {
         ];
         let pages = (0..=windows.len()).map(|_| OnceLock::new()).collect();
         let recording = Recording::new(&config.report, &windows);
+        let window_ids = windows.iter().map(|w| Arc::from(w.id.as_str())).collect();
         Self {
             recording,
+            window_ids,
             config,
             router,
             pages,

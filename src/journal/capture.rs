@@ -3,22 +3,26 @@
 //! waits for them), given its outcome by the access log's one writer, and sent to the
 //! journal's queue when the last of them lets go of it.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use http::{HeaderValue, Method};
+use http::Method;
 
 use super::Journal;
+use super::fields::{self, Code, Form, Ident};
 use crate::config::Config;
 
 /// How much of each body is read.
 pub const PREFIX: usize = 8 * 1024;
 
-/// The start of a body, as the chunks that streamed past (no copy).
+/// The start of a body, as the chunks that streamed past (no copy; a body that comes in one
+/// frame, as a form usually does, takes no allocation either).
 #[derive(Debug, Default)]
 pub struct Prefix {
-    chunks: Vec<Bytes>,
+    first: Option<Bytes>,
+    more: Vec<Bytes>,
     len: usize,
     /// More followed what was kept.
     cut: bool,
@@ -35,19 +39,28 @@ impl Prefix {
         }
         if room > 0 {
             let take = room.min(data.len());
-            self.chunks.push(data.slice(..take));
+            let chunk = data.slice(..take);
+            if self.first.is_none() {
+                self.first = Some(chunk);
+            } else {
+                self.more.push(chunk);
+            }
             self.len += take;
         }
     }
 
-    /// The bytes kept, and whether the body ended within them.
-    #[must_use]
-    pub fn into_bytes(self) -> (Vec<u8>, bool) {
+    /// The bytes kept (contiguous), and whether the body ended within them.
+    fn bytes(&self) -> (Cow<'_, [u8]>, bool) {
+        let first = self.first.as_deref().unwrap_or_default();
+        if self.more.is_empty() {
+            return (Cow::Borrowed(first), !self.cut);
+        }
         let mut out = Vec::with_capacity(self.len);
-        for chunk in &self.chunks {
+        out.extend_from_slice(first);
+        for chunk in &self.more {
             out.extend_from_slice(chunk);
         }
-        (out, !self.cut)
+        (Cow::Owned(out), !self.cut)
     }
 }
 
@@ -63,13 +76,13 @@ pub struct Head {
     /// Drill time of arrival.
     pub drill_time: DateTime<Utc>,
     /// `X-Request-Id`.
-    pub request_id: Option<HeaderValue>,
+    pub request_id: Ident<128>,
     /// Method.
     pub method: Method,
     /// The decision's label.
     pub decision: &'static str,
     /// The window or drill in force for the route's service, if any.
-    pub window: Option<String>,
+    pub window: Option<Arc<str>>,
     /// Whether the request is on its way upstream.
     pub forwarded: bool,
     /// Whether the request body is a form worth reading.
@@ -106,17 +119,19 @@ pub struct Capture {
     taps: Mutex<Taps>,
 }
 
-/// A finished capture, queued for the writer thread (which parses the bodies' starts).
+/// A finished capture, queued for the writer thread. The bodies' starts were read when the
+/// request ended and are gone: a queued entry holds no buffer of the request path, and
+/// nothing in it was allocated there (but the config's and window id's shared counts).
 #[derive(Debug)]
 pub struct Entry {
     /// What the decision knew.
     pub head: Head,
     /// How it ended.
     pub end: End,
-    /// The request body's start, if it was a form.
-    pub request: Prefix,
-    /// The answer's start, if it was read.
-    pub answer: Prefix,
+    /// The kept fields of the request's form.
+    pub form: Form,
+    /// The upstream answer's `returnCode` and `errorCode`.
+    pub codes: (Option<Code>, Option<Code>),
 }
 
 impl Capture {
@@ -172,16 +187,28 @@ impl Drop for Capture {
     fn drop(&mut self) {
         let Some(head) = self.head.take() else { return };
         let taps = std::mem::take(self.taps.get_mut().unwrap_or_else(PoisonError::into_inner));
+        // Never ended: nothing wrote an outcome (the stack was dropped mid-way).
+        let end = taps.end.unwrap_or(End {
+            status: 499,
+            error: Some("client-gone"),
+            ..End::default()
+        });
+        let form = if head.form {
+            let (bytes, complete) = taps.request.bytes();
+            fields::form(&bytes, complete)
+        } else {
+            Form::default()
+        };
+        let codes = if head.answer && end.reached {
+            fields::codes(&taps.answer.bytes().0)
+        } else {
+            (None, None)
+        };
         self.journal.submit(Entry {
             head,
-            // Never ended: nothing wrote an outcome (the stack was dropped mid-way).
-            end: taps.end.unwrap_or(End {
-                status: 499,
-                error: Some("client-gone"),
-                ..End::default()
-            }),
-            request: taps.request,
-            answer: taps.answer,
+            end,
+            form,
+            codes,
         });
     }
 }

@@ -4,73 +4,136 @@
 
 use std::borrow::Cow;
 
-/// The form fields a record keeps.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Form {
-    /// `function_div` (which API function: A01, A08, E04, …).
-    pub function_div: Option<String>,
-    /// `trader_code`.
-    pub trader_code: Option<String>,
-    /// `order_no`.
-    pub order_no: Option<String>,
+/// A short text kept inline (no allocation), cut at `N` bytes on a character boundary: what
+/// a capture carries from the request path to the journal's writer thread, so nothing the
+/// worker allocated is freed on another thread.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Ident<const N: usize> {
+    bytes: [u8; N],
+    len: u8,
 }
 
-/// Longest value kept; identifiers are far shorter, so anything longer is cut.
-const MAX_VALUE: usize = 64;
+impl<const N: usize> Ident<N> {
+    /// `text`, cut at `N` bytes (and at most 255) on a character boundary.
+    #[must_use]
+    pub fn new(text: &str) -> Self {
+        let mut end = text.len().min(N).min(usize::from(u8::MAX));
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut bytes = [0; N];
+        bytes[..end].copy_from_slice(&text.as_bytes()[..end]);
+        Self {
+            bytes,
+            len: u8::try_from(end).unwrap_or(u8::MAX),
+        }
+    }
+
+    /// The text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for Ident<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+/// Longest value kept, in bytes; identifiers are far shorter, so anything longer is cut.
+pub const MAX_VALUE: usize = 64;
+
+/// A kept value.
+pub type Value = Ident<MAX_VALUE>;
+
+/// The form fields a record keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Form {
+    /// `function_div` (which API function: A01, A08, E04, …).
+    pub function_div: Option<Value>,
+    /// `trader_code`.
+    pub trader_code: Option<Value>,
+    /// `order_no`.
+    pub order_no: Option<Value>,
+}
+
+/// The fields a form may carry that a record keeps, and nothing else.
+const KEPT: [&[u8]; 3] = [b"function_div", b"trader_code", b"order_no"];
 
 /// Reads the kept fields from the start of an `application/x-www-form-urlencoded` body.
 /// `complete` is false when the body went on past `prefix`: its last pair may be cut, so it
-/// is not read. Values are UTF-8, else Shift_JIS (link-method forms).
+/// is not read. Values are UTF-8, else Shift_JIS (link-method forms). Only the three kept
+/// values are ever decoded.
 #[must_use]
 pub fn form(prefix: &[u8], complete: bool) -> Form {
     let mut out = Form::default();
-    let mut pairs: Vec<&[u8]> = prefix.split(|b| *b == b'&').collect();
-    if !complete {
-        pairs.pop();
-    }
-    for pair in pairs {
+    let mut pairs = prefix.split(|b| *b == b'&').peekable();
+    while let Some(pair) = pairs.next() {
+        if !complete && pairs.peek().is_none() {
+            break;
+        }
         let (key, value) = match pair.iter().position(|b| *b == b'=') {
             Some(i) => (&pair[..i], &pair[i + 1..]),
             None => (pair, &[][..]),
         };
-        let slot = match decode(key).as_ref() {
-            "function_div" => &mut out.function_div,
-            "trader_code" => &mut out.trader_code,
-            "order_no" => &mut out.order_no,
-            _ => continue,
+        // Keys are plain ASCII names; one that is escaped is decoded before it is compared.
+        let key: Cow<'_, [u8]> = if key.iter().any(|b| matches!(b, b'%' | b'+')) {
+            Cow::Owned(decode(key).into_owned().into_bytes())
+        } else {
+            Cow::Borrowed(key)
+        };
+        let Some(slot) = KEPT.iter().position(|k| **k == *key) else {
+            continue;
+        };
+        let slot = match slot {
+            0 => &mut out.function_div,
+            1 => &mut out.trader_code,
+            _ => &mut out.order_no,
         };
         if slot.is_none() {
-            let value = clean(&decode(value));
+            let decoded = decode(value);
+            let value = clean(&decoded);
             if !value.is_empty() {
-                *slot = Some(value);
+                *slot = Some(Value::new(&value));
             }
         }
     }
     out
 }
 
+/// A gateway code (`returnCode`, `errorCode`).
+pub type Code = Ident<32>;
+
 /// `returnCode` and `errorCode` of an XML answer's start (the gateway's `<return>`).
 #[must_use]
-pub fn codes(prefix: &[u8]) -> (Option<String>, Option<String>) {
+pub fn codes(prefix: &[u8]) -> (Option<Code>, Option<Code>) {
     (element(prefix, "returnCode"), element(prefix, "errorCode"))
 }
 
-fn element(xml: &[u8], name: &str) -> Option<String> {
+fn element(xml: &[u8], name: &str) -> Option<Code> {
     let open = format!("<{name}>");
     let close = format!("</{name}>");
     let start = find(xml, open.as_bytes())? + open.len();
     let len = find(&xml[start..], close.as_bytes())?;
     let value = std::str::from_utf8(&xml[start..start + len]).ok()?.trim();
     (!value.is_empty() && value.len() <= 32 && value.bytes().all(|b| b.is_ascii_alphanumeric()))
-        .then(|| value.to_string())
+        .then(|| Code::new(value))
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Percent- and `+`-decoding, then UTF-8 or else Shift_JIS.
+/// Percent- and `+`-decoding, then UTF-8 or else Shift_JIS. Borrows when there is nothing
+/// to decode.
 fn decode(raw: &[u8]) -> Cow<'_, str> {
+    if !raw.iter().any(|b| matches!(b, b'%' | b'+'))
+        && let Ok(text) = std::str::from_utf8(raw)
+    {
+        return Cow::Borrowed(text);
+    }
     let plus: Vec<u8> = raw
         .iter()
         .map(|b| if *b == b'+' { b' ' } else { *b })
@@ -85,15 +148,14 @@ fn decode(raw: &[u8]) -> Cow<'_, str> {
     }
 }
 
-/// No control characters (a log or terminal reading the report must not be steered), and
-/// at most [`MAX_VALUE`] characters.
-fn clean(value: &str) -> String {
-    value
-        .trim()
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_VALUE)
-        .collect()
+/// No control characters (a log or terminal reading the report must not be steered).
+fn clean(value: &str) -> Cow<'_, str> {
+    let value = value.trim();
+    if value.chars().any(char::is_control) {
+        Cow::Owned(value.chars().filter(|c| !c.is_control()).collect())
+    } else {
+        Cow::Borrowed(value)
+    }
 }
 
 #[cfg(test)]
@@ -109,9 +171,9 @@ mod tests {
         assert_eq!(
             form,
             Form {
-                function_div: Some("A08".into()),
-                trader_code: Some("888888709".into()),
-                order_no: Some("R-1".into()),
+                function_div: Some(Value::new("A08")),
+                trader_code: Some(Value::new("888888709")),
+                order_no: Some(Value::new("R-1")),
             }
         );
     }
@@ -120,14 +182,20 @@ mod tests {
     fn reads_shift_jis_and_escapes() {
         // 「注文」 in Shift_JIS, percent-encoded, as a link-method form posts it.
         let form = form(b"order_no=%92%8D%95%B6+1&trader_code=1%2B2", true);
-        assert_eq!(form.order_no.as_deref(), Some("注文 1"));
-        assert_eq!(form.trader_code.as_deref(), Some("1+2"));
+        assert_eq!(
+            form.order_no.map(|v| v.as_str().to_string()).as_deref(),
+            Some("注文 1")
+        );
+        assert_eq!(
+            form.trader_code.map(|v| v.as_str().to_string()).as_deref(),
+            Some("1+2")
+        );
     }
 
     #[test]
     fn a_cut_last_pair_is_not_read() {
         let form = form(b"trader_code=888&order_no=R-12", false);
-        assert_eq!(form.trader_code.as_deref(), Some("888"));
+        assert_eq!(form.trader_code, Some(Value::new("888")));
         assert_eq!(form.order_no, None);
     }
 
@@ -136,8 +204,11 @@ mod tests {
         let long = "9".repeat(100);
         let body = format!("order_no=a%1B%5B2Jb%0D&trader_code={long}");
         let form = form(body.as_bytes(), true);
-        assert_eq!(form.order_no.as_deref(), Some("a[2Jb"));
-        assert_eq!(form.trader_code.map(|t| t.len()), Some(64));
+        assert_eq!(form.order_no, Some(Value::new("a[2Jb")));
+        assert_eq!(form.trader_code.map(|t| t.as_str().len()), Some(64));
+        // Cut on a character boundary: 22 three-byte characters are 66 bytes.
+        let form = super::form("order_no=%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8".as_bytes(), true);
+        assert_eq!(form.order_no.map(|v| v.as_str().chars().count()), Some(21));
     }
 
     #[test]
@@ -145,11 +216,19 @@ mod tests {
         let xml =
             b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<return>\n<returnCode>1</returnCode>\n\
             <errorCode>Z01000000</errorCode>\n<returnDate>20200420020000</returnDate>\n</return>\n";
-        assert_eq!(codes(xml), (Some("1".into()), Some("Z01000000".into())));
+        assert_eq!(
+            codes(xml),
+            (Some(Code::new("1")), Some(Code::new("Z01000000")))
+        );
         assert_eq!(codes(b"<html>no</html>"), (None, None));
         assert_eq!(
             codes(b"<returnCode>0</returnCode>"),
-            (Some("0".into()), None)
+            (Some(Code::new("0")), None)
+        );
+        // An escaped key is still recognised.
+        assert_eq!(
+            form(b"order%5Fno=E-1", true).order_no,
+            Some(Value::new("E-1"))
         );
     }
 }

@@ -37,7 +37,8 @@ use store::{Batch, DrillEvent, DrillSpan, Gap, Store, StoreError};
 const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 /// How many finished requests may wait for the writer; past it they are dropped and counted.
-pub const QUEUE: usize = 16 * 1024;
+/// An entry is about 450 bytes, held in the queue itself: 3.5 MiB.
+pub const QUEUE: usize = 8 * 1024;
 
 /// Largest batch written at once.
 const BATCH: usize = 1024;
@@ -81,7 +82,7 @@ impl std::fmt::Debug for Journal {
 }
 
 enum Msg {
-    Entry(Box<Entry>),
+    Entry(Entry),
     /// Drill changes are waiting in `Inner::drills`.
     Drills,
     Flush(SyncSender<()>),
@@ -242,10 +243,15 @@ impl Journal {
                 route,
                 real_time: self.inner.real_clock.now(),
                 drill_time: now,
-                request_id: headers.get(X_REQUEST_ID).cloned(),
+                request_id: fields::Ident::new(
+                    headers
+                        .get(X_REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default(),
+                ),
                 method: method.clone(),
                 decision,
-                window: window.map(|w| snapshot.windows[w].id.clone()),
+                window: window.map(|w| snapshot.window_ids[w].clone()),
                 forwarded,
                 form,
                 answer: forwarded && kind == Kind::Api,
@@ -255,12 +261,7 @@ impl Journal {
 
     /// Queues a finished request; never waits. A full queue drops it and counts the drop.
     pub(crate) fn submit(&self, entry: Entry) {
-        if self
-            .inner
-            .sender
-            .try_send(Msg::Entry(Box::new(entry)))
-            .is_err()
-        {
+        if self.inner.sender.try_send(Msg::Entry(entry)).is_err() {
             self.inner.unrecorded.fetch_add(1, Ordering::Relaxed);
             self.inner.dropped.inc();
         }
@@ -351,7 +352,7 @@ impl Writer {
             let wait = oldest.map_or(FLUSH_EVERY, |t| FLUSH_EVERY.saturating_sub(t.elapsed()));
             let done = match receiver.recv_timeout(wait) {
                 Ok(Msg::Entry(entry)) => {
-                    batch.records.push(record(*entry, &self.replica));
+                    batch.records.push(record(entry, &self.replica));
                     false
                 }
                 Ok(Msg::Drills) => false,
@@ -441,49 +442,34 @@ impl Writer {
     }
 }
 
-/// A finished capture as a record: route names resolved, the identifiers read from the
-/// form, the codes from the answer; the bodies' bytes are dropped here.
+/// A finished capture as a record: route names resolved, strings made (on this thread).
 fn record(entry: Entry, replica: &str) -> Record {
     let Entry {
         head,
         end,
-        request,
-        answer,
+        form,
+        codes: (return_code, error_code),
     } = entry;
     let route = &head.config.routes[head.route];
-    let form = if head.form {
-        let (bytes, complete) = request.into_bytes();
-        fields::form(&bytes, complete)
-    } else {
-        fields::Form::default()
-    };
-    let (return_code, error_code) = if head.answer && end.reached {
-        fields::codes(&answer.into_bytes().0)
-    } else {
-        (None, None)
-    };
+    let text = |v: Option<fields::Value>| v.map(|v| v.as_str().to_string());
     Record {
         real_time: head.real_time,
         drill_time: head.drill_time,
         replica: replica.to_string(),
-        request_id: head
-            .request_id
-            .as_ref()
-            .and_then(|v| v.to_str().ok())
-            .map_or_else(String::new, |id| id.chars().take(128).collect()),
+        request_id: head.request_id.as_str().to_string(),
         route: route.id.clone(),
         service: route.service.clone(),
         kind: route.kind.as_str().to_string(),
         method: head.method.as_str().to_string(),
-        function_div: form.function_div,
-        trader_code: form.trader_code,
-        order_no: form.order_no,
+        function_div: text(form.function_div),
+        trader_code: text(form.trader_code),
+        order_no: text(form.order_no),
         decision: head.decision.to_string(),
-        window: head.window,
+        window: head.window.as_deref().map(str::to_string),
         error: end.error.map(str::to_string),
         status: end.status,
-        return_code,
-        error_code,
+        return_code: return_code.map(|c| c.as_str().to_string()),
+        error_code: error_code.map(|c| c.as_str().to_string()),
         latency_us: end.latency_us,
         reached: end.reached,
     }
