@@ -547,3 +547,252 @@ async fn the_drill_header_is_obeyed_only_from_header_clients() {
     assert_eq!(res.header("x-webcollect-shim"), Some("maintenance"));
     assert!(upstream.seen().is_empty());
 }
+
+#[tokio::test]
+async fn finding_1_a_client_dripping_its_form_holds_no_upstream_connection() {
+    let (upstream, _) = slow_upstream(Duration::ZERO).await;
+    let toml = probe_config(&upstream.url(), "body_read_timeout = \"5s\"").replace(
+        "connect_timeout = \"1s\"",
+        "connect_timeout = \"300ms\"\nmax_connections = 1",
+    );
+    let shim = TestShim::start(&toml, t(BEFORE)).await;
+    // Three clients start their forms and drip. Each used to hold the one upstream
+    // connection for as long as it liked.
+    let mut drippers = Vec::new();
+    for _ in 0..3 {
+        let mut conn = RawConn::connect(shim.addr).await;
+        conn.send(
+            b"POST /api/tradeInfo HTTP/1.1\r\nHost: s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nfunction_div=E04",
+        )
+        .await;
+        drippers.push(conn);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A well-behaved client is served at once, not refused as upstream-busy.
+    let started = Instant::now();
+    let res = raw(
+        shim.addr,
+        &post("/api/tradeInfo", "function_div=E04&order_no=1"),
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(upstream.seen().len(), 1);
+    // The drippers finish their forms and are served in turn.
+    for mut conn in drippers {
+        conn.send(&[b'x'; 84]).await;
+        assert_eq!(conn.read_response().await.status, 200);
+    }
+    assert_eq!(upstream.seen().len(), 4);
+}
+
+/// Sends `head`, then `body_len` bytes one every 200 ms (never a stall of `body_read_timeout`
+/// = 500 ms), and returns the first bytes of the answer and when they came.
+async fn drip(addr: std::net::SocketAddr, head: &str, body_len: usize) -> (String, Duration) {
+    use tokio::io::AsyncReadExt as _;
+    let (mut rd, mut wr) = TcpStream::connect(addr).await.unwrap().into_split();
+    wr.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let writer = tokio::spawn(async move {
+        for _ in 0..body_len {
+            if wr.write_all(b"x").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let mut buf = vec![0; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), rd.read(&mut buf))
+        .await
+        .expect("no answer within 5 s")
+        .unwrap();
+    writer.abort();
+    (
+        String::from_utf8_lossy(&buf[..n]).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test]
+async fn finding_2_dripped_bodies_are_cut_off_at_body_read_timeout_the_relay_included() {
+    let upstream = Upstream::fixed("OK").await;
+    let shim = TestShim::start(
+        &probe_config(&upstream.url(), "body_read_timeout = \"500ms\""),
+        t(BEFORE),
+    )
+    .await;
+    // The notification relay, buffering for the settleMethod drill; then an API form.
+    for head in [
+        "POST /notify HTTP/1.1\r\nHost: s\r\nX-Webcollect-Shim-Drill: settle-method\r\nContent-Length: 40\r\n\r\n",
+        "POST /api/tradeInfo HTTP/1.1\r\nHost: s\r\nContent-Length: 40\r\n\r\n",
+    ] {
+        let (answer, took) = drip(shim.addr, head, 40).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(
+            answer.contains("x-webcollect-shim: body-timeout"),
+            "{answer}"
+        );
+        assert!(took < Duration::from_millis(1500), "{took:?}");
+    }
+    assert!(
+        upstream.seen().is_empty(),
+        "a dripped body reached the upstream"
+    );
+}
+
+#[tokio::test]
+async fn finding_2_an_upstream_dripping_a_rewritten_answer_gets_504_at_response_timeout() {
+    let upstream = Upstream::start(|_req| async {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(async move {
+            for _ in 0..40 {
+                if tx.send(bytes::Bytes::from_static(b" ")).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        let mut res = Response::new(ChannelBody(rx).boxed());
+        res.headers_mut()
+            .insert("content-type", "text/xml".parse().unwrap());
+        res
+    })
+    .await;
+    let toml = probe_config(&upstream.url(), "")
+        .replace("response_timeout = \"2s\"", "response_timeout = \"600ms\"");
+    let shim = TestShim::start(&toml, t(BEFORE)).await;
+    let started = Instant::now();
+    let res = raw(
+        shim.addr,
+        &post("/api/tradeInfo", "function_div=E04&order_no=1"),
+    )
+    .await;
+    assert_eq!(res.status, 504, "{}", res.text());
+    assert!(
+        started.elapsed() < Duration::from_millis(2000),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// The journal's records (the same outcome the log line and the metrics get, from one
+/// writer), once `n` of them are there.
+async fn records(shim: &TestShim, n: usize) -> Vec<serde_json::Value> {
+    let mut records = Vec::new();
+    for _ in 0..100 {
+        let res = raw(
+            shim.admin,
+            &admin_request(
+                "GET",
+                "/report?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z&records=1",
+                None,
+                "",
+            ),
+        )
+        .await;
+        records = json(&res)["records"].as_array().unwrap().clone();
+        if records.len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    records
+}
+
+#[tokio::test]
+async fn finding_4_every_way_a_client_leaves_gets_its_record() {
+    // An upstream that answers `/slow` after 2 s and streams `/stream` slowly.
+    let upstream = Upstream::start(|req: http::Request<hyper::body::Incoming>| async move {
+        if req.uri().path().ends_with("/slow") {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            return Response::new(full("late"));
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(async move {
+            for _ in 0..50 {
+                if tx.send(bytes::Bytes::from_static(b"chunk")).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Response::new(ChannelBody(rx).boxed())
+    })
+    .await;
+    let toml = format!(
+        "{}\n[report]\nalways = true\n",
+        probe_config(&upstream.url(), "")
+            .replace("response_timeout = \"2s\"", "response_timeout = \"5s\"")
+    );
+    let shim = TestShim::start(&toml, t(BEFORE)).await;
+    // 1. During the upload: half a form, then gone.
+    let mut conn = RawConn::connect(shim.addr).await;
+    conn.send(b"POST /api/upload HTTP/1.1\r\nHost: s\r\nX-Request-Id: gone-upload\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\norder_no=U-1&")
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(conn);
+    // 2. While waiting for the upstream.
+    let mut conn = RawConn::connect(shim.addr).await;
+    conn.send(b"POST /api/slow HTTP/1.1\r\nHost: s\r\nX-Request-Id: gone-waiting\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 12\r\n\r\norder_no=W-1")
+        .await;
+    crate::support::eventually(Duration::from_secs(5), "the upstream saw it", || async {
+        upstream.seen().iter().any(|s| s.target == "/api/slow")
+    })
+    .await;
+    drop(conn);
+    // 3. During the download: the head came, then the client left.
+    let mut conn = RawConn::connect(shim.addr).await;
+    conn.send(b"GET /static/stream HTTP/1.1\r\nHost: s\r\nX-Request-Id: gone-download\r\n\r\n")
+        .await;
+    let mut head = [0u8; 12];
+    tokio::io::AsyncReadExt::read_exact(conn.stream_mut(), &mut head)
+        .await
+        .unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    drop(conn);
+
+    let records = records(&shim, 2).await;
+    let find = |id: &str| {
+        records
+            .iter()
+            .find(|r| r["request_id"] == id)
+            .unwrap_or_else(|| panic!("no record of {id}: {records:?}"))
+            .clone()
+    };
+    let upload = find("gone-upload");
+    assert_eq!(
+        (upload["status"].as_u64(), upload["error"].as_str()),
+        (Some(499), Some("client-gone"))
+    );
+    assert_eq!(upload["reached"], false, "{upload}");
+    assert_eq!(upload["order_no"], "U-1");
+    let waiting = find("gone-waiting");
+    assert_eq!(
+        (waiting["status"].as_u64(), waiting["error"].as_str()),
+        (Some(499), Some("client-gone"))
+    );
+    assert_eq!(waiting["reached"], true, "{waiting}");
+    // A passthrough route is not journalled, but its line and its count are written: the
+    // metrics show the download's 200 and the two 499s.
+    let metrics = raw(shim.admin, &get("/metrics")).await.text();
+    assert!(
+        metrics.contains(
+            "webcollect_shim_requests_total{route=\"static\",decision=\"pass\",status=\"2xx\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("webcollect_shim_requests_total{route=\"api\",decision=\"bad_request\",status=\"4xx\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "webcollect_shim_requests_total{route=\"api\",decision=\"pass\",status=\"4xx\"} 1"
+        ),
+        "{metrics}"
+    );
+}

@@ -219,7 +219,8 @@ async fn twenty_mib_request_streams_to_the_upstream() {
     let shim = TestShim::start(&config(&upstream.url()), t(BEFORE)).await;
     let mut client = http1_client(shim.addr).await;
     let (tx, body) = channel_body();
-    let req = Request::post("/api/upload")
+    // A streaming route (kind page); `api` and `notification` forms are read whole first.
+    let req = Request::post("/webcollect/upload")
         .header("host", "shim")
         .body(body)
         .unwrap();

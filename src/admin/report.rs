@@ -130,7 +130,8 @@ pub async fn report(
             let at = |t: DateTime<Utc>| t.with_timezone(&tz).fixed_offset();
             let from = subject.start.to_utc() - before;
             let to = subject.end.to_utc() + after;
-            let horizon = to.min(now).max(from);
+            // Half-open: a record made at this very instant is in.
+            let horizon = to.min(now + TimeDelta::milliseconds(1)).max(from);
             let (records, dropped) = journal.records(from, horizon).map_err(|e| {
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -11,10 +11,13 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Request, Response, Uri, Version};
 
-use crate::config::NonCanonicalPaths;
+use bytes::Bytes;
+use http_body_util::BodyExt as _;
+
+use crate::config::{Kind, NonCanonicalPaths};
 
 use super::Forwarding;
-use super::body::{ProxyBody, declared_length};
+use super::body::{ProxyBody, UpstreamBody, declared_length};
 use super::conn::Conn;
 use super::pool::ConnectError;
 use super::rescue::ProxyError;
@@ -50,12 +53,30 @@ impl tower::Service<Forwarding> for Forward {
 async fn forward(fwd: Forwarding) -> Result<Response<ProxyBody>, ProxyError> {
     let upstream = fwd.upstream();
     let Forwarding {
-        req, view, conn, ..
+        mut req,
+        view,
+        conn,
+        route,
+        ..
     } = fwd;
     let config = &view.loaded.snapshot.config;
     if declared_length(req.headers()).is_some_and(|n| n > config.server.max_request_body) {
         // Refused before anything is sent upstream.
         return Err(ProxyError::BodyTooLarge);
+    }
+    if matches!(config.routes[route].kind, Kind::Api | Kind::Notification)
+        && matches!(
+            req.body(),
+            UpstreamBody::Stream { .. } | UpstreamBody::Tapped { .. }
+        )
+        && !http_body::Body::is_end_stream(req.body())
+    {
+        // Forms of a few KB: read whole before an upstream connection is taken, so a client
+        // that drips its body holds none (it would hold one for as long as it likes). The
+        // whole body within body_read_timeout.
+        let body = std::mem::replace(req.body_mut(), UpstreamBody::full(Bytes::new()));
+        *req.body_mut() =
+            UpstreamBody::full(read_whole(body, config.server.body_read_timeout).await?);
     }
     let pool = &view.pools[upstream];
     let target = pool.target();
@@ -95,6 +116,18 @@ async fn forward(fwd: Forwarding) -> Result<Response<ProxyBody>, ProxyError> {
     view.loaded.latency[upstream].observe(sent.elapsed().as_secs_f64());
     strip_hop_by_hop(response.headers_mut());
     Ok(response.map(ProxyBody::Upstream))
+}
+
+/// Reads a request body whole, within `within`.
+///
+/// # Errors
+/// It broke, passed `server.max_request_body`, or did not end in time (408).
+async fn read_whole(body: UpstreamBody, within: std::time::Duration) -> Result<Bytes, ProxyError> {
+    match tokio::time::timeout(within, body.collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(err)) => Err(ProxyError::Body(super::rescue::body_failure(&*err))),
+        Err(_) => Err(ProxyError::Body(super::rescue::Failure::BodyTimeout)),
+    }
 }
 
 /// Turns the client's request head into the upstream's: origin-form target (the canonical

@@ -40,6 +40,9 @@ pub enum ProxyError {
     /// The request could not be turned into an upstream request.
     #[error("request cannot be forwarded")]
     BadRequest,
+    /// The request body, read whole before forwarding, failed (too large, stalled, malformed).
+    #[error("request body failed: {}", .0.label())]
+    Body(Failure),
 }
 
 /// What kind of failure it was: the label in logs and the answer's shape.
@@ -61,6 +64,10 @@ pub enum Failure {
     UpstreamBusy,
     /// 400: the request cannot be forwarded.
     BadRequest,
+    /// 499 (nginx's "client closed request"): the client closed the connection while its
+    /// body was being read. Nobody reads the answer; the log, the metrics and the journal
+    /// say what happened.
+    ClientGone,
 }
 
 impl Failure {
@@ -76,6 +83,7 @@ impl Failure {
             Self::BadBody => "bad-request-body",
             Self::UpstreamBusy => "upstream-busy",
             Self::BadRequest => "bad-request",
+            Self::ClientGone => "client-gone",
         }
     }
 
@@ -86,9 +94,11 @@ impl Failure {
             Self::Unreachable | Self::Timeout | Self::Upstream | Self::UpstreamBusy => {
                 Decision::UpstreamError
             }
-            Self::BodyTooLarge | Self::BodyTimeout | Self::BadBody | Self::BadRequest => {
-                Decision::BadRequest
-            }
+            Self::BodyTooLarge
+            | Self::BodyTimeout
+            | Self::BadBody
+            | Self::BadRequest
+            | Self::ClientGone => Decision::BadRequest,
         }
     }
 
@@ -106,6 +116,7 @@ impl Failure {
             Self::BadBody => response::bad_request("malformed request body"),
             Self::UpstreamBusy => response::upstream_busy(),
             Self::BadRequest => response::bad_request("request target cannot be forwarded"),
+            Self::ClientGone => response::client_gone(),
         }
     }
 }
@@ -123,6 +134,7 @@ impl ProxyError {
             Self::BodyTooLarge => Failure::BodyTooLarge,
             Self::Busy(_) => Failure::UpstreamBusy,
             Self::BadRequest => Failure::BadRequest,
+            Self::Body(failure) => *failure,
         }
     }
 }
@@ -136,6 +148,12 @@ pub fn body_failure(err: &(dyn std::error::Error + 'static)) -> Failure {
         Failure::BodyTooLarge
     } else if caused_by::<tower_http::timeout::TimeoutError>(err) {
         Failure::BodyTimeout
+    } else if crate::error::cause::<std::io::Error>(err)
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::UnexpectedEof)
+    {
+        // hyper reads the connection's end before the body's (a length or chunk not met):
+        // the client left.
+        Failure::ClientGone
     } else {
         Failure::BadBody
     }

@@ -295,6 +295,23 @@ pub fn internal_error() -> Canned {
     )
 }
 
+/// `499` (nginx's "client closed request"): the answer to a request whose client closed
+/// the connection mid-body. Nobody reads it; it exists so the log and the metrics say so.
+#[must_use]
+pub fn client_gone() -> Canned {
+    let status = StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut canned = Canned::new(
+        status,
+        "client-gone",
+        TEXT_PLAIN,
+        "webcollect-shim: the client closed the connection\n".to_string(),
+    );
+    canned
+        .headers
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    canned
+}
+
 /// 400: a request the shim cannot forward. The connection is closed after it: a request
 /// that could not be read cannot be trusted to end where the next one starts.
 #[must_use]

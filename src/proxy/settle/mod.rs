@@ -9,6 +9,7 @@ use std::future::Future;
 use std::io::{Read as _, Write as _};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, HeaderValue};
@@ -82,7 +83,9 @@ where
                         // Refused before anything is read or sent.
                         return Ok(Answer::failed(Failure::BodyTooLarge));
                     }
-                    match request(parts, body, drill, metrics, route).await {
+                    // The whole notification within body_read_timeout: 408 otherwise.
+                    let within = config.server.body_read_timeout;
+                    match request(parts, body, drill, within, metrics, route).await {
                         Ok(req) => {
                             fwd.req = req;
                             inner.call(fwd).await
@@ -97,10 +100,17 @@ where
                     fwd.req
                         .headers_mut()
                         .insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+                    let within = view.pools[fwd.upstream()].target().config.response_timeout;
                     let Ok(mut answer) = inner.call(fwd).await;
                     if answer.outcome.failure.is_none() {
                         let (parts, body) = answer.response.into_parts();
-                        answer.response = response(parts, body, drill, metrics, route).await;
+                        answer = match response(parts, body, drill, within, metrics, route).await {
+                            Ok(response) => Answer {
+                                response,
+                                outcome: answer.outcome,
+                            },
+                            Err(failure) => Answer::failed(failure),
+                        };
                     }
                     Ok(answer)
                 }
@@ -149,9 +159,21 @@ enum Buffered<B> {
     Partial(Bytes, B),
     /// The body broke: what was read, and the error.
     Failed(Bytes, BoxError),
+    /// It did not end within the time allowed (a sender dripping bytes beats a timeout
+    /// between frames, not this one).
+    TimedOut,
 }
 
-async fn buffer<B>(mut body: B, max: usize) -> Buffered<B>
+async fn buffer<B>(body: B, max: usize, within: Duration) -> Buffered<B>
+where
+    B: HttpBody<Data = Bytes, Error = BoxError> + Unpin,
+{
+    tokio::time::timeout(within, read_up_to(body, max))
+        .await
+        .unwrap_or(Buffered::TimedOut)
+}
+
+async fn read_up_to<B>(mut body: B, max: usize) -> Buffered<B>
 where
     B: HttpBody<Data = Bytes, Error = BoxError> + Unpin,
 {
@@ -173,39 +195,48 @@ where
     }
 }
 
-/// Rewrites `resultData/settleMethod` in an upstream response (E04/F04).
+/// Rewrites `resultData/settleMethod` in an upstream response (E04/F04), whose body must
+/// arrive within `within` (the upstream's `response_timeout`).
+///
+/// # Errors
+/// The body did not arrive in time: the client gets 504, as for a head that did not.
 async fn response(
     mut parts: http::response::Parts,
     body: ProxyBody,
     drill: &SettleDrill,
+    within: Duration,
     metrics: &Metrics,
     route: &str,
-) -> Response<ProxyBody> {
+) -> Result<Response<ProxyBody>, Failure> {
     let gzip = match content_encoding(&parts.headers) {
         Encoding::Identity => false,
         Encoding::Gzip => true,
         Encoding::Other => {
             record(metrics, route, "unsupported_encoding");
-            return Response::from_parts(parts, body);
+            return Ok(Response::from_parts(parts, body));
         }
     };
     if declared_length(&parts.headers).is_some_and(|n| n > drill.max_body as u64) {
         record(metrics, route, "oversize");
-        return Response::from_parts(parts, body);
+        return Ok(Response::from_parts(parts, body));
     }
-    let raw = match buffer(body, drill.max_body).await {
+    let raw = match buffer(body, drill.max_body, within).await {
         Buffered::Complete(raw) => raw,
         Buffered::Partial(read, rest) => {
             record(metrics, route, "oversize");
-            return Response::from_parts(
+            return Ok(Response::from_parts(
                 parts,
                 ProxyBody::Boxed(Prefixed::new(read, rest).boxed()),
-            );
+            ));
         }
         Buffered::Failed(read, err) => {
             // The client sees the same broken body it would have seen without the drill.
-            return Response::from_parts(parts, ProxyBody::Boxed(failed_body(read, err)));
+            return Ok(Response::from_parts(
+                parts,
+                ProxyBody::Boxed(failed_body(read, err)),
+            ));
         }
+        Buffered::TimedOut => return Err(Failure::Timeout),
     };
     let xml = if gzip {
         gunzip(&raw, drill.max_body)
@@ -237,7 +268,7 @@ async fn response(
     parts
         .headers
         .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-    Response::from_parts(parts, ProxyBody::full(body))
+    Ok(Response::from_parts(parts, ProxyBody::full(body)))
 }
 
 /// Rewrites `settle_method` in a payment-result notification before it is relayed.
@@ -248,6 +279,7 @@ async fn request(
     mut parts: http::request::Parts,
     body: UpstreamBody,
     drill: &SettleDrill,
+    within: Duration,
     metrics: &Metrics,
     route: &str,
 ) -> Result<Request<UpstreamBody>, Failure> {
@@ -255,7 +287,7 @@ async fn request(
         record(metrics, route, "oversize");
         return Ok(Request::from_parts(parts, body));
     }
-    let raw = match buffer(Box::pin(body), drill.max_body).await {
+    let raw = match buffer(Box::pin(body), drill.max_body, within).await {
         Buffered::Complete(raw) => raw,
         Buffered::Partial(read, rest) => {
             record(metrics, route, "oversize");
@@ -266,6 +298,7 @@ async fn request(
             ));
         }
         Buffered::Failed(_, err) => return Err(body_failure(&*err)),
+        Buffered::TimedOut => return Err(Failure::BodyTimeout),
     };
     let body = match rewrite::rewrite_form(&raw, &drill.value) {
         Some(out) => {
