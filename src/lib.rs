@@ -134,6 +134,7 @@ impl Shim {
             keepalive_timeout: config.server.keepalive_timeout,
             grace: config.server.shutdown_grace,
             max_header_bytes: config.server.max_header_bytes,
+            max_upstream_per_client: config.server.max_upstream_per_client,
         };
         let tls = match (&self.tls, listeners.tls.len()) {
             (_, 0) => None,

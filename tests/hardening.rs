@@ -796,3 +796,55 @@ async fn finding_4_every_way_a_client_leaves_gets_its_record() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn finding_1_one_clients_http2_streams_take_at_most_max_upstream_per_client() {
+    let (upstream, peak) = slow_upstream(Duration::from_millis(300)).await;
+    let toml = probe_config(&upstream.url(), "max_upstream_per_client = 2").replace(
+        "connect_timeout = \"1s\"",
+        "connect_timeout = \"5s\"\nmax_connections = 4",
+    );
+    let shim = TestShim::start(&toml, t(BEFORE)).await;
+    let stream = TcpStream::connect(shim.addr).await.unwrap();
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(executor(), hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    // Ten streams of one client on a streaming route (kind passthrough).
+    let calls: Vec<_> = (0..10)
+        .map(|_| {
+            let mut sender = sender.clone();
+            tokio::spawn(async move {
+                let req = http::Request::get("http://shim.test/static/a.css")
+                    .body(full(""))
+                    .unwrap();
+                sender.send_request(req).await.unwrap().status()
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Another client is served at once: the first holds two of the upstream's four.
+    let started = Instant::now();
+    let res = raw(shim.addr, &get("/static/b.css")).await;
+    assert_eq!(res.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_millis(600),
+        "{:?}",
+        started.elapsed()
+    );
+    for call in calls {
+        assert_eq!(
+            call.await.unwrap(),
+            200,
+            "the streams wait their turn, none refused"
+        );
+    }
+    assert_eq!(upstream.seen().len(), 11);
+    // Two of the first client's streams, plus the other client: never more than three.
+    assert!(
+        peak.load(Ordering::SeqCst) <= 3,
+        "{}",
+        peak.load(Ordering::SeqCst)
+    );
+}

@@ -365,6 +365,9 @@ pub struct Server {
     pub keepalive_timeout: Duration,
     /// At most this many client connections at once; more wait in the backlog.
     pub max_connections: usize,
+    /// At most this many upstream exchanges at once for one client connection (its HTTP/2
+    /// streams); more wait up to the upstream's `connect_timeout`, then 503. Read at start.
+    pub max_upstream_per_client: usize,
     /// What happens to a request whose path is not canonical.
     pub non_canonical_paths: NonCanonicalPaths,
 }

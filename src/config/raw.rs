@@ -230,6 +230,7 @@ pub(crate) struct RawServer {
     pub(crate) body_read_timeout: Option<Str>,
     pub(crate) keepalive_timeout: Option<Str>,
     pub(crate) max_connections: Option<Spanned<i64>>,
+    pub(crate) max_upstream_per_client: Option<Spanned<i64>>,
     pub(crate) non_canonical_paths: Option<NonCanonicalPaths>,
 }
 

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::{HeaderValue, Version};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 /// What the shim knows about a client connection, worked out once when it is accepted.
@@ -22,12 +23,17 @@ pub struct Conn {
     pub activity: Arc<Activity>,
     /// For TLS, the host name the client asked for (SNI), lowercase.
     pub server_name: Option<Box<str>>,
+    /// Its share of upstream exchanges (`server.max_upstream_per_client`): a permit is held
+    /// from before an upstream connection is taken until that connection is given back, so
+    /// one client's HTTP/2 streams cannot take every connection of an upstream.
+    pub upstream: Arc<Semaphore>,
 }
 
 impl Conn {
-    /// A plain-HTTP client connection from `peer`.
+    /// A plain-HTTP client connection from `peer`, allowed `max_upstream` upstream exchanges
+    /// at once.
     #[must_use]
-    pub fn http(peer: SocketAddr, activity: Arc<Activity>) -> Self {
+    pub fn http(peer: SocketAddr, activity: Arc<Activity>, max_upstream: usize) -> Self {
         let ip = peer.ip().to_canonical().to_string();
         Self {
             peer,
@@ -36,16 +42,22 @@ impl Conn {
             proto: HeaderValue::from_static("http"),
             activity,
             server_name: None,
+            upstream: Arc::new(Semaphore::new(max_upstream)),
         }
     }
 
     /// A TLS client connection from `peer` that asked for `server_name` (lowercase).
     #[must_use]
-    pub fn https(peer: SocketAddr, activity: Arc<Activity>, server_name: Option<Box<str>>) -> Self {
+    pub fn https(
+        peer: SocketAddr,
+        activity: Arc<Activity>,
+        server_name: Option<Box<str>>,
+        max_upstream: usize,
+    ) -> Self {
         Self {
             proto: HeaderValue::from_static("https"),
             server_name,
-            ..Self::http(peer, activity)
+            ..Self::http(peer, activity, max_upstream)
         }
     }
 }

@@ -11,8 +11,11 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Request, Response, Uri, Version};
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::{Kind, NonCanonicalPaths};
 
@@ -89,14 +92,17 @@ async fn forward(fwd: Forwarding) -> Result<Response<ProxyBody>, ProxyError> {
     let mut req = Request::from_parts(parts, body);
     let sent = Instant::now();
     let timeout = target.config.response_timeout;
+    let client = conn.upstream.clone();
+    let connect_timeout = target.config.connect_timeout;
     let exchange = async {
         let mut attempt = 1;
         loop {
+            let permit = client_permit(&client, connect_timeout).await?;
             let conn = pool.acquire().await.map_err(|err| match err {
                 ConnectError::Busy(_, waited) => ProxyError::Busy(waited),
                 err => ProxyError::Connect(err),
             })?;
-            match conn.send(pool.clone(), req).await {
+            match conn.send(pool.clone(), req, permit).await {
                 Ok(response) => return Ok(response),
                 Err(mut err) => match err.take_message() {
                     // Not a byte was written: another connection may carry it.
@@ -116,6 +122,25 @@ async fn forward(fwd: Forwarding) -> Result<Response<ProxyBody>, ProxyError> {
     view.loaded.latency[upstream].observe(sent.elapsed().as_secs_f64());
     strip_hop_by_hop(response.headers_mut());
     Ok(response.map(ProxyBody::Upstream))
+}
+
+/// One of the client connection's `server.max_upstream_per_client` upstream exchanges:
+/// at once when one is free, else when one frees up within `wait`.
+///
+/// # Errors
+/// None freed up in time: 503, as when the upstream's own connections are all busy.
+async fn client_permit(
+    client: &Arc<Semaphore>,
+    wait: std::time::Duration,
+) -> Result<OwnedSemaphorePermit, ProxyError> {
+    if let Ok(permit) = client.clone().try_acquire_owned() {
+        return Ok(permit);
+    }
+    match tokio::time::timeout(wait, client.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        // The semaphore is never closed; a closed one would be as good as busy.
+        Ok(Err(_)) | Err(_) => Err(ProxyError::Busy(wait)),
+    }
 }
 
 /// Reads a request body whole, within `within`.

@@ -18,7 +18,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
 use super::body::UpstreamBody;
@@ -210,10 +210,20 @@ impl Pooled {
         mut self,
         pool: Arc<Pool>,
         req: Request<UpstreamBody>,
+        permit: OwnedSemaphorePermit,
     ) -> Result<Response<PooledBody>, hyper::client::conn::TrySendError<Request<UpstreamBody>>>
     {
         let response = self.sender.try_send_request(req).await?;
-        Ok(response.map(|body| PooledBody::new(body, Ticket { pool, conn: self })))
+        Ok(response.map(|body| {
+            PooledBody::new(
+                body,
+                Ticket {
+                    pool,
+                    conn: self,
+                    _permit: permit,
+                },
+            )
+        }))
     }
 }
 
@@ -240,11 +250,13 @@ impl Drop for Opened {
     }
 }
 
-/// The right to put a connection back in its pool.
+/// The right to put a connection back in its pool, and the client's share of upstream
+/// exchanges it uses until then.
 #[derive(Debug)]
 struct Ticket {
     pool: Arc<Pool>,
     conn: Pooled,
+    _permit: OwnedSemaphorePermit,
 }
 
 /// An upstream response body that returns its connection to the pool when it ends. If it
@@ -269,7 +281,7 @@ impl PooledBody {
     }
 
     fn release(&mut self) {
-        if let Some(Ticket { pool, conn }) = self.ticket.take() {
+        if let Some(Ticket { pool, conn, .. }) = self.ticket.take() {
             pool.release(conn);
         }
     }

@@ -104,6 +104,7 @@ fn conn() -> Arc<Conn> {
     Arc::new(Conn::http(
         "192.0.2.7:40000".parse().unwrap(),
         crate::proxy::conn::Activity::detached(),
+        8,
     ))
 }
 
@@ -430,7 +431,11 @@ async fn a_panic_answers_500_and_the_connection_carries_on() {
         let (stream, peer) = listener.accept().await.unwrap();
         let stack = super::build(
             server_worker,
-            Arc::new(Conn::http(peer, crate::proxy::conn::Activity::detached())),
+            Arc::new(Conn::http(
+                peer,
+                crate::proxy::conn::Activity::detached(),
+                8,
+            )),
             PanicsOnPath,
         );
         let _ = hyper::server::conn::http1::Builder::new()

@@ -55,6 +55,8 @@ pub struct ServeOptions {
     pub grace: Duration,
     /// Largest request head (hyper answers 431 past it).
     pub max_header_bytes: usize,
+    /// Upstream exchanges one client connection may have at once.
+    pub max_upstream_per_client: usize,
 }
 
 impl ServeOptions {
@@ -190,7 +192,7 @@ pub async fn serve_proxy(
         |stream, peer, over_tls, activity, mut stop| match acceptor.as_ref().filter(|_| over_tls) {
             None => Either::Left(serve_stack(
                 stream,
-                Conn::http(peer, activity),
+                Conn::http(peer, activity, options.max_upstream_per_client),
                 worker.clone(),
                 &builder,
                 options,
@@ -206,7 +208,8 @@ pub async fn serve_proxy(
                     else {
                         return;
                     };
-                    let conn = Conn::https(peer, activity, server_name);
+                    let conn =
+                        Conn::https(peer, activity, server_name, options.max_upstream_per_client);
                     serve_stack(stream, conn, worker, &builder, options, stop).await;
                 })
             }

@@ -273,6 +273,10 @@ impl Shared {
                 "max_connections",
             ),
             (
+                new.max_upstream_per_client != was.max_upstream_per_client,
+                "max_upstream_per_client",
+            ),
+            (
                 new.header_read_timeout != was.header_read_timeout,
                 "header_read_timeout",
             ),

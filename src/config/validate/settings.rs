@@ -156,6 +156,7 @@ impl Checker<'_> {
             keepalive_timeout: self
                 .duration(raw.keepalive_timeout.as_ref(), Duration::from_secs(30)),
             max_connections: self.count(raw.max_connections.as_ref(), 10_000),
+            max_upstream_per_client: self.count(raw.max_upstream_per_client.as_ref(), 8),
             non_canonical_paths: raw.non_canonical_paths.unwrap_or_default(),
         }
     }

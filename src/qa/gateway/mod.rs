@@ -105,6 +105,8 @@ pub async fn serve(
         keepalive_timeout: Duration::from_secs(60),
         grace: Duration::from_secs(5),
         max_header_bytes: 64 * 1024,
+        // Not a proxy: no upstream.
+        max_upstream_per_client: 1,
     };
     server::serve(listener, handler, shutdown, options).await;
     Ok(())
