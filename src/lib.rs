@@ -17,6 +17,7 @@ pub mod proxy;
 pub mod qa;
 pub mod response;
 pub mod runtime;
+pub mod safe_file;
 pub mod schedule;
 pub mod state;
 pub mod tls;

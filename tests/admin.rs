@@ -18,10 +18,10 @@ async fn is_maintained(shim: &TestShim, path: &str) -> bool {
 async fn health_status_and_metrics() {
     let upstream = Upstream::fixed(OK_XML).await;
     let shim = TestShim::start(&config(&upstream.url()), t(DURING)).await;
-    assert_eq!(raw(shim.admin, &get("/healthz")).await.status, 200);
-    assert_eq!(raw(shim.admin, &get("/readyz")).await.status, 200);
+    assert_eq!(raw(shim.admin, &admin_get("/healthz")).await.status, 200);
+    assert_eq!(raw(shim.admin, &admin_get("/readyz")).await.status, 200);
 
-    let status = json(&raw(shim.admin, &get("/status")).await);
+    let status = json(&raw(shim.admin, &admin_get("/status")).await);
     assert_eq!(status["now"], "2020-04-20T02:30:00.000+09:00");
     assert_eq!(status["timezone"], "Asia/Tokyo");
     assert_eq!(status["mode"], "enforce");
@@ -34,7 +34,7 @@ async fn health_status_and_metrics() {
     raw(shim.addr, &get("/nope")).await;
     shim.clock.set(t(AFTER));
     assert!(!is_maintained(&shim, "/api/creditToken").await);
-    let metrics = raw(shim.admin, &get("/metrics")).await;
+    let metrics = raw(shim.admin, &admin_get("/metrics")).await;
     assert_eq!(
         metrics.header("content-type"),
         Some("text/plain; version=0.0.4; charset=utf-8")
@@ -85,8 +85,8 @@ async fn mutations_need_the_bearer_token() {
         "a refused drill must not open"
     );
     // Reads stay open.
-    assert_eq!(raw(shim.admin, &get("/status")).await.status, 200);
-    assert_eq!(raw(shim.admin, &get("/drills")).await.status, 200);
+    assert_eq!(raw(shim.admin, &admin_get("/status")).await.status, 200);
+    assert_eq!(raw(shim.admin, &admin_get("/drills")).await.status, 200);
     // The right token works.
     assert_eq!(admin(&shim, "POST", "/drills", body).await.status, 201);
     assert!(is_maintained(&shim, "/api/creditToken").await);
@@ -115,7 +115,7 @@ async fn ad_hoc_drill_opens_and_expires_by_itself() {
     assert_eq!(page.status, 200);
     let listed = json(&admin(&shim, "GET", "/drills", "").await);
     assert_eq!(listed["drills"][0]["id"], "qa-1");
-    let status = json(&raw(shim.admin, &get("/status")).await);
+    let status = json(&raw(shim.admin, &admin_get("/status")).await);
     assert_eq!(status["active_windows"][0]["id"], "qa-1");
 
     assert_eq!(
@@ -237,7 +237,7 @@ async fn reload_swaps_valid_configs_and_keeps_the_old_one_otherwise() {
     assert_eq!(json(&res)["version"], 2);
     assert!(is_maintained(&shim, "/api/creditToken").await);
     assert_eq!(
-        json(&raw(shim.admin, &get("/status")).await)["config"]["version"],
+        json(&raw(shim.admin, &admin_get("/status")).await)["config"]["version"],
         2
     );
     // The ad-hoc drill survived the reload.
@@ -259,7 +259,7 @@ async fn reload_swaps_valid_configs_and_keeps_the_old_one_otherwise() {
     );
     assert!(is_maintained(&shim, "/api/creditToken").await);
     assert_eq!(
-        json(&raw(shim.admin, &get("/status")).await)["config"]["version"],
+        json(&raw(shim.admin, &admin_get("/status")).await)["config"]["version"],
         2
     );
 
@@ -280,7 +280,7 @@ async fn reload_swaps_valid_configs_and_keeps_the_old_one_otherwise() {
         res.text()
     );
 
-    let metrics = raw(shim.admin, &get("/metrics")).await.text();
+    let metrics = raw(shim.admin, &admin_get("/metrics")).await.text();
     assert!(
         metrics.contains("webcollect_shim_config_reloads_total{result=\"ok\"} 1"),
         "{metrics}"
@@ -325,7 +325,7 @@ async fn reload_during_in_flight_requests_fails_none() {
     }
     assert_eq!(upstream.seen().len(), 50);
     assert_eq!(
-        json(&raw(shim.admin, &get("/status")).await)["config"]["version"],
+        json(&raw(shim.admin, &admin_get("/status")).await)["config"]["version"],
         6
     );
 }
@@ -339,7 +339,7 @@ async fn a_changed_config_file_is_reloaded_by_itself() {
     let shim = TestShim::start_file(&path, t(BEFORE)).await;
     // The admin listener is served after the watch is installed: once it answers, the
     // write below is one the watch sees.
-    assert_eq!(raw(shim.admin, &get("/healthz")).await.status, 200);
+    assert_eq!(raw(shim.admin, &admin_get("/healthz")).await.status, 200);
     std::fs::write(
         &path,
         watched.replace(
@@ -351,7 +351,7 @@ async fn a_changed_config_file_is_reloaded_by_itself() {
     eventually(
         Duration::from_secs(10),
         "the edited file reloaded",
-        || async { json(&raw(shim.admin, &get("/status")).await)["config"]["version"] == 2 },
+        || async { json(&raw(shim.admin, &admin_get("/status")).await)["config"]["version"] == 2 },
     )
     .await;
     assert!(is_maintained(&shim, "/api/creditToken").await);
@@ -361,6 +361,6 @@ async fn a_changed_config_file_is_reloaded_by_itself() {
 async fn unknown_admin_paths_and_methods() {
     let upstream = Upstream::fixed(OK_XML).await;
     let shim = TestShim::start(&config(&upstream.url()), t(BEFORE)).await;
-    assert_eq!(raw(shim.admin, &get("/nope")).await.status, 404);
+    assert_eq!(raw(shim.admin, &admin_get("/nope")).await.status, 404);
     assert_eq!(admin(&shim, "POST", "/status", "").await.status, 405);
 }

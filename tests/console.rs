@@ -48,7 +48,7 @@ upstream = "gone"
 }
 
 async fn admin_json(shim: &TestShim, path: &str) -> Value {
-    json(&raw(shim.admin, &get(path)).await)
+    json(&raw(shim.admin, &admin_get(path)).await)
 }
 
 /// Opens a drill the way the CLI or another replica's console would: no Origin.

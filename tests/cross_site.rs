@@ -18,7 +18,7 @@ fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Ve
 }
 
 async fn drills_open(shim: &TestShim) -> usize {
-    json(&raw(shim.admin, &get("/drills")).await)["drills"]
+    json(&raw(shim.admin, &admin_get("/drills")).await)["drills"]
         .as_array()
         .unwrap()
         .len()

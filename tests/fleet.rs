@@ -60,7 +60,7 @@ fn admin_args(command: &[&str], replicas: &[SocketAddr]) -> Vec<String> {
 }
 
 async fn status(admin: SocketAddr) -> Value {
-    let res = raw(admin, &get("/status")).await;
+    let res = raw(admin, &admin_get("/status")).await;
     serde_json::from_slice(&res.body).unwrap_or_else(|e| panic!("{e}: {}", res.text()))
 }
 

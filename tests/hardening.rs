@@ -496,7 +496,7 @@ async fn the_notification_relay_and_every_route_keep_the_body_limits() {
         .await;
     let res = conn.read_response().await;
     assert_eq!(res.status, 408);
-    let metrics = raw(shim.admin, &get("/metrics")).await.text();
+    let metrics = raw(shim.admin, &admin_get("/metrics")).await.text();
     assert!(
         metrics.contains("route=\"relay\",decision=\"bad_request\",status=\"4xx\"} 4"),
         "{metrics}"

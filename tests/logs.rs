@@ -60,7 +60,7 @@ async fn exercise(proxy: std::net::SocketAddr, admin: std::net::SocketAddr) -> S
     .await;
     assert_eq!(refused.status, 400);
     assert_eq!(raw(proxy, &secret_request("/down/x", "")).await.status, 502);
-    raw(admin, &get("/metrics")).await.text()
+    raw(admin, &admin_get("/metrics")).await.text()
 }
 
 fn shim_config(upstream: &str, format: &str) -> std::path::PathBuf {

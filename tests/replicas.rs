@@ -11,7 +11,7 @@ use crate::support::*;
 const OK_XML: &str = "<return><returnCode>0</returnCode></return>";
 
 async fn status(shim: &TestShim) -> Value {
-    serde_json::from_slice(&raw(shim.admin, &get("/status")).await.body).unwrap()
+    serde_json::from_slice(&raw(shim.admin, &admin_get("/status")).await.body).unwrap()
 }
 
 async fn is_maintained(shim: &TestShim) -> bool {
@@ -117,7 +117,7 @@ async fn open_drills_survive_a_restart_until_they_end() {
         &shim,
         "POST",
         "/drills",
-        r#"{"services": ["x"], "duration": "1m"}"#,
+        r#"{"services": ["webcollect.api"], "duration": "1m"}"#,
     )
     .await;
     assert!(

@@ -59,3 +59,5 @@ mod console;
 mod layout;
 // Drill evidence: the journal, reports, the report command.
 mod journal;
+// Issue 25's admin side: bounded drills, linear restore, Host checks, safe state files.
+mod admin_hardening;

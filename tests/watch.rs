@@ -24,7 +24,7 @@ fn with_early_window(base: &str, id: &str) -> String {
 }
 
 async fn version(shim: &TestShim) -> Value {
-    let status: Value = serde_json::from_slice(&raw(shim.admin, &get("/status")).await.body)
+    let status: Value = serde_json::from_slice(&raw(shim.admin, &admin_get("/status")).await.body)
         .expect("/status is JSON");
     status["config"]["version"].clone()
 }
@@ -66,7 +66,7 @@ async fn a_configmap_update_is_reloaded() {
     reaches_version(&shim, 3).await;
     assert!(!is_maintained(&shim).await);
     let status: Value =
-        serde_json::from_slice(&raw(shim.admin, &get("/status")).await.body).unwrap();
+        serde_json::from_slice(&raw(shim.admin, &admin_get("/status")).await.body).unwrap();
     assert_eq!(
         status["config"]["sha256"],
         webcollect_shim::config::digest(base.as_bytes())
@@ -107,7 +107,7 @@ async fn rewriting_the_same_bytes_or_another_file_reloads_nothing() {
     // debounce periods to (wrongly) reload.
     tokio::time::sleep(webcollect_shim::state::reload::DEBOUNCE * 3).await;
     assert_eq!(version(&shim).await, 1);
-    let metrics = raw(shim.admin, &get("/metrics")).await.text();
+    let metrics = raw(shim.admin, &admin_get("/metrics")).await.text();
     assert!(
         !metrics.contains("webcollect_shim_config_reloads_total{result=\"ok\"} 1"),
         "{metrics}"

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 
 use crate::clock::{Clock as _, SystemClock};
 use crate::config::{Secret, is_valid_service, parse_duration};
+use crate::state::input;
 
 /// Where the bearer token for `open` and `close` is read from, unless `--token-env` says
 /// otherwise. (The config's `admin.token_env` names the variable the *server* reads; the CLI
@@ -74,8 +75,8 @@ pub struct OpenArgs {
     /// How long it lasts, in the shim's (drill) time, e.g. 15m.
     #[arg(long, value_name = "DURATION", value_parser = parse_drill_duration)]
     duration: String,
-    /// Human title.
-    #[arg(long)]
+    /// Human title (at most 200 characters, no control characters).
+    #[arg(long, value_parser = parse_title)]
     title: Option<String>,
     /// Id, the same on every replica [default: drill-YYYYMMDDTHHMMSSZ, the UTC time now].
     #[arg(long, value_parser = parse_id)]
@@ -154,18 +155,26 @@ fn parse_service(text: &str) -> Result<String, String> {
     }
 }
 
+/// The same rules the admin API applies ([`input`]): checked here too, so a bad drill is
+/// refused before any replica is asked, not by each of them.
 fn parse_drill_duration(text: &str) -> Result<String, String> {
-    parse_duration(text).map(|_| text.to_string())
+    input::parse_drill_duration(text, input::MAX_DURATION_CEILING)
+        .map(|_| text.to_string())
+        .map_err(|e| e.to_string())
 }
 
-/// Ids travel in the `DELETE /drills/{id}` path unencoded: keep them to URL-safe characters.
+fn parse_title(text: &str) -> Result<String, String> {
+    input::check_title(text)
+        .map(|()| text.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Ids travel in the `DELETE /drills/{id}` path unencoded: the one id alphabet keeps them
+/// URL-safe.
 fn parse_id(text: &str) -> Result<String, String> {
-    let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':');
-    if !text.is_empty() && text.chars().all(safe) {
-        Ok(text.to_string())
-    } else {
-        Err("use letters, digits, '-', '_', '.' or ':'".into())
-    }
+    input::check_id(text)
+        .map(|()| text.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// What is done on each replica before its status is read.
@@ -227,6 +236,10 @@ pub fn drills(command: DrillsCommand) -> io::Result<bool> {
         DrillsCommand::List(fleet) => run(&fleet, Action::List),
         DrillsCommand::Close { fleet, id } => run(&fleet, Action::Close { id }),
         DrillsCommand::Open(args) => {
+            if let Err(err) = input::check_services(&args.services) {
+                eprintln!("webcollect-shim: {err}");
+                return Ok(false);
+            }
             // One id for the whole fleet, so `drills close ID` reaches the same drill
             // everywhere; replicas would each generate their own.
             let id = args

@@ -13,6 +13,13 @@
 //!   `localhost`, because an attacker's name can be re-pointed at 127.0.0.1 (DNS rebinding)
 //!   and its page would then be "same origin". A request without `Origin` (curl, the CLI)
 //!   is not a browser's cross-site request and passes.
+//! - **Host, on every request.** Reads need no token, so a rebound name would let another
+//!   site's page *read* `/status`, `/drills` and `/report` even where it cannot write. Every
+//!   admin request, reads included, is refused with 403 unless its `Host` (HTTP/2:
+//!   `:authority`) names the admin by the same rule: an IP literal or `localhost`, the host
+//!   of an `[admin] allowed_origins` entry, or any name when a bearer token is configured
+//!   (a non-loopback admin always has one, and its Service or ingress name cannot be known
+//!   in advance). A request without `Host` (HTTP/1.0: no browser) passes.
 //! - **JSON only.** `POST /drills` needs `Content-Type: application/json`, else 415: a
 //!   cross-site form or `text/plain` body cannot be sent with that type without a CORS
 //!   preflight, which the admin listener never grants.
@@ -48,6 +55,36 @@ pub(super) fn same_origin<B>(admin: &Admin, req: &Request<B>) -> Option<Response
         &json!({"error": "cross-origin request refused: the Origin header must be the admin \
                  listener's own (same host and port as Host) or be listed in [admin] \
                  allowed_origins"}),
+    ))
+}
+
+/// `None` when the request's `Host` may reach the admin (see the module doc); otherwise the
+/// 403 to send.
+pub(super) fn host<B>(admin: &Admin, req: &Request<B>) -> Option<Response<Body>> {
+    let host = req
+        .headers()
+        .get(HOST)
+        .map(|h| h.to_str().unwrap_or("\u{fffd}"))
+        .or_else(|| req.uri().authority().map(http::uri::Authority::as_str))?;
+    // The origin parser normalises the host (lowercase, IPv6 brackets) for the comparison.
+    let named = Origin::parse(&format!("http://{host}"));
+    let allowed = admin.token.is_some()
+        || named.is_some_and(|named| {
+            named.is_literal_or_localhost()
+                || admin.allowed_origins.iter().any(|o| o.host == named.host)
+        });
+    if allowed {
+        return None;
+    }
+    tracing::warn!(
+        method = %req.method(),
+        path = req.uri().path(),
+        "Admin request refused: its Host is not an IP literal, localhost or an allowed origin's host (DNS rebinding)."
+    );
+    Some(json_response(
+        StatusCode::FORBIDDEN,
+        &json!({"error": "Host refused: without [admin] token_env the admin answers only an IP \
+                 literal, localhost or the host of an [admin] allowed_origins entry"}),
     ))
 }
 
@@ -170,6 +207,32 @@ mod tests {
             Some("https://other.example"),
             "10.0.0.7:9090"
         ));
+    }
+
+    #[test]
+    fn reads_check_host_too() {
+        let get = |host: Option<&str>| {
+            let mut req = Request::get("/status");
+            if let Some(host) = host {
+                req = req.header(HOST, host);
+            }
+            req.body(()).unwrap()
+        };
+        let open = admin(false, &["https://shim-admin.example"]);
+        for ok in [
+            None,
+            Some("127.0.0.1:9090"),
+            Some("[::1]:9090"),
+            Some("LOCALHOST:9090"),
+            Some("shim-admin.example"),
+            Some("shim-admin.example:9090"),
+        ] {
+            assert!(host(&open, &get(ok)).is_none(), "{ok:?}");
+        }
+        for bad in ["rebind.example:9090", "admin", "127.0.0.1.nip.io", "a b"] {
+            assert!(host(&open, &get(Some(bad))).is_some(), "{bad}");
+        }
+        assert!(host(&admin(true, &[]), &get(Some("shim-admin.staging:9090"))).is_none());
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //! - `POST /reload`: re-read the config file (the old one keeps running if the new is invalid).
 //! - `GET /drills`, `POST /drills`: list or open ad-hoc windows; `DELETE /drills/{id}`.
 //!
+//! Every request's `Host` must name the admin (an IP literal, `localhost`, an allowed
+//! origin's host, or anything when a token is configured), so DNS rebinding reads nothing.
 //! Mutating endpoints need `Authorization: Bearer <token>` when `admin.token_env` is set,
 //! and refuse cross-site requests with or without one ([`guard`]: 403 for another `Origin`,
 //! 415 for a `POST /drills` body that is not `application/json`).
@@ -33,10 +35,8 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::config::{is_valid_service, parse_duration};
 use crate::response::{Body, full};
 use crate::schedule::Window;
 use crate::state::{DrillError, DrillRequest, Shared};
@@ -49,6 +49,10 @@ pub async fn respond(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bo
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     let mutating = !matches!(method, Method::GET | Method::HEAD);
+    // Before anything is read or written: DNS rebinding must not read what needs no token.
+    if let Some(refused) = guard::host(&shared.current.load().snapshot.config.admin, &req) {
+        return refused;
+    }
     if mutating
         && let Some(refused) =
             guard::same_origin(&shared.current.load().snapshot.config.admin, &req)
@@ -179,15 +183,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DrillBody {
-    id: Option<String>,
-    services: Vec<String>,
-    duration: String,
-    title: Option<String>,
-}
-
 async fn open_drill(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(c) => c.to_bytes(),
@@ -198,46 +193,12 @@ async fn open_drill(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bod
             );
         }
     };
-    let body: DrillBody = match serde_json::from_slice(&bytes) {
-        Ok(b) => b,
-        Err(e) => {
-            return json_response(
-                StatusCode::BAD_REQUEST,
-                &json!({"error": format!("expected JSON {{\"services\": [...], \"duration\": \"10m\", \"title\"?: \"...\", \"id\"?: \"...\"}}: {e}")}),
-            );
+    // The one parse the fleet CLI's checks and restore share (crate::state::input).
+    let request = match DrillRequest::parse(&bytes) {
+        Ok(request) => request,
+        Err(err) => {
+            return json_response(StatusCode::BAD_REQUEST, &json!({"error": err.to_string()}));
         }
-    };
-    let duration = match parse_duration(&body.duration).map(chrono::TimeDelta::from_std) {
-        Ok(Ok(d)) => d,
-        Ok(Err(_)) => {
-            return json_response(
-                StatusCode::BAD_REQUEST,
-                &json!({"error": "duration too long"}),
-            );
-        }
-        Err(msg) => return json_response(StatusCode::BAD_REQUEST, &json!({"error": msg})),
-    };
-    if let Some(bad) = body.services.iter().find(|s| !is_valid_service(s)) {
-        return json_response(
-            StatusCode::BAD_REQUEST,
-            &json!({"error": format!("invalid service name {bad:?}")}),
-        );
-    }
-    if body
-        .id
-        .as_deref()
-        .is_some_and(|id| id.is_empty() || id.contains('/'))
-    {
-        return json_response(
-            StatusCode::BAD_REQUEST,
-            &json!({"error": "id must be non-empty without '/'"}),
-        );
-    }
-    let request = DrillRequest {
-        id: body.id,
-        services: body.services,
-        duration,
-        title: body.title,
     };
     // Opening rewrites the state file (fsync): off the async workers.
     let shared2 = shared.clone();
@@ -249,10 +210,10 @@ async fn open_drill(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bod
             StatusCode::CREATED,
             &window_json(&window, shared.clock.now()),
         ),
-        Err(err @ DrillError::Duplicate(_)) => {
+        Err(err @ (DrillError::Duplicate(_) | DrillError::TooMany(_))) => {
             json_response(StatusCode::CONFLICT, &json!({"error": err.to_string()}))
         }
-        Err(err @ (DrillError::NoServices | DrillError::Duration)) => {
+        Err(err @ (DrillError::Invalid(_) | DrillError::Refused(_))) => {
             json_response(StatusCode::BAD_REQUEST, &json!({"error": err.to_string()}))
         }
     }

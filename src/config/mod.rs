@@ -187,7 +187,7 @@ pub struct Listen {
 }
 
 /// Admin API settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Admin {
     /// Origins besides the admin listener's own whose pages may call mutating endpoints.
     pub allowed_origins: Vec<Origin>,
@@ -197,7 +197,32 @@ pub struct Admin {
     pub token: Option<Secret>,
     /// Where open ad-hoc drills are kept across restarts (`None`: in memory only).
     pub state_dir: Option<PathBuf>,
+    /// At most this many ad-hoc drills are open at once (`POST /drills` past it: 409).
+    pub max_drills: usize,
+    /// The longest ad-hoc drill (at most [`MAX_DRILL_DURATION`]).
+    pub max_drill_duration: std::time::Duration,
 }
+
+impl Default for Admin {
+    fn default() -> Self {
+        Self {
+            allowed_origins: Vec::new(),
+            token_env: None,
+            token: None,
+            state_dir: None,
+            max_drills: DEFAULT_MAX_DRILLS,
+            max_drill_duration: MAX_DRILL_DURATION,
+        }
+    }
+}
+
+/// The longest ad-hoc drill any config allows; `[admin] max_drill_duration` may only lower
+/// it, so the fleet CLI, which has no config, can check it too.
+pub const MAX_DRILL_DURATION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// `[admin] max_drills` when not set: open drills are kept in memory, listed in every
+/// `/status` and rewritten to `drills.json` on each change, so their number is bounded.
+pub const DEFAULT_MAX_DRILLS: usize = 100;
 
 /// A value that must never be printed (Debug shows `***`).
 #[derive(Clone, PartialEq, Eq)]

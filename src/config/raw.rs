@@ -27,6 +27,8 @@ pub(crate) struct RawAdmin {
     pub(crate) allowed_origins: Option<Vec<Str>>,
     pub(crate) token_env: Option<Str>,
     pub(crate) state_dir: Option<Str>,
+    pub(crate) max_drills: Option<Spanned<i64>>,
+    pub(crate) max_drill_duration: Option<Str>,
 }
 
 /// `[clock]`

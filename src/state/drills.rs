@@ -1,16 +1,20 @@
 //! Open ad-hoc drills on disk (`[admin] state_dir`): the whole set is rewritten atomically
 //! after every change and read back at start, so a restart keeps them. A file that cannot be
-//! read back is set aside and logged, never fatal.
+//! read back is set aside and logged, never fatal. The file is read and written through
+//! [`crate::safe_file`]: no symbolic link, no FIFO, a size cap, an exclusive temporary file.
 
-use std::fs::{self, File};
-use std::io::{self, Write as _};
+use std::collections::HashSet;
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, EnvLookup, is_valid_service};
+use crate::config::{Config, EnvLookup};
+use crate::safe_file;
 use crate::schedule::{Source, Window};
+use crate::state::input;
 
 /// Environment variable that overrides `[admin] state_dir` for one process: replicas that
 /// share a config file (one ConfigMap) must not share a state directory.
@@ -18,7 +22,9 @@ pub const STATE_DIR_ENV: &str = "WEBCOLLECT_SHIM_STATE_DIR";
 
 /// The file in the state directory.
 pub const FILE: &str = "drills.json";
-const TEMP: &str = "drills.json.tmp";
+/// Largest drills file read back: about 100,000 drills with the longest titles. Far past what
+/// the default `[admin] max_drills` writes; a bigger file is refused and logged.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
 /// A set-aside file is renamed to `drills.json.corrupt` (then `.corrupt.1`, `.corrupt.2`, …).
 const CORRUPT: &str = "drills.json.corrupt";
 const FORMAT: u32 = 1;
@@ -101,7 +107,7 @@ impl DrillStore {
         if let Err(err) = fs::create_dir_all(&self.dir) {
             tracing::error!(dir = %self.dir.display(), error = %err, "Cannot create the state directory; open drills will not survive a restart.");
         }
-        let text = match fs::read(self.path()) {
+        let text = match safe_file::read_state(&self.path(), MAX_FILE_BYTES) {
             Ok(text) => text,
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Vec::new(),
             Err(err) => {
@@ -150,18 +156,11 @@ impl DrillStore {
             format: FORMAT,
             drills: drills.iter().map(StoredDrill::from).collect(),
         };
-        let temp = self.dir.join(TEMP);
         let write = || -> io::Result<()> {
             let mut bytes = serde_json::to_vec_pretty(&doc)?;
             bytes.push(b'\n');
             fs::create_dir_all(&self.dir)?;
-            let mut file = File::create(&temp)?;
-            file.write_all(&bytes)?;
-            // The data is on disk before the name points at it...
-            file.sync_all()?;
-            fs::rename(&temp, self.path())?;
-            // ...and the rename itself survives a power cut.
-            File::open(&self.dir)?.sync_all()
+            safe_file::write_atomic(&self.path(), &bytes)
         };
         write().map_err(|source| SaveError {
             path: self.path(),
@@ -205,13 +204,15 @@ impl From<&Window> for StoredDrill {
     }
 }
 
-/// The file's drills, checked as strictly as the admin API checks a new drill.
+/// The file's drills, checked by the same rules as a new drill ([`input`]). Linear in the
+/// number of drills (duplicates are found through a set).
 fn parse(text: &[u8]) -> Result<Vec<Window>, Corrupt> {
     let doc: OnDisk = serde_json::from_slice(text)?;
     if doc.format != FORMAT {
         return Err(Corrupt::Format(doc.format));
     }
     let mut out: Vec<Window> = Vec::with_capacity(doc.drills.len());
+    let mut ids: HashSet<String> = HashSet::with_capacity(doc.drills.len());
     for d in doc.drills {
         let bad = |problem: &str| Corrupt::Drill {
             id: d.id.clone(),
@@ -221,16 +222,16 @@ fn parse(text: &[u8]) -> Result<Vec<Window>, Corrupt> {
         let (Ok(start), Ok(end)) = (time(&d.start), time(&d.end)) else {
             return Err(bad("`start` and `end` must be RFC 3339 times"));
         };
-        if d.id.is_empty() || d.id.contains('/') {
-            return Err(bad("the id must be non-empty without '/'"));
+        let checked = input::check_id(&d.id)
+            .and_then(|()| input::check_title(&d.title))
+            .and_then(|()| input::check_services(&d.services));
+        if let Err(problem) = checked {
+            return Err(bad(&problem.to_string()));
         }
         if end <= start {
             return Err(bad("it ends before it starts"));
         }
-        if d.services.is_empty() || !d.services.iter().all(|s| is_valid_service(s)) {
-            return Err(bad("`services` must list valid service names"));
-        }
-        if out.iter().any(|w| w.id == d.id) {
+        if !ids.insert(d.id.clone()) {
             return Err(bad("the id appears twice"));
         }
         out.push(Window {
@@ -243,6 +244,28 @@ fn parse(text: &[u8]) -> Result<Vec<Window>, Corrupt> {
         });
     }
     Ok(out)
+}
+
+/// The restored drills the running config admits, as a new drill would be: each names only
+/// services of the config and lasts at most `[admin] max_drill_duration`, and at most
+/// `[admin] max_drills` of them (the first in the file). The config may have changed since
+/// they were written, so the others are dropped and logged rather than the file set aside.
+#[must_use]
+pub fn admit(drills: Vec<Window>, config: &Config) -> Vec<Window> {
+    let mut out = Vec::with_capacity(drills.len().min(config.admin.max_drills));
+    for drill in drills {
+        if out.len() >= config.admin.max_drills {
+            tracing::warn!(drill = %drill.id, max_drills = config.admin.max_drills, "Restored drill dropped: [admin] max_drills are open already.");
+            continue;
+        }
+        if let Err(refusal) = input::check_against(config, &drill.services, drill.end - drill.start)
+        {
+            tracing::warn!(drill = %drill.id, problem = %refusal, "Restored drill dropped: the config does not admit it.");
+            continue;
+        }
+        out.push(drill);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -296,7 +319,17 @@ mod tests {
             store.load(t("2020-04-20T02:00:00+09:00")),
             std::slice::from_ref(&open)
         );
-        assert!(!store.dir().join(TEMP).exists());
+        let temps = fs::read_dir(store.dir())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".tmp")
+            })
+            .count();
+        assert_eq!(temps, 0);
         assert_eq!(next_generated_id(&[open]), 8);
         assert_eq!(next_generated_id(&[]), 1);
         fs::remove_dir_all(store.dir()).unwrap();
@@ -345,7 +378,7 @@ mod tests {
     }
 
     #[test]
-    fn a_save_that_cannot_write_reports_the_path_and_keeps_the_old_file() {
+    fn a_save_that_cannot_write_reports_the_path() {
         let store = temp_store("unwritable");
         let d = drill(
             "a",
@@ -353,10 +386,13 @@ mod tests {
             "2020-04-20T02:00:00+09:00",
         );
         store.save(std::slice::from_ref(&d)).unwrap();
-        // A directory where the temporary file should go makes the write fail.
-        fs::create_dir_all(store.dir().join(TEMP)).unwrap();
+        // A directory where the file should go makes the rename fail.
+        fs::remove_file(store.path()).unwrap();
+        fs::create_dir_all(store.path().join("x")).unwrap();
         let err = store.save(&[]).unwrap_err();
         assert!(err.to_string().contains(FILE), "{err}");
+        fs::remove_dir_all(store.path()).unwrap();
+        store.save(std::slice::from_ref(&d)).unwrap();
         assert_eq!(store.load(t("2020-04-20T01:30:00+09:00")), [d]);
         fs::remove_dir_all(store.dir()).unwrap();
     }

@@ -4,14 +4,17 @@
 //! swap; a failure leaves the running config untouched.
 
 pub mod drills;
+pub mod input;
 pub mod reload;
+
+pub use input::DrillRequest;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError, EnvLookup};
@@ -88,28 +91,18 @@ impl ReloadError {
 /// Why an ad-hoc drill was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum DrillError {
-    /// A drill with this id is open already.
+    /// A drill with this id is open already (409).
     #[error("a drill with id {0:?} is already open")]
     Duplicate(String),
-    /// No service named.
-    #[error("`services` must name at least one service")]
-    NoServices,
-    /// A duration out of range.
-    #[error("`duration` must be between 1s and 7d")]
-    Duration,
-}
-
-/// An ad-hoc drill request.
-#[derive(Debug, Clone)]
-pub struct DrillRequest {
-    /// Id; generated when absent.
-    pub id: Option<String>,
-    /// Dotted services covered.
-    pub services: Vec<String>,
-    /// How long it lasts from now (shim time).
-    pub duration: TimeDelta,
-    /// Human title.
-    pub title: Option<String>,
+    /// `[admin] max_drills` drills are open already (409).
+    #[error("{0} drills are open already ([admin] max_drills); close one first")]
+    TooMany(usize),
+    /// The input breaks a rule that needs no config (400).
+    #[error(transparent)]
+    Invalid(#[from] input::InputError),
+    /// The running config refuses it: an unknown service or too long (400).
+    #[error(transparent)]
+    Refused(#[from] input::ConfigRefusal),
 }
 
 /// State shared by every connection and the admin API.
@@ -163,7 +156,10 @@ impl Shared {
         let config_path = config.path.clone();
         let store = DrillStore::for_config(&config, &*env);
         let now = clock.now();
-        let drills = store.as_ref().map(|s| s.load(now)).unwrap_or_default();
+        let drills = store
+            .as_ref()
+            .map(|s| drills::admit(s.load(now), &config))
+            .unwrap_or_default();
         let next_drill = crate::state::drills::next_generated_id(&drills);
         let config = Arc::new(config);
         let metrics = Metrics::new();
@@ -315,18 +311,24 @@ impl Shared {
     /// # Errors
     /// A duplicate id or bad input.
     pub fn open_drill(&self, req: DrillRequest) -> Result<Window, DrillError> {
-        if req.services.is_empty() {
-            return Err(DrillError::NoServices);
-        }
-        if req.duration <= TimeDelta::zero() || req.duration > TimeDelta::days(7) {
-            return Err(DrillError::Duration);
-        }
+        req.check()?;
         let now = self.clock.now();
         let mut drills = self.lock_drills();
         drills.retain(|w| w.end > now);
+        if let Some(id) = &req.id
+            && drills.iter().any(|w| w.id == *id)
+        {
+            return Err(DrillError::Duplicate(id.clone()));
+        }
+        let config = self.current.load().snapshot.config.clone();
+        if drills.len() >= config.admin.max_drills {
+            return Err(DrillError::TooMany(drills.len()));
+        }
+        input::check_against(&config, &req.services, req.duration)?;
         let id = req
             .id
             .unwrap_or_else(|| format!("drill-{}", self.next_drill.fetch_add(1, Ordering::SeqCst)));
+        // A generated id may still meet a restored drill that was given the same one by hand.
         if drills.iter().any(|w| w.id == id) {
             return Err(DrillError::Duplicate(id));
         }

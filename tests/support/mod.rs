@@ -553,8 +553,10 @@ pub async fn raw(addr: SocketAddr, request: &[u8]) -> RawResponse {
 /// An admin API request with a JSON body and, when given, a bearer token.
 pub fn admin_request(method: &str, path: &str, token: Option<&str>, body: &str) -> Vec<u8> {
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    // An IP literal, as curl sends for `curl 127.0.0.1:9090/…`: a loopback admin without a
+    // token answers only IP literals, `localhost` and the hosts of allowed origins.
     format!(
-        "{method} {path} HTTP/1.1\r\nHost: admin\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
@@ -586,6 +588,11 @@ pub fn post(path: &str, body: &str) -> Vec<u8> {
         body.len()
     )
     .into_bytes()
+}
+
+/// `GET path` to an admin listener, with `Host: 127.0.0.1` (see [`admin_request`]).
+pub fn admin_get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").into_bytes()
 }
 
 pub fn get(path: &str) -> Vec<u8> {

@@ -43,6 +43,8 @@ impl Checker<'_> {
                 }
                 Some(self.base_dir.join(dir.get_ref()))
             }),
+            max_drills: self.count(raw.max_drills.as_ref(), crate::config::DEFAULT_MAX_DRILLS),
+            max_drill_duration: self.max_drill_duration(raw.max_drill_duration.as_ref()),
         };
         if let Some(var) = &raw.token_env {
             admin.token = self.token(var, env);
@@ -58,6 +60,19 @@ impl Checker<'_> {
             );
         }
         admin
+    }
+
+    /// `[admin] max_drill_duration`: from 1s to the ceiling the fleet CLI also checks.
+    fn max_drill_duration(&mut self, raw: Option<&Str>) -> Duration {
+        let ceiling = crate::config::MAX_DRILL_DURATION;
+        let value = self.duration(raw, ceiling);
+        if let Some(raw) = raw
+            && (value < Duration::from_secs(1) || value > ceiling)
+        {
+            self.err(raw.span(), "`max_drill_duration` must be from 1s to 7d");
+            return ceiling;
+        }
+        value
     }
 
     /// The bearer token in the environment variable `var` names.

@@ -1,0 +1,202 @@
+//! Issue 25, the admin side: bounded admin state (finding 3), a linear restore (finding 8),
+//! `Host` checked on every admin request (finding 13), safe state files (finding 7).
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const OK_XML: &str = "<return><returnCode>0</returnCode></return>";
+
+fn drill(body: &Value) -> String {
+    body.to_string()
+}
+
+fn limited(upstream: &str, state: Option<&std::path::Path>) -> String {
+    let state = state.map_or(String::new(), |d| {
+        format!("state_dir = \"{}\"\n", d.display())
+    });
+    format!(
+        "[admin]\nmax_drills = 3\nmax_drill_duration = \"1h\"\n{state}{}",
+        config(upstream)
+    )
+}
+
+#[tokio::test]
+async fn finding_3_titles_ids_services_durations_and_the_number_of_drills_are_bounded() {
+    let upstream = Upstream::fixed(OK_XML).await;
+    let shim = TestShim::start(&limited(&upstream.url(), None), t(BEFORE)).await;
+    let open = |body: Value| {
+        let shim = &shim;
+        async move { admin(shim, "POST", "/drills", &drill(&body)).await }
+    };
+    let refused = [
+        // 201 characters of title.
+        json!({"services": ["webcollect.api"], "duration": "10m", "title": "訓".repeat(201)}),
+        // Control characters in a title (a clear-screen for the operator's terminal).
+        json!({"services": ["webcollect.api"], "duration": "10m", "title": "a\u{1b}[2Jb"}),
+        // 65 characters of id, and an id outside the alphabet.
+        json!({"id": "a".repeat(65), "services": ["webcollect.api"], "duration": "10m"}),
+        json!({"id": "a\u{1b}]0;x", "services": ["webcollect.api"], "duration": "10m"}),
+        json!({"id": "a b", "services": ["webcollect.api"], "duration": "10m"}),
+        // A service the config does not have, neither above nor below a route's.
+        json!({"services": ["webcollect.nope"], "duration": "10m"}),
+        json!({"services": ["merchant"], "duration": "10m"}),
+        // Longer than max_drill_duration (1h), and than the 7-day ceiling.
+        json!({"services": ["webcollect.api"], "duration": "61m"}),
+        json!({"services": ["webcollect.api"], "duration": "8d"}),
+    ];
+    for body in refused {
+        let res = open(body.clone()).await;
+        assert_eq!(res.status, 400, "{body}: {}", res.text());
+    }
+    // At the limits: 200 characters, a 64-character id, an ancestor of routes' services
+    // and a descendant of one, an hour.
+    let at_limits = [
+        json!({"id": "a".repeat(64), "services": ["webcollect"], "duration": "1h", "title": "訓".repeat(200)}),
+        json!({"services": ["webcollect.api.settle"], "duration": "10m"}),
+        json!({"services": ["atobarai.api"], "duration": "10m"}),
+    ];
+    for body in at_limits {
+        let res = open(body.clone()).await;
+        assert_eq!(res.status, 201, "{body}: {}", res.text());
+    }
+    // max_drills = 3 are open: the next one is 409 until one closes.
+    let res = open(json!({"services": ["webcollect.api"], "duration": "10m"})).await;
+    assert_eq!(res.status, 409, "{}", res.text());
+    assert!(res.text().contains("max_drills"), "{}", res.text());
+    let closed = admin(&shim, "DELETE", &format!("/drills/{}", "a".repeat(64)), "").await;
+    assert_eq!(closed.status, 204);
+    let res = open(json!({"services": ["webcollect.api"], "duration": "10m"})).await;
+    assert_eq!(res.status, 201, "{}", res.text());
+    let status = json(&raw(shim.admin, &admin_get("/status")).await);
+    assert_eq!(status["drills"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn finding_3_restore_applies_the_same_limits() {
+    let upstream = Upstream::fixed(OK_XML).await;
+    let dir = fresh_dir("restore-limits").join("state");
+    std::fs::create_dir_all(&dir).unwrap();
+    let stored = |id: &str, title: &str, services: &[&str], end: &str| json!({"id": id, "title": title, "start": "2020-04-19T15:50:00Z", "end": end, "services": services});
+    // A 64 KB title: never written by the shim, so the file is set aside.
+    let file = dir.join("drills.json");
+    let doc = json!({"format": 1, "drills": [stored("big", &"x".repeat(64 * 1024), &["webcollect.api"], "2020-04-19T16:30:00Z")]});
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let shim = TestShim::start(&limited(&upstream.url(), Some(&dir)), t(BEFORE)).await;
+    let status = json(&raw(shim.admin, &admin_get("/status")).await);
+    assert_eq!(status["drills"], json!([]));
+    assert!(dir.join("drills.json.corrupt").exists());
+    shim.stop().await;
+
+    // Valid drills the config does not admit are dropped one by one: an unknown service, a
+    // drill longer than max_drill_duration, and the ones past max_drills.
+    let doc = json!({"format": 1, "drills": [
+        stored("gone", "t", &["merchant.gone"], "2020-04-19T16:30:00Z"),
+        stored("long", "t", &["webcollect.api"], "2020-04-19T18:00:00Z"),
+        stored("a", "t", &["webcollect.api"], "2020-04-19T16:30:00Z"),
+        stored("b", "t", &["webcollect.link"], "2020-04-19T16:30:00Z"),
+        stored("c", "t", &["webcollect"], "2020-04-19T16:30:00Z"),
+        stored("d", "t", &["atobarai.api"], "2020-04-19T16:30:00Z"),
+    ]});
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let shim = TestShim::start(&limited(&upstream.url(), Some(&dir)), t(BEFORE)).await;
+    let status = json(&raw(shim.admin, &admin_get("/status")).await);
+    let ids: Vec<&str> = status["drills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+    shim.stop().await;
+}
+
+#[tokio::test]
+async fn finding_8_restoring_60000_drills_is_linear() {
+    let upstream = Upstream::fixed(OK_XML).await;
+    let dir = fresh_dir("restore-linear").join("state");
+    std::fs::create_dir_all(&dir).unwrap();
+    let drills: Vec<Value> = (0..60_000)
+        .map(|i| {
+            json!({"id": format!("drill-{i}"), "title": "t", "start": "2020-04-19T15:50:00Z",
+                   "end": "2020-04-19T16:30:00Z", "services": ["webcollect.api"]})
+        })
+        .collect();
+    std::fs::write(
+        dir.join("drills.json"),
+        json!({"format": 1, "drills": drills}).to_string(),
+    )
+    .unwrap();
+    let toml = format!(
+        "[admin]\nmax_drills = 60000\nstate_dir = \"{}\"\n{}",
+        dir.display(),
+        config(&upstream.url())
+    );
+    let started = Instant::now();
+    let shim = TestShim::start(&toml, t(BEFORE)).await;
+    let took = started.elapsed();
+    eprintln!("..restored 60,000 drills in {took:?}");
+    // It took 35 s when each drill was compared with every earlier one.
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let next = admin(
+        &shim,
+        "POST",
+        "/drills",
+        r#"{"services": ["webcollect.api"], "duration": "1m"}"#,
+    )
+    .await;
+    // 60,000 of 60,000 are open.
+    assert_eq!(next.status, 409, "{}", next.text());
+    shim.stop().await;
+}
+
+fn read_with_host(path: &str, host: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes()
+}
+
+#[tokio::test]
+async fn finding_13_dns_rebinding_cannot_read_the_admin() {
+    let upstream = Upstream::fixed(OK_XML).await;
+    let toml = format!(
+        "[admin]\nallowed_origins = [\"https://shim-admin.example\"]\n{}",
+        config(&upstream.url())
+    );
+    let shim = TestShim::start(&toml, t(BEFORE)).await;
+    let port = shim.admin.port();
+    // What a rebound page's fetch sends: the attacker's name, now pointing at 127.0.0.1.
+    for path in [
+        "/status",
+        "/drills",
+        "/report",
+        "/timeline",
+        "/traffic",
+        "/metrics",
+        "/",
+    ] {
+        for host in [format!("rebind.example:{port}"), "rebind.example".into()] {
+            let res = raw(shim.admin, &read_with_host(path, &host)).await;
+            assert_eq!(res.status, 403, "{path} {host}: {}", res.text());
+            assert!(!res.text().contains("drill_clock"), "{}", res.text());
+        }
+    }
+    // The admin's own names: IP literals, localhost, an allowed origin's host.
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "shim-admin.example".to_string(),
+    ] {
+        let res = raw(shim.admin, &read_with_host("/status", &host)).await;
+        assert_eq!(res.status, 200, "{host}: {}", res.text());
+    }
+    // With a token, names are the admin's own (a Service's name cannot be known ahead), as
+    // the cross-site rule has it.
+    let tokened = TestShim::start(&with_token(&config(&upstream.url())), t(BEFORE)).await;
+    let res = raw(
+        tokened.admin,
+        &read_with_host("/status", "shim-admin.staging:9090"),
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+}
