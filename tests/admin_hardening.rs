@@ -200,3 +200,125 @@ async fn finding_13_dns_rebinding_cannot_read_the_admin() {
     .await;
     assert_eq!(res.status, 200, "{}", res.text());
 }
+
+/// A replica that closes drills, then answers `/status` with `status` (as a hostile or
+/// overloaded replica could).
+async fn replica(status: String) -> Upstream {
+    let status = std::sync::Arc::new(status);
+    Upstream::start(move |req: http::Request<hyper::body::Incoming>| {
+        let status = status.clone();
+        async move {
+            let res = http::Response::builder();
+            if req.method() == http::Method::DELETE {
+                res.status(204).body(full("")).unwrap()
+            } else {
+                res.header("content-type", "application/json")
+                    .body(full(status.as_bytes().to_vec()))
+                    .unwrap()
+            }
+        }
+    })
+    .await
+}
+
+async fn run_cli(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_webcollect-shim"))
+            .args(args)
+            .env_remove("WEBCOLLECT_SHIM_ADMIN_TOKEN")
+            .env_remove("WEBCOLLECT_SHIM_CONFIG")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn status_doc(drills: &[Value]) -> String {
+    json!({
+        "now": "2020-04-20T02:30:00.000+09:00\u{1b}[2J",
+        "active_windows": [{"id": "w\u{1b}]0;pwned\u{7}"}],
+        "drills": drills,
+        "config": {"version": 1, "sha256": "0123456789abcdef"},
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn finding_5_a_close_that_worked_is_reported_as_done_and_big_answers_are_read() {
+    // Nine drills with 60 KB titles made /status too big for the CLI's 1 MiB; 2 MiB now.
+    let big: Vec<Value> = (0..32)
+        .map(|i| json!({"id": format!("d{i}"), "title": "x".repeat(64 * 1024), "end": "e", "services": ["webcollect"]}))
+        .collect();
+    let fine = replica(status_doc(&big)).await;
+    let out = run_cli(vec![
+        "drills".into(),
+        "close".into(),
+        "--admin".into(),
+        fine.url(),
+        "qa".into(),
+    ])
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("closed qa  config v1"), "{stdout}");
+
+    // Past 16 MiB the status is not read, but the close happened and is reported as done.
+    let huge = replica("x".repeat(17 << 20)).await;
+    let out = run_cli(vec![
+        "drills".into(),
+        "close".into(),
+        "--admin".into(),
+        huge.url(),
+        "qa".into(),
+    ])
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("closed qa  (status unreadable:"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn finding_6_what_a_replica_sends_reaches_the_terminal_escaped() {
+    let drills =
+        vec![json!({"id": "qa\u{1b}[31m", "end": "e\r\u{9b}2J", "services": ["a\u{202e}b"]})];
+    let hostile = replica(status_doc(&drills)).await;
+    for command in [&["status"][..], &["drills", "list"]] {
+        let mut args: Vec<String> = command.iter().map(ToString::to_string).collect();
+        args.extend(["--admin".to_string(), hostile.url()]);
+        let out = run_cli(args).await;
+        assert!(out.status.success(), "{command:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        for raw in ['\u{1b}', '\r', '\u{7}', '\u{9b}', '\u{202e}'] {
+            assert!(!stdout.contains(raw), "{command:?}: {raw:?} in {stdout:?}");
+        }
+        assert!(stdout.contains("w\\u{1b}]0;pwned\\u{7}"), "{stdout}");
+    }
+    // Ids and titles typed on the CLI follow the API's rules before any replica is asked.
+    let out = run_cli(vec![
+        "drills".into(),
+        "open".into(),
+        "--admin".into(),
+        hostile.url(),
+        "--service".into(),
+        "webcollect".into(),
+        "--duration".into(),
+        "10m".into(),
+        "--title".into(),
+        "x".repeat(201),
+    ])
+    .await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("at most 200 characters"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

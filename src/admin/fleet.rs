@@ -2,6 +2,10 @@
 //! every replica named by `--admin` (a host name that resolves to several addresses, such as
 //! a Kubernetes headless Service, means every one of them), one line per replica, and failure
 //! when any replica failed.
+//!
+//! A replica may be hostile or broken: everything it sends is escaped before it reaches the
+//! terminal ([`escape`]), and an action that succeeded is reported as done even when the
+//! `/status` read after it fails (issue 25, findings 5 and 6).
 
 use std::io::{self, Write as _};
 use std::net::{IpAddr, SocketAddr};
@@ -26,8 +30,9 @@ use crate::state::input;
 /// has no config, so it has its own, and the default is the name the shipped configs use.)
 pub const TOKEN_ENV: &str = "WEBCOLLECT_SHIM_ADMIN_TOKEN";
 
-/// Largest admin answer read.
-const MAX_ANSWER: usize = 1 << 20;
+/// Largest admin answer read: `/status` with `[admin] max_drills` drills of 200-character
+/// titles fits many times over.
+const MAX_ANSWER: usize = 16 << 20;
 
 /// How many hex digits of the config's sha256 a line shows (enough to tell replicas apart).
 const DIGEST_SHOWN: usize = 12;
@@ -277,7 +282,7 @@ fn run(fleet: &FleetArgs, action: Action) -> io::Result<bool> {
     let reports = runtime.block_on(ask_all(&fleet.admin, Arc::new(ask)));
     let mut out = io::stdout().lock();
     for report in &reports {
-        writeln!(out, "{}", report.line())?;
+        writeln!(out, "{}", escape(&report.line()))?;
     }
     let failed: Vec<&str> = reports
         .iter()
@@ -289,7 +294,7 @@ fn run(fleet: &FleetArgs, action: Action) -> io::Result<bool> {
             "webcollect-shim: {} of {} replica(s) failed: {}",
             failed.len(),
             reports.len(),
-            failed.join(", ")
+            escape(&failed.join(", "))
         );
     }
     Ok(failed.is_empty())
@@ -465,15 +470,58 @@ async fn ask_one(
             }
         }
     };
-    let (status, answer) = send(Method::GET, "/status".into(), None).await?;
-    if status != StatusCode::OK {
-        return Err(refusal(ask, status, &answer));
+    let summary = async {
+        let (status, answer) = send(Method::GET, "/status".into(), None).await?;
+        if status != StatusCode::OK {
+            return Err(refusal(ask, status, &answer));
+        }
+        Ok(summarize(
+            &json_of(&answer)?,
+            matches!(ask.action, Action::List),
+        ))
     }
-    let summary = summarize(&json_of(&answer)?, matches!(ask.action, Action::List));
-    Ok(match done {
-        Some(done) => format!("{done}  {summary}"),
-        None => summary,
-    })
+    .await;
+    match (done, summary) {
+        (Some(done), Ok(summary)) => Ok(format!("{done}  {summary}")),
+        // The action is what was asked, and it happened: a status that cannot be read after
+        // it does not undo it (finding 5: a close was reported as a failure).
+        (Some(done), Err(err)) => Ok(format!("{done}  (status unreadable: {err})")),
+        (None, summary) => summary,
+    }
+}
+
+/// `text` safe for a terminal: control characters (C0 such as ESC and CR, DEL, C1 such as
+/// CSI) and the bidirectional overrides that reorder what is shown become `\u{…}` escapes,
+/// so a replica's answer cannot move the cursor, clear the screen, set the title (OSC) or
+/// disguise one id as another.
+#[must_use]
+pub fn escape(text: &str) -> String {
+    escape_keeping(text, false)
+}
+
+/// [`escape`], keeping line breaks: for multi-line output such as a rendered report.
+#[must_use]
+pub fn escape_lines(text: &str) -> String {
+    escape_keeping(text, true)
+}
+
+fn escape_keeping(text: &str, newlines: bool) -> String {
+    let hostile = |c: char| {
+        (c.is_control() && c != '\t' && !(newlines && c == '\n'))
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
+    };
+    if !text.contains(hostile) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if hostile(c) {
+                format!("\\u{{{:x}}}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 async fn call(
@@ -680,6 +728,15 @@ mod tests {
         assert_eq!(
             summarize(&idle, true),
             "config v1 sha256:ab  now n  active: none  drills: none"
+        );
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape("qa-1 until x"), "qa-1 until x");
+        assert_eq!(
+            escape("a\u{1b}[2J\u{1b}]0;pwned\u{7}\rb\u{9b}c\u{202e}d"),
+            "a\\u{1b}[2J\\u{1b}]0;pwned\\u{7}\\u{d}b\\u{9b}c\\u{202e}d"
         );
     }
 

@@ -62,6 +62,8 @@ pub(crate) fn report(args: &ReportArgs) -> anyhow::Result<bool> {
     let answers = fleet::fetch(&args.fleet, &format!("/report?{}", query.join("&")))?;
     for (name, answer) in &answers {
         if let Err(err) = answer {
+            // What a replica sent never reaches the terminal raw (escape sequences, CR).
+            let err = fleet::escape(err);
             eprintln!("webcollect-shim: replica {name} failed: {err}");
         }
     }
@@ -70,7 +72,9 @@ pub(crate) fn report(args: &ReportArgs) -> anyhow::Result<bool> {
     match &args.out {
         Some(path) => std::fs::write(path, text)
             .with_context(|| format!("cannot write {}", path.display()))?,
-        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+        None => std::io::stdout()
+            .lock()
+            .write_all(fleet::escape_lines(&text).as_bytes())?,
     }
     let failed: Vec<&str> = report
         .verdicts
@@ -79,7 +83,8 @@ pub(crate) fn report(args: &ReportArgs) -> anyhow::Result<bool> {
         .map(|v| v.name.as_str())
         .collect();
     if !failed.is_empty() {
-        eprintln!("webcollect-shim: verdict(s) failed: {}", failed.join(", "));
+        let failed = fleet::escape(&failed.join(", "));
+        eprintln!("webcollect-shim: verdict(s) failed: {failed}");
     }
     Ok(failed.is_empty())
 }
