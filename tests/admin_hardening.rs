@@ -322,3 +322,118 @@ async fn finding_6_what_a_replica_sends_reaches_the_terminal_escaped() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn finding_7_state_files_follow_no_link_and_a_fifo_blocks_nothing() {
+    let upstream = Upstream::fixed(OK_XML).await;
+    let root = fresh_dir("safe-state");
+    let dir = root.join("state");
+    std::fs::create_dir_all(&dir).unwrap();
+    let toml = format!(
+        "[admin]\nstate_dir = \"{}\"\n{}",
+        dir.display(),
+        config(&upstream.url())
+    );
+    // Links planted under the old fixed temporary name and the stand-in's: never written
+    // through.
+    let victim = root.join("victim");
+    std::fs::write(&victim, "keep").unwrap();
+    for planted in ["drills.json.tmp", ".drills.json.tmp"] {
+        std::os::unix::fs::symlink(&victim, dir.join(planted)).unwrap();
+    }
+    let shim = TestShim::start(&toml, t(BEFORE)).await;
+    let res = admin(
+        &shim,
+        "POST",
+        "/drills",
+        r#"{"services": ["webcollect.api"], "duration": "10m"}"#,
+    )
+    .await;
+    assert_eq!(res.status, 201, "{}", res.text());
+    shim.stop().await;
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+    let meta = std::fs::symlink_metadata(dir.join("drills.json")).unwrap();
+    assert!(meta.file_type().is_file());
+
+    // A link as drills.json is not read through; a FIFO does not keep the shim from serving.
+    std::fs::remove_file(dir.join("drills.json")).unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join("drills.json")).unwrap();
+    let shim = TestShim::start(&toml, t(BEFORE)).await;
+    assert_eq!(
+        json(&raw(shim.admin, &admin_get("/status")).await)["drills"],
+        json!([])
+    );
+    shim.stop().await;
+    std::fs::remove_file(dir.join("drills.json")).unwrap();
+    mkfifo(&dir.join("drills.json"));
+    let started = Instant::now();
+    let shim = tokio::time::timeout(Duration::from_secs(10), TestShim::start(&toml, t(BEFORE)))
+        .await
+        .expect("a FIFO as drills.json kept the shim from starting");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(raw(shim.admin, &admin_get("/readyz")).await.status, 200);
+    shim.stop().await;
+
+    // The stand-in refuses a FIFO as its state file at once, with a clear error.
+    let fifo = root.join("stand-in.json");
+    mkfifo(&fifo);
+    let out = tokio::time::timeout(
+        Duration::from_secs(10),
+        run_cli(vec![
+            "mock-gateway".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--state-file".into(),
+            fifo.display().to_string(),
+        ]),
+    )
+    .await
+    .expect("the stand-in hung on a FIFO");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("a FIFO"), "{stderr}");
+}
+
+#[tokio::test]
+async fn finding_9_a_reload_refuses_devices_and_fifos_at_once() {
+    let upstream = Upstream::fixed(OK_XML).await;
+    let root = fresh_dir("reload-devices");
+    let path = root.join("shim.toml");
+    std::fs::write(&path, config(&upstream.url())).unwrap();
+    let shim = TestShim::start_file(&path, t(BEFORE)).await;
+    let fifo = root.join("page.fifo");
+    mkfifo(&fifo);
+    for (template, what) in [
+        ("/dev/zero", "a device"),
+        (fifo.to_str().unwrap(), "a FIFO"),
+    ] {
+        std::fs::write(
+            &path,
+            format!(
+                "[maintenance]\npage_template = {template:?}\n{}",
+                config(&upstream.url())
+            ),
+        )
+        .unwrap();
+        let started = Instant::now();
+        let res = admin(&shim, "POST", "/reload", "").await;
+        assert_eq!(res.status, 422, "{}", res.text());
+        assert!(res.text().contains(what), "{}", res.text());
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+    // The config file itself swapped for a FIFO: refused, and the shim keeps its config.
+    std::fs::remove_file(&path).unwrap();
+    mkfifo(&path);
+    let res = admin(&shim, "POST", "/reload", "").await;
+    assert_eq!(res.status, 422, "{}", res.text());
+    assert!(res.text().contains("a FIFO"), "{}", res.text());
+    assert_eq!(raw(shim.admin, &admin_get("/readyz")).await.status, 200);
+}

@@ -35,8 +35,15 @@ pub struct Problem {
 /// certificate does not cover.
 pub fn load(cert: &Path, key: &Path, hosts: &[String]) -> Result<Arc<CertifiedKey>, Problem> {
     let problem = |file, message: String| Problem { file, message };
-    let chain = CertificateDer::pem_file_iter(cert)
-        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+    // No FIFO, device or endless file (safe_file): a reload must always finish.
+    let read = |path: &Path| crate::safe_file::read_config(path, crate::safe_file::CONFIG_CAP);
+    let chain = read(cert)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| {
+            CertificateDer::pem_slice_iter(&bytes)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())
+        })
         .map_err(|e| problem(Which::Cert, format!("cannot read {}: {e}", cert.display())))?;
     if chain.is_empty() {
         return Err(problem(
@@ -44,12 +51,15 @@ pub fn load(cert: &Path, key: &Path, hosts: &[String]) -> Result<Arc<CertifiedKe
             format!("no PEM certificate in {}", cert.display()),
         ));
     }
-    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| {
-        problem(
-            Which::Key,
-            format!("cannot read a PEM private key from {}: {e}", key.display()),
-        )
-    })?;
+    let private = read(key)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| e.to_string()))
+        .map_err(|e| {
+            problem(
+                Which::Key,
+                format!("cannot read a PEM private key from {}: {e}", key.display()),
+            )
+        })?;
     let provider = rustls::crypto::ring::default_provider();
     let certified = CertifiedKey::from_der(chain, private, &provider).map_err(|e| {
         problem(

@@ -411,7 +411,10 @@ impl Config {
     /// # Errors
     /// Every problem found, each with its line and column.
     pub fn load_with_env(path: &Path, env: &EnvLookup) -> Result<Self, ConfigError> {
-        match std::fs::read_to_string(path) {
+        // A regular file under a size cap, opened without blocking: a FIFO or /dev/zero
+        // swapped in for the config cannot hang the watcher or exhaust memory (finding 9).
+        // Links are followed: a ConfigMap mounts each key as one.
+        match crate::safe_file::read_config_string(path, crate::safe_file::CONFIG_CAP) {
             Ok(text) => Self::from_toml_with_env(path, &text, env),
             Err(err) => Err(ConfigError::new(
                 path,

@@ -77,7 +77,10 @@ fn current_digest(shared: &Shared) -> String {
 /// Whether the file at `path` (symlinks followed) differs from the config whose digest is
 /// `running`. An unreadable file counts as changed, so the reload reports why.
 fn changed_on_disk(path: &Path, running: &str) -> bool {
-    std::fs::read(path).map_or(true, |bytes| crate::config::digest(&bytes) != running)
+    // Capped and never blocking (a FIFO or /dev/zero swapped in must not stall the watcher,
+    // finding 9); what cannot be read so counts as changed, and the reload says why.
+    crate::safe_file::read_config(path, crate::safe_file::CONFIG_CAP)
+        .map_or(true, |bytes| crate::config::digest(&bytes) != running)
 }
 
 /// Periodically re-expands recurring windows and refreshes the state gauges.

@@ -322,9 +322,11 @@ fn to_time(t: DateTime<Utc>) -> time::OffsetDateTime {
 }
 
 fn read(path: &Path) -> Result<String, Error> {
-    fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_owned(),
-        source,
+    crate::safe_file::read_config_string(path, crate::safe_file::CONFIG_CAP).map_err(|source| {
+        Error::Io {
+            path: path.to_owned(),
+            source,
+        }
     })
 }
 

@@ -40,12 +40,15 @@ impl Checker<'_> {
             None => Template::built_in(),
             Some(file) => {
                 let path = self.base_dir.join(file.get_ref());
-                let parsed = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("cannot read page template {}: {e}", path.display()))
-                    .and_then(|text| {
-                        Template::parse(&text)
-                            .map_err(|e| format!("page template {}: {e}", path.display()))
-                    });
+                // Capped, regular files only: `page_template = "/dev/zero"` is refused at
+                // once instead of read until memory runs out (finding 9).
+                let parsed =
+                    crate::safe_file::read_config_string(&path, crate::safe_file::CONFIG_CAP)
+                        .map_err(|e| format!("cannot read page template {}: {e}", path.display()))
+                        .and_then(|text| {
+                            Template::parse(&text)
+                                .map_err(|e| format!("page template {}: {e}", path.display()))
+                        });
                 parsed.unwrap_or_else(|msg| {
                     self.err(file.span(), msg);
                     Template::built_in()

@@ -99,8 +99,14 @@ impl Checker<'_> {
 
     pub(super) fn certificates(&mut self, file: &Str) -> Vec<CertificateDer<'static>> {
         let path = self.base_dir.join(file.get_ref());
-        let certs = CertificateDer::pem_file_iter(&path)
-            .and_then(|iter| iter.collect::<Result<Vec<_>, _>>());
+        // No FIFO, device or endless file (safe_file): a reload must always finish.
+        let certs = crate::safe_file::read_config(&path, crate::safe_file::CONFIG_CAP)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                CertificateDer::pem_slice_iter(&bytes)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| e.to_string())
+            });
         match certs {
             Ok(certs) if !certs.is_empty() => certs,
             Ok(_) => {

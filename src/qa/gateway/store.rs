@@ -6,7 +6,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
@@ -15,6 +14,9 @@ use serde::{Deserialize, Serialize};
 use super::cards::Member;
 use super::orders::Order;
 use super::tokens::Token;
+
+/// Largest state file read back; a bigger one was not written by the stand-in.
+pub(super) const MAX_FILE_BYTES: u64 = 1 << 30;
 
 /// A record that knows its own key.
 pub(crate) trait Keyed {
@@ -277,7 +279,9 @@ impl Store {
 }
 
 fn load(path: &Path, cap: usize) -> Result<State, StateFileError> {
-    let bytes = match std::fs::read(path) {
+    // No symbolic link, FIFO or device, and a size cap (crate::safe_file): a FIFO planted as
+    // the state file used to hang the stand-in before it could answer SIGTERM (finding 7).
+    let bytes = match crate::safe_file::read_state(path, MAX_FILE_BYTES) {
         Ok(bytes) => bytes,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(State::new(cap)),
         Err(source) => {
@@ -305,29 +309,12 @@ fn load(path: &Path, cap: usize) -> Result<State, StateFileError> {
     })
 }
 
-/// Replaces `path` with `bytes` so that a crash at any point leaves either file whole.
+/// Replaces `path` with `bytes` so that a crash at any point leaves either file whole; the
+/// temporary file has an unpredictable name and is created exclusively with mode 0600 (tokens
+/// and order numbers: readable by the stand-in's user only), so a link planted under a
+/// guessable name is never written through.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    // Tokens and order numbers: readable by the stand-in's user only.
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)?;
-    // The rename is durable only once the directory entry is.
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    std::fs::File::open(dir)?.sync_all()
+    crate::safe_file::write_atomic(path, bytes)
 }
 
 #[cfg(test)]
