@@ -1,5 +1,6 @@
-//! Issue 25, the admin side: bounded admin state (finding 3), a linear restore (finding 8),
-//! `Host` checked on every admin request (finding 13), safe state files (finding 7).
+//! Issue 25 beyond the request path: bounded admin state (finding 3), a truthful and safe
+//! fleet CLI (5, 6), safe files (7, 9), a linear restore (8), the local CA (10), throttled
+//! handshake logs (11), `Host` checked on every admin request (13).
 
 use std::time::{Duration, Instant};
 
@@ -436,4 +437,190 @@ async fn finding_9_a_reload_refuses_devices_and_fifos_at_once() {
     assert_eq!(res.status, 422, "{}", res.text());
     assert!(res.text().contains("a FIFO"), "{}", res.text());
     assert_eq!(raw(shim.admin, &admin_get("/readyz")).await.status, 200);
+}
+
+fn tls_toml(upstream: &str, ca_dir: &std::path::Path) -> String {
+    format!(
+        "{}\n[tls]\nca_dir = {:?}\nhosts = [\"api.kuronekoyamato.co.jp\"]\n",
+        config(upstream).replacen("[listen]\n", "[listen]\ntls = \"127.0.0.1:0\"\n", 1),
+        ca_dir.display().to_string()
+    )
+}
+
+fn shim_cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_webcollect-shim"))
+        .args(args)
+        .env_remove("WEBCOLLECT_SHIM_CONFIG")
+        .output()
+        .unwrap()
+}
+
+/// Verifies a leaf `ca` issues for `name` at `now`, as a client that trusts `ca` would at `at`.
+fn trusted(
+    ca: &webcollect_shim::tls::ca::LocalCa,
+    name: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    use rustls::client::danger::ServerCertVerifier as _;
+    let leaf = ca
+        .issue(name, now, Duration::from_secs(800 * 86_400))
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.cert().clone()).unwrap();
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        std::sync::Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .build()
+    .unwrap();
+    let at = rustls_pki_types::UnixTime::since_unix_epoch(Duration::from_secs(
+        u64::try_from(at.timestamp()).unwrap(),
+    ));
+    let name = rustls_pki_types::ServerName::try_from(name.to_string()).unwrap();
+    verifier
+        .verify_server_cert(&leaf.certified.cert[0], &[], &name, &[], at)
+        .is_ok()
+}
+
+#[test]
+fn finding_10_the_local_ca_is_constrained_short_lived_owner_only_and_quoted() {
+    use std::os::unix::fs::PermissionsExt as _;
+    use webcollect_shim::clock::{Clock as _, SystemClock};
+    let root = fresh_dir("ca-hardening");
+    // A directory name a shell would expand.
+    let ca_dir = root.join("a b $(touch pwned)");
+    std::fs::create_dir_all(&ca_dir).unwrap();
+    let path = root.join("shim.toml");
+    std::fs::write(&path, tls_toml("http://127.0.0.1:1", &ca_dir)).unwrap();
+    let config = path.to_str().unwrap();
+
+    // A directory others may write to is refused, by `ca init` and at start.
+    std::fs::set_permissions(&ca_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = shim_cli(&["ca", "init", "--config", config]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("may write to it"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::set_permissions(&ca_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = shim_cli(&["ca", "init", "--config", config]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // install-hint: every path one shell word.
+    let out = shim_cli(&["ca", "install-hint", "--config", config]);
+    let hint = String::from_utf8_lossy(&out.stdout).into_owned();
+    let pem = ca_dir.join("ca.pem").canonicalize().unwrap();
+    let quoted = format!("'{}'", pem.display());
+    assert!(
+        hint.contains(&format!("cp {quoted} /usr/local/share/")),
+        "{hint}"
+    );
+    assert!(
+        hint.contains(&format!("export NODE_EXTRA_CA_CERTS={quoted}")),
+        "{hint}"
+    );
+    assert!(!hint.contains(&format!(" {} ", pem.display())), "{hint}");
+
+    // Name constraints: [tls] hosts (and their subdomains) only. Two years at most.
+    let now = SystemClock.now();
+    let ca = webcollect_shim::tls::ca::LocalCa::open(&ca_dir, now)
+        .unwrap()
+        .unwrap();
+    assert!(trusted(&ca, "api.kuronekoyamato.co.jp", now, now));
+    for other in ["www.google.com", "bank.example", "kuronekoyamato.co.jp"] {
+        assert!(!trusted(&ca, other, now, now), "{other}");
+    }
+    let two_years = chrono::TimeDelta::days(730);
+    let left = ca.not_after().unwrap() - now;
+    assert!(
+        left <= two_years && left > two_years - chrono::TimeDelta::hours(1),
+        "{left}"
+    );
+
+    // A key others may read is refused at start and by every ca command.
+    std::fs::set_permissions(
+        ca_dir.join("ca-key.pem"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    for args in [&["ca", "export"][..], &["run"]] {
+        let mut args = args.to_vec();
+        args.extend(["--config", config]);
+        let out = shim_cli(&args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("readable by group or others"),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(!root.join("pwned").exists() && !std::path::Path::new("pwned").exists());
+}
+
+#[test]
+fn finding_11_refused_handshakes_are_logged_once_a_second_with_a_count() {
+    let root = fresh_dir("tls-log-flood");
+    let path = root.join("shim.toml");
+    std::fs::write(&path, tls_toml("http://127.0.0.1:1", &root.join("ca"))).unwrap();
+    let (mut process, _proxy, _admin) = ShimProcess::start(&path, false);
+    let serving = process
+        .seen()
+        .iter()
+        .find(|l| l.contains("Serving merchant traffic."))
+        .unwrap()
+        .clone();
+    let tls_addr: std::net::SocketAddr = serving
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("tls="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let pem = std::fs::read_to_string(root.join("ca").join("ca.pem")).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    runtime.block_on(async {
+        let connector = crate::support::tls::client(&pem, None, &[b"http/1.1"]);
+        for _ in 0..300 {
+            let refused =
+                crate::support::tls::connect(&connector, tls_addr, "bad-sni.example").await;
+            assert!(refused.is_err());
+        }
+        // A second later, the next refusal is logged with the count held back.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let refused = crate::support::tls::connect(&connector, tls_addr, "bad-sni.example").await;
+        assert!(refused.is_err());
+    });
+    let elapsed = started.elapsed();
+    let line = process.wait_for("suppressed=");
+    let lines = process.stop();
+    let refused: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("TLS handshake refused"))
+        .collect();
+    // One line a second at most (plus the first), instead of one per handshake.
+    let most = usize::try_from(elapsed.as_secs()).unwrap() + 2;
+    assert!(
+        refused.len() <= most,
+        "{} lines in {elapsed:?}",
+        refused.len()
+    );
+    let total: usize = refused
+        .iter()
+        .map(|l| {
+            1 + l
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("suppressed="))
+                .map_or(0, |n| n.parse::<usize>().unwrap())
+        })
+        .sum();
+    assert_eq!(total, 301, "{line}");
 }

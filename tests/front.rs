@@ -342,7 +342,11 @@ async fn a_loop_back_to_the_shim_itself_is_answered_508_at_once() {
     let dir = fresh_dir("front-loop");
     // Real time: the upstream side checks the shim's leaf with the machine's clock.
     let now = SystemClock.now();
-    LocalCa::create(&dir, now).unwrap();
+    let hosts: Vec<String> = webcollect_shim::config::GATEWAY_HOSTS
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    LocalCa::create(&dir, now, &hosts).unwrap();
     let (proxy, tls) = (bind(1), bind(1));
     let tls_addr = tls[0].local_addr().unwrap();
     let toml = with_upstream_keys(
@@ -577,24 +581,21 @@ fn ca_init_export_and_install_hint() {
     let out = shim_command(&["ca", "install-hint", "--config", config_arg]);
     assert!(out.status.success());
     let hint = text(&out.stdout);
-    let pem_path = ca_dir.join("ca.pem").canonicalize().unwrap();
+    // Every path is one shell word: single-quoted.
+    let pem_path = format!(
+        "'{}'",
+        ca_dir.join("ca.pem").canonicalize().unwrap().display()
+    );
     for want in [
-        format!(
-            "cp {} /usr/local/share/ca-certificates/webcollect-shim.crt",
-            pem_path.display()
-        ),
+        format!("cp {pem_path} /usr/local/share/ca-certificates/webcollect-shim.crt"),
         "update-ca-certificates".to_string(),
         "apk add --no-cache ca-certificates".to_string(),
-        format!(
-            "cp {} /etc/pki/ca-trust/source/anchors/webcollect-shim.pem",
-            pem_path.display()
-        ),
+        format!("cp {pem_path} /etc/pki/ca-trust/source/anchors/webcollect-shim.pem"),
         "update-ca-trust extract".to_string(),
         format!(
-            "keytool -importcert -noprompt -cacerts -storepass changeit -alias webcollect-shim -file {}",
-            pem_path.display()
+            "keytool -importcert -noprompt -cacerts -storepass changeit -alias webcollect-shim -file {pem_path}"
         ),
-        format!("export NODE_EXTRA_CA_CERTS={}", pem_path.display()),
+        format!("export NODE_EXTRA_CA_CERTS={pem_path}"),
         "certutil -d sql:$HOME/.pki/nssdb -A -t \"C,,\"".to_string(),
         format!("--ignore-certificate-errors-spki-list={}", ca.spki_sha256()),
         format!("MAP {GATEWAY} 127.0.0.1:8443, MAP ptwebcollect.jp 127.0.0.1:8443"),

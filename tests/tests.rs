@@ -59,5 +59,5 @@ mod console;
 mod layout;
 // Drill evidence: the journal, reports, the report command.
 mod journal;
-// Issue 25's admin side: bounded drills, linear restore, Host checks, safe state files.
+// Issue 25 beyond the request path: admin limits, fleet CLI, files, local CA, TLS logs.
 mod admin_hardening;

@@ -29,7 +29,7 @@ pub(crate) fn ca(config: &Config, action: CaAction) -> anyhow::Result<()> {
     let now = SystemClock.now();
     match action {
         CaAction::Init => {
-            let (ca, created) = LocalCa::open_or_create(dir, now)
+            let (ca, created) = LocalCa::open_or_create(dir, now, &config.tls.hosts)
                 .with_context(|| format!("cannot create the CA in {}", dir.display()))?;
             let path = absolute(&ca.cert_path());
             if created {
@@ -44,7 +44,7 @@ pub(crate) fn ca(config: &Config, action: CaAction) -> anyhow::Result<()> {
             println!("next: webcollect-shim ca install-hint");
         }
         CaAction::Export => print!("{}", existing(dir, now)?.pem()),
-        CaAction::InstallHint => print!("{}", install_hint(&existing(dir, now)?, config)),
+        CaAction::InstallHint => print!("{}", install_hint(&existing(dir, now)?, config)?),
     }
     Ok(())
 }
@@ -64,10 +64,26 @@ fn absolute(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
 }
 
-/// The commands, with this CA's path and key hash filled in.
-fn install_hint(ca: &LocalCa, config: &Config) -> String {
-    let pem = absolute(&ca.cert_path());
-    let pem = pem.display();
+/// `text` as one POSIX shell word: in single quotes, each `'` written as `'\''`. Every
+/// path the hint prints goes through it, so a directory named `a b` or `$(…)` stays a path
+/// in the root commands the operator pastes.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// The commands, with this CA's path (shell-quoted) and key hash filled in.
+///
+/// # Errors
+/// A path with a line break or another control character, which no quoting makes safe to
+/// paste (it would end the comment line it appears in).
+fn install_hint(ca: &LocalCa, config: &Config) -> anyhow::Result<String> {
+    let path = absolute(&ca.cert_path());
+    let path = path.to_string_lossy();
+    anyhow::ensure!(
+        !path.chars().any(char::is_control),
+        "the CA's path {path:?} holds control characters: move [tls] ca_dir"
+    );
+    let pem = shell_quote(&path);
     let spki = ca.spki_sha256();
     let hosts = config.tls.hosts.join(" ");
     let tls = config
@@ -141,5 +157,17 @@ chromium --headless --user-data-dir=/tmp/checkout-profile \
   https://merchant.example/checkout
 "#
     );
-    out
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_one_shell_word() {
+        assert_eq!(shell_quote("/etc/ca.pem"), "'/etc/ca.pem'");
+        assert_eq!(shell_quote("/a b/$(id)/ca.pem"), "'/a b/$(id)/ca.pem'");
+        assert_eq!(shell_quote("/it's/ca.pem"), r"'/it'\''s/ca.pem'");
+    }
 }

@@ -4,7 +4,17 @@
 //!
 //! rcgen cannot read a CA certificate back without x509 parsing, so the CA's subject and
 //! key identifier method are fixed here and rebuilt from the stored key on every start; a
-//! probe leaf, verified against the stored `ca.pem`, proves that they still match.
+//! probe leaf, verified against the stored `ca.pem`, proves that they still match. Probes
+//! also answer what would otherwise need parsing: whether the CA expires within 30 days, and
+//! whether its name constraints permit every `[tls] hosts` name.
+//!
+//! What a security reviewer asks of a CA that merchants install in a trust store:
+//! - **Name constraints**: the CA can only vouch for the `[tls] hosts` names it was made
+//!   for (and the never-resolving `webcollect-shim.invalid` its self-check uses), so a
+//!   stolen key cannot impersonate any other site to a client that trusts it.
+//! - **Two years at most** ([`CA_VALIDITY`]), with a warning from 30 days before the end.
+//! - **Owner-only files**: a `ca_dir` that group or others may write to, or a key others may
+//!   read, is refused (by `ca init` and at start), not just warned about.
 
 use std::fs;
 use std::io::{self, Write as _};
@@ -16,8 +26,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use chrono::{DateTime, TimeDelta, Utc};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData as _, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+    GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose, NameConstraints, PublicKeyData as _,
+    SanType, SerialNumber,
 };
 use rustls::client::danger::ServerCertVerifier as _;
 use rustls::sign::CertifiedKey;
@@ -32,8 +43,13 @@ pub const KEY_FILE: &str = "ca-key.pem";
 /// The CA's common name (also the nickname the install hints give it).
 pub const CA_NAME: &str = "webcollect-shim local CA";
 
-/// How long the CA itself is valid (its leaves are short-lived).
-const CA_VALIDITY: TimeDelta = TimeDelta::days(3650);
+/// How long the CA itself is valid (its leaves are short-lived): two years.
+pub const CA_VALIDITY: TimeDelta = TimeDelta::days(730);
+/// From this long before the CA's end, every start and `ca init` warn.
+pub const EXPIRY_WARNING: TimeDelta = TimeDelta::days(30);
+/// The name the self-check's probe leaf is issued for: under `.invalid` (RFC 2606), so it
+/// never resolves, and permitted by every CA's name constraints.
+const PROBE_DOMAIN: &str = "webcollect-shim.invalid";
 /// Leaves start this far in the past, so a client whose clock is a little behind the
 /// shim's still accepts a certificate issued a moment ago.
 const LEAF_BACKDATE: TimeDelta = TimeDelta::minutes(5);
@@ -70,6 +86,26 @@ pub enum Error {
         path: PathBuf,
         /// What is wrong.
         what: String,
+    },
+    /// Group or others may write to the directory, or read the key.
+    #[error("{path}: {what}")]
+    Permissions {
+        /// The directory or key.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        what: String,
+    },
+    /// The CA's name constraints do not permit a `[tls] hosts` name (the hosts changed
+    /// after the CA was made).
+    #[error(
+        "{path}: the CA's name constraints do not permit {host:?} ([tls] hosts changed since it \
+         was made): remove ca.pem and ca-key.pem to make a new CA, and have clients trust it"
+    )]
+    NotPermitted {
+        /// `ca.pem`.
+        path: PathBuf,
+        /// The host.
+        host: String,
     },
     /// rcgen could not make a key or certificate.
     #[error("cannot make a certificate")]
@@ -123,6 +159,7 @@ impl LocalCa {
             }
             (true, true) => {}
         }
+        check_permissions(dir, &key_path)?;
         let pem = read(&cert_path)?;
         let cert = CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| Error::Invalid {
             path: cert_path.clone(),
@@ -132,11 +169,6 @@ impl LocalCa {
             path: key_path.clone(),
             what: format!("no PEM private key: {e}"),
         })?;
-        if let Ok(meta) = fs::metadata(&key_path)
-            && meta.permissions().mode() & 0o077 != 0
-        {
-            tracing::warn!(path = %key_path.display(), "The CA key is readable by others: chmod 600 it.");
-        }
         let ca = Self {
             dir: dir.to_owned(),
             cert,
@@ -147,12 +179,13 @@ impl LocalCa {
         Ok(Some(ca))
     }
 
-    /// Creates a new CA in `dir` (made owner-only if it does not exist). Refuses to
-    /// overwrite either file.
+    /// Creates a new CA in `dir` (made owner-only if it does not exist) whose name
+    /// constraints permit `hosts` only. Refuses to overwrite either file.
     ///
     /// # Errors
-    /// The directory or files cannot be written, or a file exists already.
-    pub fn create(dir: &Path, now: DateTime<Utc>) -> Result<Self, Error> {
+    /// The directory or files cannot be written, a file exists already, or the directory is
+    /// writable by group or others.
+    pub fn create(dir: &Path, now: DateTime<Utc>, hosts: &[String]) -> Result<Self, Error> {
         let io = |path: &Path| {
             let path = path.to_owned();
             move |source| Error::Io { path, source }
@@ -162,8 +195,19 @@ impl LocalCa {
             .mode(0o700)
             .create(dir)
             .map_err(io(dir))?;
+        // An existing directory keeps its mode: it must not let others swap the files.
+        check_dir(dir)?;
         let key = KeyPair::generate()?;
         let mut params = ca_params();
+        let mut permitted: Vec<GeneralSubtree> = hosts
+            .iter()
+            .map(|h| GeneralSubtree::DnsName(h.clone()))
+            .collect();
+        permitted.push(GeneralSubtree::DnsName(PROBE_DOMAIN.to_string()));
+        params.name_constraints = Some(NameConstraints {
+            permitted_subtrees: permitted,
+            excluded_subtrees: Vec::new(),
+        });
         params.not_before = to_time(now - TimeDelta::days(1));
         params.not_after = to_time(now + CA_VALIDITY);
         params.serial_number = Some(random_serial());
@@ -182,15 +226,43 @@ impl LocalCa {
         })
     }
 
-    /// The CA in `dir`, created if absent; `true` when it was created now.
+    /// The CA in `dir`, created if absent (for `hosts`); `true` when it was created now.
+    /// An existing CA must permit every one of `hosts`.
     ///
     /// # Errors
-    /// See [`LocalCa::open`] and [`LocalCa::create`].
-    pub fn open_or_create(dir: &Path, now: DateTime<Utc>) -> Result<(Self, bool), Error> {
-        match Self::open(dir, now)? {
-            Some(ca) => Ok((ca, false)),
-            None => Self::create(dir, now).map(|ca| (ca, true)),
+    /// See [`LocalCa::open`], [`LocalCa::create`] and [`LocalCa::check_hosts`].
+    pub fn open_or_create(
+        dir: &Path,
+        now: DateTime<Utc>,
+        hosts: &[String],
+    ) -> Result<(Self, bool), Error> {
+        if dir.exists() {
+            check_dir(dir)?;
         }
+        match Self::open(dir, now)? {
+            Some(ca) => {
+                ca.check_hosts(hosts, now)?;
+                Ok((ca, false))
+            }
+            None => Self::create(dir, now, hosts).map(|ca| (ca, true)),
+        }
+    }
+
+    /// Checks that the CA's name constraints permit each of `hosts`, by verifying a leaf
+    /// for it (a CA made before name constraints permits everything).
+    ///
+    /// # Errors
+    /// [`Error::NotPermitted`] naming the first host that is not.
+    pub fn check_hosts(&self, hosts: &[String], now: DateTime<Utc>) -> Result<(), Error> {
+        for host in hosts {
+            if self.verify_probe(host, now, now).is_err() {
+                return Err(Error::NotPermitted {
+                    path: self.cert_path(),
+                    host: host.clone(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// `ca.pem`'s path.
@@ -253,38 +325,134 @@ impl LocalCa {
     }
 
     /// A probe leaf must verify against the stored certificate: proves the key is the
-    /// certificate's and the subject is the one this code issues under.
+    /// certificate's and the subject is the one this code issues under. Then the CA's own
+    /// dates (webpki never checks a trust anchor's): an error once it has ended, a warning
+    /// from [`EXPIRY_WARNING`] before, and one for a CA valid for longer than
+    /// [`CA_VALIDITY`] (made by an older version, without name constraints).
     fn check(&self, now: DateTime<Utc>) -> Result<(), Error> {
         let invalid = |what: String| Error::Invalid {
             path: self.cert_path(),
             what,
         };
-        let probe_name = "probe.webcollect-shim.invalid";
-        let leaf = self.issue(probe_name, now, Duration::from_secs(3600))?;
+        let probe = format!("probe.{PROBE_DOMAIN}");
+        self.verify_probe(&probe, now, now).map_err(|e| {
+            invalid(format!(
+                "does not belong to {KEY_FILE} or was not made by webcollect-shim ({e}); \
+                 remove both files to create a new CA"
+            ))
+        })?;
+        let not_after = self.not_after()?;
+        if not_after <= now {
+            return Err(invalid(format!(
+                "the CA expired at {not_after}: remove ca.pem and ca-key.pem to make a new one, \
+                 and have the clients trust it"
+            )));
+        }
+        if not_after - now <= EXPIRY_WARNING {
+            tracing::warn!(
+                path = %self.cert_path().display(),
+                %not_after,
+                "The local CA expires within 30 days: remove ca.pem and ca-key.pem to make a \
+                 new one, and have the clients trust it."
+            );
+        } else if not_after - now > CA_VALIDITY + TimeDelta::days(1) {
+            tracing::warn!(
+                path = %self.cert_path().display(),
+                %not_after,
+                "The local CA is valid for more than two years (made by an older version, \
+                 without name constraints): consider making a new one."
+            );
+        }
+        Ok(())
+    }
+
+    /// The CA certificate's `notAfter`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the certificate does not parse.
+    pub fn not_after(&self) -> Result<DateTime<Utc>, Error> {
+        let (_, cert) =
+            x509_parser::parse_x509_certificate(&self.cert).map_err(|e| Error::Invalid {
+                path: self.cert_path(),
+                what: format!("not an X.509 certificate: {e}"),
+            })?;
+        DateTime::from_timestamp(cert.validity().not_after.timestamp(), 0).ok_or_else(|| {
+            Error::Invalid {
+                path: self.cert_path(),
+                what: "its notAfter is out of range".into(),
+            }
+        })
+    }
+
+    /// Issues a leaf for `name` at `now`, valid long enough to be checked `at`, and verifies
+    /// it against the stored certificate at `at` (validity and name constraints included).
+    fn verify_probe(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<(), String> {
+        let span = (at - now + TimeDelta::hours(1))
+            .to_std()
+            .unwrap_or(Duration::from_secs(3600));
+        let leaf = self.issue(name, now, span).map_err(|e| e.to_string())?;
         let mut roots = rustls::RootCertStore::empty();
         roots
             .add(self.cert.clone())
-            .map_err(|e| invalid(format!("not a usable CA certificate: {e}")))?;
+            .map_err(|e| format!("not a usable CA certificate: {e}"))?;
         let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
             Arc::new(roots),
             Arc::new(rustls::crypto::ring::default_provider()),
         )
         .build()
-        .map_err(|e| invalid(format!("not a usable CA certificate: {e}")))?;
-        let name = ServerName::try_from(probe_name).map_err(|e| invalid(e.to_string()))?;
+        .map_err(|e| format!("not a usable CA certificate: {e}"))?;
+        let server_name = ServerName::try_from(name.to_string()).map_err(|e| e.to_string())?;
         let at = UnixTime::since_unix_epoch(Duration::from_secs(
-            u64::try_from(now.timestamp()).unwrap_or(0),
+            u64::try_from(at.timestamp()).unwrap_or(0),
         ));
         verifier
-            .verify_server_cert(&leaf.certified.cert[0], &[], &name, &[], at)
-            .map_err(|e| {
-                invalid(format!(
-                    "does not belong to {KEY_FILE} or was not made by webcollect-shim ({e}); \
-                     remove both files to create a new CA"
-                ))
-            })?;
-        Ok(())
+            .verify_server_cert(&leaf.certified.cert[0], &[], &server_name, &[], at)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
+}
+
+/// Refuses a `ca_dir` that group or others may write to: whoever can write there can swap
+/// `ca.pem` and `ca-key.pem` for their own.
+fn check_dir(dir: &Path) -> Result<(), Error> {
+    let meta = fs::metadata(dir).map_err(|source| Error::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    if meta.permissions().mode() & 0o022 != 0 {
+        return Err(Error::Permissions {
+            path: dir.to_owned(),
+            what: format!(
+                "group or others may write to it (mode {:o}): chmod 700 it",
+                meta.permissions().mode() & 0o777
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// [`check_dir`], and a key that only its owner may read.
+fn check_permissions(dir: &Path, key: &Path) -> Result<(), Error> {
+    check_dir(dir)?;
+    let meta = fs::metadata(key).map_err(|source| Error::Io {
+        path: key.to_owned(),
+        source,
+    })?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(Error::Permissions {
+            path: key.to_owned(),
+            what: format!(
+                "the CA key is readable by group or others (mode {:o}): chmod 600 it",
+                meta.permissions().mode() & 0o777
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The CA's fixed parameters: subject, constraints, usages (validity is set at creation).
@@ -353,6 +521,10 @@ mod tests {
         dir
     }
 
+    fn hosts() -> Vec<String> {
+        vec!["api.kuronekoyamato.co.jp".to_string()]
+    }
+
     fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-01-10T00:00:00Z")
             .unwrap()
@@ -362,7 +534,7 @@ mod tests {
     #[test]
     fn created_once_owner_only_and_reopened() {
         let dir = dir("create");
-        let (ca, created) = LocalCa::open_or_create(&dir.join("ca"), now()).unwrap();
+        let (ca, created) = LocalCa::open_or_create(&dir.join("ca"), now(), &hosts()).unwrap();
         assert!(created);
         let meta = |f: &str| {
             fs::metadata(dir.join("ca").join(f))
@@ -375,7 +547,7 @@ mod tests {
             fs::metadata(dir.join("ca")).unwrap().permissions().mode() & 0o777,
             0o700
         );
-        let (again, created) = LocalCa::open_or_create(&dir.join("ca"), now()).unwrap();
+        let (again, created) = LocalCa::open_or_create(&dir.join("ca"), now(), &hosts()).unwrap();
         assert!(!created);
         assert_eq!(again.pem(), ca.pem());
         assert_eq!(again.spki_sha256(), ca.spki_sha256());
@@ -384,10 +556,43 @@ mod tests {
     }
 
     #[test]
+    fn names_outside_the_hosts_are_not_permitted_and_lax_modes_are_refused() {
+        let dir = dir("constraints");
+        let ca = LocalCa::create(&dir.join("ca"), now(), &hosts()).unwrap();
+        assert!(ca.check_hosts(&hosts(), now()).is_ok());
+        assert!(
+            ca.verify_probe("sub.api.kuronekoyamato.co.jp", now(), now())
+                .is_ok()
+        );
+        for other in ["www.google.com", "kuronekoyamato.co.jp", "example.com"] {
+            assert!(ca.verify_probe(other, now(), now()).is_err(), "{other}");
+        }
+        let err = ca
+            .check_hosts(&["ptwebcollect.jp".to_string()], now())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"ptwebcollect.jp\""), "{err}");
+        // Two years, then it is refused.
+        assert_eq!(ca.not_after().unwrap(), now() + CA_VALIDITY);
+        assert!(ca.check(now() + CA_VALIDITY - TimeDelta::days(1)).is_ok());
+        let err = ca.check(now() + CA_VALIDITY).unwrap_err().to_string();
+        assert!(err.contains("expired"), "{err}");
+        let ca_dir = dir.join("ca");
+        fs::set_permissions(ca_dir.join(KEY_FILE), fs::Permissions::from_mode(0o644)).unwrap();
+        let err = LocalCa::open(&ca_dir, now()).unwrap_err().to_string();
+        assert!(err.contains("readable by group or others"), "{err}");
+        fs::set_permissions(ca_dir.join(KEY_FILE), fs::Permissions::from_mode(0o600)).unwrap();
+        fs::set_permissions(&ca_dir, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = LocalCa::open(&ca_dir, now()).unwrap_err().to_string();
+        assert!(err.contains("may write to it"), "{err}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn a_key_from_another_ca_is_refused() {
         let dir = dir("mismatch");
-        LocalCa::create(&dir.join("a"), now()).unwrap();
-        LocalCa::create(&dir.join("b"), now()).unwrap();
+        LocalCa::create(&dir.join("a"), now(), &hosts()).unwrap();
+        LocalCa::create(&dir.join("b"), now(), &hosts()).unwrap();
         fs::copy(dir.join("b").join(KEY_FILE), dir.join("a").join(KEY_FILE)).unwrap();
         let err = LocalCa::open(&dir.join("a"), now())
             .unwrap_err()

@@ -70,8 +70,13 @@ impl Acceptor {
 
 /// Logs a failed handshake: loudly when the client does not trust the shim's certificate
 /// (the one failure a user must act on), quietly otherwise (port scans, aborted connects).
-/// A refused host name was logged by the resolver already.
+/// A refused host name was logged by the resolver already. At most one line a second, with
+/// `suppressed`: the failures not logged since the last line ([`super::throttle`]).
 fn handshake_failed(peer: SocketAddr, err: &io::Error) {
+    let Some(suppressed) = super::throttle::HANDSHAKE_FAILED.admit(std::time::Instant::now())
+    else {
+        return;
+    };
     let tls = err
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>());
@@ -83,9 +88,10 @@ fn handshake_failed(peer: SocketAddr, err: &io::Error) {
         )) => tracing::warn!(
             %peer,
             alert = ?alert,
+            suppressed,
             "TLS client does not trust the shim's certificate: install ca.pem in its trust store \
              (`webcollect-shim ca install-hint`)."
         ),
-        _ => tracing::debug!(%peer, error = %err, "TLS handshake failed."),
+        _ => tracing::debug!(%peer, error = %err, suppressed, "TLS handshake failed."),
     }
 }

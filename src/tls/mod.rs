@@ -8,6 +8,7 @@ pub mod ca;
 
 pub mod listener;
 pub mod resolver;
+pub mod throttle;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -83,7 +84,7 @@ impl Frontend {
             }
             CertSource::LocalCa(dir) => {
                 let now = real_clock.now();
-                let (ca, created) = LocalCa::open_or_create(dir, now)?;
+                let (ca, created) = LocalCa::open_or_create(dir, now, &tls.hosts)?;
                 if created {
                     tracing::info!(
                         path = %ca.cert_path().display(),

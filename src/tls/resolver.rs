@@ -1,7 +1,8 @@
 //! Picks the certificate for a TLS handshake by the name the client asks for (SNI), from a
 //! map that renewal replaces whole (one atomic load per handshake, never a lock). A name
 //! outside `[tls] hosts`, or no name at all, gets no certificate: the handshake fails, and
-//! the log says why.
+//! the log says why, at most once a second ([`super::throttle`]) with the count of the
+//! failures not logged since.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,6 +10,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+
+use super::throttle::NAME_REFUSED;
 
 /// Certificates by lowercase host name.
 pub type Certs = HashMap<String, Arc<CertifiedKey>>;
@@ -47,18 +50,25 @@ impl Resolver {
 
 impl ResolvesServerCert for Resolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let admitted = || NAME_REFUSED.admit(std::time::Instant::now());
         let Some(name) = hello.server_name() else {
-            tracing::warn!(
-                "TLS handshake refused: the client sent no server name (SNI); connect by one \
-                 of the host names in [tls] hosts, not by IP address."
-            );
+            if let Some(suppressed) = admitted() {
+                tracing::warn!(
+                    suppressed,
+                    "TLS handshake refused: the client sent no server name (SNI); connect by \
+                     one of the host names in [tls] hosts, not by IP address."
+                );
+            }
             return None;
         };
         let found = self.get(name);
-        if found.is_none() {
+        if found.is_none()
+            && let Some(suppressed) = admitted()
+        {
             // rustls has checked that it is a DNS name: printable and at most 253 bytes.
             tracing::warn!(
                 server_name = %name,
+                suppressed,
                 "TLS handshake refused: the client asked for a host name that [tls] hosts does \
                  not list."
             );
