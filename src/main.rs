@@ -25,12 +25,14 @@ fn main() -> ExitCode {
             notify_url,
             state_file,
             max_orders,
+            max_state_bytes,
             strict_tokens,
         } => {
             let options = webcollect_shim::qa::gateway::GatewayOptions {
                 notify_url: notify_url.clone(),
                 state_file: state_file.clone(),
                 max_orders: *max_orders,
+                max_state_bytes: *max_state_bytes,
                 strict_tokens: *strict_tokens,
                 ..Default::default()
             };

@@ -624,3 +624,50 @@ fn finding_11_refused_handshakes_are_logged_once_a_second_with_a_count() {
         .sum();
     assert_eq!(total, 301, "{line}");
 }
+
+#[tokio::test]
+async fn finding_12_the_stand_in_is_bounded_by_bytes_oldest_orders_first() {
+    use webcollect_shim::qa::gateway::GatewayOptions;
+    let dir = fresh_dir("stand-in-bytes");
+    let state = dir.join("state.json");
+    let max = 4_000;
+    let options = GatewayOptions {
+        state_file: Some(state.clone()),
+        max_state_bytes: std::num::NonZeroUsize::new(max).unwrap(),
+        ..GatewayOptions::default()
+    };
+    let mock =
+        crate::support::gateway::StandIn::with_options("2020-04-20T01:23:45+09:00", options).await;
+    let order = |i: usize| {
+        post(
+            "/api/creditToken",
+            &format!(
+                "function_div=A08&trader_code=123456789&device_div=2&order_no=B-{i}&settle_price=1500&buyer_name_kanji=%E5%B1%B1%E7%94%B0&pay_way=1&token=bytesbytesbyt{i:03}"
+            ),
+        )
+    };
+    let e04 = |i: usize| {
+        post(
+            "/api/tradeInfo",
+            &format!("function_div=E04&trader_code=123456789&order_no=B-{i}"),
+        )
+    };
+    for i in 0..60 {
+        let res = raw(mock.addr, &order(i)).await;
+        assert_eq!(res.status, 200);
+        assert!(
+            res.text().contains("<returnCode>0</returnCode>"),
+            "{}",
+            res.text()
+        );
+    }
+    // The file is what is held: within the budget (plus its small envelope).
+    let saved = std::fs::read(&state).unwrap();
+    assert!(saved.len() <= max + 200, "{} bytes", saved.len());
+    let newest = raw(mock.addr, &e04(59)).await.text();
+    let oldest = raw(mock.addr, &e04(0)).await.text();
+    assert!(newest.contains("B-59"), "{newest}");
+    assert!(!oldest.contains("B-0<"), "{oldest}");
+    assert_ne!(oldest, newest);
+    mock.stop().await;
+}

@@ -53,6 +53,10 @@ pub(crate) enum Command {
         /// Most orders remembered (oldest forgotten first).
         #[arg(long, value_name = "N", default_value_t = webcollect_shim::qa::gateway::DEFAULT_MAX_ORDERS)]
         max_orders: std::num::NonZeroUsize,
+        /// Most bytes of orders, stored cards and tokens (as saved, JSON) kept; past it the
+        /// oldest orders are forgotten first.
+        #[arg(long, value_name = "BYTES", default_value_t = webcollect_shim::qa::gateway::DEFAULT_MAX_STATE_BYTES)]
+        max_state_bytes: std::num::NonZeroUsize,
         /// Accept only tokens the stand-in's token libraries minted.
         #[arg(long)]
         strict_tokens: bool,

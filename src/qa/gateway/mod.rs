@@ -46,6 +46,9 @@ use store::Store;
 pub const X_WEBCOLLECT_MOCK_GATEWAY: HeaderName =
     HeaderName::from_static("x-webcollect-mock-gateway");
 
+/// The default for [`GatewayOptions::max_state_bytes`]: 64 MiB.
+pub const DEFAULT_MAX_STATE_BYTES: NonZeroUsize = NonZeroUsize::new(64 << 20).unwrap();
+
 /// The default for [`GatewayOptions::max_orders`].
 pub const DEFAULT_MAX_ORDERS: NonZeroUsize = NonZeroUsize::new(10_000).unwrap();
 
@@ -67,6 +70,10 @@ pub struct GatewayOptions {
     /// Most orders remembered; past it the oldest are forgotten. Members with stored cards
     /// and tokens are bounded by the same number.
     pub max_orders: NonZeroUsize,
+    /// Most bytes orders, stored cards and tokens take together (as saved, JSON); past it
+    /// the oldest orders are forgotten first. An order can hold about 157 KB of form fields,
+    /// so a count alone does not bound memory.
+    pub max_state_bytes: NonZeroUsize,
     /// Accept only tokens the stand-in minted (within 30 minutes); otherwise any unspent
     /// 16-character token authorises, so scripts need no browser.
     pub strict_tokens: bool,
@@ -80,6 +87,7 @@ impl Default for GatewayOptions {
             notify_policy: None,
             state_file: None,
             max_orders: DEFAULT_MAX_ORDERS,
+            max_state_bytes: DEFAULT_MAX_STATE_BYTES,
             strict_tokens: false,
         }
     }
@@ -305,7 +313,11 @@ impl Gateway {
             notify_url: options.notify_url,
             notify_policy: options.notify_policy.unwrap_or(RetryPolicy::GATEWAY),
             strict_tokens: options.strict_tokens,
-            store: Store::open(options.state_file, options.max_orders.get())?,
+            store: Store::open(
+                options.state_file,
+                options.max_orders.get(),
+                options.max_state_bytes.get(),
+            )?,
         })
     }
 

@@ -1,5 +1,7 @@
-//! What the stand-in remembers (orders, stored cards, tokens), each list bounded (past the
-//! bound the oldest entry is dropped, so a long QA run cannot grow it without limit), and
+//! What the stand-in remembers (orders, stored cards, tokens), each list bounded by count
+//! (past the bound the oldest entry is dropped, so a long QA run cannot grow it without
+//! limit) and all of them by bytes (`--max-state-bytes`: the oldest orders go first, since
+//! one order can hold about 157 KB of form fields; issue 25, finding 12), and
 //! optionally kept in a state file across restarts. The file is written atomically after
 //! every change (temporary file, fsync, rename, fsync of the directory): a crash leaves the
 //! old state or the new one, never half of one.
@@ -26,7 +28,8 @@ pub(crate) trait Keyed {
     fn key(&self) -> Self::Key;
 }
 
-/// A map that keeps at most `cap` records, dropping the oldest insertion first.
+/// A map that keeps at most `cap` records, dropping the oldest insertion first, and knows
+/// how many bytes its records take (as saved: their JSON).
 #[derive(Debug)]
 pub(crate) struct Bounded<V: Keyed> {
     map: HashMap<V::Key, V>,
@@ -34,15 +37,77 @@ pub(crate) struct Bounded<V: Keyed> {
     /// exactly the map's keys.
     order: VecDeque<V::Key>,
     cap: usize,
+    /// Each record's JSON size when last measured, and their sum.
+    sizes: HashMap<V::Key, usize>,
+    bytes: usize,
+    /// Records handed out mutably since the last [`Bounded::settle`]: measured again there.
+    dirty: Vec<V::Key>,
 }
 
-impl<V: Keyed> Bounded<V> {
+/// Counts what is written to it: a record's JSON size without building the JSON.
+struct Count(usize);
+
+impl std::io::Write for Count {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn measure(value: &impl Serialize) -> usize {
+    let mut count = Count(0);
+    // Plain data: serialising cannot fail; a failure would only undercount.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
+impl<V: Keyed + Serialize> Bounded<V> {
     pub(crate) fn new(cap: usize) -> Self {
         Self {
             map: HashMap::new(),
             order: VecDeque::new(),
             cap: cap.max(1),
+            sizes: HashMap::new(),
+            bytes: 0,
+            dirty: Vec::new(),
         }
+    }
+
+    /// Bytes the records take, as of the last change or [`Bounded::settle`].
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Measures again the records handed out mutably since the last call.
+    pub(crate) fn settle(&mut self) {
+        for key in std::mem::take(&mut self.dirty) {
+            if let Some(size) = self.map.get(&key).map(measure) {
+                self.set_size(key, size);
+            }
+        }
+    }
+
+    fn set_size(&mut self, key: V::Key, size: usize) {
+        let old = self.sizes.insert(key, size).unwrap_or(0);
+        self.bytes = self.bytes - old + size;
+    }
+
+    /// Drops the oldest record, unless it is the only one (the newest is always kept: the
+    /// request that made it is being answered); false when nothing was dropped.
+    fn evict_oldest(&mut self) -> bool {
+        if self.order.len() <= 1 {
+            return false;
+        }
+        let Some(oldest) = self.order.pop_front() else {
+            return false;
+        };
+        self.map.remove(&oldest);
+        self.bytes -= self.sizes.remove(&oldest).unwrap_or(0);
+        true
     }
 
     pub(crate) fn get(&self, key: &V::Key) -> Option<&V> {
@@ -50,6 +115,9 @@ impl<V: Keyed> Bounded<V> {
     }
 
     pub(crate) fn get_mut(&mut self, key: &V::Key) -> Option<&mut V> {
+        if self.map.contains_key(key) {
+            self.dirty.push(key.clone());
+        }
         self.map.get_mut(key)
     }
 
@@ -61,12 +129,14 @@ impl<V: Keyed> Bounded<V> {
     pub(crate) fn insert(&mut self, value: V) {
         let key = value.key();
         self.admit(&key);
+        self.set_size(key.clone(), measure(&value));
         self.map.insert(key, value);
     }
 
     /// The record under `key`, made by `make` (possibly evicting the oldest) if missing.
     pub(crate) fn get_or_insert_with(&mut self, key: V::Key, make: impl FnOnce() -> V) -> &mut V {
         self.admit(&key);
+        self.dirty.push(key.clone());
         self.map.entry(key).or_insert_with(make)
     }
 
@@ -76,10 +146,11 @@ impl<V: Keyed> Bounded<V> {
             return;
         }
         while self.order.len() >= self.cap {
-            match self.order.pop_front() {
-                Some(oldest) => self.map.remove(&oldest),
-                None => break,
+            let Some(oldest) = self.order.pop_front() else {
+                break;
             };
+            self.map.remove(&oldest);
+            self.bytes -= self.sizes.remove(&oldest).unwrap_or(0);
         }
         self.order.push_back(key.clone());
     }
@@ -112,6 +183,8 @@ pub(crate) struct State {
     pub(crate) members: Bounded<Member>,
     /// Minted and spent tokens.
     pub(crate) tokens: Bounded<Token>,
+    /// Most bytes the three lists take together (their JSON).
+    max_bytes: usize,
 }
 
 /// The state file's layout (`version` 1). Lists are oldest first.
@@ -135,12 +208,36 @@ struct Saved {
 const VERSION: u32 = 1;
 
 impl State {
-    fn new(cap: usize) -> Self {
+    fn new(cap: usize, max_bytes: usize) -> Self {
         Self {
             orders: Bounded::new(cap),
             members: Bounded::new(cap),
             tokens: Bounded::new(cap),
+            max_bytes,
         }
+    }
+
+    /// Bytes the lists take together.
+    pub(crate) fn bytes(&self) -> usize {
+        self.orders.bytes() + self.members.bytes() + self.tokens.bytes()
+    }
+
+    /// Measures what changed, then drops records until the lists fit `max_bytes`: the
+    /// oldest orders first (they are the bulk), then the oldest tokens, then stored cards;
+    /// the newest of each stays. Returns how many were dropped.
+    fn fit(&mut self) -> usize {
+        self.orders.settle();
+        self.members.settle();
+        self.tokens.settle();
+        let mut dropped = 0;
+        while self.bytes() > self.max_bytes
+            && (self.orders.evict_oldest()
+                || self.tokens.evict_oldest()
+                || self.members.evict_oldest())
+        {
+            dropped += 1;
+        }
+        dropped
     }
 
     fn to_json(&self) -> Vec<u8> {
@@ -202,11 +299,16 @@ struct StateFile {
 
 impl Store {
     /// An empty store, or the one saved in `path` (a missing file is an empty store).
-    pub(crate) fn open(path: Option<PathBuf>, cap: usize) -> Result<Self, StateFileError> {
-        let state = match &path {
-            Some(path) => load(path, cap)?,
-            None => State::new(cap),
+    pub(crate) fn open(
+        path: Option<PathBuf>,
+        cap: usize,
+        max_bytes: usize,
+    ) -> Result<Self, StateFileError> {
+        let mut state = match &path {
+            Some(path) => load(path, cap, max_bytes)?,
+            None => State::new(cap, max_bytes),
         };
+        state.fit();
         Ok(Self {
             inner: Mutex::new(Inner {
                 state,
@@ -238,6 +340,14 @@ impl Store {
         let (result, generation) = {
             let mut inner = self.lock();
             let result = f(&mut inner.state);
+            let dropped = inner.state.fit();
+            if dropped > 0 {
+                tracing::debug!(
+                    dropped,
+                    bytes = inner.state.bytes(),
+                    "Stand-in state past --max-state-bytes: the oldest records were forgotten."
+                );
+            }
             if result.is_ok() {
                 inner.generation += 1;
             }
@@ -278,12 +388,14 @@ impl Store {
     }
 }
 
-fn load(path: &Path, cap: usize) -> Result<State, StateFileError> {
+fn load(path: &Path, cap: usize, max_bytes: usize) -> Result<State, StateFileError> {
     // No symbolic link, FIFO or device, and a size cap (crate::safe_file): a FIFO planted as
     // the state file used to hang the stand-in before it could answer SIGTERM (finding 7).
     let bytes = match crate::safe_file::read_state(path, MAX_FILE_BYTES) {
         Ok(bytes) => bytes,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(State::new(cap)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(State::new(cap, max_bytes));
+        }
         Err(source) => {
             return Err(StateFileError::Read {
                 path: path.to_path_buf(),
@@ -306,6 +418,7 @@ fn load(path: &Path, cap: usize) -> Result<State, StateFileError> {
         orders: Bounded::from_records(saved.orders, cap),
         members: Bounded::from_records(saved.members, cap),
         tokens: Bounded::from_records(saved.tokens, cap),
+        max_bytes,
     })
 }
 
@@ -321,7 +434,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    #[derive(Debug, Clone, PartialEq)]
+    #[derive(Debug, Clone, PartialEq, Serialize)]
     struct Rec(u32, &'static str);
 
     impl Keyed for Rec {
@@ -329,6 +442,24 @@ mod tests {
         fn key(&self) -> u32 {
             self.0
         }
+    }
+
+    #[test]
+    fn bytes_are_counted_and_the_oldest_go_first() {
+        let mut b = Bounded::new(10);
+        b.insert(Rec(1, "aaaa"));
+        b.insert(Rec(2, "bb"));
+        // [1,"aaaa"] is 10 bytes, [2,"bb"] 8.
+        assert_eq!(b.bytes(), 18);
+        if let Some(r) = b.get_mut(&2) {
+            r.1 = "bbbbbbbb";
+        }
+        b.settle();
+        assert_eq!(b.bytes(), 24);
+        assert!(b.evict_oldest());
+        assert_eq!((b.len(), b.bytes()), (1, 14));
+        // The newest stays.
+        assert!(!b.evict_oldest());
     }
 
     #[test]
