@@ -205,7 +205,7 @@ async fn traffic_counts_each_decision_per_route() {
     std::fs::write(&path, console_config(&upstream.url())).unwrap();
     let shim2 = TestShim::start_file(&path, t(DURING)).await;
     raw(shim2.addr, &post("/api/creditToken", "a=1")).await;
-    let reload = b"POST /reload HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\n\r\n";
+    let reload = b"POST /reload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n";
     assert_eq!(raw(shim2.admin, reload).await.status, 200);
     raw(shim2.addr, &post("/api/creditToken", "a=1")).await;
     let api = route(&admin_json(&shim2, "/traffic").await, Some("api")).clone();
