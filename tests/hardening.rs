@@ -636,7 +636,8 @@ async fn finding_2_dripped_bodies_are_cut_off_at_body_read_timeout_the_relay_inc
             answer.contains("x-webcollect-shim: body-timeout"),
             "{answer}"
         );
-        assert!(took < Duration::from_millis(1500), "{took:?}");
+        // At body_read_timeout (500 ms), long before the 8 s the whole body would take.
+        assert!(took < Duration::from_secs(4), "{took:?}");
     }
     assert!(
         upstream.seen().is_empty(),
@@ -778,7 +779,7 @@ async fn finding_4_every_way_a_client_leaves_gets_its_record() {
     assert_eq!(waiting["reached"], true, "{waiting}");
     // A passthrough route is not journalled, but its line and its count are written: the
     // metrics show the download's 200 and the two 499s.
-    let metrics = raw(shim.admin, &get("/metrics")).await.text();
+    let metrics = raw(shim.admin, &admin_get("/metrics")).await.text();
     assert!(
         metrics.contains(
             "webcollect_shim_requests_total{route=\"static\",decision=\"pass\",status=\"2xx\"} 1"
