@@ -99,7 +99,7 @@ measure() { # $1 target
   # `-d` writes OUT.1-TT, one per thread.
   for f in "$out".1-*; do
     ir=$(awk -F': ' '$1 == "summary" || $1 == "totals" {print $2; exit}' "$f")
-    if grep -q 'journal..Writer..run' "$f"; then writer=$((writer + ${ir:-0})); else path=$((path + ${ir:-0})); fi
+    if grep -qE 'journal::(Writer|store::Batch)' "$f"; then writer=$((writer + ${ir:-0})); else path=$((path + ${ir:-0})); fi
   done
   [[ "$path" -gt 0 && "${CG_REQS:-0}" -gt 0 ]] || die "callgrind $name: $path instructions, '$CG_REQS' requests"
   CG_PATH=$((path / CG_REQS)); CG_WRITER=$((writer / CG_REQS))

@@ -120,6 +120,8 @@ pub enum Action {
         why: Pass,
         /// What the settleMethod drill does to this exchange.
         rewrite: Rewrite,
+        /// The request carries a method-override header, which is not forwarded.
+        overridden: bool,
     },
     /// Answer as the gateway does during maintenance.
     Maintain {
@@ -171,8 +173,8 @@ pub fn decide(snapshot: &Snapshot, req: RequestInfo<'_>, now: DateTime<Utc>) -> 
     }
     // A method override is what a framework behind the gateway would act on, so it is what
     // the request is decided as (the header itself is never forwarded: see `OVERRIDES`).
-    let overridden = method_override(req.headers);
-    let method = overridden.as_ref().unwrap_or(req.method);
+    let (overridden, override_method) = method_override(req.headers);
+    let method = override_method.as_ref().unwrap_or(req.method);
     if method == Method::CONNECT || method == Method::TRACE {
         return Action::Refuse(Refusal::Method);
     }
@@ -200,6 +202,7 @@ pub fn decide(snapshot: &Snapshot, req: RequestInfo<'_>, now: DateTime<Utc>) -> 
         route,
         why,
         rewrite: settle_rewrite(snapshot, route, &path, drill, now),
+        overridden,
     };
     if matches!(
         config.routes[route].kind,
@@ -247,13 +250,25 @@ pub const OVERRIDES: [http::HeaderName; 2] = [
     http::HeaderName::from_static("x-method-override"),
 ];
 
-/// The method a method-override header names, if one names a valid method.
+/// Whether a method-override header is present, and the method the first one names (if it
+/// names a valid one). One pass over the field names, comparing lengths first: cheaper
+/// than hashing both names for every request, which almost never has either.
 #[must_use]
-pub fn method_override(headers: &HeaderMap) -> Option<Method> {
-    OVERRIDES.iter().find_map(|name| {
-        let value = headers.get(name)?.to_str().ok()?.trim();
-        Method::from_bytes(value.to_ascii_uppercase().as_bytes()).ok()
-    })
+pub fn method_override(headers: &HeaderMap) -> (bool, Option<Method>) {
+    let mut present = false;
+    let mut method = None;
+    for (name, value) in headers {
+        let name = name.as_str();
+        if (name.len() == 22 || name.len() == 17) && OVERRIDES.iter().any(|o| o == name) {
+            present = true;
+            if method.is_none() {
+                method = value.to_str().ok().and_then(|v| {
+                    Method::from_bytes(v.trim().to_ascii_uppercase().as_bytes()).ok()
+                });
+            }
+        }
+    }
+    (present, method)
 }
 
 /// What the drill header asks for.

@@ -393,6 +393,7 @@ pub fn explain(
             route,
             why,
             rewrite,
+            ..
         } => {
             let upstream = config.upstream_of(&config.routes[route]);
             let reason = match why {

@@ -76,7 +76,7 @@ pub struct Head {
     /// Drill time of arrival.
     pub drill_time: DateTime<Utc>,
     /// `X-Request-Id`.
-    pub request_id: Ident<128>,
+    pub request_id: Ident<64>,
     /// Method.
     pub method: Method,
     /// The decision's label.

@@ -66,41 +66,69 @@ const KEPT: [&[u8]; 3] = [b"function_div", b"trader_code", b"order_no"];
 /// `complete` is false when the body went on past `prefix`: its last pair may be cut, so it
 /// is not read. Values are UTF-8, else Shift_JIS (link-method forms). Only the three kept
 /// values are ever decoded.
+///
+/// This runs on the request path for every journalled form, so it looks for the three
+/// `name=` texts (SIMD substring search) instead of walking every pair; a form whose names
+/// are escaped (`order%5Fno=`) takes the pair-by-pair walk.
 #[must_use]
 pub fn form(prefix: &[u8], complete: bool) -> Form {
-    let mut out = Form::default();
-    let mut pairs = prefix.split(|b| *b == b'&').peekable();
-    while let Some(pair) = pairs.next() {
-        if !complete && pairs.peek().is_none() {
-            break;
+    // The pairs that may be read: all, or all but a cut last one.
+    let readable = if complete {
+        prefix
+    } else {
+        memchr::memrchr(b'&', prefix).map_or(&[][..], |i| &prefix[..i])
+    };
+    let mut values = [None; 3];
+    for (slot, name) in values.iter_mut().zip(KEPT) {
+        *slot = find_value(readable, name);
+    }
+    if values.iter().any(Option::is_none) && memchr::memchr(b'%', readable).is_some() {
+        walk(readable, &mut values);
+    }
+    let [function_div, trader_code, order_no] = values.map(|raw| raw.and_then(value));
+    Form {
+        function_div,
+        trader_code,
+        order_no,
+    }
+}
+
+/// The raw value of the first pair named `name` (a name at the body's start or after `&`).
+fn find_value<'a>(form: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let mut from = 0;
+    while let Some(at) = memchr::memmem::find(&form[from..], name) {
+        let start = from + at;
+        let end = start + name.len();
+        if (start == 0 || form[start - 1] == b'&') && form.get(end) == Some(&b'=') {
+            let value = &form[end + 1..];
+            return Some(&value[..memchr::memchr(b'&', value).unwrap_or(value.len())]);
         }
-        let (key, value) = match pair.iter().position(|b| *b == b'=') {
+        from = end;
+    }
+    None
+}
+
+/// Pair by pair, decoding names: fills the slots `find_value` left empty.
+fn walk<'a>(form: &'a [u8], values: &mut [Option<&'a [u8]>; 3]) {
+    for pair in form.split(|b| *b == b'&') {
+        let (key, value) = match memchr::memchr(b'=', pair) {
             Some(i) => (&pair[..i], &pair[i + 1..]),
             None => (pair, &[][..]),
         };
-        // Keys are plain ASCII names; one that is escaped is decoded before it is compared.
-        let key: Cow<'_, [u8]> = if key.iter().any(|b| matches!(b, b'%' | b'+')) {
-            Cow::Owned(decode(key).into_owned().into_bytes())
-        } else {
-            Cow::Borrowed(key)
-        };
-        let Some(slot) = KEPT.iter().position(|k| **k == *key) else {
-            continue;
-        };
-        let slot = match slot {
-            0 => &mut out.function_div,
-            1 => &mut out.trader_code,
-            _ => &mut out.order_no,
-        };
-        if slot.is_none() {
-            let decoded = decode(value);
-            let value = clean(&decoded);
-            if !value.is_empty() {
-                *slot = Some(Value::new(&value));
-            }
+        let key = decode(key);
+        if let Some(i) = KEPT.iter().position(|k| *k == key.as_bytes())
+            && values[i].is_none()
+        {
+            values[i] = Some(value);
         }
     }
-    out
+}
+
+/// A raw value decoded and cleaned; none when empty.
+fn value(raw: &[u8]) -> Option<Value> {
+    let decoded = decode(raw);
+    let value = clean(&decoded);
+    (!value.is_empty()).then(|| Value::new(&value))
 }
 
 /// A gateway code (`returnCode`, `errorCode`).

@@ -211,7 +211,19 @@ impl Journal {
         if kind == Kind::Passthrough || !config.report.enabled {
             return None;
         }
-        if !snapshot.recording_at(now) && !headers.contains_key(&config.drill.header) {
+        // A request the drill header steered is a targeted drill: always evidence. That is
+        // read off the decision, not the header (no lookup for every request).
+        let steered = matches!(
+            action,
+            Action::Maintain { maintain, .. } if maintain.forced
+        ) || matches!(
+            action,
+            Action::Forward {
+                why: Pass::DrillHeader,
+                ..
+            }
+        );
+        if !steered && !snapshot.recording_at(now) {
             return None;
         }
         let (decision, window, forwarded) = match action {

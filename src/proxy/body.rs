@@ -81,6 +81,11 @@ impl UpstreamBody {
     /// The client's `body`, bounded by `limit` bytes and `stall` between frames.
     #[must_use]
     pub fn client(body: Incoming, limit: usize, stall: Duration) -> Self {
+        // No body (a GET): nothing to bound, and the upstream request says so (tower-http's
+        // `TimeoutBody` would hide that the body is empty).
+        if body.is_end_stream() {
+            return Self::Full { bytes: None };
+        }
         Self::Stream {
             body: Limited::new(TimeoutBody::new(stall, body), limit),
         }
@@ -89,6 +94,9 @@ impl UpstreamBody {
     /// [`UpstreamBody::client`], its start read by `capture` as it streams past.
     #[must_use]
     pub fn tapped(body: Incoming, limit: usize, stall: Duration, capture: Arc<Capture>) -> Self {
+        if body.is_end_stream() {
+            return Self::Full { bytes: None };
+        }
         Self::Tapped {
             body: Limited::new(TimeoutBody::new(stall, body), limit),
             capture,

@@ -95,14 +95,17 @@ where
                 route,
                 why,
                 rewrite,
+                overridden,
             } => {
                 // The drill header is for the shim; the gateway never sees it. Nor a method
                 // override: the decision was made on the method it names, and the upstream
                 // must not act as if it were another.
                 let headers = req.headers_mut();
                 headers.remove(&config.drill.header);
-                for name in &crate::decide::OVERRIDES {
-                    headers.remove(name);
+                if overridden {
+                    for name in &crate::decide::OVERRIDES {
+                        headers.remove(name);
+                    }
                 }
                 let server = &config.server;
                 let limit = usize::try_from(server.max_request_body).unwrap_or(usize::MAX);
