@@ -3,6 +3,9 @@
 //! `check_sum`, buyer names, phone numbers, e-mail addresses) is ever kept.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
+
+use memchr::memmem::Finder;
 
 /// A short text kept inline (no allocation), cut at `N` bytes on a character boundary: what
 /// a capture carries from the request path to the journal's writer thread, so nothing the
@@ -78,9 +81,10 @@ pub fn form(prefix: &[u8], complete: bool) -> Form {
     } else {
         memchr::memrchr(b'&', prefix).map_or(&[][..], |i| &prefix[..i])
     };
+    let finders = kept_finders();
     let mut values = [None; 3];
-    for (slot, name) in values.iter_mut().zip(KEPT) {
-        *slot = find_value(readable, name);
+    for (slot, finder) in values.iter_mut().zip(finders) {
+        *slot = find_value(readable, finder);
     }
     if values.iter().any(Option::is_none) && memchr::memchr(b'%', readable).is_some() {
         walk(readable, &mut values);
@@ -93,14 +97,27 @@ pub fn form(prefix: &[u8], complete: bool) -> Form {
     }
 }
 
-/// The raw value of the first pair named `name` (a name at the body's start or after `&`).
-fn find_value<'a>(form: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+/// Searchers for `name=` of each kept field, built once (building one costs more than a
+/// search of a small form).
+fn kept_finders() -> &'static [Finder<'static>; 3] {
+    static FINDERS: OnceLock<[Finder<'static>; 3]> = OnceLock::new();
+    FINDERS.get_or_init(|| {
+        [
+            Finder::new(b"function_div="),
+            Finder::new(b"trader_code="),
+            Finder::new(b"order_no="),
+        ]
+    })
+}
+
+/// The raw value of the first pair `finder` finds (a name at the body's start or after `&`).
+fn find_value<'a>(form: &'a [u8], finder: &Finder<'_>) -> Option<&'a [u8]> {
     let mut from = 0;
-    while let Some(at) = memchr::memmem::find(&form[from..], name) {
+    while let Some(at) = finder.find(&form[from..]) {
         let start = from + at;
-        let end = start + name.len();
-        if (start == 0 || form[start - 1] == b'&') && form.get(end) == Some(&b'=') {
-            let value = &form[end + 1..];
+        let end = start + finder.needle().len();
+        if start == 0 || form[start - 1] == b'&' {
+            let value = &form[end..];
             return Some(&value[..memchr::memchr(b'&', value).unwrap_or(value.len())]);
         }
         from = end;
@@ -137,21 +154,20 @@ pub type Code = Ident<32>;
 /// `returnCode` and `errorCode` of an XML answer's start (the gateway's `<return>`).
 #[must_use]
 pub fn codes(prefix: &[u8]) -> (Option<Code>, Option<Code>) {
-    (element(prefix, "returnCode"), element(prefix, "errorCode"))
+    static FINDERS: OnceLock<[Finder<'static>; 2]> = OnceLock::new();
+    let [return_code, error_code] =
+        FINDERS.get_or_init(|| [Finder::new(b"<returnCode>"), Finder::new(b"<errorCode>")]);
+    (element(prefix, return_code), element(prefix, error_code))
 }
 
-fn element(xml: &[u8], name: &str) -> Option<Code> {
-    let open = format!("<{name}>");
-    let close = format!("</{name}>");
-    let start = find(xml, open.as_bytes())? + open.len();
-    let len = find(&xml[start..], close.as_bytes())?;
+/// The text of the element `open` starts: up to the next `<` (the gateway's codes are flat
+/// text).
+fn element(xml: &[u8], open: &Finder<'_>) -> Option<Code> {
+    let start = open.find(xml)? + open.needle().len();
+    let len = memchr::memchr(b'<', &xml[start..])?;
     let value = std::str::from_utf8(&xml[start..start + len]).ok()?.trim();
     (!value.is_empty() && value.len() <= 32 && value.bytes().all(|b| b.is_ascii_alphanumeric()))
         .then(|| Code::new(value))
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Percent- and `+`-decoding, then UTF-8 or else Shift_JIS. Borrows when there is nothing
