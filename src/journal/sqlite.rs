@@ -5,7 +5,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -461,12 +461,20 @@ impl Sqlite {
     }
 }
 
-/// Writes one record with the cached insert statement.
-fn insert_record(db: &Connection, r: &Record) -> rusqlite::Result<()> {
-    let mut stmt = db.prepare_cached(&format!(
-        "INSERT INTO requests ({REQUEST_COLUMNS}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
-    ))?;
+/// The statement that inserts one record.
+fn insert_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "INSERT INTO requests ({REQUEST_COLUMNS}) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
+        )
+    })
+}
+
+/// Writes one record with the batch's insert statement (looked up once per batch: the
+/// statement cache hashes the whole SQL text at every lookup).
+fn insert_record(stmt: &mut rusqlite::Statement<'_>, r: &Record) -> rusqlite::Result<()> {
     stmt.execute(params![
         micros(r.real_time),
         micros(r.drill_time),
@@ -536,8 +544,11 @@ impl Store for Sqlite {
         // IMMEDIATE takes the write lock up front: one fsync-free commit per batch, and no
         // lock upgrade that could fail halfway.
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for r in &batch.records {
-            insert_record(&tx, r)?;
+        if !batch.records.is_empty() {
+            let mut insert = tx.prepare_cached(insert_sql())?;
+            for r in &batch.records {
+                insert_record(&mut insert, r)?;
+            }
         }
         for event in &batch.drills {
             apply_drill_event(&tx, event)?;
