@@ -65,6 +65,8 @@ struct Inner {
     replica: String,
     real_clock: SharedClock,
     clock: SharedClock,
+    /// There is no drill clock: the real time of a request is its drill time, not read again.
+    one_clock: bool,
     /// Records lost and not yet written down as a gap.
     unrecorded: AtomicU64,
     /// Drill changes waiting for the writer. Beside the queue rather than in it, so opening
@@ -155,6 +157,7 @@ impl Journal {
         let inner = Arc::new(Inner {
             sender,
             store,
+            one_clock: Arc::ptr_eq(&clock, &real_clock),
             replica: replica.to_string(),
             real_clock,
             clock,
@@ -257,7 +260,11 @@ impl Journal {
             Head {
                 config: config.clone(),
                 route,
-                real_time: self.inner.real_clock.now(),
+                real_time: if self.inner.one_clock {
+                    now
+                } else {
+                    self.inner.real_clock.now()
+                },
                 drill_time: now,
                 request_id: fields::Ident::new(
                     headers
