@@ -539,3 +539,242 @@ async fn the_embedded_library_calls_success_with_a_token() {
     shim.stop().await;
     mock.stop().await;
 }
+
+// === Stored cards (お預かりカード), the ways integrations ask for them ===
+
+impl Merchant {
+    /// A token minted the way the stand-in's libraries mint one: `createTokenInfo`'s card
+    /// reduced to its first six digits and masked number, member fields for `optServDiv` 01.
+    async fn mint(&self, fields: &[(&str, &str)]) -> String {
+        let mut all = vec![("trader_code", TRADER)];
+        all.extend_from_slice(fields);
+        let body = all
+            .iter()
+            .map(|(k, v)| format!("{k}={}", form_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let path = if self.test_gateway {
+            "/test_gateway/token/issue"
+        } else {
+            "/api/token/issue"
+        };
+        let answer = success(read(&raw(self.addr, &post(path, &body)).await), "mint");
+        answer.field("token").to_string()
+    }
+
+    /// A03: the member's stored cards.
+    async fn cards(&self, member_id: &str) -> Answer {
+        let fields = [
+            ("function_div", "A03"),
+            ("trader_code", TRADER),
+            ("member_id", member_id),
+            ("authentication_key", "auth-key"),
+            ("check_sum", "0"),
+        ];
+        success(self.call("creditInfoGet", &fields).await, "A03")
+    }
+
+    /// A05: deletes one stored card.
+    async fn delete_card(&self, member_id: &str, card_key: &str) -> Reply {
+        let fields = [
+            ("function_div", "A05"),
+            ("trader_code", TRADER),
+            ("member_id", member_id),
+            ("authentication_key", "auth-key"),
+            ("check_sum", "0"),
+            ("card_key", card_key),
+        ];
+        self.call("creditInfoDelete", &fields).await
+    }
+
+    /// An A08 with `token` and `extra` fields (member fields, for one integration).
+    async fn authorise_with(&self, order_no: &str, token: &str, extra: &[(&str, &str)]) -> Reply {
+        let mut fields = vec![
+            ("device_div", "2"),
+            ("settle_price", "1500"),
+            ("pay_way", "1"),
+            ("token", token),
+        ];
+        fields.extend_from_slice(extra);
+        self.on_order("creditToken", "A08", order_no, &fields).await
+    }
+}
+
+/// The one card the member has, as A03 lists it, checked field by field the way the
+/// integrations read it.
+fn the_one_card(answer: &Answer, brand: &str, last4: &str, stored_at: &str) -> String {
+    assert_eq!(answer.field("cardUnit"), "1", "{answer:?}");
+    assert_eq!(answer.rows.len(), 1, "{answer:?}");
+    let card = &answer.rows[0];
+    assert_eq!(row(card, "cardCodeApi"), brand);
+    assert_eq!(row(card, "maskingCardNo"), format!("************{last4}"));
+    assert_eq!(row(card, "cardExp"), "1230");
+    assert_eq!(row(card, "cardOwner"), "TARO YAMATO");
+    assert_eq!(row(card, "lastCreditDate"), stored_at);
+    row(card, "cardKey").to_string()
+}
+
+/// Pays `order_no` (already authorised with the stored card): E04 shows the stored card's
+/// brand and the member.
+async fn paid_with_the_stored_card(m: &Merchant, order_no: &str, brand: &str, member_id: &str) {
+    let r = m.status_of(order_no).await;
+    assert_eq!(row(&r, "statusInfo"), "4");
+    assert_eq!(row(&r, "settleMethod"), brand);
+    assert_eq!(row(&r, "memberId"), member_id);
+}
+
+/// Deletes the card and lists again: no card left; deleting again is refused.
+async fn delete_and_list_again(m: &Merchant, member_id: &str, card_key: &str) {
+    success(m.delete_card(member_id, card_key).await, "A05");
+    let answer = m.cards(member_id).await;
+    assert_eq!(answer.field("cardUnit"), "0");
+    assert!(answer.rows.is_empty());
+    assert_eq!(
+        m.delete_card(member_id, card_key).await,
+        Reply::Refused("A052009003".into())
+    );
+}
+
+#[tokio::test]
+async fn each_integrations_stored_card_flow_runs_through_the_shim() {
+    let mock = StandIn::start("2020-04-20T01:00:00+09:00").await;
+    let shim = drill_shim(&mock).await;
+    let production = Merchant {
+        addr: shim.addr,
+        test_gateway: false,
+    };
+    let test_gateway = Merchant {
+        addr: shim.addr,
+        test_gateway: true,
+    };
+    let stored_at = "20200420010000";
+    let paid_at = "20200420010500";
+
+    // taro: A01 with member_id and option_service_div=01 stores the card; an A01 with its
+    // card_key (and no card number) pays with it.
+    let member = [
+        ("member_id", "TARO-1"),
+        ("option_service_div", "01"),
+        ("authentication_key", "auth-key"),
+        ("check_sum", "0"),
+    ];
+    let mut a01 = vec![
+        ("device_div", "2"),
+        ("settle_price", "1500"),
+        ("pay_way", "1"),
+        ("card_no", "4111111111111111"),
+        ("card_exp", "1230"),
+        ("card_owner", "TARO YAMATO"),
+        ("security_code", "123"),
+    ];
+    a01.extend_from_slice(&member);
+    success(
+        production.on_order("credit", "A01", "TARO-O1", &a01).await,
+        "A01",
+    );
+    let key = the_one_card(&production.cards("TARO-1").await, "9", "1111", stored_at);
+    mock.clock.advance(TimeDelta::minutes(5));
+    let mut again = vec![("settle_price", "1500"), ("card_key", key.as_str())];
+    again.extend_from_slice(&member);
+    success(
+        production
+            .on_order("credit", "A01", "TARO-O2", &again)
+            .await,
+        "A01 with the stored card",
+    );
+    paid_with_the_stored_card(&production, "TARO-O2", "9", "TARO-1").await;
+    the_one_card(&production.cards("TARO-1").await, "9", "1111", paid_at);
+    delete_and_list_again(&production, "TARO-1", &key).await;
+
+    // woo (production) and ecc4 (test gateway): the token is minted with optServDiv 01 and
+    // memberId; the A08 that spends it carries no member fields.
+    for (m, member_id, bin, last4, brand) in [
+        (&production, "WOO-1", "411111", "1111", "9"),
+        (&test_gateway, "ECC4-1", "555555", "4444", "10"),
+    ] {
+        mock.clock.set(t("2020-04-20T01:00:00+09:00"));
+        let masked = format!("************{last4}");
+        let card = [
+            ("card_bin", bin),
+            ("masking_card_no", masked.as_str()),
+            ("member_id", member_id),
+            ("card_exp", "1230"),
+            ("card_owner", "TARO YAMATO"),
+        ];
+        let token = m.mint(&card).await;
+        let first = format!("{member_id}-O1");
+        success(m.authorise_with(&first, &token, &[]).await, "A08");
+        let key = the_one_card(&m.cards(member_id).await, brand, last4, stored_at);
+        // Paying again: createToken with the member and the stored card's cardKey.
+        mock.clock.advance(TimeDelta::minutes(5));
+        let token = m
+            .mint(&[("member_id", member_id), ("card_key", key.as_str())])
+            .await;
+        let second = format!("{member_id}-O2");
+        success(
+            m.authorise_with(&second, &token, &[]).await,
+            "A08 with the stored card",
+        );
+        paid_with_the_stored_card(m, &second, brand, member_id).await;
+        the_one_card(&m.cards(member_id).await, brand, last4, paid_at);
+        delete_and_list_again(m, member_id, &key).await;
+    }
+
+    // cscart: the token carries no member; the A08 carries member_id, authentication_key and
+    // check_sum (register_card_info).
+    mock.clock.set(t("2020-04-20T01:00:00+09:00"));
+    let member = [
+        ("member_id", "CSCART-1"),
+        ("authentication_key", "auth-key"),
+        ("check_sum", "0"),
+    ];
+    let token = production
+        .mint(&[
+            ("card_bin", "353011"),
+            ("masking_card_no", "************0000"),
+        ])
+        .await;
+    success(
+        production
+            .authorise_with("CSCART-O1", &token, &member)
+            .await,
+        "A08",
+    );
+    let answer = production.cards("CSCART-1").await;
+    assert_eq!(answer.field("cardUnit"), "1");
+    assert_eq!(row(&answer.rows[0], "cardCodeApi"), "3", "JCB");
+    let key = row(&answer.rows[0], "cardKey").to_string();
+    let token = production.mint(&[("card_key", key.as_str())]).await;
+    success(
+        production
+            .authorise_with("CSCART-O2", &token, &member)
+            .await,
+        "A08 with the stored card",
+    );
+    paid_with_the_stored_card(&production, "CSCART-O2", "3", "CSCART-1").await;
+    delete_and_list_again(&production, "CSCART-1", &key).await;
+
+    // A stored card's key never pays for another member, and an A08 that says "00" stores
+    // nothing.
+    assert_eq!(
+        production
+            .authorise_with(
+                "OTHER-O1",
+                &production.mint(&[("card_key", "1")]).await,
+                &[("member_id", "SOMEONE-ELSE")]
+            )
+            .await,
+        Reply::Refused("A082009003".into())
+    );
+    let token = production.mint(&[("member_id", "NONE-1")]).await;
+    success(
+        production
+            .authorise_with("NONE-O1", &token, &[("option_service_div", "00")])
+            .await,
+        "A08 without the option service",
+    );
+    assert_eq!(production.cards("NONE-1").await.field("cardUnit"), "0");
+
+    shim.stop().await;
+    mock.stop().await;
+}

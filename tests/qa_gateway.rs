@@ -426,7 +426,8 @@ async fn stored_cards_are_listed_changed_and_deleted() {
     )
     .await;
     let token = elements(&res.text(), "token").pop().unwrap();
-    // opt_serv_div 01 with a member_id stores the card.
+    // opt_serv_div 01 (the older spelling of option_service_div) with a member_id stores
+    // the card.
     call(
         mock.addr,
         &post(
@@ -437,7 +438,7 @@ async fn stored_cards_are_listed_changed_and_deleted() {
     .await;
     assert_eq!(
         call(mock.addr, &a03).await,
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<return>\n<returnCode>0</returnCode>\n<errorCode></errorCode>\n<returnDate>20200420010000</returnDate>\n<cardUnit>1</cardUnit>\n<cardData>\n<cardKey>1</cardKey>\n<maskingCardNo>************1111</maskingCardNo>\n<cardExp>1230</cardExp>\n<cardOwner>TARO YAMATO</cardOwner>\n<lastCreditDate>20200420010000</lastCreditDate>\n</cardData>\n</return>\n"
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<return>\n<returnCode>0</returnCode>\n<errorCode></errorCode>\n<returnDate>20200420010000</returnDate>\n<cardUnit>1</cardUnit>\n<cardData>\n<cardCodeApi>9</cardCodeApi>\n<cardKey>1</cardKey>\n<maskingCardNo>************1111</maskingCardNo>\n<cardExp>1230</cardExp>\n<cardOwner>TARO YAMATO</cardOwner>\n<lastCreditDate>20200420010000</lastCreditDate>\n</cardData>\n</return>\n"
     );
     // A01 with a raw card number stores a second card, masked.
     call(
@@ -455,6 +456,7 @@ async fn stored_cards_are_listed_changed_and_deleted() {
         ["************1111", "************4444"]
     );
     assert!(!text.contains("5555555555554444"));
+    assert_eq!(elements(&text, "cardCodeApi"), ["9", "10"]);
 
     // A04 changes what A03 answers; A05 deletes.
     call(

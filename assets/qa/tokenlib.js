@@ -32,6 +32,11 @@
     return digits.length < 4 ? "" : new Array(digits.length - 3).join("*") + digits.slice(-4);
   }
 
+  function bin(cardNo) {
+    var digits = String(cardNo == null ? "" : cardNo).replace(/\D/g, "");
+    return digits.length < 10 ? "" : digits.slice(0, 6);
+  }
+
   function failureResponse(code) {
     return { errorInfo: [{ errorItem: "", errorCode: code || SYSTEM_ERROR, errorMsg: ISSUE_FAILED }] };
   }
@@ -43,11 +48,15 @@
 
   function createToken(createTokenInfo, success, failure) {
     var info = createTokenInfo || {};
-    var fields = [field("trader_code", info.traderCode)];
+    // The first six digits (the issuer's BIN, which may be shown beside the last four) and the masked
+    // number, never the whole number: enough for the brand (cardCodeApi) and the stand-in's
+    // test card numbers.
+    var fields = [field("trader_code", info.traderCode), field("card_bin", bin(info.cardNo)),
+      field("masking_card_no", masked(info.cardNo))];
     // Only for the option service (optServDiv 01, stored cards): what A03 will show back.
     if (String(info.optServDiv) === "01") {
       fields.push(field("member_id", info.memberId), field("card_key", info.cardKey),
-        field("masking_card_no", masked(info.cardNo)), field("card_exp", info.cardExp),
+        field("card_exp", info.cardExp),
         field("card_owner", info.cardOwner));
     }
     var body = fields.join("&");

@@ -238,19 +238,19 @@ async fn authorise(
         card_exp: form.get("card_exp").map(str::to_string),
         card_owner: form.get("card_owner").map(str::to_string),
         card_key: form.get("card_key").map(str::to_string),
+        card_code_api: card_no.map(|n| card_brand(Some(n)).to_string()),
+        member_id: None,
     };
-    let member_id = form.get("member_id");
-    // opt_serv_div 01 (お預かり): the card is stored for the member, or was one of theirs.
-    let stores_card = form.get("opt_serv_div") == Some("01");
-    let order = Order {
+    let option_service = OptionService::of(form);
+    let mut order = Order {
         trader_code,
         order_no,
         device_div: form.get("device_div").unwrap_or("2").to_string(),
         settle_date: date.to_string(),
         settle_price,
-        settle_method: card_brand(card_no).to_string(),
+        settle_method: String::new(),
         status: status::AUTHORISED,
-        member_id: member_id.map(str::to_string),
+        member_id: None,
         pay_way: form.get("pay_way").unwrap_or("1").to_string(),
         approval: approval(date),
         slip_no: None,
@@ -260,23 +260,89 @@ async fn authorise(
     let strict = gw.strict_tokens;
     gw.store
         .write(|s| {
-            // Before the token is spent: a refused order leaves the token usable.
+            // Every refusal comes before the first change: an `Err` leaves the state as it
+            // was (a refused order leaves its token usable).
             if s.orders.contains(&order.key()) {
                 return Err(f.code(tail::DUPLICATE_ORDER));
             }
             let card = match token {
-                Some(token) => tokens::spend(&mut s.tokens, token, strict, now)
-                    .map_err(|_| f.code(tail::TOKEN_UNUSABLE))?,
+                Some(token) => tokens::peek(&s.tokens, token),
                 None => in_request,
             };
-            if let Some(member_id) = member_id.filter(|_| stores_card) {
-                member(s, &order.trader_code, member_id).authorised(&card, date);
+            // The member: the request's, else the one the token was minted for.
+            let member_id = form
+                .get("member_id")
+                .map(str::to_string)
+                .or_else(|| card.member_id.clone());
+            let stored = match (&card.card_key, &member_id) {
+                (Some(key), Some(member_id)) => {
+                    let key_of = (order.trader_code.clone(), member_id.clone());
+                    let stored = s
+                        .members
+                        .get(&key_of)
+                        .ok_or(NoSuchCard)
+                        .and_then(|m| m.card(key))
+                        .map_err(|NoSuchCard| f.code(tail::NO_SUCH_CARD))?;
+                    Some(stored.card_code_api.clone())
+                }
+                (Some(_), None) => return Err(f.code(tail::NO_MEMBER_ID)),
+                (None, _) => None,
+            };
+            if let Some(token) = token {
+                tokens::spend(&mut s.tokens, token, strict, now)
+                    .map_err(|_| f.code(tail::TOKEN_UNUSABLE))?;
             }
+            order.settle_method = stored
+                .or_else(|| card.card_code_api.clone())
+                .unwrap_or_else(|| card_brand(None).to_string());
+            if let Some(member_id) = &member_id {
+                let keeps = option_service.stores(card.member_id.is_some());
+                if card.card_key.is_some() || keeps {
+                    member(s, &order.trader_code, member_id).authorised(&card, date);
+                }
+            }
+            order.member_id = member_id;
             let answer = element("crdCResCd", &order.approval);
             s.orders.insert(order);
             Ok(answer)
         })
         .await
+}
+
+/// How an authorisation asks for the option service (stored cards).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OptionService {
+    /// `option_service_div` (or the older spelling `opt_serv_div`) as sent.
+    Div(bool),
+    /// No division sent, but `authentication_key` with the member: the option service's own
+    /// member fields (CS-Cart's register_card_info sends these on an A08).
+    MemberFields,
+    /// Neither.
+    Absent,
+}
+
+impl OptionService {
+    fn of(form: &Form) -> Self {
+        match form
+            .get("option_service_div")
+            .or_else(|| form.get("opt_serv_div"))
+        {
+            Some(div) => Self::Div(div == "01"),
+            None if form.get("authentication_key").is_some() => Self::MemberFields,
+            None => Self::Absent,
+        }
+    }
+
+    /// Whether the card is stored for the member: asked for by the division, or (with none
+    /// sent) by the member fields or a token minted for a member (`optServDiv` 01 and
+    /// `memberId` in `createTokenInfo`). A division `00` sent explicitly never stores.
+    fn stores(self, token_has_member: bool) -> bool {
+        match self {
+            Self::Div(stores) => stores,
+            Self::MemberFields => true,
+            Self::Absent => token_has_member,
+        }
+    }
 }
 
 /// The member's stored cards, created empty on first use.
@@ -393,6 +459,7 @@ fn cards(gw: &Gateway, f: &Function, form: &Form) -> Outcome {
         let mut out = element("cardUnit", &cards.len().to_string());
         for card in cards {
             out.push_str("<cardData>\n");
+            out.push_str(&element("cardCodeApi", &card.card_code_api));
             out.push_str(&element("cardKey", &card.card_key.to_string()));
             out.push_str(&element("maskingCardNo", &card.masking_card_no));
             out.push_str(&element("cardExp", &card.card_exp));

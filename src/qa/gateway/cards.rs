@@ -1,6 +1,8 @@
-//! Stored cards (お預かりカード) per `trader_code` and `member_id`: an authorisation with
-//! `opt_serv_div=01` stores one, A03 lists them, A04 changes one, A05 deletes one. Only what
-//! the gateway shows back is kept: a masked number, the expiry and the holder's name.
+//! Stored cards (お預かりカード) per `trader_code` and `member_id`: an authorisation in the
+//! option service (`option_service_div=01`, a token minted for a member, …) stores one, an
+//! authorisation with its `card_key` pays with it, A03 lists them, A04 changes one, A05
+//! deletes one. Only what the gateway shows back is kept: the brand code, a masked number,
+//! the expiry and the holder's name.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +16,10 @@ pub(crate) const MAX_CARDS: usize = 3;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Card {
     pub(crate) card_key: u32,
+    /// `cardCodeApi`: the brand code of the card number (the `settleMethod` codes). State
+    /// files written before it existed read as VISA, the stand-in's brand for the unknown.
+    #[serde(default = "unknown_brand")]
+    pub(crate) card_code_api: String,
     pub(crate) masking_card_no: String,
     /// MMYY.
     pub(crate) card_exp: String,
@@ -48,6 +54,10 @@ const UNKNOWN_MASK: &str = "************0000";
 const UNKNOWN_EXP: &str = "1299";
 const UNKNOWN_OWNER: &str = "STAND IN";
 
+fn unknown_brand() -> String {
+    super::orders::card_brand(None).to_string()
+}
+
 impl Member {
     /// A member with no cards yet.
     pub(crate) fn new(trader_code: &str, member_id: &str) -> Self {
@@ -76,6 +86,7 @@ impl Member {
         }
         self.cards.push(Card {
             card_key: self.next_key,
+            card_code_api: card.card_code_api.clone().unwrap_or_else(unknown_brand),
             masking_card_no: card
                 .masking_card_no
                 .clone()
@@ -91,6 +102,15 @@ impl Member {
             last_credit_date: date.to_string(),
         });
         self.next_key += 1;
+    }
+
+    /// The stored card `key` (a `cardKey` as the merchant sends it).
+    pub(crate) fn card(&self, key: &str) -> Result<&Card, NoSuchCard> {
+        let key: u32 = key.parse().map_err(|_| NoSuchCard)?;
+        self.cards
+            .iter()
+            .find(|c| c.card_key == key)
+            .ok_or(NoSuchCard)
     }
 
     fn card_mut(&mut self, key: &str) -> Result<&mut Card, NoSuchCard> {
@@ -146,7 +166,7 @@ mod tests {
             masking_card_no: mask("4111 1111 1111 1111"),
             card_exp: Some("1230".into()),
             card_owner: Some("TARO YAMATO".into()),
-            card_key: None,
+            ..CardHint::default()
         };
         m.authorised(&hint, "20200420010000");
         assert_eq!(m.cards.len(), 1);

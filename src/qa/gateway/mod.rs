@@ -385,11 +385,17 @@ impl Gateway {
         let body = match tokens::mint() {
             Ok(token) => {
                 let answer = api::element("token", &token);
+                // The library sends the first six digits and the masked number, never the
+                // whole number; the member fields only for the option service.
                 let card = tokens::CardHint {
                     masking_card_no: form.get("masking_card_no").map(str::to_string),
                     card_exp: form.get("card_exp").map(str::to_string),
                     card_owner: form.get("card_owner").map(str::to_string),
                     card_key: form.get("card_key").map(str::to_string),
+                    card_code_api: form
+                        .get("card_bin")
+                        .map(|bin| orders::card_brand(Some(bin)).to_string()),
+                    member_id: form.get("member_id").map(str::to_string),
                 };
                 let record = tokens::Token {
                     token,

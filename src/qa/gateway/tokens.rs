@@ -29,6 +29,11 @@ pub(crate) struct CardHint {
     pub(crate) card_owner: Option<String>,
     /// A stored card the token stands for (`createToken` with `cardKey`).
     pub(crate) card_key: Option<String>,
+    /// `cardCodeApi`, the brand code of the card number (from its leading digits).
+    pub(crate) card_code_api: Option<String>,
+    /// The member a token minted with `optServDiv` 01 and `memberId` belongs to: the A08
+    /// that spends it stores the card for this member, as the gateway's option service does.
+    pub(crate) member_id: Option<String>,
 }
 
 /// A token the stand-in has seen: minted by it, or (without `--strict-tokens`) spent in an
@@ -87,6 +92,15 @@ pub(crate) fn check_shape(token: Option<&str>) -> Result<&str, TokenError> {
     } else {
         Err(TokenError::Length)
     }
+}
+
+/// What is known of the card behind `token` without spending it (nothing for a token the
+/// stand-in never minted).
+pub(crate) fn peek(tokens: &Bounded<Token>, token: &str) -> CardHint {
+    tokens
+        .get(&token.to_string())
+        .map(|t| t.card.clone())
+        .unwrap_or_default()
 }
 
 /// Spends `token` at `now`: what was known of its card, or why it cannot be spent (then
