@@ -112,48 +112,134 @@ const PATH_FORMS: [&str; 36] = [
     "/api/./x/../../api/creditToken",
 ];
 
+/// The forms of [`PATH_FORMS`] whose canonical form is unambiguous (servers agree it is
+/// `/api/creditToken`): by default they get what `/api/creditToken` gets.
+/// `/api/creditToken/.` is not one of them: servers resolve it with or without a trailing
+/// slash.
+const UNAMBIGUOUS_FORMS: [&str; 23] = [
+    "/api//creditToken",
+    "/api/./creditToken",
+    "/api/x/../creditToken",
+    "/api/%2e/creditToken",
+    "/api/%2E/creditToken",
+    "/api/%63reditToken",
+    "/api/%63%72editToken",
+    "/api/credit%54oken",
+    "/api;x=1/creditToken",
+    "/static/../api/creditToken",
+    "/static/%2e%2e/api/creditToken",
+    "/static/%2E%2E/api/creditToken",
+    "/static/.%2e/api/creditToken",
+    "/static/..;/api/creditToken",
+    "/api/creditToken.",
+    "/api/creditToken..",
+    "/api/creditToken%2e",
+    "//api/creditToken",
+    "/./api/creditToken",
+    "/../api/creditToken",
+    "/api/./x/../../api/creditToken",
+    // Already canonical, or canonical but for path parameters and the query.
+    "/api/creditToken;jsessionid=ABC123",
+    "/api/creditToken?token=1",
+];
+
+/// The exact maintenance answer of `/api/creditToken` at 02:30 JST (SPEC §4.1).
+const MAINTENANCE_XML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<return>\n<returnCode>1</returnCode>\n<errorCode>Z01000000</errorCode>\n<returnDate>20200420023000</returnDate>\n</return>\n";
+
 #[tokio::test]
 async fn no_path_form_reaches_an_upstream_of_a_route_in_maintenance() {
-    let upstream = Upstream::fixed("<return/>").await;
-    let shim = TestShim::start(&probe_config(&upstream.url(), ""), t(DURING)).await;
-    for form in PATH_FORMS {
-        let res = raw(shim.addr, &post(form, "function_div=A08")).await;
-        let marker = res.header("x-webcollect-shim");
-        assert!(
-            matches!(marker, Some("maintenance" | "bad-path" | "no-route")),
-            "{form}: {} {marker:?}",
-            res.status
-        );
-        if marker == Some("maintenance") {
+    // Under the default (forward_canonical) and under "refuse" alike.
+    for setting in ["", "non_canonical_paths = \"refuse\""] {
+        let upstream = Upstream::fixed("<return/>").await;
+        let shim = TestShim::start(&probe_config(&upstream.url(), setting), t(DURING)).await;
+        for form in PATH_FORMS {
+            let res = raw(shim.addr, &post(form, "function_div=A08")).await;
+            let marker = res.header("x-webcollect-shim");
             assert!(
-                res.text().contains("<errorCode>Z01000000</errorCode>"),
+                matches!(marker, Some("maintenance" | "bad-path" | "no-route")),
+                "{setting:?} {form}: {} {marker:?}",
+                res.status
+            );
+            if marker == Some("maintenance") {
+                assert!(
+                    res.text().contains("<errorCode>Z01000000</errorCode>"),
+                    "{form}"
+                );
+            }
+            // Escapes servers read differently are refused whatever the setting.
+            if !UNAMBIGUOUS_FORMS.contains(&form) {
+                assert_eq!(marker, Some("bad-path"), "{setting:?} {form}");
+            }
+        }
+        // A raw backslash is refused; a raw '#' starts a fragment, which the request parser
+        // drops: the path is decided (and would be forwarded) without it.
+        let res = raw(shim.addr, &post("/api\\creditToken", "a=1")).await;
+        assert_eq!(res.status, 400);
+        let res = raw(shim.addr, &post("/api/creditToken#x", "a=1")).await;
+        assert_eq!(res.header("x-webcollect-shim"), Some("maintenance"));
+        let seen: Vec<String> = upstream.seen().iter().map(|s| s.target.clone()).collect();
+        assert!(seen.is_empty(), "{setting:?} forwarded: {seen:?}");
+        // The plain path and its parameter form are in maintenance, not refused.
+        for form in ["/api/creditToken", "/api/creditToken;jsessionid=ABC123"] {
+            let res = raw(shim.addr, &post(form, "a=1")).await;
+            assert_eq!(
+                res.header("x-webcollect-shim"),
+                Some("maintenance"),
                 "{form}"
             );
         }
     }
-    // A raw backslash is refused; a raw '#' starts a fragment, which the request parser
-    // drops: the path is decided (and would be forwarded) without it.
-    let res = raw(shim.addr, &post("/api\\creditToken", "a=1")).await;
-    assert_eq!(res.status, 400);
-    let res = raw(shim.addr, &post("/api/creditToken#x", "a=1")).await;
-    assert_eq!(res.header("x-webcollect-shim"), Some("maintenance"));
-    let seen: Vec<String> = upstream.seen().iter().map(|s| s.target.clone()).collect();
-    assert!(seen.is_empty(), "forwarded: {seen:?}");
-    // The plain path and its parameter form are in maintenance, not refused.
-    for form in ["/api/creditToken", "/api/creditToken;jsessionid=ABC123"] {
-        let res = raw(shim.addr, &post(form, "a=1")).await;
-        assert_eq!(
-            res.header("x-webcollect-shim"),
-            Some("maintenance"),
-            "{form}"
-        );
-    }
-    let refused = raw(shim.addr, &post("/api/./creditToken", "a=1")).await;
+    let upstream = Upstream::fixed("<return/>").await;
+    let refusing = TestShim::start(
+        &probe_config(&upstream.url(), "non_canonical_paths = \"refuse\""),
+        t(DURING),
+    )
+    .await;
+    let refused = raw(refusing.addr, &post("/api/./creditToken", "a=1")).await;
     assert_eq!(refused.status, 400);
     assert_eq!(
         refused.text(),
         "webcollect-shim: the path is not in canonical form (dot segments, repeated slashes, escaped unreserved characters, lower-case escapes or trailing dots)\n"
     );
+}
+
+#[tokio::test]
+async fn by_default_unambiguous_forms_get_what_their_canonical_path_gets() {
+    let upstream = Upstream::fixed("<return/>").await;
+    let shim = TestShim::start(&probe_config(&upstream.url(), ""), t(DURING)).await;
+    // Inside the window: the maintenance answer, byte for byte, for every form (a base URL
+    // with a trailing slash first among them), and nothing upstream.
+    for form in UNAMBIGUOUS_FORMS {
+        let res = raw(shim.addr, &post(form, "function_div=A08")).await;
+        assert_eq!(res.status, 200, "{form}");
+        assert_eq!(
+            res.header("x-webcollect-shim"),
+            Some("maintenance"),
+            "{form}"
+        );
+        assert_eq!(
+            res.header("content-type"),
+            Some("text/xml; charset=UTF-8"),
+            "{form}"
+        );
+        assert_eq!(res.text(), MAINTENANCE_XML, "{form}");
+    }
+    assert!(upstream.seen().is_empty());
+
+    // Outside it: the canonical path upstream (path parameters and query as sent).
+    shim.clock.set(t(BEFORE));
+    for form in UNAMBIGUOUS_FORMS {
+        let res = raw(shim.addr, &post(form, "function_div=A08")).await;
+        assert_eq!(res.status, 200, "{form}");
+        assert_eq!(res.text(), "<return/>", "{form}");
+    }
+    let seen: Vec<String> = upstream.seen().iter().map(|s| s.target.clone()).collect();
+    let mut expected = vec!["/api/creditToken".to_string(); UNAMBIGUOUS_FORMS.len() - 2];
+    expected.push("/api/creditToken;jsessionid=ABC123".into());
+    expected.push("/api/creditToken?token=1".into());
+    // `/api;x=1/creditToken`: the parameters of a segment that stays are kept.
+    expected[8] = "/api;x=1/creditToken".into();
+    assert_eq!(seen, expected);
 }
 
 #[tokio::test]

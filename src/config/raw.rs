@@ -236,14 +236,18 @@ pub(crate) struct RawServer {
     pub(crate) non_canonical_paths: Option<NonCanonicalPaths>,
 }
 
-/// `server.non_canonical_paths`: what happens to a request whose path is not canonical.
+/// `server.non_canonical_paths`: what happens to a request whose path is not canonical but
+/// unambiguous (escapes servers read differently are refused whatever this says).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NonCanonicalPaths {
     /// Answer `400` (`X-Webcollect-Shim: bad-path`); nothing goes upstream.
-    #[default]
     Refuse,
-    /// Forward the canonical form (path parameters kept) instead of the raw path.
+    /// Treat it as its canonical form: the maintenance answer inside a window, the canonical
+    /// form (path parameters kept) forwarded outside it. The default, because that is what
+    /// the gateway's own web server does with `//api/creditToken` (a base URL ending in `/`):
+    /// a rehearsal should show what the night would.
+    #[default]
     ForwardCanonical,
 }
 

@@ -6,8 +6,8 @@
 //! upper case, `.` and `..` segments resolved, repeated slashes merged, trailing dots of a
 //! segment dropped (as some servers do), and `;` path parameters removed. Escapes that
 //! servers disagree on (an encoded delimiter `/ \ ; ? #`, `%` or control character, an
-//! escape that is not UTF-8, such as the overlong `%C0%AF`) and a raw `\` or `#` are
-//! refused outright.
+//! escape that is not UTF-8, such as the overlong `%C0%AF`), a last segment of dots (`/x/.`:
+//! `/x/` to some servers, `/x` to others) and a raw `\` or `#` are refused outright.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -27,6 +27,10 @@ pub enum Problem {
     Backslash,
     /// A raw `#`: a fragment has no business in a request.
     Fragment,
+    /// The last segment is `.`, `..` (escaped or not) or only dots: RFC 3986 and nginx
+    /// resolve `/api/creditToken/.` to `/api/creditToken/`, Go's `path.Clean` and others to
+    /// `/api/creditToken`, so which resource it names depends on the server.
+    DotEnd,
 }
 
 impl Problem {
@@ -44,6 +48,9 @@ impl Problem {
             Self::NotUtf8 => "the path's escapes are not UTF-8",
             Self::Backslash => "the path contains a backslash",
             Self::Fragment => "the path contains '#'",
+            Self::DotEnd => {
+                "the path ends in a dot segment, which servers resolve with or without a trailing slash"
+            }
         }
     }
 }
@@ -137,6 +144,10 @@ fn slow(raw: &str) -> Result<Canonical<'_>, Problem> {
         without_params.push('/');
         without_params.push_str(name);
         let mut name = decode(name)?;
+        if i > 0 && i == last && !name.is_empty() && name.bytes().all(|b| b == b'.') {
+            // `/.` and `/..` resolve to `/` either way: only a deeper path is ambiguous.
+            return Err(Problem::DotEnd);
+        }
         if name != "." && name != ".." {
             let trimmed = name.trim_end_matches('.').len();
             name.truncate(trimmed);
@@ -305,9 +316,22 @@ mod tests {
     #[test]
     fn trailing_slashes_and_root() {
         assert_eq!(canon("/api/"), Ok(("/api/".into(), false)));
-        assert_eq!(canon("/api/."), Ok(("/api/".into(), true)));
-        assert_eq!(canon("/api/x/.."), Ok(("/api/".into(), true)));
+        assert_eq!(canon("/api/./"), Ok(("/api/".into(), true)));
+        assert_eq!(canon("/api/x/../"), Ok(("/api/".into(), true)));
         assert_eq!(canon("/.."), Ok(("/".into(), true)));
+        assert_eq!(canon("/."), Ok(("/".into(), true)));
+        // With or without a trailing slash, depending on the server.
+        for raw in [
+            "/api/.",
+            "/api/x/..",
+            "/api/creditToken/.",
+            "/api/creditToken/%2e",
+            "/api/creditToken/%2E%2e",
+            "/api/creditToken/...",
+            "/api/creditToken/.;x=1",
+        ] {
+            assert_eq!(canon(raw), Err(Problem::DotEnd), "{raw}");
+        }
         assert_eq!(canon("*"), Ok(("*".into(), false)));
     }
 }
