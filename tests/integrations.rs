@@ -778,3 +778,104 @@ async fn each_integrations_stored_card_flow_runs_through_the_shim() {
     shim.stop().await;
     mock.stop().await;
 }
+
+// === Declines on request ===
+
+#[tokio::test]
+async fn reserve_1_and_test_card_numbers_decline_through_the_shim_and_store_nothing() {
+    let mock = StandIn::start("2020-04-20T01:00:00+09:00").await;
+    let shim = drill_shim(&mock).await;
+    let m = Merchant {
+        addr: shim.addr,
+        test_gateway: false,
+    };
+
+    // reserve_1 holding a 10-character code: that code, returnCode 1, HTTP 200; the order is
+    // not authorised and the token not spent.
+    let asked = [
+        ("reserve_1", "A012060001"),
+        ("member_id", "R-1"),
+        ("option_service_div", "01"),
+    ];
+    assert_eq!(
+        m.authorise_with("DECLINE-1", "ReserveToken0001", &asked)
+            .await,
+        Reply::Refused("A012060001".into())
+    );
+    assert_eq!(
+        m.inquire("DECLINE-1").await,
+        Reply::Refused("E042009001".into())
+    );
+    assert_eq!(m.cards("R-1").await.field("cardUnit"), "0");
+    success(
+        m.authorise("DECLINE-1", "ReserveToken0001", "1500").await,
+        "the same order and token without reserve_1",
+    );
+    // On any function: a cancel asked to fail leaves the order authorised.
+    assert_eq!(
+        m.on_order(
+            "creditCancel",
+            "A06",
+            "DECLINE-1",
+            &[("reserve_1", "Z010000000")]
+        )
+        .await,
+        Reply::Refused("Z010000000".into())
+    );
+    assert_eq!(row(&m.status_of("DECLINE-1").await, "statusInfo"), "4");
+    // Anything else in reserve_1 is just a reserve value.
+    success(
+        m.authorise_with("DECLINE-2", "ReserveToken0002", &[("reserve_1", "memo")])
+            .await,
+        "A08 with a reserve value",
+    );
+
+    // Test card numbers: on A01 by the number, on A08 by the token minted for it.
+    for (number, tail) in [
+        ("4000000000000002", "2009101"),
+        ("4000000000000069", "2009102"),
+        ("4000000000003220", "2009103"),
+        ("4000000000009995", "2009104"),
+        ("4000000000000127", "2009105"),
+    ] {
+        let order_no = format!("CARD-{number}");
+        let a01 = [
+            ("settle_price", "1500"),
+            ("card_no", number),
+            ("card_exp", "1230"),
+            ("member_id", "T-1"),
+            ("option_service_div", "01"),
+        ];
+        assert_eq!(
+            m.on_order("credit", "A01", &order_no, &a01).await,
+            Reply::Refused(format!("A01{tail}")),
+            "{number}"
+        );
+        let masked = format!("************{}", &number[12..]);
+        let token = m
+            .mint(&[("card_bin", &number[..6]), ("masking_card_no", &masked)])
+            .await;
+        assert_eq!(
+            m.authorise_with(&order_no, &token, &[]).await,
+            Reply::Refused(format!("A08{tail}")),
+            "{number}"
+        );
+        assert_eq!(
+            m.inquire(&order_no).await,
+            Reply::Refused("E042009001".into()),
+            "{number}: nothing stored"
+        );
+    }
+    assert_eq!(m.cards("T-1").await.field("cardUnit"), "0");
+    // The same BIN with another last four authorises.
+    let token = m
+        .mint(&[
+            ("card_bin", "400000"),
+            ("masking_card_no", "************0077"),
+        ])
+        .await;
+    success(m.authorise_with("CARD-OK", &token, &[]).await, "A08");
+
+    shim.stop().await;
+    mock.stop().await;
+}

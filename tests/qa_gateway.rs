@@ -982,3 +982,16 @@ async fn drill_config_routes_every_path_family_to_the_stand_in() {
     shim.stop().await;
     mock.stop().await;
 }
+
+#[tokio::test]
+async fn reserve_1_answers_the_code_asked_for_byte_for_byte() {
+    let mock = StandIn::start(AT).await;
+    let asked = post(
+        "/test_gateway/creditToken.api",
+        "function_div=A08&trader_code=123456789&order_no=R-1&settle_price=1500&token=ReserveToken0001&reserve_1=A012060001",
+    );
+    assert_eq!(call(mock.addr, &asked).await, refused("A012060001"));
+    // Nothing was stored: the order is unknown.
+    assert_eq!(call(mock.addr, &e04("R-1")).await, refused("E042009001"));
+    mock.stop().await;
+}

@@ -16,6 +16,7 @@ use super::cards::{Member, NoSuchCard, mask};
 use super::form::Form;
 use super::orders::{Order, WrongState, card_brand, status};
 use super::store::{Keyed as _, State};
+use super::testcards;
 use super::tokens::{self, CardHint, TokenError};
 use crate::response::page::html_escape;
 
@@ -183,6 +184,10 @@ impl Function {
 pub(crate) async fn answer(gw: &Gateway, f: &'static Function, form: &Form) -> String {
     let now = gw.clock.now();
     let date = super::jst(now);
+    // The test gateway's way to rehearse a refusal: the code asked for, nothing changed.
+    if let Some(code) = testcards::forced_by_reserve(form.get("reserve_1")) {
+        return xml("1", code, &date, "");
+    }
     let outcome = match f.op {
         Op::Authorise | Op::AuthoriseToken => authorise(gw, f, form, now, &date).await,
         Op::TradeInfo => trade_info(gw, f, form),
@@ -240,6 +245,9 @@ async fn authorise(
         card_key: form.get("card_key").map(str::to_string),
         card_code_api: card_no.map(|n| card_brand(Some(n)).to_string()),
         member_id: None,
+        test_card: card_no
+            .and_then(testcards::by_number)
+            .map(|card| card.tail.to_string()),
     };
     let option_service = OptionService::of(form);
     let mut order = Order {
@@ -269,6 +277,10 @@ async fn authorise(
                 Some(token) => tokens::peek(&s.tokens, token),
                 None => in_request,
             };
+            // A test card number is declined as asked, before anything is stored or spent.
+            if let Some(tail) = &card.test_card {
+                return Err(f.code(tail));
+            }
             // The member: the request's, else the one the token was minted for.
             let member_id = form
                 .get("member_id")

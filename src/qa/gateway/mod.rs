@@ -16,6 +16,7 @@ mod link;
 mod orders;
 mod page;
 mod store;
+mod testcards;
 mod tokens;
 
 use std::future::Future;
@@ -396,6 +397,11 @@ impl Gateway {
                         .get("card_bin")
                         .map(|bin| orders::card_brand(Some(bin)).to_string()),
                     member_id: form.get("member_id").map(str::to_string),
+                    test_card: form
+                        .get("card_bin")
+                        .zip(form.get("masking_card_no"))
+                        .and_then(|(bin, masked)| testcards::by_parts(bin, masked))
+                        .map(|card| card.tail.to_string()),
                 };
                 let record = tokens::Token {
                     token,

@@ -34,6 +34,9 @@ pub(crate) struct CardHint {
     /// The member a token minted with `optServDiv` 01 and `memberId` belongs to: the A08
     /// that spends it stores the card for this member, as the gateway's option service does.
     pub(crate) member_id: Option<String>,
+    /// The error tail a test card number asks for (`testcards`): the authorisation that
+    /// spends the token is refused with it.
+    pub(crate) test_card: Option<String>,
 }
 
 /// A token the stand-in has seen: minted by it, or (without `--strict-tokens`) spent in an
