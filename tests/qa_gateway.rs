@@ -995,3 +995,96 @@ async fn reserve_1_answers_the_code_asked_for_byte_for_byte() {
     assert_eq!(call(mock.addr, &e04("R-1")).await, refused("E042009001"));
     mock.stop().await;
 }
+
+/// `POST /_stand-in/reset` with these extra header lines.
+fn reset(headers: &str) -> Vec<u8> {
+    format!(
+        "POST /_stand-in/reset HTTP/1.1\r\nHost: stand-in.test:8081\r\n{headers}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_reset_forgets_orders_tokens_and_cards_and_truncates_the_state_file() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("stand-in-reset-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("state.json");
+    let options = || GatewayOptions {
+        state_file: Some(state.clone()),
+        ..GatewayOptions::default()
+    };
+    let mock = StandIn::with_options(AT, options()).await;
+    let stored = post(
+        "/api/creditToken",
+        "function_div=A08&trader_code=123456789&order_no=RS-1&settle_price=500&member_id=M-1&option_service_div=01&token=resetresetreset1",
+    );
+    call(mock.addr, &stored).await;
+    let a03 = post(
+        "/api/creditInfoGet",
+        "function_div=A03&trader_code=123456789&member_id=M-1",
+    );
+    assert_eq!(elements(&call(mock.addr, &a03).await, "cardUnit"), ["1"]);
+    assert!(!std::fs::read(&state).unwrap().is_empty());
+
+    // Only a POST, and never from another site's page.
+    let res = raw(mock.addr, &get("/_stand-in/reset")).await;
+    assert_eq!(res.status, 405);
+    assert_eq!(res.header("allow"), Some("POST"));
+    for origin in ["https://evil.example", "null", "http://stand-in.test:9999"] {
+        let res = raw(mock.addr, &reset(&format!("Origin: {origin}\r\n"))).await;
+        assert_eq!(res.status, 403, "{origin}");
+        assert!(from_stand_in(&res));
+    }
+    assert_eq!(
+        elements(&call(mock.addr, &e04("RS-1")).await, "statusInfo"),
+        ["4"]
+    );
+
+    // From the stand-in's own admin screen (same origin), or a script (no Origin).
+    for headers in ["Origin: http://stand-in.test:8081\r\n", ""] {
+        let res = raw(mock.addr, &reset(headers)).await;
+        assert_eq!(res.status, 200, "{headers:?}");
+        assert_eq!(res.header("content-type"), Some("text/html; charset=UTF-8"));
+        assert!(from_stand_in(&res));
+        assert!(
+            res.text().contains("id=\"mock-reset-done\""),
+            "{}",
+            res.text()
+        );
+        assert!(res.text().contains("href=\"/webcollect-admin/\""));
+        assert_eq!(std::fs::read(&state).unwrap(), b"", "truncated");
+    }
+    // Everything is forgotten: the order, the card, the spent token.
+    assert_eq!(call(mock.addr, &e04("RS-1")).await, refused("E042009001"));
+    assert_eq!(elements(&call(mock.addr, &a03).await, "cardUnit"), ["0"]);
+    assert_eq!(
+        elements(&call(mock.addr, &stored).await, "returnCode"),
+        ["0"]
+    );
+    mock.stop().await;
+
+    // The state after the reset is saved as usual, and an emptied file starts an empty
+    // stand-in.
+    assert!(!std::fs::read(&state).unwrap().is_empty());
+    std::fs::write(&state, b"").unwrap();
+    let mock = StandIn::with_options(AT, options()).await;
+    assert_eq!(call(mock.addr, &e04("RS-1")).await, refused("E042009001"));
+    mock.stop().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn the_admin_screen_has_a_reset_button_and_no_script() {
+    let mock = StandIn::start(AT).await;
+    let html = raw(mock.addr, &get("/webcollect-admin/")).await.text();
+    assert!(
+        html.contains("<form method=\"post\" action=\"/_stand-in/reset\">"),
+        "{html}"
+    );
+    assert!(html.contains("<button type=\"submit\" id=\"mock-reset\">"));
+    // A plain form: the page needs no script, inline or not.
+    assert!(!html.contains("<script"), "{html}");
+    mock.stop().await;
+}

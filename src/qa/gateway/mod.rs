@@ -186,7 +186,13 @@ enum Target {
     TokenIssue,
     /// The merchant admin screen.
     AdminScreen,
+    /// `POST /_stand-in/reset`: the stand-in forgets everything (not a gateway path).
+    Reset,
 }
+
+/// Where the stand-in is reset; outside every gateway path family, so no route of the
+/// shipped configs forwards it.
+const RESET: &str = "/_stand-in/reset";
 
 fn classify(path: &str) -> Option<Target> {
     match path {
@@ -203,6 +209,7 @@ fn classify(path: &str) -> Option<Target> {
             });
         }
         "/api/token/issue" | "/test_gateway/token/issue" => return Some(Target::TokenIssue),
+        RESET => return Some(Target::Reset),
         "/webcollect/settleSelectAction.gw" | "/test_gateway/settleSelectAction.gw" => {
             return Some(Target::Link);
         }
@@ -336,6 +343,7 @@ impl Gateway {
             Some(Target::TokenJs { modal, family }) => token_js(&method, modal, family),
             Some(Target::TokenIssue) => self.issue_token(req).await,
             Some(Target::AdminScreen) => self.admin_screen(&method, &path),
+            Some(Target::Reset) => self.reset(&req).await,
             None => plain(
                 StatusCode::NOT_FOUND,
                 "mock gateway: no such gateway path\n",
@@ -459,12 +467,54 @@ impl Gateway {
         }
     }
 
+    /// `POST /_stand-in/reset`: forgets orders, tokens and stored cards and truncates the
+    /// state file. A browser form from another site must not wipe a QA run: a request whose
+    /// `Origin` is not this listener's own is refused (a script without `Origin` is not).
+    async fn reset(&self, req: &Request<Incoming>) -> Response<Body> {
+        if req.method() != Method::POST {
+            return method_not_allowed("POST");
+        }
+        if !same_origin(req) {
+            return plain(
+                StatusCode::FORBIDDEN,
+                "mock gateway: a reset must come from the stand-in's own pages\n",
+            );
+        }
+        if let Err(err) = self.store.reset().await {
+            tracing::warn!(error = %err, "Stand-in gateway state file not truncated.");
+            return plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "mock gateway: state forgotten, but the state file could not be truncated\n",
+            );
+        }
+        tracing::info!("Stand-in gateway reset: orders, tokens and stored cards forgotten.");
+        html(StatusCode::OK, page::reset_done(ADMIN_SCREEN))
+    }
+
     fn admin_screen(&self, method: &Method, path: &str) -> Response<Body> {
         if !matches!(*method, Method::GET | Method::HEAD) {
             return method_not_allowed("GET, HEAD");
         }
         html(StatusCode::OK, page::admin_screen(path, &self.date()))
     }
+}
+
+/// No `Origin`, or one whose host and port are the request's `Host`.
+fn same_origin<B>(req: &Request<B>) -> bool {
+    let Some(origin) = req.headers().get(http::header::ORIGIN) else {
+        return true;
+    };
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(http::uri::Authority::as_str));
+    let authority = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, authority)| authority);
+    matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
 }
 
 /// The stand-in token library for `family`.

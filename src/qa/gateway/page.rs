@@ -3,6 +3,7 @@
 
 const SHELL: &str = include_str!("../../../assets/qa/page.html");
 const ADMIN: &str = include_str!("../../../assets/qa/admin.html");
+const RESET_DONE: &str = include_str!("../../../assets/qa/reset.html");
 
 /// Fills `{{name}}` placeholders of `template` with `values` (already HTML: callers escape).
 /// A placeholder without a value is left as written, which the tests catch.
@@ -59,6 +60,15 @@ pub(crate) fn admin_screen(path: &str, date: &str) -> String {
         "クロネコwebコレクト 加盟店管理画面（スタンドイン）",
         &content,
     )
+}
+
+/// The answer to a reset: what was forgotten, and the way back to the admin screen.
+pub(crate) fn reset_done(admin_screen: &str) -> String {
+    let content = fill(
+        RESET_DONE,
+        &[("admin", &crate::response::page::html_escape(admin_screen))],
+    );
+    page("スタンドインをリセットしました (stand-in reset)", &content)
 }
 
 #[cfg(test)]

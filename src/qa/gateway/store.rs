@@ -4,7 +4,8 @@
 //! one order can hold about 157 KB of form fields; issue 25, finding 12), and
 //! optionally kept in a state file across restarts. The file is written atomically after
 //! every change (temporary file, fsync, rename, fsync of the directory): a crash leaves the
-//! old state or the new one, never half of one.
+//! old state or the new one, never half of one. A reset empties the state and truncates the
+//! file; an empty file reads as an empty state.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -281,6 +282,8 @@ pub enum StateFileError {
 pub(crate) struct Store {
     inner: Mutex<Inner>,
     file: Option<StateFile>,
+    /// The bound of each list, for a fresh state after a reset.
+    cap: usize,
 }
 
 #[derive(Debug)]
@@ -318,7 +321,35 @@ impl Store {
                 path,
                 written: tokio::sync::Mutex::new(0),
             }),
+            cap,
         })
+    }
+
+    /// Forgets every order, token and stored card, and truncates the state file (an empty
+    /// file reads as an empty state), so a test can run again without a restart.
+    ///
+    /// # Errors
+    /// The state file could not be truncated; the state in memory is empty all the same.
+    pub(crate) async fn reset(&self) -> std::io::Result<()> {
+        // Held across the truncation: no save of the old state can land after it.
+        let written = match &self.file {
+            Some(file) => Some(file.written.lock().await),
+            None => None,
+        };
+        let generation = {
+            let mut inner = self.lock();
+            inner.state = State::new(self.cap);
+            inner.generation += 1;
+            inner.generation
+        };
+        if let (Some(file), Some(mut written)) = (&self.file, written) {
+            let path = file.path.clone();
+            tokio::task::spawn_blocking(move || write_atomically(&path, b""))
+                .await
+                .map_err(std::io::Error::other)??;
+            *written = generation;
+        }
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -403,6 +434,10 @@ fn load(path: &Path, cap: usize, max_bytes: usize) -> Result<State, StateFileErr
             });
         }
     };
+    // What a reset leaves behind.
+    if bytes.is_empty() {
+        return Ok(State::new(cap));
+    }
     let parse_error = |source| StateFileError::Parse {
         path: path.to_path_buf(),
         source,
