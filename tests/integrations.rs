@@ -229,7 +229,10 @@ async fn full_flow(m: &Merchant, order_no: &str, token: &str) {
     assert_eq!(row(&r, "crdCResCd"), authorised.field("crdCResCd"));
     assert!(!row(&r, "settleMethod").is_empty());
     success(m.change_amount(order_no, "1200").await, "A07");
-    success(m.cancel(order_no).await, "A06");
+    // woo's admin reads the new state from the A06 answer's resultData.
+    let cancelled = success(m.cancel(order_no).await, "A06");
+    assert_eq!(cancelled.rows.len(), 1, "{cancelled:?}");
+    assert_eq!(row(&cancelled.rows[0], "statusInfo"), "40");
     let r = m.status_of(order_no).await;
     assert_eq!(row(&r, "statusInfo"), "40");
     assert_eq!(row(&r, "settlePrice"), "1200");

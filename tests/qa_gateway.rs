@@ -253,7 +253,13 @@ async fn orders_are_remembered_per_trader_code_and_order_no() {
         "/test_gateway/creditCancel.api",
         "function_div=A06&trader_code=123456789&order_no=ORDER-1",
     );
-    call(mock.addr, &a06).await;
+    // The answer carries the order's new statusInfo in resultData.
+    assert_eq!(
+        call(mock.addr, &a06).await,
+        format!(
+            "{XML_DECL}<return>\n<returnCode>0</returnCode>\n<errorCode></errorCode>\n<returnDate>20200420013000</returnDate>\n<resultData>\n<statusInfo>40</statusInfo>\n</resultData>\n</return>\n"
+        )
+    );
     let text = call(mock.addr, &e04("ORDER-1")).await;
     assert_eq!(status(&text), ["40"]);
     assert_eq!(elements(&text, "cancelDate"), ["20200420013000"]);

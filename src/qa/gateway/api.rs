@@ -457,6 +457,13 @@ async fn change_order(gw: &Gateway, f: &'static Function, form: &Form, date: &st
                     ),
                 ),
                 Op::Confirm3d | Op::Reauthorise => element("crdCResCd", &order.approval),
+                // The order's new state, where WooCommerce admins read it after a cancel
+                // (`resultData.statusInfo`). The gateway's A06 answer is not public; E04's
+                // `resultData` (kuroneko-webcollect.md §5) is the shape it is read from.
+                Op::Cancel => format!(
+                    "<resultData>\n{}</resultData>\n",
+                    element("statusInfo", &order.status.to_string())
+                ),
                 _ => String::new(),
             })
         })
