@@ -1094,3 +1094,39 @@ async fn the_admin_screen_has_a_reset_button_and_no_script() {
     assert!(!html.contains("<script"), "{html}");
     mock.stop().await;
 }
+
+#[tokio::test]
+async fn every_documented_test_card_is_declined_as_documented() {
+    let docs = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/qa-kit.md"),
+    )
+    .unwrap();
+    // Rows of the table: | `4000000000000002` | `<function_div>2009101` | what |
+    let rows: Vec<(String, String)> = docs
+        .lines()
+        .filter_map(|line| {
+            let mut cells = line.split('|').map(str::trim).skip(1);
+            let number = cells.next()?.strip_prefix('`')?.strip_suffix('`')?;
+            let code = cells
+                .next()?
+                .strip_prefix("`<function_div>")?
+                .strip_suffix('`')?;
+            number
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| (number.to_string(), code.to_string()))
+        })
+        .collect();
+    assert_eq!(rows.len(), 5, "{rows:?}");
+    let mock = StandIn::start(AT).await;
+    for (i, (number, tail)) in rows.iter().enumerate() {
+        let a01 = post(
+            "/api/credit",
+            &format!(
+                "function_div=A01&trader_code=123456789&order_no=TC-{i}&settle_price=500&card_no={number}&card_exp=1230"
+            ),
+        );
+        assert_eq!(call(mock.addr, &a01).await, refused(&format!("A01{tail}")));
+    }
+    mock.stop().await;
+}

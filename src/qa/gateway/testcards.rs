@@ -19,7 +19,8 @@ pub(crate) struct TestCard {
     pub(crate) meaning: &'static str,
 }
 
-/// Every test card; `docs/qa-kit.md` lists the same table (a unit test keeps them equal).
+/// Every test card; `docs/qa-kit.md` lists the same table (`tests/qa_gateway.rs` checks
+/// each documented number against the stand-in).
 pub(crate) const TEST_CARDS: &[TestCard] = &[
     TestCard {
         number: "4000000000000002",
@@ -132,14 +133,5 @@ mod tests {
             assert_eq!(forced_by_reserve(Some(other)), None, "{other}");
         }
         assert_eq!(forced_by_reserve(None), None);
-    }
-
-    #[test]
-    fn docs_list_every_test_card() {
-        let docs = include_str!("../../../docs/qa-kit.md");
-        for card in TEST_CARDS {
-            let line = format!("| `{}` | `<function_div>{}` |", card.number, card.tail);
-            assert!(docs.contains(&line), "docs/qa-kit.md lacks: {line}");
-        }
     }
 }
