@@ -882,3 +882,53 @@ async fn reserve_1_and_test_card_numbers_decline_through_the_shim_and_store_noth
     shim.stop().await;
     mock.stop().await;
 }
+
+// === A base URL written with a trailing slash ===
+
+#[tokio::test]
+async fn a_base_url_with_a_trailing_slash_gets_what_the_real_night_would() {
+    let mock = StandIn::start("2020-04-20T01:00:00+09:00").await;
+    let shim = drill_shim(&mock).await;
+    // "http://shim:8080/" + "/api/creditToken", as several integrations build their URLs.
+    let a08 = |order_no: &str, token: &str| {
+        post(
+            "//api/creditToken",
+            &format!(
+                "function_div=A08&trader_code={TRADER}&order_no={order_no}&settle_price=1500&token={token}"
+            ),
+        )
+    };
+
+    // Outside the window the stand-in answers, as the gateway's server (which merges the
+    // slashes) would.
+    let res = raw(shim.addr, &a08("SLASH-1", "SlashSlashToken1")).await;
+    assert!(from_stand_in(&res), "{}", res.text());
+    success(read(&res), "A08 on //api/creditToken");
+    assert_eq!(row(&m(&shim).status_of("SLASH-1").await, "statusInfo"), "4");
+
+    // Inside it: the maintenance XML, HTTP 200, not a 400 text/plain body that an XML
+    // client cannot read.
+    shim.clock.advance(TimeDelta::seconds(90));
+    let res = raw(shim.addr, &a08("SLASH-2", "SlashSlashToken2")).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.header("content-type"), Some("text/xml; charset=UTF-8"));
+    assert_eq!(res.header("x-webcollect-shim"), Some("maintenance"));
+    assert_eq!(read(&res), Reply::Refused("Z01000000".into()));
+
+    // After it, SLASH-2 was never seen by the stand-in.
+    shim.clock.advance(TimeDelta::seconds(210));
+    assert_eq!(
+        m(&shim).inquire("SLASH-2").await,
+        Reply::Refused("E042009001".into())
+    );
+    shim.stop().await;
+    mock.stop().await;
+}
+
+/// A production-family merchant through `shim`.
+fn m(shim: &TestShim) -> Merchant {
+    Merchant {
+        addr: shim.addr,
+        test_gateway: false,
+    }
+}
