@@ -73,7 +73,7 @@ when = "always"
 }
 
 /// Every form of `/api/creditToken` an attacker (or a confused client) might send.
-const PATH_FORMS: [&str; 36] = [
+const PATH_FORMS: [&str; 37] = [
     "/api//creditToken",
     "/api/./creditToken",
     "/api/x/../creditToken",
@@ -110,6 +110,8 @@ const PATH_FORMS: [&str; 36] = [
     "/api/creditToken%3Fx",
     "/api/creditToken%23x",
     "/api/./x/../../api/creditToken",
+    // Escapes in a path parameter: a server that decodes before splitting reads a path.
+    "/static/x;%2F..%2F..%2Fapi%2FcreditToken",
 ];
 
 /// The forms of [`PATH_FORMS`] whose canonical form is unambiguous (servers agree it is

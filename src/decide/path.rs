@@ -141,6 +141,9 @@ fn slow(raw: &str) -> Result<Canonical<'_>, Problem> {
     let last = segments.len() - 1;
     for (i, segment) in segments.iter().enumerate() {
         let (name, params) = segment.split_at(segment.find(';').unwrap_or(segment.len()));
+        // Parameters never decide a route, but a server that decodes before it splits them
+        // off reads `x;%2F..%2F..%2Fapi` as a path: their escapes obey the segment's rules.
+        decode(params)?;
         without_params.push('/');
         without_params.push_str(name);
         let mut name = decode(name)?;
@@ -299,6 +302,18 @@ mod tests {
             );
         }
         assert_eq!(canon("/api/%C0%AFcreditToken"), Err(Problem::NotUtf8));
+        // In path parameters too (found by the path fuzz target).
+        assert_eq!(
+            canon("/static/x;%2F..%2F..%2Fapi%2FcreditToken"),
+            Err(Problem::EncodedSeparator)
+        );
+        assert_eq!(canon("/;p%2Fx/api/y"), Err(Problem::EncodedSeparator));
+        assert_eq!(canon("/api/x;s=%C0%AF"), Err(Problem::NotUtf8));
+        assert_eq!(canon("/api/x;s=%zz"), Err(Problem::BadEscape));
+        assert_eq!(
+            canon("/api/creditToken;jsessionid=A%20B").map(|(p, _)| p),
+            Ok("/api/creditToken".into())
+        );
         assert_eq!(canon("/api/%zz"), Err(Problem::BadEscape));
         assert_eq!(canon("/api/%4"), Err(Problem::BadEscape));
         assert_eq!(canon("/api\\creditToken"), Err(Problem::Backslash));
