@@ -338,7 +338,7 @@ impl Store {
         };
         let generation = {
             let mut inner = self.lock();
-            inner.state = State::new(self.cap);
+            inner.state = State::new(self.cap, inner.state.max_bytes);
             inner.generation += 1;
             inner.generation
         };
@@ -436,7 +436,7 @@ fn load(path: &Path, cap: usize, max_bytes: usize) -> Result<State, StateFileErr
     };
     // What a reset leaves behind.
     if bytes.is_empty() {
-        return Ok(State::new(cap));
+        return Ok(State::new(cap, max_bytes));
     }
     let parse_error = |source| StateFileError::Parse {
         path: path.to_path_buf(),
