@@ -497,6 +497,17 @@ async fn upstream_max_connections_caps_connections_and_answers_503_when_busy() {
     assert_eq!(peak.load(Ordering::SeqCst), 2);
 }
 
+/// An HTTP/2 (prior knowledge) client connection to `addr`.
+async fn h2c(addr: std::net::SocketAddr) -> hyper::client::conn::http2::SendRequest<TestBody> {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(executor(), hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
 #[tokio::test]
 async fn http2_streams_share_the_capped_upstream_connections() {
     let (upstream, peak) = slow_upstream(Duration::from_millis(50)).await;
@@ -505,12 +516,7 @@ async fn http2_streams_share_the_capped_upstream_connections() {
         "connect_timeout = \"5s\"\nmax_connections = 4",
     );
     let shim = TestShim::start(&toml, t(BEFORE)).await;
-    let stream = TcpStream::connect(shim.addr).await.unwrap();
-    let (sender, conn) =
-        hyper::client::conn::http2::handshake(executor(), hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let sender = h2c(shim.addr).await;
     let calls: Vec<_> = (0..40)
         .map(|_| {
             let mut sender = sender.clone();
@@ -894,12 +900,7 @@ async fn finding_1_one_clients_http2_streams_take_at_most_max_upstream_per_clien
         "connect_timeout = \"5s\"\nmax_connections = 4",
     );
     let shim = TestShim::start(&toml, t(BEFORE)).await;
-    let stream = TcpStream::connect(shim.addr).await.unwrap();
-    let (sender, conn) =
-        hyper::client::conn::http2::handshake(executor(), hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let sender = h2c(shim.addr).await;
     // Ten streams of one client on a streaming route (kind passthrough).
     let calls: Vec<_> = (0..10)
         .map(|_| {
