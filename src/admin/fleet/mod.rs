@@ -21,6 +21,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
+mod url;
+
+pub use url::AdminUrl;
+
 use crate::clock::{Clock as _, SystemClock};
 use crate::config::{Secret, is_valid_service, parse_duration};
 use crate::state::input;
@@ -86,70 +90,6 @@ pub struct OpenArgs {
     /// Id, the same on every replica [default: drill-YYYYMMDDTHHMMSSZ, the UTC time now].
     #[arg(long, value_parser = parse_id)]
     id: Option<String>,
-}
-
-/// An `--admin` value: `[http://]host[:port][/prefix]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AdminUrl {
-    given: String,
-    host: String,
-    port: u16,
-    /// `Host` header: host and port as given.
-    authority: String,
-    /// Path prefix without a trailing slash (an admin API behind a path-routing proxy).
-    prefix: String,
-}
-
-impl AdminUrl {
-    /// Parses an `--admin` value; the scheme defaults to `http`, the port to 80.
-    ///
-    /// # Errors
-    /// A message naming what is wrong.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let full = if text.contains("://") {
-            text.to_string()
-        } else {
-            format!("http://{text}")
-        };
-        let uri: http::Uri = full
-            .parse()
-            .map_err(|e| format!("invalid admin URL {text:?}: {e}"))?;
-        if uri.scheme_str() != Some("http") {
-            return Err(format!(
-                "admin URL {text:?}: only http:// is supported (the admin listener speaks plain HTTP)"
-            ));
-        }
-        let authority = uri
-            .authority()
-            .ok_or_else(|| format!("admin URL {text:?} has no host"))?;
-        if authority.as_str().contains('@') {
-            return Err(format!(
-                "admin URL {text:?}: credentials in the URL are not supported; the token comes from the environment (--token-env)"
-            ));
-        }
-        if uri.query().is_some() {
-            return Err(format!("admin URL {text:?} must not have a query"));
-        }
-        Ok(Self {
-            given: text.to_string(),
-            host: authority
-                .host()
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string(),
-            port: authority.port_u16().unwrap_or(80),
-            authority: authority.as_str().to_string(),
-            prefix: uri.path().trim_end_matches('/').to_string(),
-        })
-    }
-
-    /// The host, when it is a name rather than an address.
-    fn host_name(&self) -> Option<&str> {
-        self.host
-            .parse::<IpAddr>()
-            .is_err()
-            .then_some(self.host.as_str())
-    }
 }
 
 fn parse_service(text: &str) -> Result<String, String> {
@@ -638,113 +578,4 @@ fn summarize(status: &Value, with_drills: bool) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn url(text: &str) -> AdminUrl {
-        AdminUrl::parse(text).unwrap()
-    }
-
-    #[test]
-    fn admin_urls() {
-        let u = url("http://webcollect-shim-admin:9090");
-        assert_eq!(
-            (
-                u.host.as_str(),
-                u.port,
-                u.authority.as_str(),
-                u.prefix.as_str()
-            ),
-            (
-                "webcollect-shim-admin",
-                9090,
-                "webcollect-shim-admin:9090",
-                ""
-            )
-        );
-        assert_eq!(url("10.0.0.5:9090").host_name(), None);
-        assert_eq!(url("10.0.0.5:9090").port, 9090);
-        let v6 = url("http://[::1]:9090/");
-        assert_eq!((v6.host.as_str(), v6.port), ("::1", 9090));
-        assert_eq!(url("http://gw/shim/admin/").prefix, "/shim/admin");
-        assert_eq!(url("http://gw").port, 80);
-        for bad in [
-            "https://gw:9090",
-            "http://user:pw@gw:9090",
-            "http://gw:9090/?x=1",
-            "http://",
-        ] {
-            assert!(AdminUrl::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn a_name_means_every_address_each_once() {
-        let a: SocketAddr = "10.0.0.5:9090".parse().unwrap();
-        let b: SocketAddr = "10.0.0.6:9090".parse().unwrap();
-        let urls = [
-            url("http://webcollect-shim-admin:9090"),
-            url("10.0.0.5:9090"),
-            url("http://gone:9090"),
-        ];
-        let resolved = vec![
-            Ok(vec![a, b]),
-            Ok(vec![a]),
-            Err(io::Error::new(io::ErrorKind::NotFound, "no such host")),
-        ];
-        let got: Vec<String> = expand(&urls, resolved)
-            .into_iter()
-            .map(|t| match t {
-                Ok(r) => r.name,
-                Err(report) => report.line(),
-            })
-            .collect();
-        assert_eq!(
-            got,
-            [
-                "10.0.0.5:9090 (webcollect-shim-admin)",
-                "10.0.0.6:9090 (webcollect-shim-admin)",
-                "http://gone:9090  FAILED: cannot resolve gone: no such host",
-            ]
-        );
-    }
-
-    #[test]
-    fn one_line_per_status() {
-        let status = json!({
-            "now": "2020-04-20T02:30:00.000+09:00",
-            "active_windows": [{"id": "2020-04-20"}, {"id": "qa-1"}],
-            "drills": [{"id": "qa-1", "end": "2020-04-19T17:40:00.000Z", "services": ["webcollect.api", "webcollect.link"]}],
-            "config": {"version": 3, "sha256": "0123456789abcdef0123"},
-        });
-        assert_eq!(
-            summarize(&status, false),
-            "config v3 sha256:0123456789ab  now 2020-04-20T02:30:00.000+09:00  active: 2020-04-20, qa-1"
-        );
-        assert!(summarize(&status, true).ends_with(
-            "  drills: qa-1 until 2020-04-19T17:40:00.000Z [webcollect.api webcollect.link]"
-        ));
-        let idle = json!({"now": "n", "active_windows": [], "drills": [], "config": {"version": 1, "sha256": "ab"}});
-        assert_eq!(
-            summarize(&idle, true),
-            "config v1 sha256:ab  now n  active: none  drills: none"
-        );
-    }
-
-    #[test]
-    fn control_characters_are_escaped() {
-        assert_eq!(escape("qa-1 until x"), "qa-1 until x");
-        assert_eq!(
-            escape("a\u{1b}[2J\u{1b}]0;pwned\u{7}\rb\u{9b}c\u{202e}d"),
-            "a\\u{1b}[2J\\u{1b}]0;pwned\\u{7}\\u{d}b\\u{9b}c\\u{202e}d"
-        );
-    }
-
-    #[test]
-    fn ids_must_survive_a_url_path() {
-        assert!(parse_id("fleet-drill_1.a:b").is_ok());
-        for bad in ["", "a/b", "a b", "a%2F", "a?b"] {
-            assert!(parse_id(bad).is_err(), "{bad}");
-        }
-    }
-}
+mod tests;
