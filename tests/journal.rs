@@ -521,3 +521,19 @@ async fn a_corrupt_journal_is_set_aside_and_recording_goes_on() {
     );
     shim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frequent_recurring_window_reports_its_latest_occurrence() {
+    // Every minute for 30 s, for years: far more occurrences than one expansion holds.
+    let text = format!(
+        "{}\n[[windows]]\nid = \"minutely\"\ncron = \"* * * * *\"\nduration = \"30s\"\nfrom = \"2018-01-01 00:00\"\nservices = [\"webcollect.api\"]\n",
+        journalled("http://127.0.0.1:9", None)
+    );
+    let shim = TestShim::start(&text, t("2020-04-20T07:30:10+09:00")).await;
+    let latest = report(shim.admin, "window=minutely").await;
+    assert_eq!(latest["subject"]["start"], "2020-04-20T07:30:00+09:00");
+    assert_eq!(latest["subject"]["end"], "2020-04-20T07:30:30+09:00");
+    // And an earlier one by `at`.
+    let earlier = report(shim.admin, "window=minutely&at=2020-04-20T07:00:45%2B09:00").await;
+    assert_eq!(earlier["subject"]["start"], "2020-04-20T07:00:00+09:00");
+}

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::journal::render::{self, Format};
 use crate::journal::report::{Input, Report, Span, Subject, SubjectKind};
 use crate::journal::store::DrillSpan;
-use crate::schedule::Window;
+use crate::schedule::{Recurring, Window};
 use crate::state::Shared;
 
 /// How far back `window=ID` looks for a recurring window's occurrence, and the default
@@ -177,6 +177,23 @@ pub async fn report(
     Ok((body, Format::Json.content_type()))
 }
 
+/// The last occurrence of `recurring` to start at or before `at`, within [`LOOK_BACK`]. The
+/// narrowest span that holds one is searched first: a frequent pattern then neither builds
+/// thousands of occurrences for every console refresh nor loses its latest occurrence to
+/// the expansion's cap ([`crate::schedule::MAX_OCCURRENCES`], oldest first). The latest
+/// start is also the latest end: every occurrence lasts the same.
+fn last_occurrence(recurring: &Recurring, at: DateTime<Utc>) -> Option<Window> {
+    [TimeDelta::days(1), TimeDelta::days(31), LOOK_BACK]
+        .into_iter()
+        .find_map(|back| {
+            recurring
+                .occurrences(at - back, at + TimeDelta::seconds(1))
+                .into_iter()
+                .filter(|w| w.start <= at)
+                .max_by_key(|w| w.start)
+        })
+}
+
 /// What the query names, or else the window or drill in force now, or else the last one.
 fn subject(
     shared: &Shared,
@@ -233,12 +250,7 @@ fn subject(
         .cloned()
         .collect();
     for recurring in &config.recurring {
-        windows.extend(
-            recurring
-                .occurrences(at_time - LOOK_BACK, at_time + TimeDelta::seconds(1))
-                .into_iter()
-                .filter(|w| w.start <= at_time),
-        );
+        windows.extend(last_occurrence(recurring, at_time));
     }
     if let Some(id) = &query.window {
         return windows
