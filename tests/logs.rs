@@ -61,7 +61,30 @@ async fn exercise(proxy: std::net::SocketAddr, admin: std::net::SocketAddr) -> S
     .await;
     assert_eq!(refused.status, 400);
     assert_eq!(raw(proxy, &secret_request("/down/x", "")).await.status, 502);
-    raw(admin, &admin_get("/metrics")).await.text()
+    // Heads that never become requests: one the client abandons halfway, one hyper refuses
+    // (400). Each gets its line and its count; nothing of what was sent is shown.
+    let mut gone = RawConn::connect(proxy).await;
+    gone.send(b"POST /api/creditToken?token=SECRETQUERYTOKEN0001 HTTP/1.1\r\nHost: s\r\nCookie: session=SECRETCOOKIE0004\r\n")
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    drop(gone);
+    let garbage = raw(
+        proxy,
+        b"POST /api/creditToken?token=SECRETQUERYTOKEN0001 HTTP/1.1\r\nHost: s\r\nBad Header SECRETCOOKIE0004\r\n\r\n",
+    )
+    .await;
+    assert_eq!(garbage.status, 400);
+    let metrics = || async { raw(admin, &admin_get("/metrics")).await.text() };
+    // Three requests with no route refused: the escaped '/' above and the two heads.
+    let counted =
+        "webcollect_shim_requests_total{route=\"-\",decision=\"bad_request\",status=\"4xx\"} 3\n";
+    eventually(
+        std::time::Duration::from_secs(5),
+        "both heads are counted",
+        || async { metrics().await.contains(counted) },
+    )
+    .await;
+    metrics().await
 }
 
 fn shim_config(upstream: &str, format: &str) -> std::path::PathBuf {
@@ -91,7 +114,23 @@ async fn no_secrets_in(format: &str) {
     let all = lines.join("\n");
     // The request lines are there, with the path and no query.
     let request_lines: Vec<&String> = lines.iter().filter(|l| l.contains("Request")).collect();
-    assert_eq!(request_lines.len(), 6, "{all}");
+    assert_eq!(request_lines.len(), 8, "{all}");
+    for (status, error) in [(499, "client-gone"), (400, "bad-head")] {
+        let (status, error) = if format == "json" {
+            (
+                format!("\"status\":{status}"),
+                format!("\"error\":\"{error}\""),
+            )
+        } else {
+            (format!("status={status}"), format!("error=\"{error}\""))
+        };
+        assert!(
+            request_lines
+                .iter()
+                .any(|l| l.contains(&status) && l.contains(&error)),
+            "{status} {error}: {all}"
+        );
+    }
     assert!(
         request_lines
             .iter()

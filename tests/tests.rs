@@ -61,3 +61,5 @@ mod layout;
 mod journal;
 // Issue 25 beyond the request path: admin limits, fleet CLI, files, local CA, TLS logs.
 mod admin_hardening;
+// Issue 25's load test: the admin hammered during merchant load and reloads.
+mod admin_load;

@@ -17,18 +17,21 @@
 //!   site's page *read* `/status`, `/drills` and `/report` even where it cannot write. Every
 //!   admin request, reads included, is refused with 403 unless its `Host` (HTTP/2:
 //!   `:authority`) names the admin by the same rule: an IP literal or `localhost`, the host
-//!   of an `[admin] allowed_origins` entry, or any name when a bearer token is configured
-//!   (a non-loopback admin always has one, and its Service or ingress name cannot be known
-//!   in advance). A request without `Host` (HTTP/1.0: no browser) passes.
+//!   of an `[admin] allowed_origins` entry. With a bearer token configured (a non-loopback
+//!   admin always has one), any other name is accepted only from a request that carries the
+//!   token, reads included: a Service or ingress name cannot be known in advance, and a
+//!   rebound page cannot send a token it does not know. The console's page, `/healthz` and
+//!   `/readyz` reveal nothing and answer any name (the console then asks for the token).
+//!   A request without `Host` (HTTP/1.0: no browser) passes.
 //! - **JSON only.** `POST /drills` needs `Content-Type: application/json`, else 415: a
 //!   cross-site form or `text/plain` body cannot be sent with that type without a CORS
 //!   preflight, which the admin listener never grants.
 
-use http::header::{CONTENT_TYPE, HOST, ORIGIN};
-use http::{Request, Response, StatusCode};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, ORIGIN, WWW_AUTHENTICATE};
+use http::{HeaderValue, Request, Response, StatusCode};
 use serde_json::json;
 
-use super::json_response;
+use super::{json_response, text};
 use crate::config::{Admin, Origin};
 use crate::response::Body;
 
@@ -59,7 +62,7 @@ pub(super) fn same_origin<B>(admin: &Admin, req: &Request<B>) -> Option<Response
 }
 
 /// `None` when the request's `Host` may reach the admin (see the module doc); otherwise the
-/// 403 to send.
+/// 401 or 403 to send.
 pub(super) fn host<B>(admin: &Admin, req: &Request<B>) -> Option<Response<Body>> {
     let host = req
         .headers()
@@ -67,14 +70,19 @@ pub(super) fn host<B>(admin: &Admin, req: &Request<B>) -> Option<Response<Body>>
         .map(|h| h.to_str().unwrap_or("\u{fffd}"))
         .or_else(|| req.uri().authority().map(http::uri::Authority::as_str))?;
     // The origin parser normalises the host (lowercase, IPv6 brackets) for the comparison.
-    let named = Origin::parse(&format!("http://{host}"));
-    let allowed = admin.token.is_some()
-        || named.is_some_and(|named| {
-            named.is_literal_or_localhost()
-                || admin.allowed_origins.iter().any(|o| o.host == named.host)
-        });
-    if allowed {
+    let names_the_admin = Origin::parse(&format!("http://{host}")).is_some_and(|named| {
+        named.is_literal_or_localhost()
+            || admin.allowed_origins.iter().any(|o| o.host == named.host)
+    });
+    if names_the_admin {
         return None;
+    }
+    if admin.token.is_some() {
+        return if matches!(req.uri().path(), "/" | "/healthz" | "/readyz") {
+            None
+        } else {
+            bearer(admin, req)
+        };
     }
     tracing::warn!(
         method = %req.method(),
@@ -86,6 +94,43 @@ pub(super) fn host<B>(admin: &Admin, req: &Request<B>) -> Option<Response<Body>>
         &json!({"error": "Host refused: without [admin] token_env the admin answers only an IP \
                  literal, localhost or the host of an [admin] allowed_origins entry"}),
     ))
+}
+
+/// `None` when no token is configured or the request carries it; otherwise the 401.
+pub(super) fn bearer<B>(admin: &Admin, req: &Request<B>) -> Option<Response<Body>> {
+    let expected = admin.token.as_ref()?;
+    let given = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if constant_time_eq(given.as_bytes(), expected.expose().as_bytes()) {
+        return None;
+    }
+    tracing::warn!(
+        method = %req.method(),
+        path = req.uri().path(),
+        "Admin request refused: bad or missing bearer token."
+    );
+    let mut res = text(
+        StatusCode::UNAUTHORIZED,
+        "a valid Authorization: Bearer token is required\n",
+    );
+    res.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"webcollect-shim\""),
+    );
+    Some(res)
+}
+
+/// Compares without an early exit on the first differing byte, so timing does not reveal
+/// how much of a guess was right. (The length is not secret.)
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// True when `origin` is where the request was sent: the host and port of its `Host`.
@@ -210,6 +255,13 @@ mod tests {
     }
 
     #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"abcdefghijklmnop", b"abcdefghijklmnop"));
+        assert!(!constant_time_eq(b"abcdefghijklmnop", b"abcdefghijklmnoq"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
     fn reads_check_host_too() {
         let get = |host: Option<&str>| {
             let mut req = Request::get("/status");
@@ -232,7 +284,27 @@ mod tests {
         for bad in ["rebind.example:9090", "admin", "127.0.0.1.nip.io", "a b"] {
             assert!(host(&open, &get(Some(bad))).is_some(), "{bad}");
         }
-        assert!(host(&admin(true, &[]), &get(Some("shim-admin.staging:9090"))).is_none());
+        // With a token, a name needs the token, reads included; the console's page and the
+        // probes reveal nothing and answer any name.
+        let guarded = admin(true, &[]);
+        let named = |path: &str, token: Option<&str>| {
+            let mut req = Request::get(path).header(HOST, "shim-admin.staging:9090");
+            if let Some(token) = token {
+                req = req.header(AUTHORIZATION, format!("Bearer {token}"));
+            }
+            host(&guarded, &req.body(()).unwrap()).map(|res| res.status())
+        };
+        let token = "x".repeat(16);
+        assert_eq!(named("/status", None), Some(StatusCode::UNAUTHORIZED));
+        assert_eq!(
+            named("/report", Some("wrong-token-16chars")),
+            Some(StatusCode::UNAUTHORIZED)
+        );
+        assert_eq!(named("/status", Some(&token)), None);
+        for open in ["/", "/healthz", "/readyz"] {
+            assert_eq!(named(open, None), None, "{open}");
+        }
+        assert!(host(&guarded, &get(Some("10.0.0.7:9090"))).is_none());
     }
 
     #[test]

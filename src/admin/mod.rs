@@ -31,7 +31,7 @@ pub mod traffic;
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -59,8 +59,9 @@ pub async fn respond(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bo
     {
         return refused;
     }
-    if mutating && let Some(denied) = check_auth(&shared, &req) {
-        tracing::warn!(method = %method, path = %path, "Admin request refused: bad or missing bearer token.");
+    if mutating
+        && let Some(denied) = guard::bearer(&shared.current.load().snapshot.config.admin, &req)
+    {
         return denied;
     }
     if method == Method::POST
@@ -148,39 +149,6 @@ pub async fn respond(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bo
         ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
-}
-
-/// `None` when allowed; otherwise the 401 to send.
-fn check_auth(shared: &Shared, req: &Request<Incoming>) -> Option<Response<Body>> {
-    let current = shared.current.load();
-    let expected = current.snapshot.config.admin.token.as_ref()?;
-    let given = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if constant_time_eq(given.as_bytes(), expected.expose().as_bytes()) {
-        return None;
-    }
-    let mut res = text(
-        StatusCode::UNAUTHORIZED,
-        "a valid Authorization: Bearer token is required\n",
-    );
-    res.headers_mut().insert(
-        WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer realm=\"webcollect-shim\""),
-    );
-    Some(res)
-}
-
-/// Compares without an early exit on the first differing byte, so timing does not reveal
-/// how much of a guess was right. (The length is not secret.)
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn open_drill(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
@@ -295,16 +263,4 @@ fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
     res.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     res
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_comparison() {
-        assert!(constant_time_eq(b"abcdefghijklmnop", b"abcdefghijklmnop"));
-        assert!(!constant_time_eq(b"abcdefghijklmnop", b"abcdefghijklmnoq"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
-    }
 }

@@ -276,24 +276,96 @@ impl Record {
         };
         // Path only: the query string can carry order numbers and tokens. No header values
         // but the request id.
-        tracing::info!(
-            method = %head.method,
-            path = path_for_log(&crate::decide::path::as_decided(head.uri.path())),
-            route = route_id,
-            decision = action.map_or("-", |a| a.label()),
+        Line {
+            method: head.method.as_str(),
+            path: path_for_log(&crate::decide::path::as_decided(head.uri.path())),
+            route: route_id,
+            decision: action.map_or("-", |a| a.label()),
             window,
             status,
             latency_us,
             upstream,
-            error = failure.map_or(gone.unwrap_or("-"), |f| f.label()),
-            request_id = head
+            error: failure.map_or(gone.unwrap_or("-"), |f| f.label()),
+            request_id: head
                 .request_id
                 .as_ref()
                 .and_then(|v| v.to_str().ok())
                 .map_or("-", |id| path_for_log(id)),
+        }
+        .write();
+    }
+}
+
+/// One access-log line: every request's, whichever way it ended.
+struct Line<'a> {
+    method: &'a str,
+    path: &'a str,
+    route: &'a str,
+    decision: &'a str,
+    window: &'a str,
+    status: u16,
+    latency_us: u64,
+    upstream: &'a str,
+    error: &'a str,
+    request_id: &'a str,
+}
+
+impl Line<'_> {
+    fn write(&self) {
+        tracing::info!(
+            method = self.method,
+            path = self.path,
+            route = self.route,
+            decision = self.decision,
+            window = self.window,
+            status = self.status,
+            latency_us = self.latency_us,
+            upstream = self.upstream,
+            error = self.error,
+            request_id = self.request_id,
             "Request."
         );
     }
+}
+
+/// The line and the count of a request head that never became a request: hyper refused it
+/// (`400 bad-head`, `431 head-too-large`) or its client left while sending it
+/// (`499 client-gone`). Nothing of it was read, so nothing of it is shown: no method, no
+/// path, a request id of its own. Counted as a `bad_request` with no route.
+pub fn unfinished_head(
+    worker: &Worker,
+    status: u16,
+    error: &'static str,
+    accepted: tokio::time::Instant,
+) {
+    let view = worker.view();
+    worker
+        .shared
+        .metrics
+        .request(&view.loaded.counters, None, Decision::BadRequest, status);
+    if let Some(cells) = view.traffic.get(view.loaded.snapshot.config.routes.len()) {
+        cells.record(
+            Decision::BadRequest,
+            worker.shared.metrics.traffic.minute(Instant::now()),
+        );
+    }
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return;
+    }
+    let id = worker.next_request_id();
+    Line {
+        method: "-",
+        path: "-",
+        route: "-",
+        decision: "-",
+        window: "-",
+        status,
+        latency_us: u64::try_from(accepted.elapsed().as_micros()).unwrap_or(u64::MAX),
+        upstream: "-",
+        error,
+        request_id: id.to_str().unwrap_or("-"),
+    }
+    .write();
 }
 
 /// The metrics' `decision` label for a request that did not fail.

@@ -83,15 +83,46 @@ impl Wake for WatchWake {
     }
 }
 
+/// A request head that never became a request: hyper answered it itself (400, 431) or the
+/// client left while sending it (499). The request path never saw it, so its log line and
+/// count are written from here (`proxy::log::unfinished_head`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct UnfinishedHead {
+    pub status: u16,
+    pub error: &'static str,
+}
+
+impl UnfinishedHead {
+    /// What `err`, the connection's own error, says about a head under way. `busy`: a
+    /// request was in flight, so the error belongs to it (its own line says 499).
+    fn of(err: &(dyn std::error::Error + 'static), busy: bool) -> Option<Self> {
+        let err = err.downcast_ref::<hyper::Error>()?;
+        let (status, error) = if err.is_parse_too_large() {
+            (431, "head-too-large")
+        } else if err.is_parse() {
+            (400, "bad-head")
+        } else if err.is_incomplete_message() && !busy {
+            (499, "client-gone")
+        } else {
+            return None;
+        };
+        Some(Self { status, error })
+    }
+}
+
 /// Serves `conn` until it ends, shutting it down when it is silent, idle, or told to stop.
+/// Returns the head hyper refused or the client abandoned, if that is how it ended. A
+/// connection that sent nothing before `header_read_timeout` is not a request and gets no
+/// line (a port scan or a TCP health check would flood the log).
 pub(super) async fn watch_connection<C>(
     conn: C,
     activity: Arc<Activity>,
     options: ServeOptions,
     mut stop: watch::Receiver<bool>,
-) where
+) -> Option<UnfinishedHead>
+where
     C: GracefulConnection,
-    C::Error: std::fmt::Display,
+    C::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut conn = pin!(conn);
     let wake = Arc::new(WatchWake::default());
@@ -122,7 +153,7 @@ pub(super) async fn watch_connection<C>(
                         tracing::debug!(
                             "Closed a connection that sent no complete request head in time."
                         );
-                        return Poll::Ready(());
+                        return Poll::Ready(None);
                     }
                     Check::Idle => {
                         conn.as_mut().graceful_shutdown();
@@ -132,10 +163,10 @@ pub(super) async fn watch_connection<C>(
             }
         }
         conn.as_mut().poll(cx).map(|result| {
-            if let Err(err) = result {
-                tracing::debug!(error = %err, "Connection ended with an error.");
-            }
+            let err: Box<dyn std::error::Error + Send + Sync> = result.err()?.into();
+            tracing::debug!(error = %err, "Connection ended with an error.");
+            UnfinishedHead::of(&*err, matches!(activity.phase(), Phase::Busy))
         })
     })
-    .await;
+    .await
 }

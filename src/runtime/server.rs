@@ -232,9 +232,14 @@ where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let activity = conn.activity.clone();
-    let service = TowerToHyperService::new(proxy::stack(worker, Arc::new(conn)));
+    let service = TowerToHyperService::new(proxy::stack(worker.clone(), Arc::new(conn)));
     let conn = builder.serve_connection(TokioIo::new(io), service);
-    watch_connection(conn.into_owned(), activity, options, stop)
+    let watched = watch_connection(conn.into_owned(), activity.clone(), options, stop);
+    async move {
+        if let Some(head) = watched.await {
+            proxy::log::unfinished_head(&worker, head.status, head.error, activity.accepted());
+        }
+    }
 }
 
 /// Serves `handler` on `listener` until `shutdown` resolves; then stops accepting and lets
@@ -268,7 +273,10 @@ pub async fn serve<H, F>(
                 }
             });
             let conn = builder.serve_connection(TokioIo::new(stream), service);
-            watch_connection(conn.into_owned(), activity, options, stop)
+            let watched = watch_connection(conn.into_owned(), activity, options, stop);
+            async move {
+                watched.await;
+            }
         },
     )
     .await;

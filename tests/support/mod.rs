@@ -706,7 +706,7 @@ impl ShimProcess {
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
             self.seen.push(line);
         }
-        self.seen
+        std::mem::take(&mut self.seen)
     }
 
     pub fn stop(mut self) -> Vec<String> {
@@ -718,7 +718,17 @@ impl ShimProcess {
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
             self.seen.push(line);
         }
-        self.seen
+        std::mem::take(&mut self.seen)
+    }
+}
+
+impl Drop for ShimProcess {
+    /// A test that panics does not leave its shim running.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 

@@ -29,7 +29,7 @@ use crate::clock::{Clock as _, SystemClock};
 use crate::config::{Secret, is_valid_service, parse_duration};
 use crate::state::input;
 
-/// Where the bearer token for `open` and `close` is read from, unless `--token-env` says
+/// Where the bearer token every request sends is read from, unless `--token-env` says
 /// otherwise. (The config's `admin.token_env` names the variable the *server* reads; the CLI
 /// has no config, so it has its own, and the default is the name the shipped configs use.)
 pub const TOKEN_ENV: &str = "WEBCOLLECT_SHIM_ADMIN_TOKEN";
@@ -48,7 +48,8 @@ pub struct FleetArgs {
     /// name that resolves to several addresses (a headless Service) means every address.
     #[arg(long = "admin", value_name = "URL", required = true, value_parser = AdminUrl::parse)]
     pub admin: Vec<AdminUrl>,
-    /// Environment variable holding the bearer token that `open` and `close` send.
+    /// Environment variable holding the bearer token sent with every request (reads under a
+    /// DNS name need it too: the admin's guard against DNS rebinding).
     #[arg(long, value_name = "NAME", default_value = TOKEN_ENV)]
     pub token_env: String,
     /// How long each replica may take to answer, e.g. 5s.
@@ -156,7 +157,7 @@ pub fn fetch(fleet: &FleetArgs, path: &str) -> io::Result<Vec<(String, Result<St
         action: Action::Fetch {
             path: path.to_string(),
         },
-        token: None,
+        token: token(fleet),
         token_env: fleet.token_env.clone(),
         timeout: fleet.timeout,
     };
@@ -204,12 +205,17 @@ pub fn drills(command: DrillsCommand) -> io::Result<bool> {
     }
 }
 
-fn run(fleet: &FleetArgs, action: Action) -> io::Result<bool> {
-    let token = std::env::var(&fleet.token_env)
+/// The token in `fleet.token_env`, if set and not blank.
+fn token(fleet: &FleetArgs) -> Option<Secret> {
+    std::env::var(&fleet.token_env)
         .ok()
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty())
-        .map(Secret::new);
+        .map(Secret::new)
+}
+
+fn run(fleet: &FleetArgs, action: Action) -> io::Result<bool> {
+    let token = token(fleet);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -473,7 +479,6 @@ async fn call(
     body: Option<Bytes>,
 ) -> Result<(StatusCode, Bytes), String> {
     let uri = format!("http://{}{}{path}", replica.addr, replica.url.prefix);
-    let mutating = method != Method::GET;
     let mut req = Request::builder()
         .method(method)
         .uri(uri)
@@ -482,7 +487,7 @@ async fn call(
             USER_AGENT,
             concat!("webcollect-shim/", env!("CARGO_PKG_VERSION")),
         );
-    if mutating && let Some(token) = &ask.token {
+    if let Some(token) = &ask.token {
         let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
             .map_err(|_| format!("${} holds characters a header cannot carry", ask.token_env))?;
         value.set_sensitive(true);
