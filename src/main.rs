@@ -72,13 +72,7 @@ fn main() -> ExitCode {
         Command::Check { at } => cli::check(config, at.as_deref()),
         Command::Healthcheck => cli::healthcheck(&config),
         Command::Ca { action } => cli::ca(&config, action),
-        Command::Explain {
-            at,
-            headers,
-            client_ip,
-            method,
-            path,
-        } => cli::explain(config, &at, &headers, client_ip, &method, &path),
+        Command::Explain(args) => cli::explain(config, &args),
         Command::Notify(_)
         | Command::MockGateway { .. }
         | Command::Drills { .. }

@@ -79,8 +79,25 @@ fn explain_prints_the_decision_and_the_exact_answer() {
         text.contains("decision: pass (no window covers this route now)"),
         "{text}"
     );
+    // The route names the upstream; the request it would receive is shown as sent.
     assert!(
-        text.contains("POST https://apixp.kuronekoyamato.co.jp/api/xp/tradeInfoXp"),
+        text.contains("upstream apixp https://apixp.kuronekoyamato.co.jp)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("POST /api/xp/tradeInfoXp HTTP/1.1\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("host: apixp.kuronekoyamato.co.jp\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("via: 1.1 webcollect-shim-explain\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("\r\n\r\n(the upstream's answer)\n\n"),
         "{text}"
     );
 

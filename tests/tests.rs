@@ -61,5 +61,7 @@ mod layout;
 mod journal;
 // Issue 25 beyond the request path: admin limits, fleet CLI, files, local CA, TLS logs.
 mod admin_hardening;
+// `explain` runs the real stack: its bytes are the wire's for every answer kind.
+mod explain;
 // Issue 25's load test: the admin hammered during merchant load and reloads.
 mod admin_load;

@@ -7,7 +7,7 @@ use std::sync::{Arc, LazyLock};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use webcollect_shim::config::Config;
-use webcollect_shim::decide::{Action, RequestInfo, decide, settle_rewrite};
+use webcollect_shim::decide::{Action, RequestInfo, action, settle_rewrite};
 use webcollect_shim::decide::snapshot::Snapshot;
 use webcollect_shim::decide::via::ViaMark;
 
@@ -56,7 +56,7 @@ fuzz_target!(|input: Input<'_>| {
         host: Some(input.host),
         mark: &mark,
     };
-    let action = decide(&SNAPSHOT, req, now);
+    let action = action(&SNAPSHOT, req, now);
     if let Action::Forward { route, .. } | Action::Maintain { route, .. } = action {
         assert!(route < SNAPSHOT.config.routes.len());
         let drill = webcollect_shim::decide::drill_header(&headers, &SNAPSHOT.config.drill.header);

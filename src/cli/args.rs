@@ -79,22 +79,9 @@ pub(crate) enum Command {
     /// Drill evidence: what the merchant's integration did in a window, drill or time
     /// range, merged over every replica; exit 1 when a verdict fails. No config needed.
     Report(super::ReportArgs),
-    /// Print the decision for one request at one instant, and the exact answer. No network.
-    Explain {
-        /// Instant of the request, RFC 3339, e.g. 2020-04-20T02:30:00+09:00.
-        #[arg(long, value_name = "TIME")]
-        at: String,
-        /// Request header, repeatable, e.g. -H 'x-webcollect-shim-drill: maintenance'.
-        #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
-        headers: Vec<String>,
-        /// Address the request comes from (for drill.bypass_cidrs).
-        #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
-        client_ip: IpAddr,
-        /// Request method, e.g. POST.
-        method: String,
-        /// Request path, optionally with a query, e.g. /api/creditToken.
-        path: String,
-    },
+    /// Run one request through the shim at one instant, against a stand-in upstream, and
+    /// print the decision, what the upstream would receive and the exact answer. No network.
+    Explain(ExplainArgs),
 }
 
 #[derive(Debug, Clone, Copy, Subcommand)]
@@ -134,4 +121,30 @@ pub(crate) struct NotifyArgs {
     /// settle_date, yyyyMMddHHmmss [default: now in Asia/Tokyo].
     #[arg(long, value_name = "yyyyMMddHHmmss")]
     pub(crate) settle_date: Option<String>,
+}
+
+/// `explain`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ExplainArgs {
+    /// Instant of the request, RFC 3339, e.g. 2020-04-20T02:30:00+09:00.
+    #[arg(long, value_name = "TIME")]
+    pub(crate) at: String,
+    /// Request header, repeatable, e.g. -H 'x-webcollect-shim-drill: maintenance'.
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub(crate) headers: Vec<String>,
+    /// Address the request comes from (for drill.bypass_cidrs).
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    pub(crate) client_ip: IpAddr,
+    /// Request body, e.g. 'function_div=A08&trader_code=888' (Content-Length is set
+    /// from it unless given with -H).
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub(crate) body: String,
+    /// What the stand-in upstream does when the request is forwarded: answers 200, is
+    /// unreachable (502) or does not answer in time (504).
+    #[arg(long, value_name = "WHAT", value_enum, default_value = "answers")]
+    pub(crate) upstream: webcollect_shim::inspect::explain::StandIn,
+    /// Request method, e.g. POST.
+    pub(crate) method: String,
+    /// Request path, optionally with a query, e.g. /api/creditToken.
+    pub(crate) path: String,
 }

@@ -1,7 +1,6 @@
 //! `check` and `explain`: what the shim would do, printed. `explain` uses no network;
 //! `check` resolves the upstreams' host names, to warn about one that leads back to the shim.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -11,6 +10,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use webcollect_shim::clock::{self, SharedClock, SystemClock};
 use webcollect_shim::config::{self, CertSource, Config};
 use webcollect_shim::decide::snapshot::Snapshot;
+use webcollect_shim::inspect::explain::Explained;
 use webcollect_shim::inspect::{self, loopcheck};
 
 /// How long `check` waits for each upstream's host to resolve (the loop warning).
@@ -44,20 +44,17 @@ pub(crate) fn check(config: Config, at: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) fn explain(
-    config: Config,
-    at: &str,
-    raw_headers: &[String],
-    client_ip: IpAddr,
-    method: &str,
-    path: &str,
-) -> anyhow::Result<()> {
-    let at = parse_at(at, &config)?;
-    let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
-        .with_context(|| format!("invalid method {method:?}"))?;
-    anyhow::ensure!(path.starts_with('/'), "path {path:?} must start with '/'");
+pub(crate) fn explain(config: Config, args: &super::ExplainArgs) -> anyhow::Result<()> {
+    let at = parse_at(&args.at, &config)?;
+    let method = Method::from_bytes(args.method.to_ascii_uppercase().as_bytes())
+        .with_context(|| format!("invalid method {:?}", args.method))?;
+    anyhow::ensure!(
+        args.path.starts_with('/'),
+        "path {:?} must start with '/'",
+        args.path
+    );
     let mut headers = HeaderMap::new();
-    for h in raw_headers {
+    for h in &args.headers {
         let (name, value) = h
             .split_once(':')
             .with_context(|| format!("header {h:?} must look like 'Name: value'"))?;
@@ -68,10 +65,16 @@ pub(crate) fn explain(
                 .with_context(|| format!("invalid header value in {h:?}"))?,
         );
     }
-    let snapshot = Snapshot::new(Arc::new(config), &[], 1, at);
+    let request = Explained {
+        method,
+        target: args.path.clone(),
+        headers,
+        body: args.body.clone().into(),
+        client_ip: args.client_ip,
+    };
     print!(
         "{}",
-        inspect::explain(&snapshot, at, &method, path, &headers, client_ip)
+        inspect::explain::explain(config, at, &request, args.upstream)?
     );
     Ok(())
 }

@@ -8,7 +8,7 @@ mod report;
 mod run;
 mod tools;
 
-pub(crate) use args::{Cli, Command};
+pub(crate) use args::{Cli, Command, ExplainArgs};
 pub(crate) use ca::ca;
 pub(crate) use inspect::{check, explain};
 pub(crate) use report::{ReportArgs, report};

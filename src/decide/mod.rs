@@ -165,7 +165,7 @@ impl Action {
 /// rewrites a forwarded exchange. Routes and windows see the canonical path
 /// ([`crate::decide::path`]), never the raw one.
 #[must_use]
-pub fn decide(snapshot: &Snapshot, req: RequestInfo<'_>, now: DateTime<Utc>) -> Action {
+pub fn action(snapshot: &Snapshot, req: RequestInfo<'_>, now: DateTime<Utc>) -> Action {
     let config = &snapshot.config;
     // Before anything else: a looped request is refused whatever it asks for.
     if req.mark.is_in(req.headers) {

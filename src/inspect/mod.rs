@@ -1,21 +1,19 @@
-//! Human-readable output of `check` (the timeline, TLS, warnings) and `explain` (one decision
-//! and its exact answer). Pure functions of their inputs: no network, no clock reads.
+//! Human-readable output of `check` (the timeline, TLS, warnings), pure functions of their
+//! inputs, and [`explain`] (one request through the real stack, and its exact answer).
 
+pub mod explain;
 pub mod loopcheck;
 
 use std::fmt::Write as _;
-use std::net::IpAddr;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use chrono_tz::Tz;
-use http::{HeaderMap, Method};
+use http::Method;
 
 use crate::config::{CertSource, Config, Kind, PathMatch};
 use crate::decide::snapshot::Snapshot;
-use crate::decide::via::ViaMark;
-use crate::decide::{Action, Pass, RequestInfo, decide, request_host};
 use crate::inspect::loopcheck::SelfLoop;
-use crate::response::{self, window_text};
+use crate::response::window_text;
 
 /// The instance id `explain` stands in for a running shim's random one: a request whose
 /// `Via` carries `webcollect-shim-explain` shows the loop answer.
@@ -267,180 +265,6 @@ pub fn self_loops(config: &Config, loops: &[SelfLoop]) -> String {
              would come back here (answered 508). Set its `connect_to` to the real host's address.",
             l.upstream, l.addr, l.listener
         );
-    }
-    out
-}
-
-/// `explain`'s report: the decision for one request at `at`, and the exact answer.
-#[must_use]
-pub fn explain(
-    snapshot: &Snapshot,
-    at: DateTime<Utc>,
-    method: &Method,
-    target: &str,
-    headers: &HeaderMap,
-    client_ip: IpAddr,
-) -> String {
-    let config = &snapshot.config;
-    let tz = config.clock.timezone;
-    let path = target.split_once('?').map_or(target, |(p, _)| p);
-    let mark = ViaMark::named(EXPLAIN_VIA_ID);
-    // `explain` takes an origin-form path: the host can only come from a `Host` header.
-    let origin_form = http::Uri::default();
-    let host = request_host(&origin_form, headers);
-    let action = decide(
-        snapshot,
-        RequestInfo {
-            method,
-            path,
-            headers,
-            peer: client_ip,
-            host,
-            mark: &mark,
-        },
-        at,
-    );
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "request:  {method} {path} from {client_ip}{}",
-        host.map(|h| format!(" for host {h}")).unwrap_or_default()
-    );
-    match crate::decide::path::canonicalize(path) {
-        Ok(c) if c.path != path => {
-            let note = if c.rewritten {
-                "differs from the request's"
-            } else {
-                "the request's without path parameters"
-            };
-            let _ = writeln!(out, "path:     {} (canonical; {note})", c.path);
-        }
-        Ok(_) => {}
-        Err(problem) => {
-            let _ = writeln!(out, "path:     refused: {}", problem.reason());
-        }
-    }
-    let _ = writeln!(out, "at:       {} ({})", local(at, tz), utc(at));
-    if let Some(clock) = drill_clock(config) {
-        // --at is the shim's (drill) now: say which clock that is.
-        let _ = writeln!(out, "clock:    drill clock {clock}");
-    }
-    if let Some(r) = action.route() {
-        let route = &config.routes[r];
-        let upstream = config.upstream_of(route);
-        let _ = writeln!(
-            out,
-            "route:    {} (kind {}, service {}, upstream {} {})",
-            route.id,
-            route.kind.as_str(),
-            route.service,
-            upstream.name,
-            upstream.url.to_string().trim_end_matches('/')
-        );
-    } else {
-        let _ = writeln!(out, "route:    none");
-    }
-    let window_line = |w: Option<usize>, until: Option<DateTime<Utc>>| {
-        let mut s = String::new();
-        if let Some(w) = w {
-            let w = &snapshot.windows[w];
-            let _ = write!(s, " window {} ({})", w.id, window_text(w.start, w.end, tz));
-        }
-        if let Some(until) = until {
-            let _ = write!(s, " until {}", local(until, tz));
-        }
-        s
-    };
-    let answer = match action {
-        Action::Loop => {
-            let _ = writeln!(
-                out,
-                "decision: loop (the request's Via carries this shim's own mark, {}: it has \
-                 been here before)",
-                mark.pseudonym()
-            );
-            let _ = writeln!(out, "upstream: not contacted");
-            Some(response::loop_detected())
-        }
-        Action::Refuse(refusal) => {
-            let why = match refusal {
-                crate::decide::Refusal::BadPath(problem) => problem.reason(),
-                crate::decide::Refusal::Method => "CONNECT and TRACE are never forwarded",
-            };
-            let _ = writeln!(out, "decision: {} ({why})", action.label());
-            let _ = writeln!(out, "upstream: not contacted");
-            Some(refusal.answer())
-        }
-        Action::NoRoute => {
-            let _ = writeln!(out, "decision: no-route (the shim answers 404 itself)");
-            Some(response::no_route())
-        }
-        Action::Maintain { route, maintain } => {
-            let forced = if maintain.forced {
-                " (forced by the drill header)"
-            } else {
-                ""
-            };
-            let _ = writeln!(
-                out,
-                "decision: maintenance{forced}{}",
-                window_line(maintain.window, maintain.until)
-            );
-            let _ = writeln!(out, "upstream: not contacted");
-            Some(snapshot.maintenance_answer(route, maintain, path, at))
-        }
-        Action::Forward {
-            route,
-            why,
-            rewrite,
-            ..
-        } => {
-            let upstream = config.upstream_of(&config.routes[route]);
-            let reason = match why {
-                Pass::Outside => "no window covers this route now".to_string(),
-                Pass::PassthroughRoute => "the route's kind is passthrough".to_string(),
-                Pass::Bypass => "the client is in drill.bypass_cidrs".to_string(),
-                Pass::DrillHeader => format!("the {} header says pass", config.drill.header),
-                Pass::WouldMaintain(m) => format!(
-                    "report mode: would have answered maintenance{}; the response carries X-Webcollect-Shim: would-maintain",
-                    window_line(m.window, m.until)
-                ),
-            };
-            let _ = writeln!(out, "decision: {} ({reason})", action.label());
-            let drill = &config.settle_drill;
-            let settle = match rewrite {
-                crate::decide::Rewrite::Response => format!(
-                    "applies: resultData/settleMethod in the response becomes {} (bodies up to {} bytes)",
-                    drill.value, drill.max_body
-                ),
-                crate::decide::Rewrite::Request => format!(
-                    "applies: settle_method in the relayed notification becomes {}",
-                    drill.value
-                ),
-                crate::decide::Rewrite::None => {
-                    format!("does not apply (when = {})", drill.when.as_str())
-                }
-            };
-            let _ = writeln!(out, "settleMethod drill: {settle}");
-            let _ = writeln!(
-                out,
-                "upstream: {} {}{target}{}\n          marked `Via: {}` (a running shim uses a random id \
-                 instead of `{EXPLAIN_VIA_ID}`)\n          the response is the upstream's, minus hop-by-hop headers",
-                method,
-                upstream.url.to_string().trim_end_matches('/'),
-                upstream
-                    .connect_to
-                    .map(|to| format!(" (connecting to {to})"))
-                    .unwrap_or_default(),
-                mark.entry(http::Version::HTTP_11)
-                    .to_str()
-                    .unwrap_or_default(),
-            );
-            None
-        }
-    };
-    if let Some(answer) = answer {
-        let _ = writeln!(out, "response:\n{}", answer.to_http_text());
     }
     out
 }

@@ -1,6 +1,12 @@
-//! The two body types of the request path, as enums rather than boxes: the common cases
-//! (a streamed body, a canned one) cost no allocation and no dynamic dispatch.
+//! The body types of the request path, as enums rather than boxes: the common cases (hyper's
+//! body, a streamed body, a canned one) cost no allocation and no dynamic dispatch.
+//!
+//! - [`RequestBody`]: the client's request body as the stack takes it, any
+//!   `http_body::Body` (hyper's `Incoming` unboxed);
+//! - [`UpstreamBody`]: the request body on its way upstream, bounded;
+//! - [`ProxyBody`]: the response body on its way to the client.
 
+use std::any::Any;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -8,8 +14,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt as _;
 use http_body_util::Limited;
-use http_body_util::combinators::BoxBody;
+use http_body_util::combinators::{BoxBody, UnsyncBoxBody};
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tower_http::timeout::TimeoutBody;
@@ -46,23 +53,78 @@ impl ProxyBody {
     }
 }
 
+/// The client's request body: hyper's own, or any other body (a test's, `explain`'s), boxed.
+#[derive(Debug)]
+pub enum RequestBody {
+    /// What hyper read from the connection: not boxed, the common case.
+    Incoming(Incoming),
+    /// Any other body.
+    Boxed(UnsyncBoxBody<Bytes, BoxError>),
+}
+
+impl RequestBody {
+    /// `body` as a request body: hyper's `Incoming` is kept as it is (a type check, no
+    /// allocation); any other body is boxed.
+    pub fn new<B>(body: B) -> Self
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let mut slot = Some(body);
+        if let Some(incoming) = (&mut slot as &mut dyn Any).downcast_mut::<Option<Incoming>>() {
+            return Self::Incoming(incoming.take().expect("taken once"));
+        }
+        let body = slot.expect("not taken");
+        Self::Boxed(body.map_err(Into::into).boxed_unsync())
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Self::Incoming(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            Self::Boxed(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Incoming(body) => body.is_end_stream(),
+            Self::Boxed(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Incoming(body) => body.size_hint(),
+            Self::Boxed(body) => body.size_hint(),
+        }
+    }
+}
+
 /// The client's body as forwarded: cut off past `server.max_request_body`
 /// (`LengthLimitError`) and when it stalls past `server.body_read_timeout`
 /// (tower-http's `TimeoutError`).
-pub type ClientBody = Limited<TimeoutBody<Incoming>>;
+pub type BoundedBody = Limited<TimeoutBody<RequestBody>>;
 
 pin_project! {
     /// A request body on its way to the upstream.
     #[project = UpstreamProj]
     pub enum UpstreamBody {
         /// The client's body, streaming, bounded in size and time.
-        Stream { #[pin] body: ClientBody },
+        Stream { #[pin] body: BoundedBody },
         /// The same, its start read by the drill journal as it streams past.
-        Tapped { #[pin] body: ClientBody, capture: Arc<Capture> },
+        Tapped { #[pin] body: BoundedBody, capture: Arc<Capture> },
         /// A complete body (a rewritten notification).
         Full { bytes: Option<Bytes> },
         /// Anything else (a notification read past the rewrite bound, passed on as it streams).
-        Boxed { body: BoxBody<Bytes, BoxError> },
+        Boxed { body: UnsyncBoxBody<Bytes, BoxError> },
     }
 }
 
@@ -78,28 +140,24 @@ impl std::fmt::Debug for UpstreamBody {
 }
 
 impl UpstreamBody {
-    /// The client's `body`, bounded by `limit` bytes and `stall` between frames.
+    /// The client's `body`, bounded by `limit` bytes and `stall` between frames, its start
+    /// read by `tap` as it streams past (the drill journal).
     #[must_use]
-    pub fn client(body: Incoming, limit: usize, stall: Duration) -> Self {
+    pub fn bounded(
+        body: RequestBody,
+        limit: usize,
+        stall: Duration,
+        tap: Option<Arc<Capture>>,
+    ) -> Self {
         // No body (a GET): nothing to bound, and the upstream request says so (tower-http's
         // `TimeoutBody` would hide that the body is empty).
         if body.is_end_stream() {
             return Self::Full { bytes: None };
         }
-        Self::Stream {
-            body: Limited::new(TimeoutBody::new(stall, body), limit),
-        }
-    }
-
-    /// [`UpstreamBody::client`], its start read by `capture` as it streams past.
-    #[must_use]
-    pub fn tapped(body: Incoming, limit: usize, stall: Duration, capture: Arc<Capture>) -> Self {
-        if body.is_end_stream() {
-            return Self::Full { bytes: None };
-        }
-        Self::Tapped {
-            body: Limited::new(TimeoutBody::new(stall, body), limit),
-            capture,
+        let body = Limited::new(TimeoutBody::new(stall, body), limit);
+        match tap {
+            None => Self::Stream { body },
+            Some(capture) => Self::Tapped { body, capture },
         }
     }
 

@@ -20,7 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::config::{Kind, NonCanonicalPaths};
 
 use super::Forwarding;
-use super::body::{ProxyBody, UpstreamBody, declared_length};
+use super::body::{ProxyBody, UpstreamBody};
 use super::conn::Conn;
 use super::pool::ConnectError;
 use super::rescue::ProxyError;
@@ -55,41 +55,13 @@ impl tower::Service<Forwarding> for Forward {
 
 async fn forward(fwd: Forwarding) -> Result<Response<ProxyBody>, ProxyError> {
     let upstream = fwd.upstream();
-    let Forwarding {
+    let Outbound {
         mut req,
         view,
         conn,
-        route,
-        ..
-    } = fwd;
-    let config = &view.loaded.snapshot.config;
-    if declared_length(req.headers()).is_some_and(|n| n > config.server.max_request_body) {
-        // Refused before anything is sent upstream.
-        return Err(ProxyError::BodyTooLarge);
-    }
-    if matches!(config.routes[route].kind, Kind::Api | Kind::Notification)
-        && matches!(
-            req.body(),
-            UpstreamBody::Stream { .. } | UpstreamBody::Tapped { .. }
-        )
-        && !http_body::Body::is_end_stream(req.body())
-    {
-        // Forms of a few KB: read whole before an upstream connection is taken, so a client
-        // that drips its body holds none (it would hold one for as long as it likes). The
-        // whole body within body_read_timeout.
-        let body = std::mem::replace(req.body_mut(), UpstreamBody::full(Bytes::new()));
-        *req.body_mut() =
-            UpstreamBody::full(read_whole(body, config.server.body_read_timeout).await?);
-    }
+    } = outbound(fwd).await?;
     let pool = &view.pools[upstream];
     let target = pool.target();
-    let (mut parts, body) = req.into_parts();
-    // As received from the client: `prepare` sets the upstream's.
-    let version = parts.version;
-    let canonical = config.server.non_canonical_paths == NonCanonicalPaths::ForwardCanonical;
-    prepare(&mut parts, &target.host, &conn, canonical)?;
-    view.shared.via.append(&mut parts.headers, version);
-    let mut req = Request::from_parts(parts, body);
     let sent = Instant::now();
     let timeout = target.config.response_timeout;
     let client = conn.upstream.clone();
@@ -124,6 +96,58 @@ async fn forward(fwd: Forwarding) -> Result<Response<ProxyBody>, ProxyError> {
     Ok(response.map(ProxyBody::Upstream))
 }
 
+/// A request as it goes upstream, with what sending it needs.
+#[derive(Debug)]
+pub struct Outbound {
+    /// The upstream's request: its head rewritten, marked with `Via`.
+    pub req: Request<UpstreamBody>,
+    /// The config it is served on.
+    pub view: Arc<crate::proxy::worker::View>,
+    /// The client connection.
+    pub conn: Arc<Conn>,
+}
+
+/// The request the upstream gets for `fwd`: a form body read whole first (see below), the
+/// head rewritten for the upstream and marked with this process's `Via`. `explain` shows
+/// what this makes.
+///
+/// # Errors
+/// The body read whole failed (400, 408, 413, 499), or the target cannot be forwarded.
+pub async fn outbound(fwd: Forwarding) -> Result<Outbound, ProxyError> {
+    let upstream = fwd.upstream();
+    let Forwarding {
+        mut req,
+        view,
+        conn,
+        route,
+        ..
+    } = fwd;
+    let config = &view.loaded.snapshot.config;
+    if matches!(config.routes[route].kind, Kind::Api | Kind::Notification)
+        && matches!(
+            req.body(),
+            UpstreamBody::Stream { .. } | UpstreamBody::Tapped { .. }
+        )
+        && !http_body::Body::is_end_stream(req.body())
+    {
+        // Forms of a few KB: read whole before an upstream connection is taken, so a client
+        // that drips its body holds none (it would hold one for as long as it likes). The
+        // whole body within body_read_timeout.
+        let body = std::mem::replace(req.body_mut(), UpstreamBody::full(Bytes::new()));
+        *req.body_mut() =
+            UpstreamBody::full(read_whole(body, config.server.body_read_timeout).await?);
+    }
+    let target = view.pools[upstream].target();
+    let (mut parts, body) = req.into_parts();
+    // As received from the client: `prepare` sets the upstream's.
+    let version = parts.version;
+    let canonical = config.server.non_canonical_paths == NonCanonicalPaths::ForwardCanonical;
+    prepare(&mut parts, &target.host, &conn, canonical)?;
+    view.shared.via.append(&mut parts.headers, version);
+    let req = Request::from_parts(parts, body);
+    Ok(Outbound { req, view, conn })
+}
+
 /// One of the client connection's `server.max_upstream_per_client` upstream exchanges:
 /// at once when one is free, else when one frees up within `wait`.
 ///
@@ -150,8 +174,8 @@ async fn client_permit(
 async fn read_whole(body: UpstreamBody, within: std::time::Duration) -> Result<Bytes, ProxyError> {
     match tokio::time::timeout(within, body.collect()).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(err)) => Err(ProxyError::Body(super::rescue::body_failure(&*err))),
-        Err(_) => Err(ProxyError::Body(super::rescue::Failure::BodyTimeout)),
+        Ok(Err(err)) => Err(ProxyError::Failed(super::rescue::body_failure(&*err))),
+        Err(_) => Err(ProxyError::Failed(super::rescue::Failure::BodyTimeout)),
     }
 }
 

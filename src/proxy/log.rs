@@ -1,7 +1,5 @@
-//! The access log and the request metrics, written once per request whatever the outcome.
-//!
-//! This layer also starts the request's life in the shim: it takes the worker's current
-//! view of the config and reads the clock once, so every later step agrees on both.
+//! The access log, the request metrics and the drill journal's record: a request's outcome,
+//! written once per request whatever it was, by one writer ([`Record`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -10,14 +8,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use http::{HeaderValue, Method, Request, Response, Uri};
-use hyper::body::Incoming;
+use http::{HeaderValue, Method, Uri};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use super::body::ProxyBody;
-use super::conn::Conn;
-use super::request_id::X_REQUEST_ID;
+use super::enter::X_REQUEST_ID;
 use super::rescue::Failure;
 use super::{Answer, Call, Decided};
 use crate::decide::{Action, Pass};
@@ -30,14 +26,13 @@ use crate::proxy::worker::{View, Worker};
 #[derive(Debug, Clone)]
 pub struct AccessLogLayer {
     worker: Arc<Worker>,
-    conn: Arc<Conn>,
 }
 
 impl AccessLogLayer {
-    /// Logs and counts the requests of `conn`, served by `worker`.
+    /// Logs and counts the requests served by `worker`.
     #[must_use]
-    pub fn new(worker: Arc<Worker>, conn: Arc<Conn>) -> Self {
-        Self { worker, conn }
+    pub fn new(worker: Arc<Worker>) -> Self {
+        Self { worker }
     }
 }
 
@@ -48,7 +43,6 @@ impl<S> Layer<S> for AccessLogLayer {
         AccessLog {
             inner,
             worker: self.worker.clone(),
-            conn: self.conn.clone(),
         }
     }
 }
@@ -58,7 +52,6 @@ impl<S> Layer<S> for AccessLogLayer {
 pub struct AccessLog<S> {
     inner: S,
     worker: Arc<Worker>,
-    conn: Arc<Conn>,
 }
 
 /// The parts of the request the log line shows, kept only when info logging is on.
@@ -69,12 +62,12 @@ struct Head {
     request_id: Option<HeaderValue>,
 }
 
-impl<S> Service<Request<Incoming>> for AccessLog<S>
+impl<S> Service<Call> for AccessLog<S>
 where
     S: Service<Call, Response = Answer, Error = Infallible>,
     S::Future: Decided,
 {
-    type Response = Response<ProxyBody>;
+    type Response = Answer;
     type Error = Infallible;
     type Future = ResponseFuture<S::Future>;
 
@@ -82,22 +75,17 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, call: Call) -> Self::Future {
         let started = Instant::now();
-        let version = req.version();
-        let view = self.worker.view();
-        let now = self.worker.shared.clock.now();
+        let version = call.req.version();
+        let view = call.view.clone();
+        let in_flight = call.conn.activity.begin(version);
         let head = tracing::enabled!(tracing::Level::INFO).then(|| Head {
-            method: req.method().clone(),
-            uri: req.uri().clone(),
-            request_id: req.headers().get(X_REQUEST_ID).cloned(),
+            method: call.req.method().clone(),
+            uri: call.req.uri().clone(),
+            request_id: call.req.headers().get(X_REQUEST_ID).cloned(),
         });
-        let mut future = self.inner.call(Call {
-            req,
-            view: view.clone(),
-            now,
-            conn: self.conn.clone(),
-        });
+        let mut future = self.inner.call(call);
         let action = future.action();
         let capture = future.take_capture();
         ResponseFuture {
@@ -109,7 +97,7 @@ where
                 head,
                 action,
                 capture,
-                _in_flight: self.conn.activity.begin(version),
+                _in_flight: in_flight,
             }),
         }
     }
@@ -143,16 +131,16 @@ impl<F> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Answer, Infallible>>,
 {
-    type Output = Result<Response<ProxyBody>, Infallible>;
+    type Output = Result<Answer, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let Ok(answer) = ready!(this.future.poll(cx));
-        let response = match this.record.take() {
+        let answer = match this.record.take() {
             Some(record) => record.write(answer),
-            None => answer.response,
+            None => answer,
         };
-        Poll::Ready(Ok(response))
+        Poll::Ready(Ok(answer))
     }
 }
 
@@ -172,14 +160,11 @@ struct Record {
 
 impl Record {
     /// The one place a request's outcome is written: the access log line, the metrics and
-    /// the drill journal all read it from here. Returns the response, its body tapped for
-    /// the journal when it reads the upstream's answer.
-    fn write(mut self, answer: Answer) -> Response<ProxyBody> {
-        let Answer {
-            mut response,
-            outcome,
-        } = answer;
-        let status = response.status().as_u16();
+    /// the drill journal all read it from here. Returns the answer, its body tapped for the
+    /// journal when it reads the upstream's answer.
+    fn write(mut self, mut answer: Answer) -> Answer {
+        let outcome = answer.outcome;
+        let status = answer.response.status().as_u16();
         if let Some(capture) = self.capture.take() {
             // A timeout or a broken exchange may have been acted on upstream; a request that
             // never left, or whose body failed (the upstream got no complete request), was not.
@@ -195,11 +180,12 @@ impl Record {
                 reached,
             });
             if reached && outcome.failure.is_none() && capture.wants_answer() {
-                response = response.map(|body| body.tapped(capture));
+                let body = std::mem::replace(answer.response.body_mut(), ProxyBody::full(""));
+                *answer.response.body_mut() = body.tapped(capture);
             }
         }
         self.log(status, outcome.failure, None);
-        response
+        answer
     }
 
     /// The client left (or a panic unwound) before the answer: the line says so.

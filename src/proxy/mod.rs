@@ -1,22 +1,26 @@
 //! The merchant-facing request path: one tower stack of small layers, one concern each (see
-//! [`stack`] for the order). It never fails: every error becomes an answer in [`rescue`].
+//! [`build`] for the order), generic over the request body: hyper's `Incoming` on a real
+//! connection, any `http_body::Body` in a test or in `explain`. It never fails: every
+//! forwarding error becomes an answer in [`rescue`], the one place that does so.
 //!
-//! Between the layers a request travels as a [`Call`] (before the decision) or a
-//! [`Forwarding`] (on its way upstream), and comes back as an [`Answer`]: the response plus
-//! the [`Outcome`]. The access log writes each request's outcome once, for the log line, the
-//! metrics and the drill journal alike, from the decision ([`Decided`]) and that outcome.
+//! Between the layers a request travels as a [`Call`] (entered, before the decision) or a
+//! [`Forwarding`] (on its way upstream), and comes back as an [`Answer`]: the response, the
+//! [`Outcome`] and whether the connection must close. The access log writes each request's
+//! outcome once, for the log line, the metrics and the drill journal alike, from the
+//! decision ([`Decided`]) and that outcome; [`enter`] renders the answer once.
 
 pub mod body;
 pub mod conn;
-pub mod decide;
+pub mod enter;
 pub mod forward;
+pub mod limit;
 pub mod log;
 pub mod panic;
 pub mod pool;
-pub mod request_id;
 pub mod rescue;
 pub mod sensitive;
 pub mod settle;
+pub mod short_circuit;
 pub mod worker;
 
 use std::convert::Infallible;
@@ -25,25 +29,25 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::{Request, Response};
-use hyper::body::Incoming;
-use tower::{Layer as _, Service, ServiceBuilder};
+use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::decide::{Action, Rewrite};
+use crate::journal::capture::Capture;
 use crate::proxy::worker::{View, Worker};
 use crate::response::{BoxError, Canned};
-use body::{ProxyBody, UpstreamBody};
+use body::{ProxyBody, RequestBody, UpstreamBody};
 use conn::Conn;
-use rescue::Failure;
+use rescue::{Failure, ProxyError};
 
-/// Body of the answers the stack gives hyper (catch-panic boxes every body once).
-pub type ClientBody = tower_http::body::UnsyncBoxBody<Bytes, BoxError>;
+/// Body of the stack's responses, as hyper gets them (catch-panic boxes every body once).
+pub type ResponseBody = tower_http::body::UnsyncBoxBody<Bytes, BoxError>;
 
-/// A request with what the shim knows about it before the decision.
+/// A request entered into the shim: what it knows about it before the decision.
 #[derive(Debug)]
 pub struct Call {
-    /// The client's request.
-    pub req: Request<Incoming>,
+    /// The client's request (its `X-Request-Id` set: the client's or a generated one).
+    pub req: Request<RequestBody>,
     /// The config it is decided and served on, start to end.
     pub view: Arc<View>,
     /// The shim's now for this request (read once).
@@ -52,11 +56,12 @@ pub struct Call {
     pub conn: Arc<Conn>,
 }
 
-/// A request on its way upstream.
+/// A request on its way upstream: with the client's body (`B` = [`RequestBody`]) until
+/// [`limit`] bounds it, then with an [`UpstreamBody`].
 #[derive(Debug)]
-pub struct Forwarding {
-    /// The request, its body bounded by `server.max_request_body`.
-    pub req: Request<UpstreamBody>,
+pub struct Forwarding<B = UpstreamBody> {
+    /// The request.
+    pub req: Request<B>,
     /// The config it is served on.
     pub view: Arc<View>,
     /// The client connection.
@@ -65,13 +70,29 @@ pub struct Forwarding {
     pub route: usize,
     /// What the settleMethod drill does to it.
     pub rewrite: Rewrite,
+    /// The drill journal's capture, when it reads the request body (taken by [`limit`],
+    /// which puts it in the body).
+    pub tap: Option<Arc<Capture>>,
 }
 
-impl Forwarding {
+impl<B> Forwarding<B> {
     /// Index of the route's upstream.
     #[must_use]
     pub fn upstream(&self) -> usize {
         self.view.loaded.snapshot.config.routes[self.route].upstream
+    }
+
+    /// The same forwarding with the body `f` makes of this one's.
+    #[must_use]
+    pub fn map_body<C>(self, f: impl FnOnce(B) -> C) -> Forwarding<C> {
+        Forwarding {
+            req: self.req.map(f),
+            view: self.view,
+            conn: self.conn,
+            route: self.route,
+            rewrite: self.rewrite,
+            tap: self.tap,
+        }
     }
 }
 
@@ -90,7 +111,7 @@ pub trait Decided {
     /// The decision, if one was made.
     fn action(&self) -> Option<Action>;
     /// The drill journal's capture of the request, if it is journalled (taken once).
-    fn take_capture(&mut self) -> Option<Arc<crate::journal::capture::Capture>>;
+    fn take_capture(&mut self) -> Option<Arc<Capture>>;
 }
 
 /// A response and what happened to get it.
@@ -100,15 +121,31 @@ pub struct Answer {
     pub response: Response<ProxyBody>,
     /// What happened.
     pub outcome: Outcome,
+    /// The connection cannot carry another request (a body was left unread): `enter`
+    /// renders it as `Connection: close`, on HTTP/1.x only, as linkerd's
+    /// `SyntheticHttpResponse { close_connection }`.
+    pub close: bool,
 }
 
 impl Answer {
     /// An answer made by the shim itself.
     #[must_use]
     pub fn canned(canned: Canned, outcome: Outcome) -> Self {
+        let close = canned.close;
         Self {
             response: into_response(canned),
             outcome,
+            close,
+        }
+    }
+
+    /// The upstream's answer (or what the settleMethod drill made of it).
+    #[must_use]
+    pub fn forwarded(response: Response<ProxyBody>) -> Self {
+        Self {
+            response,
+            outcome: Outcome::default(),
+            close: false,
         }
     }
 
@@ -124,7 +161,7 @@ impl Answer {
     }
 }
 
-/// A canned answer as a response.
+/// A canned answer as a response (its `close` flag is the [`Answer`]'s business).
 #[must_use]
 pub fn into_response(canned: Canned) -> Response<ProxyBody> {
     let mut response = Response::new(ProxyBody::full(canned.body));
@@ -133,60 +170,90 @@ pub fn into_response(canned: Canned) -> Response<ProxyBody> {
     response
 }
 
-/// The merchant-facing service for one client connection served by `worker`.
-pub fn stack(
+/// The merchant-facing service for one client connection served by `worker`, like
+/// tower-http's `fn app()`: it takes any request body, so a test sends a request with
+/// `oneshot` and no socket.
+pub fn stack<B>(
     worker: Arc<Worker>,
     conn: Arc<Conn>,
 ) -> impl Service<
-    Request<Incoming>,
-    Response = Response<ClientBody>,
-    Error = Infallible,
-    Future: Send + 'static,
-> + Clone
-+ Send
-+ 'static {
-    build(worker, conn, rescue::RescueLayer.layer(forward::Forward))
-}
-
-/// The stack around `upstream` (the rescued forward step; tests put others there). Outermost
-/// first, as `ServiceBuilder` runs them:
-///
-/// 1. a panic below becomes `500` (`X-Webcollect-Shim: internal-error`); the worker and
-///    the connection survive;
-/// 2. `Authorization`, `Proxy-Authorization`, `Cookie` and `Set-Cookie` are marked
-///    sensitive, so no debug output shows them;
-/// 3. the request id: the client's `X-Request-Id`, else a generated one; it is forwarded
-///    upstream (it is a request header) and echoed on every answer;
-/// 4. the access log line and the metrics, once per request whatever the outcome;
-/// 5. the decision: short-circuit with the maintenance (or 404) answer, or forward;
-/// 6. the settleMethod rewrite of the exchanges the decision picked;
-/// 7. (in `upstream`) rescue: every forwarding error becomes its canned answer;
-/// 8. (in `upstream`) forward, on this worker's pool.
-pub fn build<S>(
-    worker: Arc<Worker>,
-    conn: Arc<Conn>,
-    upstream: S,
-) -> impl Service<
-    Request<Incoming>,
-    Response = Response<ClientBody>,
+    Request<B>,
+    Response = Response<ResponseBody>,
     Error = Infallible,
     Future: Send + 'static,
 > + Clone
 + Send
 + 'static
 where
-    S: Service<Forwarding, Response = Answer, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    build(worker, conn, forward::Forward)
+}
+
+/// The stack around `forward`, the step that sends a request upstream (`explain` and tests
+/// put a stand-in there). Outermost first, as `ServiceBuilder` runs them:
+///
+/// 1. a panic below becomes `500` (`X-Webcollect-Shim: internal-error`); the worker and
+///    the connection survive;
+/// 2. `Authorization`, `Proxy-Authorization`, `Cookie` and `Set-Cookie` are marked
+///    sensitive, so no debug output shows them;
+/// 3. enter: the request id (the client's `X-Request-Id`, else a generated one, forwarded
+///    upstream), the config view, now and the connection; on the way back the answer is
+///    rendered once: the id echoed, `Connection: close` on HTTP/1.x when it must close;
+/// 4. the access log line, the metrics and the drill journal, once per request whatever
+///    the outcome;
+/// 5. short-circuit: the decision; the maintenance (or 404, 405, 400, 508) answer, or on;
+/// 6. rescue: every failure below becomes its answer (400, 408, 413, 499, 502, 503, 504);
+/// 7. limit: the request body bounded in size and time, the one place it is;
+/// 8. the settleMethod rewrite of the exchanges the decision picked;
+/// 9. forward, on this worker's pool.
+pub fn build<B, F>(
+    worker: Arc<Worker>,
+    conn: Arc<Conn>,
+    forward: F,
+) -> impl Service<
+    Request<B>,
+    Response = Response<ResponseBody>,
+    Error = Infallible,
+    Future: Send + 'static,
+> + Clone
++ Send
++ 'static
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+    F: Service<Forwarding, Response = Response<ProxyBody>, Error = ProxyError>
+        + Clone
+        + Send
+        + 'static,
+    F::Future: Send + 'static,
 {
     ServiceBuilder::new()
         .layer(CatchPanicLayer::custom(panic::PanicAnswer))
         .layer(sensitive::SensitiveHeadersLayer)
-        .layer(request_id::RequestIdLayer::new(worker.clone()))
-        .layer(log::AccessLogLayer::new(worker, conn))
-        .layer(decide::DecideLayer)
+        .layer(enter::EnterLayer::new(worker.clone(), conn))
+        .layer(log::AccessLogLayer::new(worker))
+        .layer(short_circuit::ShortCircuitLayer)
+        .layer(rescue::RescueLayer)
+        .layer(limit::LimitLayer)
         .layer(settle::SettleLayer)
-        .service(upstream)
+        .service(forward)
 }
+
+/// The layers of [`build`], outermost first, by the name `docs/architecture.md` gives them
+/// (a test checks the doc against this list).
+pub const LAYERS: [&str; 9] = [
+    "catch-panic",
+    "sensitive",
+    "enter",
+    "access-log",
+    "short-circuit",
+    "rescue",
+    "limit",
+    "settle",
+    "forward",
+];
 
 #[cfg(test)]
 mod tests;

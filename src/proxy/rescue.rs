@@ -1,4 +1,5 @@
-//! Forwarding failures, and the one place that turns them into answers (400, 413, 502, 504).
+//! Forwarding failures, and the one place that turns them into answers (400, 408, 413, 499,
+//! 502, 503, 504): the body limit's, the settleMethod drill's and the forward's alike.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -11,9 +12,9 @@ use http::Response;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use super::body::ProxyBody;
+use super::body::{ProxyBody, RequestBody};
 use super::pool::ConnectError;
-use super::{Answer, Forwarding, Outcome};
+use super::{Answer, Forwarding};
 use crate::metrics::Decision;
 use crate::proxy::worker::View;
 use crate::response::{self, Canned};
@@ -40,9 +41,10 @@ pub enum ProxyError {
     /// The request could not be turned into an upstream request.
     #[error("request cannot be forwarded")]
     BadRequest,
-    /// The request body, read whole before forwarding, failed (too large, stalled, malformed).
-    #[error("request body failed: {}", .0.label())]
-    Body(Failure),
+    /// A failure already classified: a request body read whole that failed (too large,
+    /// stalled, malformed), or a rewritten answer that did not arrive in time.
+    #[error("{}", .0.label())]
+    Failed(Failure),
 }
 
 /// What kind of failure it was: the label in logs and the answer's shape.
@@ -134,13 +136,13 @@ impl ProxyError {
             Self::BodyTooLarge => Failure::BodyTooLarge,
             Self::Busy(_) => Failure::UpstreamBusy,
             Self::BadRequest => Failure::BadRequest,
-            Self::Body(failure) => *failure,
+            Self::Failed(failure) => *failure,
         }
     }
 }
 
 /// Why the client's request body failed while it was read (see
-/// [`super::body::ClientBody`]): too large, stalled, or malformed.
+/// [`super::body::BoundedBody`]): too large, stalled, or malformed.
 #[must_use]
 pub fn body_failure(err: &(dyn std::error::Error + 'static)) -> Failure {
     use crate::error::caused_by;
@@ -171,15 +173,15 @@ impl<S> Layer<S> for RescueLayer {
     }
 }
 
-/// Turns the forward step's errors into canned answers, and logs each once.
+/// Turns the errors of the steps below into canned answers, and logs each once.
 #[derive(Debug, Clone)]
 pub struct Rescue<S> {
     inner: S,
 }
 
-impl<S> Service<Forwarding> for Rescue<S>
+impl<S> Service<Forwarding<RequestBody>> for Rescue<S>
 where
-    S: Service<Forwarding, Response = Response<ProxyBody>, Error = ProxyError>,
+    S: Service<Forwarding<RequestBody>, Response = Response<ProxyBody>, Error = ProxyError>,
 {
     type Response = Answer;
     type Error = Infallible;
@@ -190,7 +192,7 @@ where
         self.inner.poll_ready(cx).map(|_| Ok(()))
     }
 
-    fn call(&mut self, fwd: Forwarding) -> Self::Future {
+    fn call(&mut self, fwd: Forwarding<RequestBody>) -> Self::Future {
         let about = (fwd.view.clone(), fwd.route);
         ResponseFuture {
             future: self.inner.call(fwd),
@@ -224,10 +226,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let answer = match ready!(this.future.poll(cx)) {
-            Ok(response) => Answer {
-                response,
-                outcome: Outcome::default(),
-            },
+            Ok(response) => Answer::forwarded(response),
             Err(err) => {
                 let failure = err.failure();
                 let (view, route) = &*this.about;

@@ -1,4 +1,5 @@
-//! Each layer alone (`ServiceExt::oneshot`), and the whole stack on a real connection.
+//! Each layer alone and the whole stack, with `ServiceExt::oneshot` and no socket; the
+//! whole stack on a real connection where the connection itself is the subject.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -10,16 +11,18 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::{Request, Response, StatusCode};
-use http_body_util::BodyExt as _;
-use hyper::body::Incoming;
+use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tower::{Layer as _, Service, ServiceExt as _};
 
-use super::body::ProxyBody;
+use super::body::{ProxyBody, RequestBody};
 use super::conn::Conn;
+use super::enter::{EnterLayer, X_REQUEST_ID};
+use super::limit::LimitLayer;
 use super::rescue::{Failure, ProxyError, RescueLayer};
-use super::{Answer, Call, Decided as _, Forwarding, Outcome};
+use super::settle::SettleLayer;
+use super::short_circuit::ShortCircuitLayer;
+use super::{Answer, Call, Decided as _, Forwarding};
 use crate::clock::ManualClock;
 use crate::config::Config;
 use crate::decide::{Action, Rewrite};
@@ -73,31 +76,25 @@ fn worker(at: &str) -> Arc<Worker> {
     Arc::new(Worker::new(Arc::new(shared), 0))
 }
 
-/// A real `Request<Incoming>` (hyper has no public constructor): `raw` is parsed by a hyper
-/// server on an in-memory pipe, whose connection stays alive as long as the test needs it.
-async fn incoming(raw: &'static [u8]) -> Request<Incoming> {
-    let (client, server) = tokio::io::duplex(64 * 1024);
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let tx = std::sync::Mutex::new(Some(tx));
-    tokio::spawn(async move {
-        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-            if let Some(tx) = tx.lock().unwrap().take() {
-                let _ = tx.send(req);
-            }
-            // Never answers: the request (and its body) stay usable.
-            std::future::pending::<Result<Response<ProxyBody>, Infallible>>()
-        });
-        let _ = hyper::server::conn::http1::Builder::new()
-            .serve_connection(TokioIo::new(server), service)
-            .await;
-    });
-    tokio::spawn(async move {
-        let mut client = client;
-        client.write_all(raw).await.unwrap();
-        let mut sink = Vec::new();
-        let _ = client.read_to_end(&mut sink).await;
-    });
-    rx.await.unwrap()
+/// A request with a complete body, as any `http_body::Body` can be sent to the stack.
+fn request(
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &'static str,
+) -> Request<Full<Bytes>> {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "x");
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    if !body.is_empty() {
+        req = req.header("content-length", body.len());
+    }
+    req.body(Full::new(Bytes::from_static(body.as_bytes())))
+        .unwrap()
 }
 
 fn conn() -> Arc<Conn> {
@@ -108,9 +105,9 @@ fn conn() -> Arc<Conn> {
     ))
 }
 
-async fn call(worker: &Worker, raw: &'static [u8], at: &str) -> Call {
+fn call(worker: &Worker, req: Request<Full<Bytes>>, at: &str) -> Call {
     Call {
-        req: incoming(raw).await,
+        req: req.map(RequestBody::new),
         view: worker.view(),
         now: t(at),
         conn: conn(),
@@ -123,7 +120,7 @@ struct Recorder {
     calls: Arc<AtomicUsize>,
 }
 
-impl Service<Forwarding> for Recorder {
+impl Service<Forwarding<RequestBody>> for Recorder {
     type Response = Answer;
     type Error = Infallible;
     type Future = std::future::Ready<Result<Answer, Infallible>>;
@@ -132,12 +129,11 @@ impl Service<Forwarding> for Recorder {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, _fwd: Forwarding) -> Self::Future {
+    fn call(&mut self, _fwd: Forwarding<RequestBody>) -> Self::Future {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        std::future::ready(Ok(Answer {
-            response: Response::new(ProxyBody::full("upstream")),
-            outcome: Outcome::default(),
-        }))
+        std::future::ready(Ok(Answer::forwarded(Response::new(ProxyBody::full(
+            "upstream",
+        )))))
     }
 }
 
@@ -146,12 +142,12 @@ async fn body(response: Response<ProxyBody>) -> Bytes {
 }
 
 #[tokio::test]
-async fn decide_answers_maintenance_without_calling_inner() {
+async fn short_circuit_answers_maintenance_without_calling_inner() {
     let worker = worker(DURING);
     let inner = Recorder::default();
-    let mut decide = super::decide::DecideLayer.layer(inner.clone());
-    let req = b"POST /api/creditToken HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\na=1";
-    let future = decide.call(call(&worker, req, DURING).await);
+    let mut short = ShortCircuitLayer.layer(inner.clone());
+    let req = request("POST", "/api/creditToken", &[], "a=1");
+    let future = short.call(call(&worker, req, DURING));
     // The decision is known as soon as `call` returns, before any answer.
     assert!(matches!(future.action(), Some(Action::Maintain { .. })));
     let Ok(answer) = future.await;
@@ -165,20 +161,24 @@ async fn decide_answers_maintenance_without_calling_inner() {
 }
 
 #[tokio::test]
-async fn decide_forwards_with_the_route_and_the_settle_choice() {
+async fn short_circuit_forwards_with_the_route_and_the_settle_choice() {
     let worker = worker(BEFORE);
     let seen = Arc::new(std::sync::Mutex::new(None));
     let seen2 = seen.clone();
-    let inner = tower::service_fn(move |fwd: Forwarding| {
+    let inner = tower::service_fn(move |fwd: Forwarding<RequestBody>| {
         *seen2.lock().unwrap() = Some((fwd.route, fwd.rewrite, fwd.req.headers().clone()));
-        std::future::ready(Ok::<_, Infallible>(Answer {
-            response: Response::new(ProxyBody::full("")),
-            outcome: Outcome::default(),
-        }))
+        std::future::ready(Ok::<_, Infallible>(Answer::forwarded(Response::new(
+            ProxyBody::full(""),
+        ))))
     });
-    let mut decide = super::decide::DecideLayer.layer(inner);
-    let req = b"POST /test_gateway/tradeInfo.api HTTP/1.1\r\nHost: x\r\nX-Webcollect-Shim-Drill: pass\r\nContent-Length: 0\r\n\r\n";
-    let future = decide.call(call(&worker, req, BEFORE).await);
+    let mut short = ShortCircuitLayer.layer(inner);
+    let req = request(
+        "POST",
+        "/test_gateway/tradeInfo.api",
+        &[("x-webcollect-shim-drill", "pass")],
+        "",
+    );
+    let future = short.call(call(&worker, req, BEFORE));
     let action = future.action();
     let Ok(_answer) = future.await;
     let (route, rewrite, headers) = seen.lock().unwrap().take().unwrap();
@@ -193,7 +193,7 @@ async fn decide_forwards_with_the_route_and_the_settle_choice() {
 #[derive(Clone)]
 struct Fails(fn() -> ProxyError);
 
-impl Service<Forwarding> for Fails {
+impl<B> Service<Forwarding<B>> for Fails {
     type Response = Response<ProxyBody>;
     type Error = ProxyError;
     type Future = std::future::Ready<Result<Response<ProxyBody>, ProxyError>>;
@@ -202,21 +202,23 @@ impl Service<Forwarding> for Fails {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, _fwd: Forwarding) -> Self::Future {
+    fn call(&mut self, _fwd: Forwarding<B>) -> Self::Future {
         std::future::ready(Err((self.0)()))
     }
 }
 
-async fn forwarding(worker: &Worker, raw: &'static [u8], rewrite: Rewrite) -> Forwarding {
-    let req = incoming(raw)
-        .await
-        .map(|b| super::body::UpstreamBody::client(b, 1 << 20, std::time::Duration::from_secs(5)));
+fn forwarding(
+    worker: &Worker,
+    req: Request<Full<Bytes>>,
+    rewrite: Rewrite,
+) -> Forwarding<RequestBody> {
     Forwarding {
-        req,
+        req: req.map(RequestBody::new),
         view: worker.view(),
         conn: conn(),
         route: 0,
         rewrite,
+        tap: None,
     }
 }
 
@@ -235,12 +237,7 @@ async fn rescue_turns_every_error_into_its_answer() {
     ];
     for (error, status, failure) in cases {
         let rescue = RescueLayer.layer(Fails(error));
-        let fwd = forwarding(
-            &worker,
-            b"GET /api/x HTTP/1.1\r\nHost: x\r\n\r\n",
-            Rewrite::None,
-        )
-        .await;
+        let fwd = forwarding(&worker, request("GET", "/api/x", &[], ""), Rewrite::None);
         let Ok(answer) = rescue.oneshot(fwd).await;
         assert_eq!(answer.response.status().as_u16(), status);
         assert_eq!(answer.outcome.failure, Some(failure));
@@ -255,22 +252,21 @@ async fn settle_rewrites_only_what_the_decision_chose() {
     let upstream = tower::service_fn(|fwd: Forwarding| {
         // The rewrite asks for a body it can read.
         let identity = fwd.req.headers().get("accept-encoding").cloned();
-        std::future::ready(Ok::<_, Infallible>(Answer {
-            response: Response::builder()
+        std::future::ready(Ok::<_, ProxyError>(
+            Response::builder()
                 .header(
                     "x-saw-accept-encoding",
                     identity.unwrap_or(http::HeaderValue::from_static("-")),
                 )
                 .body(ProxyBody::full(E04))
                 .unwrap(),
-            outcome: Outcome::default(),
-        }))
+        ))
     });
-    let req = b"POST /test_gateway/tradeInfo.api HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
-    let settle = super::settle::SettleLayer.layer(upstream);
+    let settle = RescueLayer.layer(LimitLayer.layer(SettleLayer.layer(upstream)));
+    let req = || request("POST", "/test_gateway/tradeInfo.api", &[], "");
     let Ok(answer) = settle
         .clone()
-        .oneshot(forwarding(&worker, req, Rewrite::Response).await)
+        .oneshot(forwarding(&worker, req(), Rewrite::Response))
         .await;
     assert_eq!(
         answer.response.headers()["x-saw-accept-encoding"],
@@ -279,7 +275,7 @@ async fn settle_rewrites_only_what_the_decision_chose() {
     let rewritten = body(answer.response).await;
     assert_eq!(rewritten, E04.replace(">3<", ">14<").as_bytes());
     let Ok(answer) = settle
-        .oneshot(forwarding(&worker, req, Rewrite::None).await)
+        .oneshot(forwarding(&worker, req(), Rewrite::None))
         .await;
     assert_eq!(body(answer.response).await, E04.as_bytes());
 }
@@ -330,62 +326,108 @@ async fn credentials_are_marked_sensitive_both_ways_and_nothing_else() {
 }
 
 #[tokio::test]
-async fn request_id_is_kept_or_made_set_on_the_request_and_echoed() {
-    use super::request_id::{RequestIdLayer, X_REQUEST_ID};
+async fn enter_keeps_or_makes_the_request_id_sets_it_and_echoes_it() {
     let worker = worker(BEFORE);
-    // The inner service answers with the id it saw, in the body; with `own`, it also sets
+    // The inner service answers with the id it saw, in a header; with `own`, it also sets
     // an id of its own on the answer, as an upstream may.
     let service = |own: Option<&'static str>| {
-        RequestIdLayer::new(worker.clone()).layer(tower::service_fn(
-            move |req: Request<()>| async move {
-                let seen = req.headers().get(X_REQUEST_ID).cloned();
-                let mut res = Response::new(seen);
+        EnterLayer::new(worker.clone(), conn()).layer(tower::service_fn(
+            move |call: Call| async move {
+                let seen = call.req.headers()[X_REQUEST_ID].clone();
+                let mut response = Response::new(ProxyBody::full(""));
+                response.headers_mut().insert("x-seen", seen);
                 if let Some(own) = own {
-                    res.headers_mut().insert(X_REQUEST_ID, own.parse().unwrap());
+                    response
+                        .headers_mut()
+                        .insert(X_REQUEST_ID, own.parse().unwrap());
                 }
-                Ok::<_, Infallible>(res)
+                Ok::<_, Infallible>(Answer::forwarded(response))
             },
         ))
     };
-    let kept = Request::builder()
-        .header(X_REQUEST_ID, "merchant-42")
-        .body(())
-        .unwrap();
+    let kept = request("GET", "/", &[("x-request-id", "merchant-42")], "");
     let res = service(None).oneshot(kept).await.unwrap();
-    assert_eq!(res.body().as_ref().unwrap(), "merchant-42");
+    assert_eq!(res.headers()["x-seen"], "merchant-42");
     assert_eq!(res.headers()[X_REQUEST_ID], "merchant-42");
 
-    let res = service(None).oneshot(Request::new(())).await.unwrap();
-    let made = res.body().clone().expect("a made id is set on the request");
+    let res = service(None)
+        .oneshot(request("GET", "/", &[], ""))
+        .await
+        .unwrap();
+    let made = res.headers()["x-seen"].clone();
     assert_eq!(made.len(), 32);
     assert_eq!(res.headers()[X_REQUEST_ID], made);
-    let next = service(None).oneshot(Request::new(())).await.unwrap();
+    let next = service(None)
+        .oneshot(request("GET", "/", &[], ""))
+        .await
+        .unwrap();
     assert_ne!(next.headers()[X_REQUEST_ID], made);
 
     let res = service(Some("upstream-7"))
-        .oneshot(Request::new(()))
+        .oneshot(request("GET", "/", &[], ""))
         .await
         .unwrap();
     assert_eq!(res.headers().get_all(X_REQUEST_ID).iter().count(), 1);
     assert_eq!(res.headers()[X_REQUEST_ID], "upstream-7");
 
     // An empty one is the slot a cached maintenance answer keeps: it is filled.
-    let kept = Request::builder()
-        .header(X_REQUEST_ID, "merchant-43")
-        .body(())
-        .unwrap();
+    let kept = request("GET", "/", &[("x-request-id", "merchant-43")], "");
     let res = service(Some("")).oneshot(kept).await.unwrap();
     assert_eq!(res.headers().get_all(X_REQUEST_ID).iter().count(), 1);
     assert_eq!(res.headers()[X_REQUEST_ID], "merchant-43");
 }
 
 #[tokio::test]
+async fn connection_close_is_rendered_once_and_only_on_http_1() {
+    let worker = worker(BEFORE);
+    // A refused request with a body: the body is left unread, so HTTP/1 must close.
+    for (version, close) in [
+        (http::Version::HTTP_11, true),
+        (http::Version::HTTP_10, true),
+        (http::Version::HTTP_2, false),
+    ] {
+        let mut req = request("POST", "/api/%2Fx", &[], "a=1");
+        *req.version_mut() = version;
+        let stack = super::build(worker.clone(), conn(), Fails(|| ProxyError::BadRequest));
+        let Ok(res) = stack.oneshot(req).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{version:?}");
+        let values: Vec<_> = res.headers().get_all("connection").iter().collect();
+        assert_eq!(values.len(), usize::from(close), "{version:?}: {values:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_body_limit_is_applied_once_before_the_settle_relay_and_the_forward() {
+    let worker = worker(BEFORE);
+    let limit = worker.view().loaded.snapshot.config.server.max_request_body;
+    let forwarded = Arc::new(AtomicUsize::new(0));
+    let counted = forwarded.clone();
+    let upstream = tower::service_fn(move |_fwd: Forwarding| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Ok::<_, ProxyError>(Response::new(ProxyBody::full("ok"))))
+    });
+    let too_large = (limit + 1).to_string();
+    for rewrite in [Rewrite::None, Rewrite::Request, Rewrite::Response] {
+        let req = request("POST", "/api/x", &[("content-length", &too_large)], "");
+        let stack = RescueLayer.layer(LimitLayer.layer(SettleLayer.layer(upstream.clone())));
+        let Ok(answer) = stack.oneshot(forwarding(&worker, req, rewrite)).await;
+        assert_eq!(answer.response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(answer.outcome.failure, Some(Failure::BodyTooLarge));
+        assert!(answer.close, "the body is left unread");
+    }
+    assert_eq!(forwarded.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
 async fn access_log_counts_each_outcome_once() {
     let worker = worker(DURING);
-    let service = super::log::AccessLogLayer::new(worker.clone(), conn())
-        .layer(super::decide::DecideLayer.layer(Recorder::default()));
-    let req = incoming(b"GET /api/creditToken HTTP/1.1\r\nHost: x\r\n\r\n").await;
-    let Ok(response) = service.oneshot(req).await;
+    let service = EnterLayer::new(worker.clone(), conn()).layer(
+        super::log::AccessLogLayer::new(worker.clone())
+            .layer(ShortCircuitLayer.layer(Recorder::default())),
+    );
+    let Ok(response) = service
+        .oneshot(request("GET", "/api/creditToken", &[], ""))
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let metrics = worker.shared.metrics.encode();
     assert!(
@@ -401,11 +443,11 @@ async fn access_log_counts_each_outcome_once() {
 struct PanicsOnPath;
 
 impl Service<Forwarding> for PanicsOnPath {
-    type Response = Answer;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Answer, Infallible>> + Send>>;
+    type Response = Response<ProxyBody>;
+    type Error = ProxyError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, ProxyError>> + Send>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
         Poll::Ready(Ok(()))
     }
 
@@ -413,10 +455,7 @@ impl Service<Forwarding> for PanicsOnPath {
         let panics = fwd.req.uri().path() == "/api/panic";
         Box::pin(async move {
             assert!(!panics, "test layer panics on purpose");
-            Ok(Answer {
-                response: Response::new(ProxyBody::full("ok")),
-                outcome: Outcome::default(),
-            })
+            Ok(Response::new(ProxyBody::full("ok")))
         })
     }
 }

@@ -14,8 +14,8 @@ use http::HeaderValue;
 use crate::config::Kind;
 use crate::decide::Maintain;
 use crate::metrics::traffic::{Cells, Shard};
+use crate::proxy::enter::X_REQUEST_ID;
 use crate::proxy::pool::Pool;
-use crate::proxy::request_id::X_REQUEST_ID;
 use crate::response::Canned;
 use crate::state::{Loaded, Shared};
 
@@ -152,7 +152,7 @@ impl View {
             Some((at, canned)) if *at == second => canned.clone(),
             _ => {
                 let mut canned = snapshot.maintenance_answer(route, maintain, path, now);
-                // An empty slot for the request id, which the request-id layer fills. A
+                // An empty slot for the request id, which `enter::render` fills. A
                 // clone's header map is exactly full: adding the id would reallocate it
                 // (about 580 instructions of a short-circuit's 15,400, callgrind).
                 canned

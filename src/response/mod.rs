@@ -47,6 +47,9 @@ pub struct Canned {
     pub headers: HeaderMap,
     /// Body.
     pub body: Bytes,
+    /// The connection closes after it (a request body is left unread): rendered as
+    /// `Connection: close` on HTTP/1.x by the stack's `enter` step, the one place.
+    pub close: bool,
 }
 
 impl Canned {
@@ -64,6 +67,7 @@ impl Canned {
             status,
             headers,
             body: body.into(),
+            close: false,
         }
     }
 
@@ -220,9 +224,7 @@ pub fn payload_too_large() -> Canned {
         "webcollect-shim: request body too large\n",
     );
     // The rest of the body is not read: the connection cannot carry another request.
-    canned
-        .headers
-        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    canned.close = true;
     canned
 }
 
@@ -236,9 +238,7 @@ pub fn bad_path(reason: &str) -> Canned {
         format!("webcollect-shim: {reason}\n"),
     );
     // The path was not understood; its body (if any) is not read.
-    canned
-        .headers
-        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    canned.close = true;
     canned
 }
 
@@ -267,9 +267,7 @@ pub fn request_timeout() -> Canned {
         TEXT_PLAIN,
         "webcollect-shim: request body stalled\n",
     );
-    canned
-        .headers
-        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    canned.close = true;
     canned
 }
 
@@ -306,9 +304,7 @@ pub fn client_gone() -> Canned {
         TEXT_PLAIN,
         "webcollect-shim: the client closed the connection\n".to_string(),
     );
-    canned
-        .headers
-        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    canned.close = true;
     canned
 }
 
@@ -322,9 +318,7 @@ pub fn bad_request(detail: &'static str) -> Canned {
         TEXT_PLAIN,
         format!("webcollect-shim: {detail}\n"),
     );
-    canned
-        .headers
-        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    canned.close = true;
     canned
 }
 

@@ -4,7 +4,6 @@
 
 pub mod rewrite;
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::io::{Read as _, Write as _};
 use std::pin::Pin;
@@ -19,9 +18,9 @@ use http_body_util::BodyExt;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
+use super::Forwarding;
 use super::body::{ProxyBody, UpstreamBody, declared_length};
-use super::rescue::{Failure, body_failure};
-use super::{Answer, Forwarding};
+use super::rescue::{Failure, ProxyError, body_failure};
 use crate::config::SettleDrill;
 use crate::decide::Rewrite;
 use crate::metrics::Metrics;
@@ -45,18 +44,21 @@ pub struct Settle<S> {
     inner: S,
 }
 
-type BoxAnswer = Pin<Box<dyn Future<Output = Result<Answer, Infallible>> + Send>>;
+type BoxResponse = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, ProxyError>> + Send>>;
 
 impl<S> Service<Forwarding> for Settle<S>
 where
-    S: Service<Forwarding, Response = Answer, Error = Infallible> + Clone + Send + 'static,
+    S: Service<Forwarding, Response = Response<ProxyBody>, Error = ProxyError>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
 {
-    type Response = Answer;
-    type Error = Infallible;
+    type Response = Response<ProxyBody>;
+    type Error = ProxyError;
     type Future = ResponseFuture<S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
         self.inner.poll_ready(cx)
     }
 
@@ -69,7 +71,8 @@ where
         // The inner services are always ready (their poll_ready never waits), so a clone
         // can be called later from the boxed future.
         let mut inner = self.inner.clone();
-        let future: BoxAnswer = Box::pin(async move {
+        // Failures are returned, not answered: rescue, above, answers them all.
+        let future: BoxResponse = Box::pin(async move {
             let view = fwd.view.clone();
             let config = &view.loaded.snapshot.config;
             let route = config.routes[fwd.route].id.as_str();
@@ -77,23 +80,15 @@ where
             let metrics = &view.shared.metrics;
             match fwd.rewrite {
                 Rewrite::Request => {
+                    // The body is bounded already (the limit step); the whole notification
+                    // within body_read_timeout: 408 otherwise. Nothing was sent on a
+                    // failure: a broken or oversized notification is never relayed in part.
                     let (parts, body) = fwd.req.into_parts();
-                    let limit = config.server.max_request_body;
-                    if declared_length(&parts.headers).is_some_and(|n| n > limit) {
-                        // Refused before anything is read or sent.
-                        return Ok(Answer::failed(Failure::BodyTooLarge));
-                    }
-                    // The whole notification within body_read_timeout: 408 otherwise.
                     let within = config.server.body_read_timeout;
-                    match request(parts, body, drill, within, metrics, route).await {
-                        Ok(req) => {
-                            fwd.req = req;
-                            inner.call(fwd).await
-                        }
-                        // Nothing was sent: a broken or oversized notification is answered
-                        // here, never relayed in part.
-                        Err(failure) => Ok(Answer::failed(failure)),
-                    }
+                    fwd.req = request(parts, body, drill, within, metrics, route)
+                        .await
+                        .map_err(ProxyError::Failed)?;
+                    inner.call(fwd).await
                 }
                 Rewrite::Response | Rewrite::None => {
                     // Ask for a body the rewrite can read; gzip is still handled if sent.
@@ -101,18 +96,10 @@ where
                         .headers_mut()
                         .insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
                     let within = view.pools[fwd.upstream()].target().config.response_timeout;
-                    let Ok(mut answer) = inner.call(fwd).await;
-                    if answer.outcome.failure.is_none() {
-                        let (parts, body) = answer.response.into_parts();
-                        answer = match response(parts, body, drill, within, metrics, route).await {
-                            Ok(response) => Answer {
-                                response,
-                                outcome: answer.outcome,
-                            },
-                            Err(failure) => Answer::failed(failure),
-                        };
-                    }
-                    Ok(answer)
+                    let (parts, body) = inner.call(fwd).await?.into_parts();
+                    response(parts, body, drill, within, metrics, route)
+                        .await
+                        .map_err(ProxyError::Failed)
                 }
             }
         });
@@ -127,7 +114,7 @@ pin_project! {
         /// No rewrite: the inner future as it is.
         Pass { #[pin] future: F },
         /// A rewrite around the exchange.
-        Rewrite { future: BoxAnswer },
+        Rewrite { future: BoxResponse },
     }
 }
 
@@ -139,9 +126,9 @@ impl<F> std::fmt::Debug for ResponseFuture<F> {
 
 impl<F> Future for ResponseFuture<F>
 where
-    F: Future<Output = Result<Answer, Infallible>>,
+    F: Future<Output = Result<Response<ProxyBody>, ProxyError>>,
 {
-    type Output = Result<Answer, Infallible>;
+    type Output = Result<Response<ProxyBody>, ProxyError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
@@ -291,7 +278,7 @@ async fn request(
         Buffered::Complete(raw) => raw,
         Buffered::Partial(read, rest) => {
             record(metrics, route, "oversize");
-            let rest = Prefixed::new(read, rest).boxed();
+            let rest = Prefixed::new(read, rest).boxed_unsync();
             return Ok(Request::from_parts(
                 parts,
                 UpstreamBody::Boxed { body: rest },

@@ -1,6 +1,6 @@
 //! The decision as a layer, shaped like tower-http's `ValidateRequest`: a request in
-//! maintenance (or one no route takes) is answered here and never reaches the layers
-//! below; any other goes on as a [`Forwarding`].
+//! maintenance (or one no route takes, or one refused) is answered here and never reaches
+//! the layers below; any other goes on as a [`Forwarding`].
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -9,40 +9,40 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use http::HeaderValue;
 use http::header::EXPECT;
-use http::{HeaderValue, Version};
+use http_body::Body as _;
 use http_body_util::BodyExt as _;
-use hyper::body::{Body as _, Incoming};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use super::body::UpstreamBody;
+use super::body::RequestBody;
 use super::{Answer, Call, Decided, Forwarding, Outcome};
-use crate::decide::{Action, Pass, RequestInfo, decide, request_host};
+use crate::decide::{Action, Pass, RequestInfo, request_host};
 use crate::journal::capture::Capture;
 use crate::response::{self, Canned, X_WEBCOLLECT_SHIM};
 
-/// Adds [`Decide`].
+/// Adds [`ShortCircuit`].
 #[derive(Debug, Clone, Copy, Default)]
-pub struct DecideLayer;
+pub struct ShortCircuitLayer;
 
-impl<S> Layer<S> for DecideLayer {
-    type Service = Decide<S>;
+impl<S> Layer<S> for ShortCircuitLayer {
+    type Service = ShortCircuit<S>;
 
-    fn layer(&self, inner: S) -> Decide<S> {
-        Decide { inner }
+    fn layer(&self, inner: S) -> ShortCircuit<S> {
+        ShortCircuit { inner }
     }
 }
 
-/// Short-circuits or forwards each request, per [`crate::decide::decide`].
+/// Short-circuits or forwards each request, per [`crate::decide::action`].
 #[derive(Debug, Clone)]
-pub struct Decide<S> {
+pub struct ShortCircuit<S> {
     inner: S,
 }
 
-impl<S> Service<Call> for Decide<S>
+impl<S> Service<Call> for ShortCircuit<S>
 where
-    S: Service<Forwarding, Response = Answer, Error = Infallible>,
+    S: Service<Forwarding<RequestBody>, Response = Answer, Error = Infallible>,
 {
     type Response = Answer;
     type Error = Infallible;
@@ -61,7 +61,7 @@ where
         } = call;
         let snapshot = &view.loaded.snapshot;
         let config = &snapshot.config;
-        let action = decide(
+        let action = crate::decide::action(
             snapshot,
             RequestInfo {
                 method: req.method(),
@@ -107,21 +107,14 @@ where
                         headers.remove(name);
                     }
                 }
-                let server = &config.server;
-                let limit = usize::try_from(server.max_request_body).unwrap_or(usize::MAX);
-                let stall = server.body_read_timeout;
-                let req = req.map(|body| match &capture {
-                    Some(c) if c.wants_request() => {
-                        UpstreamBody::tapped(body, limit, stall, c.clone())
-                    }
-                    _ => UpstreamBody::client(body, limit, stall),
-                });
+                let tap = capture.clone().filter(|c| c.wants_request());
                 let future = self.inner.call(Forwarding {
                     req,
                     view,
                     conn,
                     route,
                     rewrite,
+                    tap,
                 });
                 return ResponseFuture::new(
                     action,
@@ -133,7 +126,6 @@ where
                 );
             }
         };
-        let version = req.version();
         let expects_continue = req
             .headers()
             .get(EXPECT)
@@ -146,14 +138,9 @@ where
         if expects_continue || matches!(action, Action::Refuse(_)) {
             // The answer is known now: do not invite (with `100 Continue`) or read a body
             // that would be thrown away. The client may still send it, so an HTTP/1
-            // connection cannot carry another request: close it.
+            // connection cannot carry another request: it closes.
             let mut answer = Answer::canned(canned, outcome);
-            if version <= Version::HTTP_11 {
-                answer
-                    .response
-                    .headers_mut()
-                    .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-            }
+            answer.close = true;
             let answer = Some(answer);
             return ResponseFuture::new(action, capture, State::Answered { answer });
         }
@@ -167,7 +154,6 @@ where
                 timeout,
                 tap,
             },
-            version,
             canned,
             outcome,
         ));
@@ -176,7 +162,7 @@ where
 }
 
 pin_project! {
-    /// Response future of [`Decide`]: the decision, known as soon as the call returns, and
+    /// Response future of [`ShortCircuit`]: the decision, known as soon as the call returns, and
     /// the way to the answer.
     pub struct ResponseFuture<F> {
         action: Action,
@@ -260,26 +246,16 @@ where
 /// Reads and discards the request body (bounded in size and time) so an HTTP/1.1 connection
 /// can carry the next request, then answers. If the body was not fully read, the connection
 /// is closed after the answer instead.
-async fn drain_and_answer(
-    drain: Drain,
-    version: Version,
-    canned: Canned,
-    outcome: Outcome,
-) -> Answer {
+async fn drain_and_answer(drain: Drain, canned: Canned, outcome: Outcome) -> Answer {
     let drained = drain.run().await;
     let mut answer = Answer::canned(canned, outcome);
-    if !drained && version <= Version::HTTP_11 {
-        answer
-            .response
-            .headers_mut()
-            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-    }
+    answer.close |= !drained;
     answer
 }
 
 /// A short-circuited request's body, to be read and thrown away.
 struct Drain {
-    body: Incoming,
+    body: RequestBody,
     /// At most this many bytes are read.
     limit: u64,
     /// For at most this long.
