@@ -31,7 +31,7 @@ pub struct Target {
     port: u16,
     tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
     /// `max_connections`, over every worker's pool.
-    pub limit: Limit,
+    pub limit: ConnectionLimit,
 }
 
 /// A pool of idle connections to an upstream (each worker has one per upstream).
@@ -42,7 +42,7 @@ pub trait IdleConnections: Send + Sync + std::fmt::Debug {
 
 /// The connections all workers may have open to one upstream (`max_connections`).
 #[derive(Debug)]
-pub struct Limit {
+pub struct ConnectionLimit {
     max: usize,
     open: AtomicUsize,
     /// Signalled whenever a connection to this upstream closes.
@@ -52,7 +52,7 @@ pub struct Limit {
     pools: Mutex<Vec<Weak<dyn IdleConnections>>>,
 }
 
-impl Limit {
+impl ConnectionLimit {
     fn new(max: usize) -> Self {
         Self {
             max,
@@ -72,7 +72,7 @@ impl Limit {
             .is_ok()
     }
 
-    /// A connection counted by [`Limit::try_open`] closed (or was never opened).
+    /// A connection counted by [`ConnectionLimit::try_open`] closed (or was never opened).
     pub fn closed(&self) {
         self.open.fetch_sub(1, Ordering::AcqRel);
         self.freed.notify_one();
@@ -133,7 +133,7 @@ impl Target {
             None
         };
         Ok(Self {
-            limit: Limit::new(upstream.max_connections),
+            limit: ConnectionLimit::new(upstream.max_connections),
             config: upstream.clone(),
             host: HeaderValue::from_str(authority)
                 .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
@@ -148,7 +148,7 @@ impl Target {
     ///
     /// # Errors
     /// Resolution, TCP or TLS failure, or the timeout.
-    pub async fn connect(&self) -> Result<(Conn, Arc<TcpStream>), io::Error> {
+    pub async fn connect(&self) -> Result<(UpstreamStream, Arc<TcpStream>), io::Error> {
         let timeout = self.config.connect_timeout;
         match tokio::time::timeout(timeout, self.connect_inner()).await {
             Ok(result) => result,
@@ -159,7 +159,7 @@ impl Target {
         }
     }
 
-    async fn connect_inner(&self) -> Result<(Conn, Arc<TcpStream>), io::Error> {
+    async fn connect_inner(&self) -> Result<(UpstreamStream, Arc<TcpStream>), io::Error> {
         let mut last = None;
         for addr in self.addresses().await? {
             match TcpStream::connect(addr).await {
@@ -168,10 +168,12 @@ impl Target {
                     let stream = Arc::new(stream);
                     let io = SharedTcp(stream.clone());
                     let conn = match &self.tls {
-                        None => Conn::Plain(io),
+                        None => UpstreamStream::Plain(io),
                         Some((config, name)) => {
                             let connector = tokio_rustls::TlsConnector::from(config.clone());
-                            Conn::Tls(Box::new(connector.connect(name.clone(), io).await?))
+                            UpstreamStream::Tls(Box::new(
+                                connector.connect(name.clone(), io).await?,
+                            ))
                         }
                     };
                     return Ok((conn, stream));
@@ -228,7 +230,7 @@ fn tls_config(
 
 /// An upstream connection, plain or TLS.
 #[derive(Debug)]
-pub enum Conn {
+pub enum UpstreamStream {
     /// `http://`
     Plain(SharedTcp),
     /// `https://` (boxed: the TLS state is large and most upstreams are one or the other).
@@ -313,7 +315,7 @@ impl AsyncWrite for SharedTcp {
     }
 }
 
-impl AsyncRead for Conn {
+impl AsyncRead for UpstreamStream {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -326,7 +328,7 @@ impl AsyncRead for Conn {
     }
 }
 
-impl AsyncWrite for Conn {
+impl AsyncWrite for UpstreamStream {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -9,7 +9,7 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
-/// Which file a [`Problem`] is about.
+/// Which file a [`CertProblem`] is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Which {
     /// `cert_file`.
@@ -21,7 +21,7 @@ pub enum Which {
 /// Why the files cannot serve.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
-pub struct Problem {
+pub struct CertProblem {
     /// The file at fault.
     pub file: Which,
     /// What is wrong, naming the file.
@@ -33,8 +33,8 @@ pub struct Problem {
 /// # Errors
 /// Unreadable or non-PEM files, a key that is not the certificate's, or a host the
 /// certificate does not cover.
-pub fn load(cert: &Path, key: &Path, hosts: &[String]) -> Result<Arc<CertifiedKey>, Problem> {
-    let problem = |file, message: String| Problem { file, message };
+pub fn load(cert: &Path, key: &Path, hosts: &[String]) -> Result<Arc<CertifiedKey>, CertProblem> {
+    let problem = |file, message: String| CertProblem { file, message };
     // No FIFO, device or endless file (safe_file): a reload must always finish.
     let read = |path: &Path| crate::safe_file::read_config(path, crate::safe_file::CONFIG_CAP);
     let chain = read(cert)

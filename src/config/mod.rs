@@ -68,13 +68,13 @@ pub struct Config {
     /// `[tls]`
     pub tls: Tls,
     /// `[report]`
-    pub report: Report,
+    pub report: Reporting,
 }
 
 /// `[report]`: when the drill journal records, where it keeps its records and for how long,
 /// and the thresholds of a report's verdicts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Report {
+pub struct Reporting {
     /// Journal at all.
     pub enabled: bool,
     /// Recording starts this long (drill time) before a window, occurrence or drill starts.

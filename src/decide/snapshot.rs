@@ -224,7 +224,7 @@ struct Recording {
 }
 
 impl Recording {
-    fn new(report: &crate::config::Report, windows: &[Window]) -> Self {
+    fn new(report: &crate::config::Reporting, windows: &[Window]) -> Self {
         let before = TimeDelta::from_std(report.before).unwrap_or(TimeDelta::MAX);
         let after = TimeDelta::from_std(report.after).unwrap_or(TimeDelta::MAX);
         let mut spans: Vec<(DateTime<Utc>, DateTime<Utc>)> = windows

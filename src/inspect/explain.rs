@@ -130,7 +130,7 @@ async fn run(
         Activity::detached(),
         max_upstream,
     ));
-    let upstream = Recorder {
+    let upstream = StandInUpstream {
         sent: Arc::new(Mutex::new(None)),
         stand_in,
     };
@@ -162,12 +162,12 @@ async fn run(
 
 /// The stand-in upstream: records the request as the real forward step would send it.
 #[derive(Debug, Clone)]
-struct Recorder {
+struct StandInUpstream {
     sent: Arc<Mutex<Option<String>>>,
     stand_in: StandIn,
 }
 
-impl Service<Forwarding> for Recorder {
+impl Service<Forwarding> for StandInUpstream {
     type Response = Response<ProxyBody>;
     type Error = ProxyError;
     type Future = std::pin::Pin<

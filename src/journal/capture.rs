@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use http::Method;
 
 use super::Journal;
-use super::fields::{self, Code, Form, Ident};
+use super::fields::{self, Code, FormIds, Ident};
 use crate::config::Config;
 
 /// How much of each body is read.
@@ -129,7 +129,7 @@ pub struct Entry {
     /// How it ended.
     pub end: End,
     /// The kept fields of the request's form.
-    pub form: Form,
+    pub form: FormIds,
     /// The upstream answer's `returnCode` and `errorCode`.
     pub codes: (Option<Code>, Option<Code>),
 }
@@ -197,7 +197,7 @@ impl Drop for Capture {
             let (bytes, complete) = taps.request.bytes();
             fields::form(&bytes, complete)
         } else {
-            Form::default()
+            FormIds::default()
         };
         let codes = if head.answer && end.reached {
             fields::codes(&taps.answer.bytes().0)

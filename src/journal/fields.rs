@@ -53,7 +53,7 @@ pub type Value = Ident<MAX_VALUE>;
 
 /// The form fields a record keeps.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Form {
+pub struct FormIds {
     /// `function_div` (which API function: A01, A08, E04, …).
     pub function_div: Option<Value>,
     /// `trader_code`.
@@ -74,7 +74,7 @@ const KEPT: [&[u8]; 3] = [b"function_div", b"trader_code", b"order_no"];
 /// `name=` texts (SIMD substring search) instead of walking every pair; a form whose names
 /// are escaped (`order%5Fno=`) takes the pair-by-pair walk.
 #[must_use]
-pub fn form(prefix: &[u8], complete: bool) -> Form {
+pub fn form(prefix: &[u8], complete: bool) -> FormIds {
     // The pairs that may be read: all, or all but a cut last one.
     let readable = if complete {
         prefix
@@ -90,7 +90,7 @@ pub fn form(prefix: &[u8], complete: bool) -> Form {
         walk(readable, &mut values);
     }
     let [function_div, trader_code, order_no] = values.map(|raw| raw.and_then(value));
-    Form {
+    FormIds {
         function_div,
         trader_code,
         order_no,
@@ -214,7 +214,7 @@ mod tests {
         let form = form(body, true);
         assert_eq!(
             form,
-            Form {
+            FormIds {
                 function_div: Some(Value::new("A08")),
                 trader_code: Some(Value::new("888888709")),
                 order_no: Some(Value::new("R-1")),

@@ -8,7 +8,7 @@ use super::report::{Input, Report};
 
 /// One replica's answer: the report it built, and its records.
 #[derive(Debug, Deserialize)]
-struct Answer {
+struct ReplicaAnswer {
     #[serde(flatten)]
     report: Report,
     #[serde(default)]
@@ -28,7 +28,7 @@ pub fn merge(answers: Vec<(String, Result<String, String>)>) -> Result<Report, S
     let mut failures = Vec::new();
     for (name, body) in answers {
         let answer = body.and_then(|text| {
-            serde_json::from_str::<Answer>(&text).map_err(|e| format!("not a report: {e}"))
+            serde_json::from_str::<ReplicaAnswer>(&text).map_err(|e| format!("not a report: {e}"))
         });
         let answer = match answer {
             Ok(answer) => answer,

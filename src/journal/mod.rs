@@ -106,7 +106,7 @@ impl Journal {
     /// aside or, failing that, replaced by memory, with a log line: never fatal.
     #[must_use]
     pub fn open(
-        report: &config::Report,
+        report: &config::Reporting,
         state_dir: Option<&Path>,
         replica: &str,
         clock: SharedClock,

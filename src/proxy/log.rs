@@ -1,5 +1,5 @@
 //! The access log, the request metrics and the drill journal's record: a request's outcome,
-//! written once per request whatever it was, by one writer ([`Record`]).
+//! written once per request whatever it was, by one writer (`Pending`).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -56,7 +56,7 @@ pub struct AccessLog<S> {
 
 /// The parts of the request the log line shows, kept only when info logging is on.
 #[derive(Debug)]
-struct Head {
+struct LineHead {
     method: Method,
     uri: Uri,
     request_id: Option<HeaderValue>,
@@ -80,7 +80,7 @@ where
         let version = call.req.version();
         let view = call.view.clone();
         let in_flight = call.conn.activity.begin(version);
-        let head = tracing::enabled!(tracing::Level::INFO).then(|| Head {
+        let head = tracing::enabled!(tracing::Level::INFO).then(|| LineHead {
             method: call.req.method().clone(),
             uri: call.req.uri().clone(),
             request_id: call.req.headers().get(X_REQUEST_ID).cloned(),
@@ -90,7 +90,7 @@ where
         let capture = future.take_capture();
         ResponseFuture {
             future,
-            record: Some(Record {
+            record: Some(Pending {
                 worker: self.worker.clone(),
                 view,
                 started,
@@ -109,7 +109,7 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         future: F,
-        record: Option<Record>,
+        record: Option<Pending>,
     }
 
     impl<F> PinnedDrop for ResponseFuture<F> {
@@ -145,11 +145,11 @@ where
 }
 
 #[derive(Debug)]
-struct Record {
+struct Pending {
     worker: Arc<Worker>,
     view: Arc<View>,
     started: Instant,
-    head: Option<Head>,
+    head: Option<LineHead>,
     /// The decision, as the layer below made it.
     action: Option<Action>,
     /// The drill journal's record of it, if it is journalled.
@@ -158,7 +158,7 @@ struct Record {
     _in_flight: InFlight,
 }
 
-impl Record {
+impl Pending {
     /// The one place a request's outcome is written: the access log line, the metrics and
     /// the drill journal all read it from here. Returns the answer, its body tapped for the
     /// journal when it reads the upstream's answer.

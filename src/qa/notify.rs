@@ -94,7 +94,7 @@ impl RetryPolicy {
 
 /// How one attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Delivery {
     /// The receiver answered with this status.
     Status(StatusCode),
     /// No answer: connection failure or timeout (the message says which).
@@ -107,7 +107,7 @@ pub struct Attempt {
     /// 1-based.
     pub number: u32,
     /// What happened.
-    pub outcome: Outcome,
+    pub outcome: Delivery,
     /// How long it took.
     pub elapsed: Duration,
 }
@@ -116,7 +116,7 @@ impl Attempt {
     /// 2xx and 3xx count as processed, as for the gateway.
     #[must_use]
     pub fn accepted(&self) -> bool {
-        matches!(&self.outcome, Outcome::Status(s) if s.is_success() || s.is_redirection())
+        matches!(&self.outcome, Delivery::Status(s) if s.is_success() || s.is_redirection())
     }
 }
 
@@ -128,14 +128,14 @@ impl fmt::Display for Attempt {
             "not accepted"
         };
         match &self.outcome {
-            Outcome::Status(s) => write!(
+            Delivery::Status(s) => write!(
                 f,
                 "attempt {}: HTTP {} ({verdict}) in {:?}",
                 self.number,
                 s.as_u16(),
                 self.elapsed
             ),
-            Outcome::Failed(msg) => write!(
+            Delivery::Failed(msg) => write!(
                 f,
                 "attempt {}: {msg} ({verdict}) in {:?}",
                 self.number, self.elapsed
@@ -198,11 +198,11 @@ pub async fn send(
             Ok::<_, hyper_util::client::legacy::Error>(status)
         };
         let outcome = match tokio::time::timeout(policy.timeout, exchange).await {
-            Ok(Ok(status)) => Outcome::Status(status),
+            Ok(Ok(status)) => Delivery::Status(status),
             Ok(Err(err)) => {
-                Outcome::Failed(format!("request failed: {}", crate::error::Chain(&err)))
+                Delivery::Failed(format!("request failed: {}", crate::error::Chain(&err)))
             }
-            Err(_) => Outcome::Failed(format!("no answer within {:?}", policy.timeout)),
+            Err(_) => Delivery::Failed(format!("no answer within {:?}", policy.timeout)),
         };
         let attempt = Attempt {
             number,

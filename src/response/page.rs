@@ -93,7 +93,7 @@ pub const PLACEHOLDERS: &[(&str, Var)] = &[
 ];
 
 #[derive(Debug)]
-enum Segment {
+enum Piece {
     Text(String),
     Var(Var),
 }
@@ -101,7 +101,7 @@ enum Segment {
 /// A page template split once (at config load) into text and `{{placeholder}}` segments.
 #[derive(Debug)]
 pub struct Template {
-    segments: Vec<Segment>,
+    segments: Vec<Piece>,
 }
 
 impl Template {
@@ -109,7 +109,7 @@ impl Template {
     #[must_use]
     pub fn built_in() -> Self {
         Self::parse(BUILT_IN).unwrap_or_else(|e| Self {
-            segments: vec![Segment::Text(e)],
+            segments: vec![Piece::Text(e)],
         })
     }
 
@@ -121,7 +121,7 @@ impl Template {
         let mut segments = Vec::new();
         let mut rest = text;
         while let Some(open) = rest.find("{{") {
-            segments.push(Segment::Text(rest[..open].to_string()));
+            segments.push(Piece::Text(rest[..open].to_string()));
             let after = &rest[open + 2..];
             let line = text.len() - rest.len() + open;
             let line = text[..line].matches('\n').count() + 1;
@@ -143,10 +143,10 @@ impl Template {
                         known.join(", ")
                     )
                 })?;
-            segments.push(Segment::Var(var));
+            segments.push(Piece::Var(var));
             rest = &after[close + 2..];
         }
-        segments.push(Segment::Text(rest.to_string()));
+        segments.push(Piece::Text(rest.to_string()));
         Ok(Self { segments })
     }
 
@@ -156,8 +156,8 @@ impl Template {
         let mut out = String::with_capacity(8 * 1024);
         for seg in &self.segments {
             match seg {
-                Segment::Text(t) => out.push_str(t),
-                Segment::Var(var) => html_escape_into(
+                Piece::Text(t) => out.push_str(t),
+                Piece::Var(var) => html_escape_into(
                     &mut out,
                     match var {
                         Var::Title => v.title,
@@ -241,7 +241,7 @@ mod tests {
                 template
                     .segments
                     .iter()
-                    .any(|s| matches!(s, Segment::Var(v) if v == var))
+                    .any(|s| matches!(s, Piece::Var(v) if v == var))
             );
         }
         assert!(

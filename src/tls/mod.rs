@@ -38,7 +38,7 @@ pub enum Error {
     Ca(#[from] ca::Error),
     /// The certificate files are unusable.
     #[error("[tls] cert_file/key_file")]
-    Files(#[from] crate::config::certs::Problem),
+    Files(#[from] crate::config::certs::CertProblem),
     /// rustls refused the server configuration.
     #[error("TLS server configuration")]
     Rustls(#[from] rustls::Error),

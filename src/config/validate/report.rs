@@ -7,13 +7,13 @@ use toml::Spanned;
 
 use super::Checker;
 use crate::config::raw::RawReport;
-use crate::config::{Report, Thresholds};
+use crate::config::{Reporting, Thresholds};
 
 /// A day, for `keep`'s default.
 const DAY: Duration = Duration::from_secs(86_400);
 
 impl Checker<'_> {
-    pub(super) fn report(&mut self, raw: &RawReport) -> Report {
+    pub(super) fn report(&mut self, raw: &RawReport) -> Reporting {
         let defaults = Thresholds::default();
         let keep = self.duration(raw.keep.as_ref(), 30 * DAY);
         if keep < Duration::from_secs(60)
@@ -28,7 +28,7 @@ impl Checker<'_> {
             }
             Some(self.base_dir.join(p.get_ref()))
         });
-        Report {
+        Reporting {
             enabled: raw.enabled.unwrap_or(true),
             before: self.duration(raw.before.as_ref(), Duration::from_secs(15 * 60)),
             after: self.duration(raw.after.as_ref(), Duration::from_secs(60 * 60)),

@@ -21,7 +21,7 @@ use base64::Engine as _;
 use chrono::{DateTime, Datelike as _, FixedOffset};
 use sha2::Digest as _;
 
-use super::report::{Order, Report, SubjectKind};
+use super::report::{Report, ReportedOrder, SubjectKind};
 
 /// Appends formatted text to a `String`. Writing into a `String` cannot fail, so the
 /// `fmt::Result` carries nothing worth handling.

@@ -124,7 +124,7 @@ pub(super) fn time_cell(t: Option<&DateTime<FixedOffset>>) -> Cell {
     t.map_or(Cell::Empty, |t| Cell::Text(at(t)))
 }
 
-pub(super) fn orders_table(id: &'static str, orders: &[Order], limit: u64) -> Table {
+pub(super) fn orders_table(id: &'static str, orders: &[ReportedOrder], limit: u64) -> Table {
     Table {
         id,
         cols: vec![

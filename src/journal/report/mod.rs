@@ -76,7 +76,7 @@ pub struct Requests {
 
 /// One order (`trader_code` + `order_no`) attempted during the window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Order {
+pub struct ReportedOrder {
     /// `order_no`.
     pub order_no: String,
     /// `trader_code` (empty when the body had none).
@@ -99,13 +99,13 @@ pub struct Orders {
     /// The most attempts of one order during the window.
     pub max_attempts: u64,
     /// Every order attempted during the window, most attempts first.
-    pub attempted: Vec<Order>,
+    pub attempted: Vec<ReportedOrder>,
     /// Attempted during the window, successful after it.
-    pub recovered: Vec<Order>,
+    pub recovered: Vec<ReportedOrder>,
     /// Attempted during the window, no success before the horizon.
-    pub stranded: Vec<Order>,
+    pub stranded: Vec<ReportedOrder>,
     /// Successful during the window (through a bypass, the drill header or report mode).
-    pub succeeded_in_window: Vec<Order>,
+    pub succeeded_in_window: Vec<ReportedOrder>,
 }
 
 /// A trader's busiest minute of the window: a hammering signal.
@@ -161,7 +161,7 @@ pub struct Leak {
 
 /// Requests per bucket, by decision.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Timeline {
+pub struct RequestTimeline {
     /// Width of a bucket in seconds of drill time (60, or more for long spans).
     pub bucket_seconds: i64,
     /// Buckets from the span's start to the horizon, in order.
@@ -222,7 +222,7 @@ pub struct Report {
     /// Requests that reached an upstream while their service was in the window.
     pub leaks: Vec<Leak>,
     /// Requests over time.
-    pub timeline: Timeline,
+    pub timeline: RequestTimeline,
     /// Verdicts; the report passes when every one is `ok`.
     pub verdicts: Vec<Verdict>,
 }
@@ -332,7 +332,7 @@ impl Report {
                     after.get_or_insert(r.drill_time);
                 }
             }
-            let order = |first: Option<DateTime<Utc>>| Order {
+            let order = |first: Option<DateTime<Utc>>| ReportedOrder {
                 order_no: order_no.clone(),
                 trader_code: trader_code.clone(),
                 attempts: *n,
@@ -473,7 +473,7 @@ fn order_key(r: &Record) -> Option<(String, String)> {
     Some((r.trader_code.clone().unwrap_or_default(), order.clone()))
 }
 
-fn order_label(o: &Order) -> String {
+fn order_label(o: &ReportedOrder) -> String {
     if o.trader_code.is_empty() {
         o.order_no.clone()
     } else {
@@ -486,7 +486,7 @@ fn timeline(
     from: DateTime<Utc>,
     horizon: DateTime<Utc>,
     tz: impl Fn(DateTime<Utc>) -> DateTime<FixedOffset>,
-) -> Timeline {
+) -> RequestTimeline {
     let span = (horizon - from).num_seconds().max(0);
     let minutes = (span + 59) / 60;
     let bucket_seconds = 60 * ((minutes + MAX_BUCKETS - 1) / MAX_BUCKETS).max(1);
@@ -503,7 +503,7 @@ fn timeline(
             *bucket.by_decision.entry(r.decision.clone()).or_default() += 1;
         }
     }
-    Timeline {
+    RequestTimeline {
         bucket_seconds,
         buckets,
     }

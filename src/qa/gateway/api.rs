@@ -143,7 +143,7 @@ mod tail {
 pub(crate) const SYSTEM_ERROR: &str = "Z019999999";
 
 /// `returnCode` 1 with this `errorCode`, or the function-specific elements of a success.
-type Outcome = Result<String, String>;
+type ApiReply = Result<String, String>;
 
 impl Function {
     fn code(&self, tail: &str) -> String {
@@ -223,7 +223,7 @@ async fn authorise(
     form: &Form,
     now: DateTime<Utc>,
     date: &str,
-) -> Outcome {
+) -> ApiReply {
     let (trader_code, order_no) = f.order_key(form)?;
     let settle_price = f.price(form.get("settle_price"))?;
     let token = match f.op {
@@ -366,7 +366,7 @@ fn member<'s>(s: &'s mut State, trader_code: &str, member_id: &str) -> &'s mut M
 
 /// E04/F04: one `resultData` per requested `order_no` (repeats answered once); any order the
 /// stand-in never saw makes the whole answer an error, as no row can be made up for it.
-fn trade_info(gw: &Gateway, f: &Function, form: &Form) -> Outcome {
+fn trade_info(gw: &Gateway, f: &Function, form: &Form) -> ApiReply {
     let trader = f.required(form, "trader_code", tail::NO_TRADER_CODE)?;
     let mut order_nos: Vec<&str> = Vec::new();
     for order_no in form.all("order_no") {
@@ -424,7 +424,7 @@ fn result_data(o: &Order) -> String {
 }
 
 /// A06, A07, A02/A09, A11, E01–E03, F02–F03 on a known order.
-async fn change_order(gw: &Gateway, f: &'static Function, form: &Form, date: &str) -> Outcome {
+async fn change_order(gw: &Gateway, f: &'static Function, form: &Form, date: &str) -> ApiReply {
     let key = f.order_key(form)?;
     let new_price = match f.op {
         // The amount after the change; `settle_price` also accepted.
@@ -471,7 +471,7 @@ async fn change_order(gw: &Gateway, f: &'static Function, form: &Form, date: &st
 }
 
 /// A03: `cardUnit`, then one `cardData` per stored card (none for an unknown member).
-fn cards(gw: &Gateway, f: &Function, form: &Form) -> Outcome {
+fn cards(gw: &Gateway, f: &Function, form: &Form) -> ApiReply {
     let key = f.member_key(form)?;
     gw.store.read(|s| {
         let cards = s.members.get(&key).map_or(&[][..], |m| m.cards.as_slice());
@@ -491,7 +491,7 @@ fn cards(gw: &Gateway, f: &Function, form: &Form) -> Outcome {
 }
 
 /// A04 (new `card_exp` / `card_owner`) and A05 (delete) on a stored card.
-async fn change_card(gw: &Gateway, f: &'static Function, form: &Form) -> Outcome {
+async fn change_card(gw: &Gateway, f: &'static Function, form: &Form) -> ApiReply {
     let key = f.member_key(form)?;
     let card_key = f.required(form, "card_key", tail::NO_CARD_KEY)?;
     gw.store

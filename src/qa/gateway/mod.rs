@@ -173,7 +173,7 @@ impl Family {
 
 /// What a path is, by the gateway's path families.
 #[derive(Debug, Clone, Copy)]
-enum Target {
+enum Endpoint {
     /// An XML API function (the XP family included).
     Api(&'static api::Function),
     /// A 後払い API code.
@@ -194,49 +194,49 @@ enum Target {
 /// shipped configs forwards it.
 const RESET: &str = "/_stand-in/reset";
 
-fn classify(path: &str) -> Option<Target> {
+fn classify(path: &str) -> Option<Endpoint> {
     match path {
         "/api/token/js/embeddedTokenLib.js" | "/test_gateway/token/js/embeddedTokenLib.js" => {
-            return Some(Target::TokenJs {
+            return Some(Endpoint::TokenJs {
                 modal: false,
                 family: family(path),
             });
         }
         "/api/token/js/tokenlib.js" | "/test_gateway/token/js/tokenlib.js" => {
-            return Some(Target::TokenJs {
+            return Some(Endpoint::TokenJs {
                 modal: true,
                 family: family(path),
             });
         }
-        "/api/token/issue" | "/test_gateway/token/issue" => return Some(Target::TokenIssue),
-        RESET => return Some(Target::Reset),
+        "/api/token/issue" | "/test_gateway/token/issue" => return Some(Endpoint::TokenIssue),
+        RESET => return Some(Endpoint::Reset),
         "/webcollect/settleSelectAction.gw" | "/test_gateway/settleSelectAction.gw" => {
-            return Some(Target::Link);
+            return Some(Endpoint::Link);
         }
         _ => {}
     }
     if path.starts_with(ADMIN_SCREEN) {
-        return Some(Target::AdminScreen);
+        return Some(Endpoint::AdminScreen);
     }
     // Unknown function names are 404s rather than a generic success, so a typo in a
     // merchant's gateway URL shows up here instead of in production.
     if let Some(name) = path.strip_prefix("/api/xp/") {
-        return api::find(api::XP, name).map(Target::Api);
+        return api::find(api::XP, name).map(Endpoint::Api);
     }
     if let Some(name) = path.strip_prefix("/api/") {
-        return api::find(api::API, name).map(Target::Api);
+        return api::find(api::API, name).map(Endpoint::Api);
     }
     if let Some(name) = path
         .strip_prefix("/test_gateway/xp/")
         .and_then(|p| p.strip_suffix(".api"))
     {
-        return api::find(api::XP, name).map(Target::Api);
+        return api::find(api::XP, name).map(Endpoint::Api);
     }
     if let Some(name) = path
         .strip_prefix("/test_gateway/")
         .and_then(|p| p.strip_suffix(".api"))
     {
-        return api::find(api::API, name).map(Target::Api);
+        return api::find(api::API, name).map(Endpoint::Api);
     }
     if let Some(code) = path
         .strip_prefix("/kuroneko-atobarai-api/")
@@ -246,7 +246,7 @@ fn classify(path: &str) -> Option<Target> {
             .iter()
             .copied()
             .find(|c| *c == code)
-            .map(Target::Atobarai);
+            .map(Endpoint::Atobarai);
     }
     None
 }
@@ -337,13 +337,13 @@ impl Gateway {
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let response = match classify(&path) {
-            Some(Target::Api(function)) => self.api(req, function).await,
-            Some(Target::Atobarai(code)) => self.atobarai(req, code).await,
-            Some(Target::Link) => self.link(req).await,
-            Some(Target::TokenJs { modal, family }) => token_js(&method, modal, family),
-            Some(Target::TokenIssue) => self.issue_token(req).await,
-            Some(Target::AdminScreen) => self.admin_screen(&method, &path),
-            Some(Target::Reset) => self.reset(&req).await,
+            Some(Endpoint::Api(function)) => self.api(req, function).await,
+            Some(Endpoint::Atobarai(code)) => self.atobarai(req, code).await,
+            Some(Endpoint::Link) => self.link(req).await,
+            Some(Endpoint::TokenJs { modal, family }) => token_js(&method, modal, family),
+            Some(Endpoint::TokenIssue) => self.issue_token(req).await,
+            Some(Endpoint::AdminScreen) => self.admin_screen(&method, &path),
+            Some(Endpoint::Reset) => self.reset(&req).await,
             None => plain(
                 StatusCode::NOT_FOUND,
                 "mock gateway: no such gateway path\n",

@@ -280,14 +280,14 @@ pub enum StateFileError {
 /// The state behind a lock, and the file it is saved to.
 #[derive(Debug)]
 pub(crate) struct Store {
-    inner: Mutex<Inner>,
+    inner: Mutex<Book>,
     file: Option<StateFile>,
     /// The bound of each list, for a fresh state after a reset.
     cap: usize,
 }
 
 #[derive(Debug)]
-struct Inner {
+struct Book {
     state: State,
     /// Bumped by every change, so that a slower save never overwrites a newer one.
     generation: u64,
@@ -313,7 +313,7 @@ impl Store {
         };
         state.fit();
         Ok(Self {
-            inner: Mutex::new(Inner {
+            inner: Mutex::new(Book {
                 state,
                 generation: 0,
             }),
@@ -352,7 +352,7 @@ impl Store {
         Ok(())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Book> {
         // A panic while holding the lock leaves plain data behind: keep serving it.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -4,7 +4,7 @@ use super::*;
 
 fn api_name(path: &str) -> Option<&'static str> {
     match classify(path) {
-        Some(Target::Api(f)) => Some(f.name),
+        Some(Endpoint::Api(f)) => Some(f.name),
         _ => None,
     }
 }
@@ -17,33 +17,33 @@ fn paths_of_every_family_are_classified() {
     assert_eq!(api_name("/test_gateway/xp/authXp.api"), Some("authXp"));
     assert!(matches!(
         classify("/kuroneko-atobarai-api/KAAAU0010APIAction_execute.action"),
-        Some(Target::Atobarai("KAAAU0010"))
+        Some(Endpoint::Atobarai("KAAAU0010"))
     ));
     assert!(matches!(
         classify("/test_gateway/settleSelectAction.gw"),
-        Some(Target::Link)
+        Some(Endpoint::Link)
     ));
     assert!(matches!(
         classify("/test_gateway/token/js/tokenlib.js"),
-        Some(Target::TokenJs {
+        Some(Endpoint::TokenJs {
             modal: true,
             family: Family::TestGateway
         })
     ));
     assert!(matches!(
         classify("/api/token/js/embeddedTokenLib.js"),
-        Some(Target::TokenJs {
+        Some(Endpoint::TokenJs {
             modal: false,
             family: Family::Production
         })
     ));
     assert!(matches!(
         classify("/test_gateway/token/issue"),
-        Some(Target::TokenIssue)
+        Some(Endpoint::TokenIssue)
     ));
     assert!(matches!(
         classify("/webcollect-admin/menu"),
-        Some(Target::AdminScreen)
+        Some(Endpoint::AdminScreen)
     ));
     for path in [
         "/api/nope",
