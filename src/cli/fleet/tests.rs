@@ -1,5 +1,12 @@
-//! The fleet commands' tests: admin URLs, expanding names into replicas, one line per replica, ids in URL paths.
+//! The fleet commands' tests: admin URLs, expanding names into replicas, one line per
+//! replica, ids in URL paths.
 
+use std::io;
+use std::net::SocketAddr;
+
+use serde_json::json;
+
+use super::ask::{expand, summarize};
 use super::*;
 
 fn url(text: &str) -> AdminUrl {
@@ -89,15 +96,6 @@ fn one_line_per_status() {
     assert_eq!(
         summarize(&idle, true),
         "config v1 sha256:ab  now n  active: none  drills: none"
-    );
-}
-
-#[test]
-fn control_characters_are_escaped() {
-    assert_eq!(escape("qa-1 until x"), "qa-1 until x");
-    assert_eq!(
-        escape("a\u{1b}[2J\u{1b}]0;pwned\u{7}\rb\u{9b}c\u{202e}d"),
-        "a\\u{1b}[2J\\u{1b}]0;pwned\\u{7}\\u{d}b\\u{9b}c\\u{202e}d"
     );
 }
 
