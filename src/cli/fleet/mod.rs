@@ -15,8 +15,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use webcollect_shim::clock::{Clock as _, SystemClock};
-use webcollect_shim::config::{Secret, is_valid_service, parse_duration};
-use webcollect_shim::state::input;
+use webcollect_shim::config::{Secret, parse_duration};
+use webcollect_shim::state::DrillRequest;
+use webcollect_shim::state::input::{self, InputError};
 
 mod ask;
 mod url;
@@ -83,34 +84,34 @@ pub(crate) struct OpenArgs {
     id: Option<String>,
 }
 
+// Each argument is checked by the rule the admin API applies to it ([`input`]), so a bad
+// drill is refused before any replica is asked, not by each of them; `drills open` then
+// checks the whole body with the admin's own parse.
+
 fn parse_service(text: &str) -> Result<String, String> {
-    if is_valid_service(text) {
-        Ok(text.to_string())
-    } else {
-        Err("use dot-separated words of letters, digits, '_' or '-', such as webcollect.credit_card".into())
-    }
+    accept(text, input::check_services(&[text.to_string()]))
 }
 
-/// The same rules the admin API applies ([`input`]): checked here too, so a bad drill is
-/// refused before any replica is asked, not by each of them.
 fn parse_drill_duration(text: &str) -> Result<String, String> {
-    input::parse_drill_duration(text, input::MAX_DURATION_CEILING)
-        .map(|_| text.to_string())
-        .map_err(|e| e.to_string())
+    accept(
+        text,
+        input::parse_drill_duration(text, input::MAX_DURATION_CEILING),
+    )
 }
 
 fn parse_title(text: &str) -> Result<String, String> {
-    input::check_title(text)
-        .map(|()| text.to_string())
-        .map_err(|e| e.to_string())
+    accept(text, input::check_title(text))
 }
 
 /// Ids travel in the `DELETE /drills/{id}` path unencoded: the one id alphabet keeps them
 /// URL-safe.
 fn parse_id(text: &str) -> Result<String, String> {
-    input::check_id(text)
-        .map(|()| text.to_string())
-        .map_err(|e| e.to_string())
+    accept(text, input::check_id(text))
+}
+
+/// A clap value parser's answer: the argument as given, or the rule it broke.
+fn accept<T>(text: &str, checked: Result<T, InputError>) -> Result<String, String> {
+    checked.map(|_| text.to_string()).map_err(|e| e.to_string())
 }
 
 /// `GET path` on every replica: its name and its answer's body (UTF-8), or what went wrong.
@@ -153,28 +154,40 @@ pub(crate) fn drills(command: DrillsCommand) -> io::Result<bool> {
     match command {
         DrillsCommand::List(fleet) => run(&fleet, Action::List),
         DrillsCommand::Close { fleet, id } => run(&fleet, Action::Close { id }),
-        DrillsCommand::Open(args) => {
-            if let Err(err) = input::check_services(&args.services) {
+        DrillsCommand::Open(args) => match open_body(&args) {
+            Ok((id, body)) => run(&args.fleet, Action::Open { id, body }),
+            Err(err) => {
                 eprintln!("webcollect-shim: {err}");
-                return Ok(false);
+                Ok(false)
             }
-            // One id for the whole fleet, so `drills close ID` reaches the same drill
-            // everywhere; replicas would each generate their own.
-            let id = args
-                .id
-                .unwrap_or_else(|| format!("drill-{}", SystemClock.now().format("%Y%m%dT%H%M%SZ")));
-            let mut body = json!({
-                "id": id,
-                "services": args.services,
-                "duration": args.duration,
-            });
-            if let Some(title) = args.title {
-                body["title"] = Value::String(title);
-            }
-            let body = Bytes::from(body.to_string());
-            run(&args.fleet, Action::Open { id, body })
-        }
+        },
     }
+}
+
+/// The `POST /drills` body for `drills open`, and the drill's id.
+///
+/// # Errors
+/// The first rule the body breaks: it is parsed here by the same function every replica
+/// will parse it with ([`DrillRequest::parse`]), so the whole is refused before any replica
+/// is asked (the arguments were checked one by one).
+fn open_body(args: &OpenArgs) -> Result<(String, Bytes), InputError> {
+    // One id for the whole fleet, so `drills close ID` reaches the same drill everywhere;
+    // replicas would each generate their own.
+    let id = args
+        .id
+        .clone()
+        .unwrap_or_else(|| format!("drill-{}", SystemClock.now().format("%Y%m%dT%H%M%SZ")));
+    let mut body = json!({
+        "id": id,
+        "services": args.services,
+        "duration": args.duration,
+    });
+    if let Some(title) = &args.title {
+        body["title"] = Value::String(title.clone());
+    }
+    let body = Bytes::from(body.to_string());
+    DrillRequest::parse(&body)?;
+    Ok((id, body))
 }
 
 /// The token in `fleet.token_env`, if set and not blank.

@@ -106,3 +106,28 @@ fn ids_must_survive_a_url_path() {
         assert!(parse_id(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn drills_open_sends_what_the_admin_parses() {
+    let args = |services: Vec<String>| OpenArgs {
+        fleet: FleetArgs {
+            admin: vec![url("127.0.0.1:9090")],
+            token_env: TOKEN_ENV.into(),
+            timeout: std::time::Duration::from_secs(5),
+        },
+        services,
+        duration: "15m".into(),
+        title: Some("rehearsal".into()),
+        id: None,
+    };
+    let (id, body) = open_body(&args(vec!["webcollect.api".into()])).unwrap();
+    assert!(id.starts_with("drill-"), "{id}");
+    let parsed = DrillRequest::parse(&body).unwrap();
+    assert_eq!(parsed.id.as_deref(), Some(id.as_str()));
+    assert_eq!(parsed.title.as_deref(), Some("rehearsal"));
+    // Each `--service` passed its own check; the whole is refused by the admin's parse.
+    assert_eq!(
+        open_body(&args(vec!["webcollect.api".into(); 33])).unwrap_err(),
+        InputError::ServiceCount
+    );
+}
