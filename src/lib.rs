@@ -27,7 +27,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use clock::SharedClock;
 use config::{Config, EnvLookup};
@@ -146,9 +146,11 @@ impl Shim {
             (None, n) => return Err(Error::TlsListeners(n, listeners.proxy.len(), "not set")),
         };
         let (stop_tx, stop_rx) = watch::channel(false);
-        let slots = Arc::new(server::Slots::new(config.server.max_connections));
+        // The client connections all workers may hold at once: a connection holds a permit.
+        let max_connections = config.server.max_connections.min(Semaphore::MAX_PERMITS);
+        let limit = Arc::new(Semaphore::new(max_connections));
         let workers =
-            runtime::Workers::spawn(&shared, listeners.proxy, tls, &slots, &stop_rx, options)
+            runtime::Workers::spawn(&shared, listeners.proxy, tls, &limit, &stop_rx, options)
                 .map_err(Error::Worker)?;
         let renewal = self.tls.as_ref().and_then(tls::Frontend::spawn_renewal);
         let _watcher = if config.server.watch_config {
