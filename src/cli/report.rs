@@ -78,12 +78,7 @@ pub(crate) fn report(args: &ReportArgs) -> anyhow::Result<bool> {
             .lock()
             .write_all(escape_lines(&text).as_bytes())?,
     }
-    let failed: Vec<&str> = report
-        .verdicts
-        .iter()
-        .filter(|v| !v.ok)
-        .map(|v| v.name.as_str())
-        .collect();
+    let failed: Vec<&str> = report.failed().map(|v| v.name.as_str()).collect();
     if !failed.is_empty() {
         let failed = escape(&failed.join(", "));
         eprintln!("webcollect-shim: verdict(s) failed: {failed}");
