@@ -4,6 +4,18 @@
 //! listeners the caller has already bound (so tests can use port 0): the proxy listeners (and
 //! TLS listeners, [`tls`]) on worker threads ([`runtime`]), the admin listener on the
 //! caller's runtime.
+//!
+//! # Modules
+//!
+//! - The request path: [`runtime`] accepts connections and runs the [`proxy`] stack, which
+//!   asks [`decide`] (on [`schedule`]'s timelines) what to do, forwards through
+//!   [`upstream`] or answers with [`response`], and records into [`journal`] and
+//!   [`metrics`]; TLS listeners are [`tls`].
+//! - Control: [`config`] (load and check), [`state`] (the config in use, reloads, drills),
+//!   [`clock`] (the one "now"), the [`admin`] listener, [`inspect`] (`check`, `explain`).
+//! - Shared helpers: [`error`], [`safe_file`].
+//! - A separate product: [`qa`], the stand-in gateway for offline QA. It is not on the
+//!   request path and nothing in the library depends on it (`tests/layout.rs` checks).
 
 pub mod admin;
 pub mod clock;
@@ -14,6 +26,11 @@ pub mod inspect;
 pub mod journal;
 pub mod metrics;
 pub mod proxy;
+/// A separate product sharing the crate: the stand-in gateway (and the gateway-style
+/// notification sender) that QA runs instead of the real test gateway, offline. It is not on
+/// the request path. It builds on [`response`], [`runtime`] (its listener), [`clock`],
+/// [`safe_file`] and [`error`]; only the binary's `mock-gateway` and `notify` commands use
+/// it, and nothing in the library may (`tests/layout.rs` checks).
 pub mod qa;
 pub mod response;
 pub mod runtime;
@@ -27,7 +44,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use clock::SharedClock;
 use config::{Config, EnvLookup};
@@ -146,9 +163,11 @@ impl Shim {
             (None, n) => return Err(Error::TlsListeners(n, listeners.proxy.len(), "not set")),
         };
         let (stop_tx, stop_rx) = watch::channel(false);
-        let slots = Arc::new(server::Slots::new(config.server.max_connections));
+        // The client connections all workers may hold at once: a connection holds a permit.
+        let max_connections = config.server.max_connections.min(Semaphore::MAX_PERMITS);
+        let limit = Arc::new(Semaphore::new(max_connections));
         let workers =
-            runtime::Workers::spawn(&shared, listeners.proxy, tls, &slots, &stop_rx, options)
+            runtime::Workers::spawn(&shared, listeners.proxy, tls, &limit, &stop_rx, options)
                 .map_err(Error::Worker)?;
         let renewal = self.tls.as_ref().and_then(tls::Frontend::spawn_renewal);
         let _watcher = if config.server.watch_config {

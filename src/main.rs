@@ -39,11 +39,9 @@ fn main() -> ExitCode {
             Some(cli::mock_gateway(*listen, options).map(|()| true))
         }
         Command::Drills { command } => {
-            Some(webcollect_shim::admin::fleet::drills(command.clone()).map_err(Into::into))
+            Some(cli::fleet::drills(command.clone()).map_err(Into::into))
         }
-        Command::Status(args) => {
-            Some(webcollect_shim::admin::fleet::status(args).map_err(Into::into))
-        }
+        Command::Status(args) => Some(cli::fleet::status(args).map_err(Into::into)),
         Command::Report(args) => Some(cli::report(args)),
         _ => None,
     };

@@ -453,11 +453,7 @@ async fn finding_9_a_reload_refuses_devices_and_fifos_at_once() {
 }
 
 fn tls_toml(upstream: &str, ca_dir: &std::path::Path) -> String {
-    format!(
-        "{}\n[tls]\nca_dir = {:?}\nhosts = [\"api.kuronekoyamato.co.jp\"]\n",
-        config(upstream).replacen("[listen]\n", "[listen]\ntls = \"127.0.0.1:0\"\n", 1),
-        ca_dir.display().to_string()
-    )
+    tls_config(upstream, ca_dir, "hosts = [\"api.kuronekoyamato.co.jp\"]")
 }
 
 fn shim_cli(args: &[&str]) -> std::process::Output {

@@ -27,16 +27,6 @@ const UPSTREAM_XML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<return>
 /// SPEC §4.1 at 2020-04-20 02:30:00 JST.
 const MAINTENANCE_XML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<return>\n<returnCode>1</returnCode>\n<errorCode>Z01000000</errorCode>\n<returnDate>20200420023000</returnDate>\n</return>\n";
 
-/// The harness config with a TLS listener and a local CA in `ca_dir`, plus `tls_extra` in
-/// `[tls]`.
-fn tls_config(upstream: &str, ca_dir: &Path, tls_extra: &str) -> String {
-    format!(
-        "{}\n[tls]\nca_dir = {:?}\n{tls_extra}\n",
-        config(upstream).replacen("[listen]\n", "[listen]\ntls = \"127.0.0.1:0\"\n", 1),
-        ca_dir.display().to_string()
-    )
-}
-
 fn ca_pem(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("ca.pem")).unwrap()
 }
@@ -502,7 +492,7 @@ async fn own_certificate_files_are_served_for_the_listed_hosts() {
     let cert = HttpsCert::new(&[GATEWAY], &dir);
     let toml = format!(
         "{}\n[tls]\ncert_file = {:?}\nkey_file = {:?}\nhosts = [\"{GATEWAY}\"]\n",
-        config(&upstream.url()).replacen("[listen]\n", "[listen]\ntls = \"127.0.0.1:0\"\n", 1),
+        with_tls_listener(&config(&upstream.url())),
         cert.cert.display().to_string(),
         cert.key.display().to_string()
     );

@@ -15,61 +15,15 @@ use crate::support::*;
 
 /// The shipped config's shape: an exact route in the window, an un-windowed `/api/`
 /// catch-all and a passthrough `/static/`, so that any path form that escapes the exact
-/// route reaches an upstream unless the shim decides on the canonical path.
+/// route reaches an upstream unless the shim decides on the canonical path
+/// (`tests/fixtures/probes.toml`, after the harness's base with `extra_server` in `[server]`).
 fn probe_config(upstream: &str, extra_server: &str) -> String {
-    format!(
-        r#"
-[listen]
-proxy = "127.0.0.1:0"
-admin = "127.0.0.1:0"
-
-[server]
-watch_config = false
-{extra_server}
-
-[upstreams.gw]
-url = "{upstream}"
-connect_timeout = "1s"
-response_timeout = "2s"
-
-[[windows]]
-id = "cards"
-start = "2020-04-20 02:00"
-end = "2020-04-20 06:00"
-services = ["webcollect.credit_card"]
-
-[[routes]]
-id = "credit"
-paths = ["/api/creditToken"]
-kind = "api"
-service = "webcollect.credit_card"
-upstream = "gw"
-
-[[routes]]
-id = "static"
-path_prefix = "/static/"
-kind = "passthrough"
-service = "webcollect.static"
-upstream = "gw"
-
-[[routes]]
-id = "api"
-path_prefix = "/api/"
-kind = "api"
-service = "webcollect.api"
-upstream = "gw"
-
-[[routes]]
-id = "relay"
-path = "/notify"
-kind = "notification"
-service = "merchant.notify"
-upstream = "gw"
-
-[settle_method_drill]
-when = "always"
-"#
-    )
+    let base = base_config(upstream).replacen(
+        "watch_config = false\n",
+        &format!("watch_config = false\n{extra_server}\n"),
+        1,
+    );
+    format!("{base}\n{}", include_str!("fixtures/probes.toml"))
 }
 
 /// Every form of `/api/creditToken` an attacker (or a confused client) might send.

@@ -33,6 +33,24 @@ fn top_level_modules_form_no_cycle() {
     assert!(cycles.is_empty(), "{report}");
 }
 
+/// `qa/` (the stand-in gateway) is a separate product in the same crate: only the binary's
+/// `mock-gateway` and `notify` commands use it, never the proxy, the admin or anything else
+/// in the library (see `lib.rs`).
+#[test]
+fn nothing_in_the_library_uses_qa() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let graph = module_graph(&src);
+    assert!(
+        graph.contains_key("qa"),
+        "src/qa/ is gone: update this test"
+    );
+    let users: Vec<String> = graph
+        .iter()
+        .filter_map(|(from, uses)| Some(format!("{from} in {:?}", uses.get("qa")?)))
+        .collect();
+    assert!(users.is_empty(), "the library uses qa: {users:?}");
+}
+
 #[test]
 fn the_check_finds_a_cycle_when_there_is_one() {
     let mut graph = Graph::new();

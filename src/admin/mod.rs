@@ -22,7 +22,6 @@
 //! 415 for a `POST /drills` body that is not `application/json`).
 
 pub mod console;
-pub mod fleet;
 pub mod guard;
 pub mod report;
 pub mod timeline;

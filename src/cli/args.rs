@@ -71,11 +71,11 @@ pub(crate) enum Command {
     /// Open, list or close ad-hoc drills on every replica's admin API. No config needed.
     Drills {
         #[command(subcommand)]
-        command: webcollect_shim::admin::fleet::DrillsCommand,
+        command: super::fleet::DrillsCommand,
     },
     /// One line per replica: config version and sha256, drill now, active windows. No
     /// config needed.
-    Status(webcollect_shim::admin::fleet::FleetArgs),
+    Status(super::fleet::FleetArgs),
     /// Drill evidence: what the merchant's integration did in a window, drill or time
     /// range, merged over every replica; exit 1 when a verdict fails. No config needed.
     Report(super::ReportArgs),

@@ -3,6 +3,8 @@
 
 mod args;
 mod ca;
+mod escape;
+pub(crate) mod fleet;
 mod inspect;
 mod report;
 mod run;

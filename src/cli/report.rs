@@ -5,9 +5,11 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use webcollect_shim::admin::fleet::{self, FleetArgs};
 use webcollect_shim::journal::fleet::merge;
 use webcollect_shim::journal::render::{self, Format};
+
+use super::escape::{escape, escape_lines};
+use super::fleet::{self, FleetArgs};
 
 /// `report`'s arguments.
 #[derive(Debug, Clone, clap::Args)]
@@ -63,7 +65,7 @@ pub(crate) fn report(args: &ReportArgs) -> anyhow::Result<bool> {
     for (name, answer) in &answers {
         if let Err(err) = answer {
             // What a replica sent never reaches the terminal raw (escape sequences, CR).
-            let err = fleet::escape(err);
+            let err = escape(err);
             eprintln!("webcollect-shim: replica {name} failed: {err}");
         }
     }
@@ -74,16 +76,11 @@ pub(crate) fn report(args: &ReportArgs) -> anyhow::Result<bool> {
             .with_context(|| format!("cannot write {}", path.display()))?,
         None => std::io::stdout()
             .lock()
-            .write_all(fleet::escape_lines(&text).as_bytes())?,
+            .write_all(escape_lines(&text).as_bytes())?,
     }
-    let failed: Vec<&str> = report
-        .verdicts
-        .iter()
-        .filter(|v| !v.ok)
-        .map(|v| v.name.as_str())
-        .collect();
+    let failed: Vec<&str> = report.failed().map(|v| v.name.as_str()).collect();
     if !failed.is_empty() {
-        let failed = fleet::escape(&failed.join(", "));
+        let failed = escape(&failed.join(", "));
         eprintln!("webcollect-shim: verdict(s) failed: {failed}");
     }
     Ok(failed.is_empty())

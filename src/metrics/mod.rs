@@ -173,56 +173,25 @@ impl Metrics {
             traffic: crate::metrics::traffic::Board::new(),
             registry: Registry::default(),
         };
-        registry.register(
-            "requests",
-            "Requests by route id, decision and status class",
-            m.requests.clone(),
-        );
-        registry.register(
-            "upstream_response_seconds",
-            "Time from forwarding a request to the upstream's response headers",
-            m.upstream_latency.clone(),
-        );
-        registry.register(
-            "would_maintain",
-            "Report mode: requests that would have been answered with maintenance",
-            m.would_maintain.clone(),
-        );
-        registry.register(
-            "config_reloads",
-            "Config reloads by result",
-            m.reloads.clone(),
-        );
-        registry.register(
-            "settle_method_rewrites",
-            "settleMethod drill rewrites by route and result",
-            m.rewrites.clone(),
-        );
-        registry.register(
-            "active_windows",
-            "Maintenance windows active now (by the shim's clock)",
-            m.active_windows.clone(),
-        );
-        registry.register(
-            "drills_open",
-            "Ad-hoc drills not yet expired",
-            m.drills_open.clone(),
-        );
-        registry.register(
-            "config_version",
-            "Version of the config in use",
-            m.config_version.clone(),
-        );
-        registry.register(
-            "journal_dropped",
-            "Drill journal records lost (queue full or write failed); reports say they are incomplete",
-            m.journal_dropped.clone(),
-        );
-        registry.register(
-            "journal_records",
-            "Drill journal records written",
-            m.journal_records.clone(),
-        );
+        // One line a metric, in the order `/metrics` lists them: `field => name, help`. The
+        // registry adds the prefix, and `_total` to a counter's name.
+        macro_rules! register {
+            ($($field:ident => $name:literal, $help:literal;)*) => {
+                $(registry.register($name, $help, m.$field.clone());)*
+            };
+        }
+        register! {
+            requests => "requests", "Requests by route id, decision and status class";
+            upstream_latency => "upstream_response_seconds", "Time from forwarding a request to the upstream's response headers";
+            would_maintain => "would_maintain", "Report mode: requests that would have been answered with maintenance";
+            reloads => "config_reloads", "Config reloads by result";
+            rewrites => "settle_method_rewrites", "settleMethod drill rewrites by route and result";
+            active_windows => "active_windows", "Maintenance windows active now (by the shim's clock)";
+            drills_open => "drills_open", "Ad-hoc drills not yet expired";
+            config_version => "config_version", "Version of the config in use";
+            journal_dropped => "journal_dropped", "Drill journal records lost (queue full or write failed); reports say they are incomplete";
+            journal_records => "journal_records", "Drill journal records written";
+        }
         Self { registry, ..m }
     }
 
@@ -322,4 +291,52 @@ impl Metrics {
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
         out
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every metric's name, help and type, in order: dashboards, `docs/admin.md` and the
+    /// tests that read `/metrics` rely on them.
+    #[test]
+    fn every_metric_is_named_described_and_typed_as_documented() {
+        let m = Metrics::new();
+        // A family shows only once it has a member.
+        m.request(
+            &RequestCounters::new(1),
+            Some((0, "r")),
+            Decision::Pass,
+            200,
+        );
+        let _ = m.upstream_histograms(["u"].into_iter());
+        m.would_maintain("r", "w");
+        m.reload(true);
+        m.rewrite("r", "ok");
+        let text = m.encode();
+        let described: Vec<&str> = text.lines().filter(|l| l.starts_with("# ")).collect();
+        assert_eq!(described, EXPECTED.lines().collect::<Vec<_>>());
+    }
+
+    const EXPECTED: &str = "\
+# HELP webcollect_shim_requests_total Requests by route id, decision and status class.
+# TYPE webcollect_shim_requests_total counter
+# HELP webcollect_shim_upstream_response_seconds Time from forwarding a request to the upstream's response headers.
+# TYPE webcollect_shim_upstream_response_seconds histogram
+# HELP webcollect_shim_would_maintain_total Report mode: requests that would have been answered with maintenance.
+# TYPE webcollect_shim_would_maintain_total counter
+# HELP webcollect_shim_config_reloads_total Config reloads by result.
+# TYPE webcollect_shim_config_reloads_total counter
+# HELP webcollect_shim_settle_method_rewrites_total settleMethod drill rewrites by route and result.
+# TYPE webcollect_shim_settle_method_rewrites_total counter
+# HELP webcollect_shim_active_windows Maintenance windows active now (by the shim's clock).
+# TYPE webcollect_shim_active_windows gauge
+# HELP webcollect_shim_drills_open Ad-hoc drills not yet expired.
+# TYPE webcollect_shim_drills_open gauge
+# HELP webcollect_shim_config_version Version of the config in use.
+# TYPE webcollect_shim_config_version gauge
+# HELP webcollect_shim_journal_dropped_total Drill journal records lost (queue full or write failed); reports say they are incomplete.
+# TYPE webcollect_shim_journal_dropped_total counter
+# HELP webcollect_shim_journal_records_total Drill journal records written.
+# TYPE webcollect_shim_journal_records_total counter";
 }

@@ -14,12 +14,12 @@ use std::sync::Arc;
 use std::thread;
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Semaphore, oneshot, watch};
 
 use crate::proxy::worker::Worker;
 use crate::state::Shared;
 use crate::tls;
-use server::{ServeOptions, Slots};
+use server::ServeOptions;
 
 /// Pending connections the kernel queues per listener before the shim accepts them.
 const BACKLOG: i32 = 4096;
@@ -72,7 +72,8 @@ pub struct Workers {
 impl Workers {
     /// Starts one worker thread per proxy listener; with `tls`, worker `i` also accepts on
     /// TLS listener `i`. Each serves until `stop` turns true, then drains its connections
-    /// within `options.grace`.
+    /// within `options.grace`. Every client connection, on any worker, holds a permit of
+    /// `limit` (`server.max_connections`) while it is open.
     ///
     /// # Errors
     /// When a thread cannot be started.
@@ -80,7 +81,7 @@ impl Workers {
         shared: &Arc<Shared>,
         listeners: Vec<std::net::TcpListener>,
         tls: Option<(Vec<std::net::TcpListener>, tls::listener::Acceptor)>,
-        slots: &Arc<Slots>,
+        limit: &Arc<Semaphore>,
         stop: &watch::Receiver<bool>,
         options: ServeOptions,
     ) -> io::Result<Self> {
@@ -92,7 +93,7 @@ impl Workers {
         for (index, listener) in listeners.into_iter().enumerate() {
             let (tx, rx) = oneshot::channel();
             let shared = shared.clone();
-            let slots = slots.clone();
+            let limit = limit.clone();
             let mut stop = stop.clone();
             let tls = tls_listeners.next().zip(acceptor.clone());
             thread::Builder::new()
@@ -133,7 +134,7 @@ impl Workers {
                                 return;
                             }
                         };
-                        server::serve_proxy(listener, tls, worker, slots, stopped, options).await;
+                        server::serve_proxy(listener, tls, worker, limit, stopped, options).await;
                     });
                 })?;
             done.push(rx);

@@ -16,7 +16,6 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -26,7 +25,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 use tokio_util::either::Either;
 use tokio_util::task::TaskTracker;
@@ -82,94 +81,11 @@ impl ServeOptions {
     }
 }
 
-/// The client connections all workers may hold at once (`server.max_connections`). A worker
-/// takes a slot before it accepts, so past the limit new connections wait in the kernel's
-/// backlog while the existing ones are served.
-#[derive(Debug)]
-pub struct Slots {
-    max: usize,
-    used: AtomicUsize,
-    freed: Notify,
-    // Milliseconds since `epoch` of the last warning, for rate limiting.
-    warned: AtomicU64,
-    epoch: Instant,
-}
-
-impl Slots {
-    /// At most `max` connections.
-    #[must_use]
-    pub fn new(max: usize) -> Self {
-        Self {
-            max,
-            used: AtomicUsize::new(0),
-            freed: Notify::new(),
-            warned: AtomicU64::new(0),
-            epoch: Instant::now(),
-        }
-    }
-
-    /// Connections held now.
-    #[must_use]
-    pub fn used(&self) -> usize {
-        self.used.load(Ordering::Relaxed)
-    }
-
-    fn try_take(&self) -> bool {
-        self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.max).then_some(n + 1)
-            })
-            .is_ok()
-    }
-
-    /// Waits for a free slot.
-    async fn take(self: &Arc<Self>) -> Slot {
-        loop {
-            let freed = self.freed.notified();
-            let mut freed = std::pin::pin!(freed);
-            // Registered before the check, so a slot freed in between is not missed.
-            freed.as_mut().enable();
-            if self.try_take() {
-                return Slot(self.clone());
-            }
-            self.warn();
-            freed.await;
-        }
-    }
-
-    fn warn(&self) {
-        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let last = self.warned.load(Ordering::Relaxed);
-        let every = u64::try_from(LIMIT_WARNING_EVERY.as_millis()).unwrap_or(u64::MAX);
-        if (last == 0 || now.saturating_sub(last) >= every)
-            && self
-                .warned
-                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            tracing::warn!(
-                max_connections = self.max,
-                "Client connection limit reached; new connections wait in the backlog."
-            );
-        }
-    }
-}
-
-/// A held connection slot, given back when dropped.
-#[derive(Debug)]
-struct Slot(Arc<Slots>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.used.fetch_sub(1, Ordering::AcqRel);
-        self.0.freed.notify_one();
-    }
-}
-
 /// Serves the merchant-facing stack on `listener` (and on `tls`, the TLS listener with its
 /// acceptor, when configured) for `worker` until `shutdown` resolves; then stops accepting and
 /// lets in-flight requests finish for at most `options.grace`. Connections are spawned on the
-/// current (worker) runtime and never leave it; at most `slots` of them are open at once over
+/// current (worker) runtime and never leave it; each holds a permit of `limit` (the client
+/// connections all workers may hold at once, `server.max_connections`) while it is open, over
 /// all workers and both listeners. A TLS handshake runs inside its connection's task, within
 /// the connection's `header_read_timeout` (see [`crate::tls::listener`]), never in the accept
 /// loop.
@@ -177,7 +93,7 @@ pub async fn serve_proxy(
     listener: TcpListener,
     tls: Option<(TcpListener, crate::tls::listener::Acceptor)>,
     worker: Arc<Worker>,
-    slots: Arc<Slots>,
+    limit: Arc<Semaphore>,
     shutdown: impl Future<Output = ()>,
     options: ServeOptions,
 ) {
@@ -186,7 +102,7 @@ pub async fn serve_proxy(
     accept(
         listener,
         tls_listener,
-        Some(slots),
+        Some(limit),
         shutdown,
         options,
         |stream, peer, over_tls, activity, mut stop| match acceptor.as_ref().filter(|_| over_tls) {
@@ -284,12 +200,14 @@ pub async fn serve<H, F>(
 
 /// The accept loop shared by both: `connection` turns an accepted stream (and whether it
 /// came from `second`, the TLS listener) into the future that serves it, which is spawned on
-/// the current runtime. One loop over both listeners: a slot taken before accepting goes to
-/// whichever connection comes first, so neither listener can hold the other's room.
+/// the current runtime. With a `limit`, a permit is taken before accepting, so past the limit
+/// new connections wait in the kernel's backlog while the existing ones are served; one loop
+/// over both listeners, so that permit goes to whichever connection comes first and neither
+/// listener can hold the other's room.
 async fn accept<C, F>(
     listener: TcpListener,
     second: Option<TcpListener>,
-    slots: Option<Arc<Slots>>,
+    limit: Option<Arc<Semaphore>>,
     shutdown: impl Future<Output = ()>,
     options: ServeOptions,
     mut connection: C,
@@ -300,11 +218,12 @@ async fn accept<C, F>(
     let (stop_tx, stop) = watch::channel(false);
     let tracker = TaskTracker::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut warned = None;
     loop {
-        let slot = match &slots {
+        let permit = match &limit {
             None => None,
-            Some(slots) => tokio::select! {
-                slot = slots.take() => Some(slot),
+            Some(limit) => tokio::select! {
+                permit = take_permit(limit, &mut warned) => Some(permit),
                 () = &mut shutdown => break,
             },
         };
@@ -332,7 +251,7 @@ async fn accept<C, F>(
         );
         tracker.spawn(async move {
             served.await;
-            drop(slot);
+            drop(permit);
         });
     }
     drop((listener, second));
@@ -344,6 +263,25 @@ async fn accept<C, F>(
             tracing::warn!(grace = ?options.grace, "Shutdown grace period over; dropping remaining connections.");
         }
     }
+}
+
+/// A connection permit of `limit`, waiting for one while all are held. The wait is logged, at
+/// most once per [`LIMIT_WARNING_EVERY`] for the accept loop `warned` belongs to.
+async fn take_permit(limit: &Arc<Semaphore>, warned: &mut Option<Instant>) -> OwnedSemaphorePermit {
+    if let Ok(permit) = limit.clone().try_acquire_owned() {
+        return permit;
+    }
+    if warned.is_none_or(|at| at.elapsed() >= LIMIT_WARNING_EVERY) {
+        *warned = Some(Instant::now());
+        tracing::warn!(
+            "Client connection limit (server.max_connections) reached; new connections wait in the backlog."
+        );
+    }
+    limit
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the connection limit is never closed")
 }
 
 /// The next connection on `listener`; with none, never.

@@ -323,57 +323,34 @@ pub fn bind(workers: usize) -> Vec<std::net::TcpListener> {
     webcollect_shim::runtime::bind_proxy("127.0.0.1:0".parse().unwrap(), workers).unwrap()
 }
 
-/// A minimal config: one upstream, API/page/token routes, the 2020-04-20 window.
+/// The harness's listeners (ephemeral ports), server and `gw` upstream at `upstream`, from
+/// `tests/fixtures/base.toml`: the part every harness config shares.
+pub fn base_config(upstream: &str) -> String {
+    include_str!("../fixtures/base.toml").replace("{upstream}", upstream)
+}
+
+/// A minimal config: one upstream, API/page/token routes, the 2020-04-20 window
+/// ([`base_config`] and `tests/fixtures/notice.toml`).
 pub fn config(upstream: &str) -> String {
     format!(
-        r#"
-[listen]
-proxy = "127.0.0.1:0"
-admin = "127.0.0.1:0"
+        "{}\n{}",
+        base_config(upstream),
+        include_str!("../fixtures/notice.toml")
+    )
+}
 
-[server]
-watch_config = false
+/// `toml` (from [`config`]) with a TLS listener on an ephemeral port.
+pub fn with_tls_listener(toml: &str) -> String {
+    toml.replacen("[listen]\n", "[listen]\ntls = \"127.0.0.1:0\"\n", 1)
+}
 
-[upstreams.gw]
-url = "{upstream}"
-connect_timeout = "1s"
-response_timeout = "2s"
-
-[[windows]]
-id = "2020-04-20"
-title = "クロネコwebコレクト 臨時システムメンテナンス"
-start = "2020-04-20 02:00"
-end = "2020-04-20 06:00"
-services = ["webcollect"]
-
-[[routes]]
-id = "token-js"
-paths = ["/api/token/js/embeddedTokenLib.js", "/api/token/js/tokenlib.js"]
-kind = "token_js"
-service = "webcollect.credit_card.token"
-upstream = "gw"
-
-[[routes]]
-id = "link"
-path_prefix = "/webcollect/"
-kind = "page"
-service = "webcollect.link"
-upstream = "gw"
-
-[[routes]]
-id = "api"
-path_prefix = "/api/"
-kind = "api"
-service = "webcollect.api"
-upstream = "gw"
-
-[[routes]]
-id = "atobarai"
-path_prefix = "/kuroneko-atobarai-api/"
-kind = "api"
-service = "atobarai.api"
-upstream = "gw"
-"#
+/// The harness config with a TLS listener and a local CA in `ca_dir`, plus `tls_extra` in
+/// `[tls]`.
+pub fn tls_config(upstream: &str, ca_dir: &std::path::Path, tls_extra: &str) -> String {
+    format!(
+        "{}\n[tls]\nca_dir = {:?}\n{tls_extra}\n",
+        with_tls_listener(&config(upstream)),
+        ca_dir.display().to_string()
     )
 }
 

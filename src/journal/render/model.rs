@@ -222,7 +222,7 @@ pub(super) fn sections(report: &Report) -> Vec<Section> {
             )),
         ),
     ];
-    let failed = report.verdicts.iter().filter(|v| !v.ok).count();
+    let failed = report.failed().count();
     subject.splice(
         0..0,
         [

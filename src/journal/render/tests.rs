@@ -167,12 +167,7 @@ fn the_fixture_has_what_the_tests_rely_on() {
     assert_eq!(r.orders.stranded.len(), 1);
     assert_eq!(r.orders.stranded[0].order_no, HOSTILE);
     assert_eq!(r.leaks.len(), 1);
-    let failing: Vec<&str> = r
-        .verdicts
-        .iter()
-        .filter(|v| !v.ok)
-        .map(|v| v.name.as_str())
-        .collect();
+    let failing: Vec<&str> = r.failed().map(|v| v.name.as_str()).collect();
     assert_eq!(failing, ["stranded", "attempts_per_order", "leaks"]);
 }
 

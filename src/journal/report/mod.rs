@@ -463,7 +463,12 @@ impl Report {
     /// True when every verdict passed.
     #[must_use]
     pub fn passed(&self) -> bool {
-        self.verdicts.iter().all(|v| v.ok)
+        self.failed().next().is_none()
+    }
+
+    /// The verdicts that failed, in order.
+    pub fn failed(&self) -> impl Iterator<Item = &Verdict> {
+        self.verdicts.iter().filter(|v| !v.ok)
     }
 }
 

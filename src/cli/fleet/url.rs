@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 /// An `--admin` value: `[http://]host[:port][/prefix]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AdminUrl {
+pub(crate) struct AdminUrl {
     pub(super) given: String,
     pub(super) host: String,
     pub(super) port: u16,
@@ -19,7 +19,7 @@ impl AdminUrl {
     ///
     /// # Errors
     /// A message naming what is wrong.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let full = if text.contains("://") {
             text.to_string()
         } else {

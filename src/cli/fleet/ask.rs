@@ -1,13 +1,8 @@
-//! The fleet commands, `status` and `drills open|list|close`: the same admin API calls on
-//! every replica named by `--admin` (a host name that resolves to several addresses, such as
-//! a Kubernetes headless Service, means every one of them), one line per replica, and failure
-//! when any replica failed.
-//!
-//! A replica may be hostile or broken: everything it sends is escaped before it reaches the
-//! terminal ([`escape`]), and an action that succeeded is reported as done even when the
-//! `/status` read after it fails (issue 25, findings 5 and 6).
+//! Asking the replicas: resolving each `--admin` URL into its addresses, one HTTP call (and
+//! then a `/status` read) per replica, all at once, and a report per replica in
+//! `--admin` order.
 
-use std::io::{self, Write as _};
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,113 +14,25 @@ use http_body_util::{BodyExt as _, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use serde_json::{Value, json};
+use serde_json::Value;
+use webcollect_shim::config::Secret;
+use webcollect_shim::error::Chain;
 
-mod url;
-
-pub use url::AdminUrl;
-
-use crate::clock::{Clock as _, SystemClock};
-use crate::config::{Secret, is_valid_service, parse_duration};
-use crate::state::input;
-
-/// Where the bearer token every request sends is read from, unless `--token-env` says
-/// otherwise. (The config's `admin.token_env` names the variable the *server* reads; the CLI
-/// has no config, so it has its own, and the default is the name the shipped configs use.)
-pub const TOKEN_ENV: &str = "WEBCOLLECT_SHIM_ADMIN_TOKEN";
+use super::AdminUrl;
 
 /// Largest admin answer read: `/status` with `[admin] max_drills` drills of 200-character
 /// titles fits many times over.
 const MAX_ANSWER: usize = 16 << 20;
 
+/// Largest answer [`super::fetch`] reads: a report with its records (about 400 bytes each).
+const MAX_FETCHED: usize = 512 << 20;
+
 /// How many hex digits of the config's sha256 a line shows (enough to tell replicas apart).
 const DIGEST_SHOWN: usize = 12;
 
-/// The replicas to talk to, and how.
-#[derive(Debug, Clone, clap::Args)]
-pub struct FleetArgs {
-    /// A replica's admin API, e.g. http://webcollect-shim-admin:9090 (repeatable). A host
-    /// name that resolves to several addresses (a headless Service) means every address.
-    #[arg(long = "admin", value_name = "URL", required = true, value_parser = AdminUrl::parse)]
-    pub admin: Vec<AdminUrl>,
-    /// Environment variable holding the bearer token sent with every request (reads under a
-    /// DNS name need it too: the admin's guard against DNS rebinding).
-    #[arg(long, value_name = "NAME", default_value = TOKEN_ENV)]
-    pub token_env: String,
-    /// How long each replica may take to answer, e.g. 5s.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
-    pub timeout: Duration,
-}
-
-/// `drills …`
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum DrillsCommand {
-    /// Open an ad-hoc drill, with the same id, on every replica.
-    Open(OpenArgs),
-    /// Show every replica's open drills.
-    List(FleetArgs),
-    /// Close a drill on every replica (one where it is not open counts as done).
-    Close {
-        #[command(flatten)]
-        fleet: FleetArgs,
-        /// The drill's id.
-        #[arg(value_parser = parse_id)]
-        id: String,
-    },
-}
-
-/// `drills open`
-#[derive(Debug, Clone, clap::Args)]
-pub struct OpenArgs {
-    #[command(flatten)]
-    fleet: FleetArgs,
-    /// Service the drill covers (repeatable), e.g. webcollect.credit_card.
-    #[arg(long = "service", value_name = "SERVICE", required = true, value_parser = parse_service)]
-    services: Vec<String>,
-    /// How long it lasts, in the shim's (drill) time, e.g. 15m.
-    #[arg(long, value_name = "DURATION", value_parser = parse_drill_duration)]
-    duration: String,
-    /// Human title (at most 200 characters, no control characters).
-    #[arg(long, value_parser = parse_title)]
-    title: Option<String>,
-    /// Id, the same on every replica [default: drill-YYYYMMDDTHHMMSSZ, the UTC time now].
-    #[arg(long, value_parser = parse_id)]
-    id: Option<String>,
-}
-
-fn parse_service(text: &str) -> Result<String, String> {
-    if is_valid_service(text) {
-        Ok(text.to_string())
-    } else {
-        Err("use dot-separated words of letters, digits, '_' or '-', such as webcollect.credit_card".into())
-    }
-}
-
-/// The same rules the admin API applies ([`input`]): checked here too, so a bad drill is
-/// refused before any replica is asked, not by each of them.
-fn parse_drill_duration(text: &str) -> Result<String, String> {
-    input::parse_drill_duration(text, input::MAX_DURATION_CEILING)
-        .map(|_| text.to_string())
-        .map_err(|e| e.to_string())
-}
-
-fn parse_title(text: &str) -> Result<String, String> {
-    input::check_title(text)
-        .map(|()| text.to_string())
-        .map_err(|e| e.to_string())
-}
-
-/// Ids travel in the `DELETE /drills/{id}` path unencoded: the one id alphabet keeps them
-/// URL-safe.
-fn parse_id(text: &str) -> Result<String, String> {
-    input::check_id(text)
-        .map(|()| text.to_string())
-        .map_err(|e| e.to_string())
-}
-
 /// What is done on each replica before its status is read.
 #[derive(Debug)]
-enum Action {
+pub(super) enum Action {
     Status,
     List,
     Open {
@@ -141,120 +48,15 @@ enum Action {
     },
 }
 
-/// Largest answer [`fetch`] reads: a report with its records (about 400 bytes each).
-const MAX_FETCHED: usize = 512 << 20;
-
-/// `GET path` on every replica: its name and its answer's body (UTF-8), or what went wrong.
-/// Used by `webcollect-shim report` to gather each replica's records.
-///
-/// # Errors
-/// When the async runtime cannot start.
-pub fn fetch(fleet: &FleetArgs, path: &str) -> io::Result<Vec<(String, Result<String, String>)>> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let ask = Ask {
-        action: Action::Fetch {
-            path: path.to_string(),
-        },
-        token: token(fleet),
-        token_env: fleet.token_env.clone(),
-        timeout: fleet.timeout,
-    };
-    let reports = runtime.block_on(ask_all(&fleet.admin, Arc::new(ask)));
-    Ok(reports.into_iter().map(|r| (r.name, r.outcome)).collect())
-}
-
-/// `webcollect-shim status`: prints one line per replica; `Ok(false)` when any failed.
-///
-/// # Errors
-/// When the async runtime cannot start or stdout cannot be written.
-pub fn status(fleet: &FleetArgs) -> io::Result<bool> {
-    run(fleet, Action::Status)
-}
-
-/// `webcollect-shim drills …`: prints one line per replica; `Ok(false)` when any failed.
-///
-/// # Errors
-/// When the async runtime cannot start or stdout cannot be written.
-pub fn drills(command: DrillsCommand) -> io::Result<bool> {
-    match command {
-        DrillsCommand::List(fleet) => run(&fleet, Action::List),
-        DrillsCommand::Close { fleet, id } => run(&fleet, Action::Close { id }),
-        DrillsCommand::Open(args) => {
-            if let Err(err) = input::check_services(&args.services) {
-                eprintln!("webcollect-shim: {err}");
-                return Ok(false);
-            }
-            // One id for the whole fleet, so `drills close ID` reaches the same drill
-            // everywhere; replicas would each generate their own.
-            let id = args
-                .id
-                .unwrap_or_else(|| format!("drill-{}", SystemClock.now().format("%Y%m%dT%H%M%SZ")));
-            let mut body = json!({
-                "id": id,
-                "services": args.services,
-                "duration": args.duration,
-            });
-            if let Some(title) = args.title {
-                body["title"] = Value::String(title);
-            }
-            let body = Bytes::from(body.to_string());
-            run(&args.fleet, Action::Open { id, body })
-        }
-    }
-}
-
-/// The token in `fleet.token_env`, if set and not blank.
-fn token(fleet: &FleetArgs) -> Option<Secret> {
-    std::env::var(&fleet.token_env)
-        .ok()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
-        .map(Secret::new)
-}
-
-fn run(fleet: &FleetArgs, action: Action) -> io::Result<bool> {
-    let token = token(fleet);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let ask = Ask {
-        action,
-        token,
-        token_env: fleet.token_env.clone(),
-        timeout: fleet.timeout,
-    };
-    let reports = runtime.block_on(ask_all(&fleet.admin, Arc::new(ask)));
-    let mut out = io::stdout().lock();
-    for report in &reports {
-        writeln!(out, "{}", escape(&report.line()))?;
-    }
-    let failed: Vec<&str> = reports
-        .iter()
-        .filter(|r| r.outcome.is_err())
-        .map(|r| r.name.as_str())
-        .collect();
-    if !failed.is_empty() {
-        eprintln!(
-            "webcollect-shim: {} of {} replica(s) failed: {}",
-            failed.len(),
-            reports.len(),
-            escape(&failed.join(", "))
-        );
-    }
-    Ok(failed.is_empty())
-}
-
 /// One replica's line: its name, then what it said or what went wrong.
 #[derive(Debug)]
-struct Report {
-    name: String,
-    outcome: Result<String, String>,
+pub(super) struct Report {
+    pub(super) name: String,
+    pub(super) outcome: Result<String, String>,
 }
 
 impl Report {
-    fn line(&self) -> String {
+    pub(super) fn line(&self) -> String {
         match &self.outcome {
             Ok(text) => format!("{}  {text}", self.name),
             Err(err) => format!("{}  FAILED: {err}", self.name),
@@ -264,15 +66,15 @@ impl Report {
 
 /// A replica to ask: one address of an `--admin` URL.
 #[derive(Debug, Clone)]
-struct Replica {
-    name: String,
+pub(super) struct Replica {
+    pub(super) name: String,
     addr: SocketAddr,
     url: AdminUrl,
 }
 
 /// Expands `--admin` URLs into replicas, given each URL's resolved addresses: every
 /// address of a name, each address once. A URL that resolved to nothing is a failed report.
-fn expand(
+pub(super) fn expand(
     urls: &[AdminUrl],
     resolved: Vec<io::Result<Vec<SocketAddr>>>,
 ) -> Vec<Result<Replica, Report>> {
@@ -326,15 +128,15 @@ async fn resolve(url: &AdminUrl) -> io::Result<Vec<SocketAddr>> {
 
 /// The action and what every replica gets with it.
 #[derive(Debug)]
-struct Ask {
-    action: Action,
-    token: Option<Secret>,
-    token_env: String,
-    timeout: Duration,
+pub(super) struct Ask {
+    pub(super) action: Action,
+    pub(super) token: Option<Secret>,
+    pub(super) token_env: String,
+    pub(super) timeout: Duration,
 }
 
 /// Asks every replica; one report per replica (or per URL that named none).
-async fn ask_all(urls: &[AdminUrl], ask: Arc<Ask>) -> Vec<Report> {
+pub(super) async fn ask_all(urls: &[AdminUrl], ask: Arc<Ask>) -> Vec<Report> {
     let mut resolved = Vec::with_capacity(urls.len());
     for url in urls {
         resolved.push(
@@ -436,40 +238,6 @@ async fn ask_one(
     }
 }
 
-/// `text` safe for a terminal: control characters (C0 such as ESC and CR, DEL, C1 such as
-/// CSI) and the bidirectional overrides that reorder what is shown become `\u{…}` escapes,
-/// so a replica's answer cannot move the cursor, clear the screen, set the title (OSC) or
-/// disguise one id as another.
-#[must_use]
-pub fn escape(text: &str) -> String {
-    escape_keeping(text, false)
-}
-
-/// [`escape`], keeping line breaks: for multi-line output such as a rendered report.
-#[must_use]
-pub fn escape_lines(text: &str) -> String {
-    escape_keeping(text, true)
-}
-
-fn escape_keeping(text: &str, newlines: bool) -> String {
-    let hostile = |c: char| {
-        (c.is_control() && c != '\t' && !(newlines && c == '\n'))
-            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
-    };
-    if !text.contains(hostile) {
-        return text.to_string();
-    }
-    text.chars()
-        .map(|c| {
-            if hostile(c) {
-                format!("\\u{{{:x}}}", u32::from(c))
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
 async fn call(
     client: &Client<HttpConnector, Full<Bytes>>,
     replica: &Replica,
@@ -502,7 +270,7 @@ async fn call(
     let res = client
         .request(req)
         .await
-        .map_err(|e| crate::error::Chain(&e).to_string())?;
+        .map_err(|e| Chain(&e).to_string())?;
     let status = res.status();
     let max = match ask.action {
         Action::Fetch { .. } => MAX_FETCHED,
@@ -536,7 +304,7 @@ fn refusal(ask: &Ask, status: StatusCode, answer: &[u8]) -> String {
 
 /// A `/status` document in one line: config version and digest, drill now, active windows
 /// (and, for `drills list`, the open drills).
-fn summarize(status: &Value, with_drills: bool) -> String {
+pub(super) fn summarize(status: &Value, with_drills: bool) -> String {
     let config = &status["config"];
     let digest = config["sha256"].as_str().unwrap_or("?");
     let ids = |list: &Value, detail: bool| -> String {
@@ -581,6 +349,3 @@ fn summarize(status: &Value, with_drills: bool) -> String {
     }
     line
 }
-
-#[cfg(test)]
-mod tests;
