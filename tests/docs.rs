@@ -42,3 +42,33 @@ fn every_config_key_is_documented_and_every_documented_key_exists() {
         );
     }
 }
+
+/// docs/architecture.md's layer table lists the stack's layers, in the stack's order, by the
+/// names `proxy::LAYERS` gives them, and each row's file exists.
+#[test]
+fn the_architecture_layer_table_is_the_stack() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let doc = std::fs::read_to_string(format!("{root}/docs/architecture.md")).unwrap();
+    let section = doc
+        .split("## The request path")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("a request-path section");
+    // Rows: | # | `name` | `Layer` | `file` | what |
+    let rows: Vec<(String, String)> = section
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.chars().nth(2).is_some_and(|c| c.is_ascii_digit()))
+        .map(|l| {
+            let cells: Vec<&str> = l.split(" | ").collect();
+            (cells[1].trim_matches('`').to_string(), cells[3].trim_matches('`').to_string())
+        })
+        .collect();
+    let names: Vec<&str> = rows.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, webcollect_shim::proxy::LAYERS, "docs/architecture.md");
+    for (name, file) in &rows {
+        assert!(
+            std::path::Path::new(&format!("{root}/src/{file}")).exists(),
+            "{name}: src/{file} does not exist"
+        );
+    }
+}
