@@ -60,11 +60,18 @@ fn the_architecture_layer_table_is_the_stack() {
         .filter(|l| l.starts_with("| ") && l.chars().nth(2).is_some_and(|c| c.is_ascii_digit()))
         .map(|l| {
             let cells: Vec<&str> = l.split(" | ").collect();
-            (cells[1].trim_matches('`').to_string(), cells[3].trim_matches('`').to_string())
+            (
+                cells[1].trim_matches('`').to_string(),
+                cells[3].trim_matches('`').to_string(),
+            )
         })
         .collect();
     let names: Vec<&str> = rows.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, webcollect_shim::proxy::LAYERS, "docs/architecture.md");
+    assert_eq!(
+        names,
+        webcollect_shim::proxy::LAYERS,
+        "docs/architecture.md"
+    );
     for (name, file) in &rows {
         assert!(
             std::path::Path::new(&format!("{root}/src/{file}")).exists(),

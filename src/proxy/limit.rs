@@ -11,29 +11,15 @@ use std::task::{Context, Poll};
 
 use http::Response;
 use pin_project_lite::pin_project;
-use tower::{Layer, Service};
+use tower::Service;
 
 use super::Forwarding;
 use super::body::{ProxyBody, RequestBody, UpstreamBody, declared_length};
 use super::rescue::ProxyError;
 
-/// Adds [`Limit`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LimitLayer;
-
-impl<S> Layer<S> for LimitLayer {
-    type Service = Limit<S>;
-
-    fn layer(&self, inner: S) -> Limit<S> {
-        Limit { inner }
-    }
-}
-
 /// Bounds the request body of each forwarded request.
 #[derive(Debug, Clone)]
-pub struct Limit<S> {
-    inner: S,
-}
+pub struct Limit<S>(pub S);
 
 impl<S> Service<Forwarding<RequestBody>> for Limit<S>
 where
@@ -44,7 +30,7 @@ where
     type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
-        self.inner.poll_ready(cx)
+        self.0.poll_ready(cx)
     }
 
     fn call(&mut self, mut fwd: Forwarding<RequestBody>) -> Self::Future {
@@ -57,7 +43,7 @@ where
         let tap = fwd.tap.take();
         let fwd = fwd.map_body(|body| UpstreamBody::bounded(body, limit, stall, tap));
         ResponseFuture::Inner {
-            future: self.inner.call(fwd),
+            future: self.0.call(fwd),
         }
     }
 }

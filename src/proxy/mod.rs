@@ -172,27 +172,9 @@ pub fn into_response(canned: Canned) -> Response<ProxyBody> {
 
 /// The merchant-facing service for one client connection served by `worker`, like
 /// tower-http's `fn app()`: it takes any request body, so a test sends a request with
-/// `oneshot` and no socket.
-pub fn stack<B>(
-    worker: Arc<Worker>,
-    conn: Arc<Conn>,
-) -> impl Service<
-    Request<B>,
-    Response = Response<ResponseBody>,
-    Error = Infallible,
-    Future: Send + 'static,
-> + Clone
-+ Send
-+ 'static
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    build(worker, conn, forward::Forward)
-}
-
-/// The stack around `forward`, the step that sends a request upstream (`explain` and tests
-/// put a stand-in there). Outermost first, as `ServiceBuilder` runs them:
+/// `oneshot` and no socket. `forward` is the step that sends a request upstream:
+/// [`forward::Forward`] when serving, a stand-in in `explain` and tests. Outermost first, as
+/// `ServiceBuilder` runs them:
 ///
 /// 1. a panic below becomes `500` (`X-Webcollect-Shim: internal-error`); the worker and
 ///    the connection survive;
@@ -231,13 +213,13 @@ where
 {
     ServiceBuilder::new()
         .layer(CatchPanicLayer::custom(panic::PanicAnswer))
-        .layer(sensitive::SensitiveHeadersLayer)
+        .layer_fn(sensitive::SensitiveHeaders)
         .layer(enter::EnterLayer::new(worker.clone(), conn))
         .layer(log::AccessLogLayer::new(worker))
-        .layer(short_circuit::ShortCircuitLayer)
-        .layer(rescue::RescueLayer)
-        .layer(limit::LimitLayer)
-        .layer(settle::SettleLayer)
+        .layer_fn(short_circuit::ShortCircuit)
+        .layer_fn(rescue::Rescue)
+        .layer_fn(limit::Limit)
+        .layer_fn(settle::Settle)
         .service(forward)
 }
 

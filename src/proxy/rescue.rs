@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use http::Response;
 use pin_project_lite::pin_project;
-use tower::{Layer, Service};
+use tower::Service;
 
 use super::body::{ProxyBody, RequestBody};
 use super::pool::ConnectError;
@@ -161,23 +161,9 @@ pub fn body_failure(err: &(dyn std::error::Error + 'static)) -> Failure {
     }
 }
 
-/// Adds [`Rescue`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RescueLayer;
-
-impl<S> Layer<S> for RescueLayer {
-    type Service = Rescue<S>;
-
-    fn layer(&self, inner: S) -> Rescue<S> {
-        Rescue { inner }
-    }
-}
-
 /// Turns the errors of the steps below into canned answers, and logs each once.
 #[derive(Debug, Clone)]
-pub struct Rescue<S> {
-    inner: S,
-}
+pub struct Rescue<S>(pub S);
 
 impl<S> Service<Forwarding<RequestBody>> for Rescue<S>
 where
@@ -189,13 +175,13 @@ where
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         // The forward step is always ready; map its (impossible) error away.
-        self.inner.poll_ready(cx).map(|_| Ok(()))
+        self.0.poll_ready(cx).map(|_| Ok(()))
     }
 
     fn call(&mut self, fwd: Forwarding<RequestBody>) -> Self::Future {
         let about = (fwd.view.clone(), fwd.route);
         ResponseFuture {
-            future: self.inner.call(fwd),
+            future: self.0.call(fwd),
             about,
         }
     }

@@ -14,7 +14,7 @@ use std::task::{Context, Poll, ready};
 use http::header::{AUTHORIZATION, COOKIE, HeaderMap, HeaderName, PROXY_AUTHORIZATION, SET_COOKIE};
 use http::{Request, Response};
 use pin_project_lite::pin_project;
-use tower::{Layer, Service};
+use tower::Service;
 
 /// Marks every value of the fields `names` picks as sensitive.
 fn mark(headers: &mut HeaderMap, names: impl Fn(&HeaderName) -> bool) {
@@ -25,23 +25,9 @@ fn mark(headers: &mut HeaderMap, names: impl Fn(&HeaderName) -> bool) {
     }
 }
 
-/// Layer of [`SensitiveHeaders`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SensitiveHeadersLayer;
-
-impl<S> Layer<S> for SensitiveHeadersLayer {
-    type Service = SensitiveHeaders<S>;
-
-    fn layer(&self, inner: S) -> SensitiveHeaders<S> {
-        SensitiveHeaders { inner }
-    }
-}
-
 /// Marks the request's credentials, then the answer's `Set-Cookie`.
 #[derive(Debug, Clone)]
-pub struct SensitiveHeaders<S> {
-    inner: S,
-}
+pub struct SensitiveHeaders<S>(pub S);
 
 impl<S, B, R> Service<Request<B>> for SensitiveHeaders<S>
 where
@@ -52,7 +38,7 @@ where
     type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
+        self.0.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
@@ -60,7 +46,7 @@ where
             name == AUTHORIZATION || name == PROXY_AUTHORIZATION || name == COOKIE
         });
         ResponseFuture {
-            inner: self.inner.call(req),
+            inner: self.0.call(req),
         }
     }
 }

@@ -14,7 +14,7 @@ use http::header::EXPECT;
 use http_body::Body as _;
 use http_body_util::BodyExt as _;
 use pin_project_lite::pin_project;
-use tower::{Layer, Service};
+use tower::Service;
 
 use super::body::RequestBody;
 use super::{Answer, Call, Decided, Forwarding, Outcome};
@@ -22,23 +22,9 @@ use crate::decide::{Action, Pass, RequestInfo, request_host};
 use crate::journal::capture::Capture;
 use crate::response::{self, Canned, X_WEBCOLLECT_SHIM};
 
-/// Adds [`ShortCircuit`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ShortCircuitLayer;
-
-impl<S> Layer<S> for ShortCircuitLayer {
-    type Service = ShortCircuit<S>;
-
-    fn layer(&self, inner: S) -> ShortCircuit<S> {
-        ShortCircuit { inner }
-    }
-}
-
 /// Short-circuits or forwards each request, per [`crate::decide::action`].
 #[derive(Debug, Clone)]
-pub struct ShortCircuit<S> {
-    inner: S,
-}
+pub struct ShortCircuit<S>(pub S);
 
 impl<S> Service<Call> for ShortCircuit<S>
 where
@@ -49,7 +35,7 @@ where
     type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
+        self.0.poll_ready(cx)
     }
 
     fn call(&mut self, call: Call) -> Self::Future {
@@ -108,7 +94,7 @@ where
                     }
                 }
                 let tap = capture.clone().filter(|c| c.wants_request());
-                let future = self.inner.call(Forwarding {
+                let future = self.0.call(Forwarding {
                     req,
                     view,
                     conn,

@@ -18,10 +18,10 @@ use tower::{Layer as _, Service, ServiceExt as _};
 use super::body::{ProxyBody, RequestBody};
 use super::conn::Conn;
 use super::enter::{EnterLayer, X_REQUEST_ID};
-use super::limit::LimitLayer;
-use super::rescue::{Failure, ProxyError, RescueLayer};
-use super::settle::SettleLayer;
-use super::short_circuit::ShortCircuitLayer;
+use super::limit::Limit;
+use super::rescue::{Failure, ProxyError, Rescue};
+use super::settle::Settle;
+use super::short_circuit::ShortCircuit;
 use super::{Answer, Call, Decided as _, Forwarding};
 use crate::clock::ManualClock;
 use crate::config::Config;
@@ -145,7 +145,7 @@ async fn body(response: Response<ProxyBody>) -> Bytes {
 async fn short_circuit_answers_maintenance_without_calling_inner() {
     let worker = worker(DURING);
     let inner = Recorder::default();
-    let mut short = ShortCircuitLayer.layer(inner.clone());
+    let mut short = ShortCircuit(inner.clone());
     let req = request("POST", "/api/creditToken", &[], "a=1");
     let future = short.call(call(&worker, req, DURING));
     // The decision is known as soon as `call` returns, before any answer.
@@ -171,7 +171,7 @@ async fn short_circuit_forwards_with_the_route_and_the_settle_choice() {
             ProxyBody::full(""),
         ))))
     });
-    let mut short = ShortCircuitLayer.layer(inner);
+    let mut short = ShortCircuit(inner);
     let req = request(
         "POST",
         "/test_gateway/tradeInfo.api",
@@ -236,7 +236,7 @@ async fn rescue_turns_every_error_into_its_answer() {
         (|| ProxyError::BadRequest, 400, Failure::BadRequest),
     ];
     for (error, status, failure) in cases {
-        let rescue = RescueLayer.layer(Fails(error));
+        let rescue = Rescue(Fails(error));
         let fwd = forwarding(&worker, request("GET", "/api/x", &[], ""), Rewrite::None);
         let Ok(answer) = rescue.oneshot(fwd).await;
         assert_eq!(answer.response.status().as_u16(), status);
@@ -262,7 +262,7 @@ async fn settle_rewrites_only_what_the_decision_chose() {
                 .unwrap(),
         ))
     });
-    let settle = RescueLayer.layer(LimitLayer.layer(SettleLayer.layer(upstream)));
+    let settle = Rescue(Limit(Settle(upstream)));
     let req = || request("POST", "/test_gateway/tradeInfo.api", &[], "");
     let Ok(answer) = settle
         .clone()
@@ -282,10 +282,10 @@ async fn settle_rewrites_only_what_the_decision_chose() {
 
 #[tokio::test]
 async fn credentials_are_marked_sensitive_both_ways_and_nothing_else() {
-    use super::sensitive::SensitiveHeadersLayer;
+    use super::sensitive::SensitiveHeaders;
     // The inner service reports which request fields it got marked, and answers with a
     // cookie and a plain field.
-    let service = SensitiveHeadersLayer.layer(tower::service_fn(|req: Request<()>| async move {
+    let service = SensitiveHeaders(tower::service_fn(|req: Request<()>| async move {
         let mut marked: Vec<String> = req
             .headers()
             .iter()
@@ -409,7 +409,7 @@ async fn the_body_limit_is_applied_once_before_the_settle_relay_and_the_forward(
     let too_large = (limit + 1).to_string();
     for rewrite in [Rewrite::None, Rewrite::Request, Rewrite::Response] {
         let req = request("POST", "/api/x", &[("content-length", &too_large)], "");
-        let stack = RescueLayer.layer(LimitLayer.layer(SettleLayer.layer(upstream.clone())));
+        let stack = Rescue(Limit(Settle(upstream.clone())));
         let Ok(answer) = stack.oneshot(forwarding(&worker, req, rewrite)).await;
         assert_eq!(answer.response.status(), StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(answer.outcome.failure, Some(Failure::BodyTooLarge));
@@ -422,8 +422,7 @@ async fn the_body_limit_is_applied_once_before_the_settle_relay_and_the_forward(
 async fn access_log_counts_each_outcome_once() {
     let worker = worker(DURING);
     let service = EnterLayer::new(worker.clone(), conn()).layer(
-        super::log::AccessLogLayer::new(worker.clone())
-            .layer(ShortCircuitLayer.layer(Recorder::default())),
+        super::log::AccessLogLayer::new(worker.clone()).layer(ShortCircuit(Recorder::default())),
     );
     let Ok(response) = service
         .oneshot(request("GET", "/api/creditToken", &[], ""))

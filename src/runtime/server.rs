@@ -148,7 +148,11 @@ where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let activity = conn.activity.clone();
-    let service = TowerToHyperService::new(proxy::stack(worker.clone(), Arc::new(conn)));
+    let service = TowerToHyperService::new(proxy::build(
+        worker.clone(),
+        Arc::new(conn),
+        proxy::forward::Forward,
+    ));
     let conn = builder.serve_connection(TokioIo::new(io), service);
     let watched = watch_connection(conn.into_owned(), activity.clone(), options, stop);
     async move {

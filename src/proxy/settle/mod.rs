@@ -16,7 +16,7 @@ use http::{HeaderMap, Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
 use pin_project_lite::pin_project;
-use tower::{Layer, Service};
+use tower::Service;
 
 use super::Forwarding;
 use super::body::{ProxyBody, UpstreamBody, declared_length};
@@ -26,23 +26,9 @@ use crate::decide::Rewrite;
 use crate::metrics::Metrics;
 use crate::response::BoxError;
 
-/// Adds [`Settle`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SettleLayer;
-
-impl<S> Layer<S> for SettleLayer {
-    type Service = Settle<S>;
-
-    fn layer(&self, inner: S) -> Settle<S> {
-        Settle { inner }
-    }
-}
-
 /// Applies the settleMethod rewrite the decision chose ([`Forwarding::rewrite`]).
 #[derive(Debug, Clone)]
-pub struct Settle<S> {
-    inner: S,
-}
+pub struct Settle<S>(pub S);
 
 type BoxResponse = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, ProxyError>> + Send>>;
 
@@ -59,18 +45,18 @@ where
     type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
-        self.inner.poll_ready(cx)
+        self.0.poll_ready(cx)
     }
 
     fn call(&mut self, mut fwd: Forwarding) -> Self::Future {
         if fwd.rewrite == Rewrite::None {
             return ResponseFuture::Pass {
-                future: self.inner.call(fwd),
+                future: self.0.call(fwd),
             };
         }
         // The inner services are always ready (their poll_ready never waits), so a clone
         // can be called later from the boxed future.
-        let mut inner = self.inner.clone();
+        let mut inner = self.0.clone();
         // Failures are returned, not answered: rescue, above, answers them all.
         let future: BoxResponse = Box::pin(async move {
             let view = fwd.view.clone();
