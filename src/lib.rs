@@ -129,7 +129,7 @@ impl Shim {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), Error> {
         let shared = self.shared;
-        let config = shared.current.load().snapshot.config.clone();
+        let config = shared.current().snapshot.config.clone();
         let options = ServeOptions {
             header_read_timeout: config.server.header_read_timeout,
             keepalive_timeout: config.server.keepalive_timeout,

@@ -50,18 +50,15 @@ pub async fn respond(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bo
     let method = req.method().clone();
     let mutating = !matches!(method, Method::GET | Method::HEAD);
     // Before anything is read or written: DNS rebinding must not read what needs no token.
-    if let Some(refused) = guard::host(&shared.current.load().snapshot.config.admin, &req) {
+    if let Some(refused) = guard::host(&shared.current().snapshot.config.admin, &req) {
         return refused;
     }
     if mutating
-        && let Some(refused) =
-            guard::same_origin(&shared.current.load().snapshot.config.admin, &req)
+        && let Some(refused) = guard::same_origin(&shared.current().snapshot.config.admin, &req)
     {
         return refused;
     }
-    if mutating
-        && let Some(denied) = guard::bearer(&shared.current.load().snapshot.config.admin, &req)
-    {
+    if mutating && let Some(denied) = guard::bearer(&shared.current().snapshot.config.admin, &req) {
         return denied;
     }
     if method == Method::POST
@@ -209,7 +206,7 @@ fn window_json(w: &Window, now: DateTime<Utc>) -> Value {
 pub fn status(shared: &Shared) -> Value {
     let now = shared.clock.now();
     let real_now = shared.real_clock.now();
-    let current = shared.current.load();
+    let current = shared.current();
     let snapshot = &current.snapshot;
     let config = &snapshot.config;
     let tz = config.clock.timezone;

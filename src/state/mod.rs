@@ -107,9 +107,10 @@ pub enum DrillError {
 
 /// State shared by every connection and the admin API.
 pub struct Shared {
-    /// Current configuration. Only this type's own methods store into it, and each also
-    /// bumps the generation so the workers notice.
-    pub current: ArcSwap<Loaded>,
+    /// Current configuration, read through [`Shared::current`]. Private: only
+    /// `Shared::publish` stores into it, because a store must also bump the generation or
+    /// the workers keep serving the config their view was built from.
+    current: ArcSwap<Loaded>,
     /// Bumped after every change of `current`: workers compare it with the one their
     /// cached view was built from (a read of a rarely written word, never a lock).
     generation: AtomicU64,
@@ -421,6 +422,13 @@ impl Shared {
     fn publish(&self, loaded: Loaded) {
         self.current.store(Arc::new(loaded));
         self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The config in use now: one atomic load, never a lock. Hold the guard for one request
+    /// or one admin answer, not across a long wait (it pins this version in memory).
+    #[must_use]
+    pub fn current(&self) -> arc_swap::Guard<Arc<Loaded>> {
+        self.current.load()
     }
 
     /// Changes every time the config in use changes.
