@@ -15,6 +15,9 @@
 //! - `POST /reload`: re-read the config file (the old one keeps running if the new is invalid).
 //! - `GET /drills`, `POST /drills`: list or open ad-hoc windows; `DELETE /drills/{id}`.
 //!
+//! [`Admin`] is the whole API as one tower `Service` (linkerd's `Admin<M>`): the admin
+//! listener serves it, and tests call it with `oneshot`, no socket needed.
+//!
 //! Every request's `Host` must name the admin (an IP literal, `localhost`, an allowed
 //! origin's host, or anything when a token is configured), so DNS rebinding reads nothing.
 //! Mutating endpoints need `Authorization: Bearer <token>` when `admin.token_env` is set,
@@ -28,24 +31,67 @@ pub mod report;
 pub mod timeline;
 pub mod traffic;
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use serde_json::{Value, json};
 
-use crate::response::{Body, full};
+use crate::response::{Body, BoxError, full};
 use crate::schedule::Window;
 use crate::state::{DrillError, DrillRequest, Shared};
 
 /// Largest admin request body accepted.
 const MAX_BODY: usize = 64 * 1024;
 
+/// The admin API as a tower `Service`: every endpoint of the module doc, behind the
+/// [`guard`]s. It never fails: every refusal and every error is an answer. Cloning is cheap
+/// (one `Arc`), and it is always ready.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    shared: Arc<Shared>,
+}
+
+impl Admin {
+    /// The admin API over `shared`.
+    #[must_use]
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+impl<B> tower::Service<Request<B>> for Admin
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let shared = self.shared.clone();
+        Box::pin(async move { Ok(respond(shared, req).await) })
+    }
+}
+
 /// Handles one admin request.
-pub async fn respond(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+async fn respond<B>(shared: Arc<Shared>, req: Request<B>) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     let mutating = !matches!(method, Method::GET | Method::HEAD);
@@ -148,7 +194,11 @@ pub async fn respond(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bo
     }
 }
 
-async fn open_drill(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+async fn open_drill<B>(shared: Arc<Shared>, req: Request<B>) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     let bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(c) => c.to_bytes(),
         Err(_) => {
