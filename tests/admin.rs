@@ -1,10 +1,15 @@
-//! The admin API: health, status, metrics, bearer auth, ad-hoc drills and
+//! The admin API: health, readiness, status, metrics, bearer auth, ad-hoc drills and
 //! reloads, called through its service (`oneshot`, no socket).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::TimeDelta;
 use serde_json::Value;
+use tower::ServiceExt as _;
+use webcollect_shim::admin::Admin;
+use webcollect_shim::clock::ManualClock;
+use webcollect_shim::{Listeners, Shim};
 
 use crate::support::*;
 
@@ -360,4 +365,107 @@ async fn unknown_admin_paths_and_methods() {
     let shim = TestShim::start(&config(&upstream.url()), t(BEFORE)).await;
     assert_eq!(admin_read(&shim, "/nope").await.status, 404);
     assert_eq!(admin(&shim, "POST", "/status", "").await.status, 405);
+}
+
+/// `GET path` through `admin`.
+async fn ask(admin: &Admin, path: &str) -> RawResponse {
+    let req = admin_req("GET", path).body(String::new()).unwrap();
+    RawResponse::from_response(admin.clone().oneshot(req).await.unwrap()).await
+}
+
+/// `/readyz` of `admin`, after checking that `/healthz` says 200 whatever `/readyz` says.
+async fn readyz(admin: &Admin) -> (u16, String) {
+    assert_eq!(ask(admin, "/healthz").await.status, 200);
+    let res = ask(admin, "/readyz").await;
+    (res.status, res.text())
+}
+
+#[tokio::test]
+async fn readyz_is_503_until_every_worker_serves_and_again_once_one_stops() {
+    let upstream = Upstream::fixed(OK_XML).await;
+    let config = webcollect_shim::config::Config::from_toml_with_env(
+        std::path::Path::new("test.toml"),
+        &config(&upstream.url()),
+        &test_env,
+    )
+    .unwrap();
+    let clock = ManualClock::new(t(BEFORE));
+    let shim = Shim::with_env(config, Arc::new(clock), Arc::new(test_env)).unwrap();
+    let admin = shim.admin();
+    assert_eq!(
+        readyz(&admin).await,
+        (503, "the workers have not been started\n".into())
+    );
+
+    let proxy = bind(2);
+    let addr = proxy[0].local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let listeners = Listeners {
+        proxy,
+        ..Listeners::default()
+    };
+    let running = tokio::spawn(shim.run(listeners, async {
+        let _ = stopped.await;
+    }));
+    eventually(Duration::from_secs(10), "both workers serving", || async {
+        readyz(&admin).await == (200, "ready\n".into())
+    })
+    .await;
+    assert_eq!(
+        raw(addr, &post("/api/creditToken", "a=1")).await.status,
+        200
+    );
+
+    // From the moment the workers stop accepting (shutdown), not ready; health stays 200.
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    assert_eq!(
+        readyz(&admin).await,
+        (503, "worker 0 stopped: shutting down\n".into())
+    );
+}
+
+#[tokio::test]
+async fn a_worker_that_cannot_start_keeps_readyz_at_503_with_the_reason() {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let upstream = Upstream::fixed(OK_XML).await;
+    let config = webcollect_shim::config::Config::from_toml_with_env(
+        std::path::Path::new("test.toml"),
+        &config(&upstream.url()),
+        &test_env,
+    )
+    .unwrap();
+    // A "listener" the worker's runtime cannot register (epoll refuses /dev/null); non-
+    // blocking, as the proxy listeners are.
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/dev/null")
+        .unwrap();
+    let unusable = std::net::TcpListener::from(std::os::fd::OwnedFd::from(null));
+    let mut proxy = bind(1);
+    proxy.push(unusable);
+    let shim = TestShim::spawn_on(config, t(BEFORE), proxy, Vec::new()).await;
+    let admin = shim.admin_service();
+    eventually(
+        Duration::from_secs(10),
+        "worker 1 reported stopped",
+        || async { readyz(&admin).await.1.starts_with("worker 1 stopped") },
+    )
+    .await;
+    let (status, reason) = readyz(&admin).await;
+    assert_eq!(status, 503);
+    assert!(
+        reason.starts_with("worker 1 stopped: cannot use the proxy listener: "),
+        "{reason}"
+    );
+    // The other worker serves merchant traffic meanwhile.
+    assert_eq!(
+        raw(shim.addr, &post("/api/creditToken", "a=1"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(readyz(&admin).await.0, 503);
+    shim.stop().await;
 }

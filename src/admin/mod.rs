@@ -2,7 +2,9 @@
 //!
 //! - `GET /`: the console, a page to watch and steer a drill from ([`console`]).
 //! - `GET /healthz`: the process is up.
-//! - `GET /readyz`: a config is loaded and the proxy listener is serving.
+//! - `GET /readyz`: 200 while every worker serves merchant traffic; 503 before they all
+//!   do and from the moment one stops (shutdown included), with the reason in the body
+//!   ([`crate::state::Readiness`]).
 //! - `GET /status`: JSON: drill and real now, zone, mode, drill clock (with its anchor),
 //!   active windows, next transition, config version, load time and sha256, open drills and
 //!   where they are persisted.
@@ -129,7 +131,10 @@ where
             Err((status, error)) => json_response(status, &json!({ "error": error })),
         },
         ("GET" | "HEAD", "/healthz") => text(StatusCode::OK, "ok\n"),
-        ("GET" | "HEAD", "/readyz") => text(StatusCode::OK, "ready\n"),
+        ("GET" | "HEAD", "/readyz") => match shared.readiness().check() {
+            Ok(()) => text(StatusCode::OK, "ready\n"),
+            Err(not_ready) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{not_ready}\n")),
+        },
         ("GET" | "HEAD", "/status") => json_response(StatusCode::OK, &status(&shared)),
         ("GET" | "HEAD", "/metrics") => {
             shared.update_gauges();
@@ -292,7 +297,7 @@ pub fn status(shared: &Shared) -> Value {
     })
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     let mut res = Response::new(full(body));
     *res.status_mut() = status;
     res.headers_mut().insert(

@@ -5,9 +5,11 @@
 
 pub mod drills;
 pub mod input;
+pub mod readiness;
 pub mod reload;
 
 pub use input::DrillRequest;
+pub use readiness::{NotReady, Readiness};
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -125,6 +127,8 @@ pub struct Shared {
     pub via: ViaMark,
     /// The drill journal.
     pub journal: Journal,
+    /// Whether every worker serves (`/readyz`).
+    readiness: Readiness,
     /// Open ad-hoc drills. Also serialises every rebuild, so two changes never race.
     drills: Mutex<Vec<Window>>,
     next_version: AtomicU64,
@@ -189,6 +193,7 @@ impl Shared {
             metrics,
             via,
             journal,
+            readiness: Readiness::default(),
             drills: Mutex::new(drills),
             next_version: AtomicU64::new(2),
             next_drill: AtomicU64::new(next_drill),
@@ -429,6 +434,12 @@ impl Shared {
     #[must_use]
     pub fn current(&self) -> arc_swap::Guard<Arc<Loaded>> {
         self.current.load()
+    }
+
+    /// Whether every worker serves: set by the workers, read by `/readyz`.
+    #[must_use]
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
     }
 
     /// Changes every time the config in use changes.

@@ -229,8 +229,25 @@ impl TestShim {
     }
 
     /// Starts a shim on listeners bound beforehand (see [`bind`]), for configs that must
-    /// name the shim's own addresses.
+    /// name the shim's own addresses. Returns once every worker serves (`/readyz`).
     pub async fn start_on(
+        config: Config,
+        now: DateTime<Utc>,
+        proxy: Vec<std::net::TcpListener>,
+        tls: Vec<std::net::TcpListener>,
+    ) -> Self {
+        let shim = Self::spawn_on(config, now, proxy, tls).await;
+        let shared = shim.shared.clone();
+        eventually(Duration::from_secs(10), "every worker serving", || {
+            let ready = shared.readiness().check().is_ok();
+            async move { ready }
+        })
+        .await;
+        shim
+    }
+
+    /// [`TestShim::start_on`] without waiting for the workers (a test of `/readyz`).
+    pub async fn spawn_on(
         config: Config,
         now: DateTime<Utc>,
         proxy: Vec<std::net::TcpListener>,
