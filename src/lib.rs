@@ -132,6 +132,13 @@ impl Shim {
         self.shared.clone()
     }
 
+    /// The admin API as a `Service`: the one [`Shim::run`] serves on the admin listener, to
+    /// call without a socket (tests, embedding).
+    #[must_use]
+    pub fn admin(&self) -> admin::Admin {
+        admin::Admin::new(self.shared.clone())
+    }
+
     /// Serves until `shutdown` resolves, then stops accepting and drains every listener
     /// within `server.shutdown_grace`. The proxy listeners (each with its TLS listener, if
     /// any) are served by one worker thread each; the admin listener, the config watch, the
@@ -145,8 +152,9 @@ impl Shim {
         listeners: Listeners,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), Error> {
+        let admin = self.admin();
         let shared = self.shared;
-        let config = shared.current.load().snapshot.config.clone();
+        let config = shared.current().snapshot.config.clone();
         let options = ServeOptions {
             header_read_timeout: config.server.header_read_timeout,
             keepalive_timeout: config.server.keepalive_timeout,
@@ -177,13 +185,11 @@ impl Shim {
         };
         let recompile = state::reload::spawn_recompile(shared.clone());
         let admin = listeners.admin.map(|listener| {
-            let shared = shared.clone();
-            let handler = move |req, _peer| admin::respond(shared.clone(), req);
             let mut stop = stop_rx.clone();
             let stopped = async move {
                 let _ = stop.wait_for(|stop| *stop).await;
             };
-            tokio::spawn(server::serve(listener, handler, stopped, options))
+            tokio::spawn(server::serve(listener, admin, stopped, options))
         });
         shutdown.await;
         tracing::info!("Shutting down: no new connections; finishing in-flight requests.");

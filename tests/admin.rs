@@ -1,9 +1,15 @@
-//! The admin listener: health, status, metrics, bearer auth, ad-hoc drills and reloads.
+//! The admin API: health, readiness, status, metrics, bearer auth, ad-hoc drills and
+//! reloads, called through its service (`oneshot`, no socket).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::TimeDelta;
 use serde_json::Value;
+use tower::ServiceExt as _;
+use webcollect_shim::admin::Admin;
+use webcollect_shim::clock::ManualClock;
+use webcollect_shim::{Listeners, Shim};
 
 use crate::support::*;
 
@@ -18,10 +24,10 @@ async fn is_maintained(shim: &TestShim, path: &str) -> bool {
 async fn health_status_and_metrics() {
     let upstream = Upstream::fixed(OK_XML).await;
     let shim = TestShim::start(&config(&upstream.url()), t(DURING)).await;
-    assert_eq!(raw(shim.admin, &admin_get("/healthz")).await.status, 200);
-    assert_eq!(raw(shim.admin, &admin_get("/readyz")).await.status, 200);
+    assert_eq!(admin_read(&shim, "/healthz").await.status, 200);
+    assert_eq!(admin_read(&shim, "/readyz").await.status, 200);
 
-    let status = json(&raw(shim.admin, &admin_get("/status")).await);
+    let status = json(&admin_read(&shim, "/status").await);
     assert_eq!(status["now"], "2020-04-20T02:30:00.000+09:00");
     assert_eq!(status["timezone"], "Asia/Tokyo");
     assert_eq!(status["mode"], "enforce");
@@ -34,7 +40,7 @@ async fn health_status_and_metrics() {
     raw(shim.addr, &get("/nope")).await;
     shim.clock.set(t(AFTER));
     assert!(!is_maintained(&shim, "/api/creditToken").await);
-    let metrics = raw(shim.admin, &admin_get("/metrics")).await;
+    let metrics = admin_read(&shim, "/metrics").await;
     assert_eq!(
         metrics.header("content-type"),
         Some("text/plain; version=0.0.4; charset=utf-8")
@@ -61,32 +67,28 @@ async fn mutations_need_the_bearer_token() {
     let shim = TestShim::start(&with_token(&config(&upstream.url())), t(BEFORE)).await;
     let body = r#"{"services": ["webcollect"], "duration": "10m"}"#;
     for token in [None, Some("wrong-token-0123456789abcdef"), Some("")] {
-        let res = raw(shim.admin, &admin_request("POST", "/drills", token, body)).await;
+        let mut req = admin_req("POST", "/drills").header("content-type", "application/json");
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        let res = call_admin(&shim, req.body(body.to_string()).unwrap()).await;
         assert_eq!(res.status, 401, "token {token:?}");
         assert_eq!(
             res.header("www-authenticate"),
             Some("Bearer realm=\"webcollect-shim\"")
         );
     }
-    assert_eq!(
-        raw(shim.admin, &admin_request("DELETE", "/drills/x", None, ""))
-            .await
-            .status,
-        401
-    );
-    assert_eq!(
-        raw(shim.admin, &admin_request("POST", "/reload", None, ""))
-            .await
-            .status,
-        401
-    );
+    for (method, path) in [("DELETE", "/drills/x"), ("POST", "/reload")] {
+        let req = admin_req(method, path).body(String::new()).unwrap();
+        assert_eq!(call_admin(&shim, req).await.status, 401, "{method} {path}");
+    }
     assert!(
         !is_maintained(&shim, "/api/creditToken").await,
         "a refused drill must not open"
     );
     // Reads stay open.
-    assert_eq!(raw(shim.admin, &admin_get("/status")).await.status, 200);
-    assert_eq!(raw(shim.admin, &admin_get("/drills")).await.status, 200);
+    assert_eq!(admin_read(&shim, "/status").await.status, 200);
+    assert_eq!(admin_read(&shim, "/drills").await.status, 200);
     // The right token works.
     assert_eq!(admin(&shim, "POST", "/drills", body).await.status, 201);
     assert!(is_maintained(&shim, "/api/creditToken").await);
@@ -115,7 +117,7 @@ async fn ad_hoc_drill_opens_and_expires_by_itself() {
     assert_eq!(page.status, 200);
     let listed = json(&admin(&shim, "GET", "/drills", "").await);
     assert_eq!(listed["drills"][0]["id"], "qa-1");
-    let status = json(&raw(shim.admin, &admin_get("/status")).await);
+    let status = json(&admin_read(&shim, "/status").await);
     assert_eq!(status["active_windows"][0]["id"], "qa-1");
 
     assert_eq!(
@@ -237,7 +239,7 @@ async fn reload_swaps_valid_configs_and_keeps_the_old_one_otherwise() {
     assert_eq!(json(&res)["version"], 2);
     assert!(is_maintained(&shim, "/api/creditToken").await);
     assert_eq!(
-        json(&raw(shim.admin, &admin_get("/status")).await)["config"]["version"],
+        json(&admin_read(&shim, "/status").await)["config"]["version"],
         2
     );
     // The ad-hoc drill survived the reload.
@@ -259,7 +261,7 @@ async fn reload_swaps_valid_configs_and_keeps_the_old_one_otherwise() {
     );
     assert!(is_maintained(&shim, "/api/creditToken").await);
     assert_eq!(
-        json(&raw(shim.admin, &admin_get("/status")).await)["config"]["version"],
+        json(&admin_read(&shim, "/status").await)["config"]["version"],
         2
     );
 
@@ -280,7 +282,7 @@ async fn reload_swaps_valid_configs_and_keeps_the_old_one_otherwise() {
         res.text()
     );
 
-    let metrics = raw(shim.admin, &admin_get("/metrics")).await.text();
+    let metrics = admin_read(&shim, "/metrics").await.text();
     assert!(
         metrics.contains("webcollect_shim_config_reloads_total{result=\"ok\"} 1"),
         "{metrics}"
@@ -325,7 +327,7 @@ async fn reload_during_in_flight_requests_fails_none() {
     }
     assert_eq!(upstream.seen().len(), 50);
     assert_eq!(
-        json(&raw(shim.admin, &admin_get("/status")).await)["config"]["version"],
+        json(&admin_read(&shim, "/status").await)["config"]["version"],
         6
     );
 }
@@ -337,8 +339,8 @@ async fn a_changed_config_file_is_reloaded_by_itself() {
     let watched = config(&upstream.url()).replace("watch_config = false", "watch_config = true");
     std::fs::write(&path, &watched).unwrap();
     let shim = TestShim::start_file(&path, t(BEFORE)).await;
-    // The admin listener is served after the watch is installed: once it answers, the
-    // write below is one the watch sees.
+    // The admin listener is served after the watch is installed: once it answers over the
+    // socket (the service would answer before), the write below is one the watch sees.
     assert_eq!(raw(shim.admin, &admin_get("/healthz")).await.status, 200);
     std::fs::write(
         &path,
@@ -351,7 +353,7 @@ async fn a_changed_config_file_is_reloaded_by_itself() {
     eventually(
         Duration::from_secs(10),
         "the edited file reloaded",
-        || async { json(&raw(shim.admin, &admin_get("/status")).await)["config"]["version"] == 2 },
+        || async { json(&admin_read(&shim, "/status").await)["config"]["version"] == 2 },
     )
     .await;
     assert!(is_maintained(&shim, "/api/creditToken").await);
@@ -361,6 +363,109 @@ async fn a_changed_config_file_is_reloaded_by_itself() {
 async fn unknown_admin_paths_and_methods() {
     let upstream = Upstream::fixed(OK_XML).await;
     let shim = TestShim::start(&config(&upstream.url()), t(BEFORE)).await;
-    assert_eq!(raw(shim.admin, &admin_get("/nope")).await.status, 404);
+    assert_eq!(admin_read(&shim, "/nope").await.status, 404);
     assert_eq!(admin(&shim, "POST", "/status", "").await.status, 405);
+}
+
+/// `GET path` through `admin`.
+async fn ask(admin: &Admin, path: &str) -> RawResponse {
+    let req = admin_req("GET", path).body(String::new()).unwrap();
+    RawResponse::from_response(admin.clone().oneshot(req).await.unwrap()).await
+}
+
+/// `/readyz` of `admin`, after checking that `/healthz` says 200 whatever `/readyz` says.
+async fn readyz(admin: &Admin) -> (u16, String) {
+    assert_eq!(ask(admin, "/healthz").await.status, 200);
+    let res = ask(admin, "/readyz").await;
+    (res.status, res.text())
+}
+
+#[tokio::test]
+async fn readyz_is_503_until_every_worker_serves_and_again_once_one_stops() {
+    let upstream = Upstream::fixed(OK_XML).await;
+    let config = webcollect_shim::config::Config::from_toml_with_env(
+        std::path::Path::new("test.toml"),
+        &config(&upstream.url()),
+        &test_env,
+    )
+    .unwrap();
+    let clock = ManualClock::new(t(BEFORE));
+    let shim = Shim::with_env(config, Arc::new(clock), Arc::new(test_env)).unwrap();
+    let admin = shim.admin();
+    assert_eq!(
+        readyz(&admin).await,
+        (503, "the workers have not been started\n".into())
+    );
+
+    let proxy = bind(2);
+    let addr = proxy[0].local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let listeners = Listeners {
+        proxy,
+        ..Listeners::default()
+    };
+    let running = tokio::spawn(shim.run(listeners, async {
+        let _ = stopped.await;
+    }));
+    eventually(Duration::from_secs(10), "both workers serving", || async {
+        readyz(&admin).await == (200, "ready\n".into())
+    })
+    .await;
+    assert_eq!(
+        raw(addr, &post("/api/creditToken", "a=1")).await.status,
+        200
+    );
+
+    // From the moment the workers stop accepting (shutdown), not ready; health stays 200.
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    assert_eq!(
+        readyz(&admin).await,
+        (503, "worker 0 stopped: shutting down\n".into())
+    );
+}
+
+#[tokio::test]
+async fn a_worker_that_cannot_start_keeps_readyz_at_503_with_the_reason() {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let upstream = Upstream::fixed(OK_XML).await;
+    let config = webcollect_shim::config::Config::from_toml_with_env(
+        std::path::Path::new("test.toml"),
+        &config(&upstream.url()),
+        &test_env,
+    )
+    .unwrap();
+    // A "listener" the worker's runtime cannot register (epoll refuses /dev/null); non-
+    // blocking, as the proxy listeners are.
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/dev/null")
+        .unwrap();
+    let unusable = std::net::TcpListener::from(std::os::fd::OwnedFd::from(null));
+    let mut proxy = bind(1);
+    proxy.push(unusable);
+    let shim = TestShim::spawn_on(config, t(BEFORE), proxy, Vec::new()).await;
+    let admin = shim.admin_service();
+    eventually(
+        Duration::from_secs(10),
+        "worker 1 reported stopped",
+        || async { readyz(&admin).await.1.starts_with("worker 1 stopped") },
+    )
+    .await;
+    let (status, reason) = readyz(&admin).await;
+    assert_eq!(status, 503);
+    assert!(
+        reason.starts_with("worker 1 stopped: cannot use the proxy listener: "),
+        "{reason}"
+    );
+    // The other worker serves merchant traffic meanwhile.
+    assert_eq!(
+        raw(shim.addr, &post("/api/creditToken", "a=1"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(readyz(&admin).await.0, 503);
+    shim.stop().await;
 }

@@ -48,7 +48,7 @@ upstream = "gone"
 }
 
 async fn admin_json(shim: &TestShim, path: &str) -> Value {
-    json(&raw(shim.admin, &admin_get(path)).await)
+    json(&admin_read(shim, path).await)
 }
 
 /// Opens a drill the way the CLI or another replica's console would: no Origin.
@@ -205,8 +205,8 @@ async fn traffic_counts_each_decision_per_route() {
     std::fs::write(&path, console_config(&upstream.url())).unwrap();
     let shim2 = TestShim::start_file(&path, t(DURING)).await;
     raw(shim2.addr, &post("/api/creditToken", "a=1")).await;
-    let reload = b"POST /reload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n";
-    assert_eq!(raw(shim2.admin, reload).await.status, 200);
+    let reload = admin_req("POST", "/reload").body(String::new()).unwrap();
+    assert_eq!(call_admin(&shim2, reload).await.status, 200);
     raw(shim2.addr, &post("/api/creditToken", "a=1")).await;
     let api = route(&admin_json(&shim2, "/traffic").await, Some("api")).clone();
     assert_eq!(api["total"]["maintenance"], 2);

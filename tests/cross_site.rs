@@ -1,24 +1,30 @@
 //! The admin API resists cross-site requests (SPEC §6): a mutation whose `Origin` is not the
 //! admin listener's own gets 403, a `POST /drills` body that is not `application/json` gets
-//! 415, with or without a token configured; nothing changes either way.
+//! 415, with or without a token configured; nothing changes either way. A `Host` that is not
+//! the admin's (DNS rebinding) reads nothing. Called through the admin service: `Host` and
+//! `Origin` are the headers a browser would send; one check goes over the admin socket.
 
 use crate::support::*;
 
 const OK_XML: &str = "<return><returnCode>0</returnCode></return>";
 const DRILL: &str = r#"{"id": "x", "services": ["webcollect.api"], "duration": "10m"}"#;
 
-/// A request with exactly these headers (plus `Content-Length`).
-fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
-    let mut out = format!("{method} {path} HTTP/1.1\r\n");
+/// A request with exactly these headers, for the admin service.
+fn request(
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> http::Request<String> {
+    let mut req = http::Request::builder().method(method).uri(path);
     for (name, value) in headers {
-        out.push_str(&format!("{name}: {value}\r\n"));
+        req = req.header(*name, *value);
     }
-    out.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    out.into_bytes()
+    req.body(body.to_string()).unwrap()
 }
 
 async fn drills_open(shim: &TestShim) -> usize {
-    json(&raw(shim.admin, &admin_get("/drills")).await)["drills"]
+    json(&admin_read(shim, "/drills").await)["drills"]
         .as_array()
         .unwrap()
         .len()
@@ -55,7 +61,7 @@ async fn another_origin_cannot_mutate_with_or_without_a_token() {
                 ("POST", "/reload", ""),
                 ("DELETE", "/drills/x", ""),
             ] {
-                let res = raw(shim.admin, &request(method, path, &headers, body)).await;
+                let res = call_admin(&shim, request(method, path, &headers, body)).await;
                 assert_eq!(
                     res.status,
                     403,
@@ -81,7 +87,7 @@ async fn another_origin_cannot_mutate_with_or_without_a_token() {
                 if let Some(ct) = content_type {
                     headers.push(("Content-Type", ct));
                 }
-                let res = raw(shim.admin, &request("POST", "/drills", &headers, DRILL)).await;
+                let res = call_admin(&shim, request("POST", "/drills", &headers, DRILL)).await;
                 assert_eq!(
                     res.status,
                     415,
@@ -101,19 +107,19 @@ async fn another_origin_cannot_mutate_with_or_without_a_token() {
                 headers.push(("Origin", origin));
             }
             let body = DRILL.replace("\"x\"", &format!("\"{id}\""));
-            let res = raw(shim.admin, &request("POST", "/drills", &headers, &body)).await;
+            let res = call_admin(&shim, request("POST", "/drills", &headers, &body)).await;
             assert_eq!(res.status, 201, "{id}: {}", res.text());
-            let res = raw(
-                shim.admin,
-                &request("DELETE", &format!("/drills/{id}"), &headers, ""),
+            let res = call_admin(
+                &shim,
+                request("DELETE", &format!("/drills/{id}"), &headers, ""),
             )
             .await;
             assert_eq!(res.status, 204, "{id}: {}", res.text());
         }
         // Reads stay open to any origin.
-        let res = raw(
-            shim.admin,
-            &request(
+        let res = call_admin(
+            &shim,
+            request(
                 "GET",
                 "/status",
                 &[("Host", &host), ("Origin", "http://evil.example")],
@@ -137,7 +143,7 @@ async fn a_name_is_the_admins_own_only_with_a_token_or_when_listed() {
         ("Origin", "http://shim-admin.staging:9090"),
         json,
     ];
-    let res = raw(open.admin, &request("POST", "/drills", &headers, DRILL)).await;
+    let res = call_admin(&open, request("POST", "/drills", &headers, DRILL)).await;
     assert_eq!(res.status, 403, "{}", res.text());
 
     // With a token, the name is fine: a rebound page has no token to send. Behind a
@@ -159,7 +165,7 @@ async fn a_name_is_the_admins_own_only_with_a_token_or_when_listed() {
             json,
         ];
         let body = DRILL.replace("\"x\"", &format!("\"{id}\""));
-        let res = raw(tokened.admin, &request("POST", "/drills", &headers, &body)).await;
+        let res = call_admin(&tokened, request("POST", "/drills", &headers, &body)).await;
         assert_eq!(res.status, 201, "{origin}: {}", res.text());
     }
 
@@ -179,9 +185,87 @@ async fn a_name_is_the_admins_own_only_with_a_token_or_when_listed() {
         ("https://other.example", 403),
     ] {
         let headers = [("Host", host.as_str()), ("Origin", origin), json];
-        let res = raw(listed.admin, &request("POST", "/drills", &headers, DRILL)).await;
+        let res = call_admin(&listed, request("POST", "/drills", &headers, DRILL)).await;
         assert_eq!(res.status, status, "{origin}: {}", res.text());
     }
+}
+
+fn read_with_host(path: &str, host: &str) -> http::Request<String> {
+    http::Request::get(path)
+        .header("host", host)
+        .body(String::new())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn finding_13_dns_rebinding_cannot_read_the_admin() {
+    let upstream = Upstream::fixed(OK_XML).await;
+    let toml = format!(
+        "[admin]\nallowed_origins = [\"https://shim-admin.example\"]\n{}",
+        config(&upstream.url())
+    );
+    let shim = TestShim::start(&toml, t(BEFORE)).await;
+    let port = shim.admin.port();
+    // Over a real connection: the Host a rebound page's fetch sends is refused, the
+    // admin's own address is not.
+    let wire = |host: &str| format!("GET /status HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    let res = raw(
+        shim.admin,
+        wire(&format!("rebind.example:{port}")).as_bytes(),
+    )
+    .await;
+    assert_eq!(res.status, 403, "{}", res.text());
+    let res = raw(shim.admin, wire(&format!("127.0.0.1:{port}")).as_bytes()).await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    // What a rebound page's fetch sends: the attacker's name, now pointing at 127.0.0.1.
+    for path in [
+        "/status",
+        "/drills",
+        "/report",
+        "/timeline",
+        "/traffic",
+        "/metrics",
+        "/",
+    ] {
+        for host in [format!("rebind.example:{port}"), "rebind.example".into()] {
+            let res = call_admin(&shim, read_with_host(path, &host)).await;
+            assert_eq!(res.status, 403, "{path} {host}: {}", res.text());
+            assert!(!res.text().contains("drill_clock"), "{}", res.text());
+        }
+    }
+    // The admin's own names: IP literals, localhost, an allowed origin's host.
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "shim-admin.example".to_string(),
+    ] {
+        let res = call_admin(&shim, read_with_host("/status", &host)).await;
+        assert_eq!(res.status, 200, "{host}: {}", res.text());
+    }
+    // With a token, another name (a Service's, which cannot be known ahead) is accepted
+    // only with the token, reads included: a rebound page does not know it.
+    let tokened = TestShim::start(&with_token(&config(&upstream.url())), t(BEFORE)).await;
+    let named = "shim-admin.staging:9090";
+    for path in ["/status", "/drills", "/report", "/metrics"] {
+        let res = call_admin(&tokened, read_with_host(path, named)).await;
+        assert_eq!(res.status, 401, "{path}: {}", res.text());
+        assert!(!res.text().contains("drill_clock"), "{}", res.text());
+    }
+    let mut with_bearer = read_with_host("/status", named);
+    with_bearer.headers_mut().insert(
+        "authorization",
+        format!("Bearer {ADMIN_TOKEN}").parse().unwrap(),
+    );
+    let res = call_admin(&tokened, with_bearer).await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    // The console's page and the probes reveal nothing: any name; so does an IP (kubelet,
+    // Prometheus).
+    for path in ["/", "/healthz", "/readyz"] {
+        let res = call_admin(&tokened, read_with_host(path, named)).await;
+        assert_eq!(res.status, 200, "{path}: {}", res.text());
+    }
+    let res = call_admin(&tokened, read_with_host("/status", "10.1.2.3:9090")).await;
+    assert_eq!(res.status, 200, "{}", res.text());
 }
 
 #[tokio::test]

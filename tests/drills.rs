@@ -41,8 +41,7 @@ async fn drill_clock_replays_the_2020_window_at_speed() {
     let page = raw(shim.addr, &get("/webcollect/settleSelectAction.gw")).await;
     assert_eq!(page.header("retry-after"), Some("4"));
 
-    let status: Value =
-        serde_json::from_slice(&raw(shim.admin, &admin_get("/status")).await.body).unwrap();
+    let status: Value = serde_json::from_slice(&admin_read(&shim, "/status").await.body).unwrap();
     assert_eq!(status["now"], "2020-04-20T02:59:58.000+09:00");
     assert_eq!(status["real_now"], "2026-11-27T21:00:01.000+09:00");
     assert_eq!(status["drill_clock"]["speed"], 3600.0);

@@ -354,7 +354,7 @@ async fn a_loop_back_to_the_shim_itself_is_answered_508_at_once() {
     assert_eq!(res.header("x-webcollect-shim"), Some("loop"));
     assert!(res.text().contains("already passed through this shim"));
 
-    let metrics = raw(shim.admin, &admin_get("/metrics")).await.text();
+    let metrics = admin_read(&shim, "/metrics").await.text();
     for line in [
         "webcollect_shim_requests_total{route=\"-\",decision=\"loop\",status=\"5xx\"} 1",
         "webcollect_shim_requests_total{route=\"api\",decision=\"pass\",status=\"5xx\"} 1",

@@ -544,7 +544,7 @@ async fn the_notification_relay_and_every_route_keep_the_body_limits() {
         .await;
     let res = conn.read_response().await;
     assert_eq!(res.status, 408);
-    let metrics = raw(shim.admin, &admin_get("/metrics")).await.text();
+    let metrics = admin_read(&shim, "/metrics").await.text();
     assert!(
         metrics.contains("route=\"relay\",decision=\"bad_request\",status=\"4xx\"} 4"),
         "{metrics}"
@@ -733,14 +733,9 @@ async fn finding_2_an_upstream_dripping_a_rewritten_answer_gets_504_at_response_
 async fn records(shim: &TestShim, n: usize) -> Vec<serde_json::Value> {
     let mut records = Vec::new();
     for _ in 0..100 {
-        let res = raw(
-            shim.admin,
-            &admin_request(
-                "GET",
-                "/report?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z&records=1",
-                None,
-                "",
-            ),
+        let res = admin_read(
+            shim,
+            "/report?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z&records=1",
         )
         .await;
         records = json(&res)["records"].as_array().unwrap().clone();
@@ -827,7 +822,7 @@ async fn finding_4_every_way_a_client_leaves_gets_its_record() {
     assert_eq!(waiting["reached"], true, "{waiting}");
     // A passthrough route is not journalled, but its line and its count are written: the
     // metrics show the download's 200 and the two 499s.
-    let metrics = raw(shim.admin, &admin_get("/metrics")).await.text();
+    let metrics = admin_read(&shim, "/metrics").await.text();
     assert!(
         metrics.contains(
             "webcollect_shim_requests_total{route=\"static\",decision=\"pass\",status=\"2xx\"} 1"

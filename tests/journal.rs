@@ -2,14 +2,15 @@
 //! gateway, the journal's records and the report (admin API and `webcollect-shim report`),
 //! restarts from SQLite, two replicas merged, secrets kept out, and a load in a window.
 
-use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::support::gateway::StandIn;
-use crate::support::{RawResponse, TestShim, admin, config, fresh_dir, json, raw, t, with_token};
+use crate::support::{
+    RawResponse, TestShim, admin, admin_read, config, fresh_dir, json, raw, t, with_token,
+};
 
 /// The window of [`config`]: 2020-04-20 02:00–06:00 JST, on `webcollect`.
 const WINDOW: &str = "2020-04-20";
@@ -70,12 +71,8 @@ async fn rehearse(shim: &TestShim) -> Vec<RawResponse> {
     answers
 }
 
-async fn report(admin_addr: SocketAddr, query: &str) -> Value {
-    let res = raw(
-        admin_addr,
-        &crate::support::admin_request("GET", &format!("/report?{query}"), None, ""),
-    )
-    .await;
+async fn report(shim: &TestShim, query: &str) -> Value {
+    let res = admin_read(shim, &format!("/report?{query}")).await;
     assert_eq!(res.status, 200, "{}", res.text());
     json(&res)
 }
@@ -143,7 +140,7 @@ async fn the_report_says_who_recovered_who_was_stranded_and_what_leaked() {
         answers[5].text()
     );
 
-    let report = report(shim.admin, &format!("window={WINDOW}")).await;
+    let report = report(&shim, &format!("window={WINDOW}")).await;
     assert_eq!(report["subject"]["id"], WINDOW);
     assert_eq!(report["span"]["from"], "2020-04-20T01:45:00+09:00");
     assert_eq!(report["span"]["horizon"], "2020-04-20T07:00:00+09:00");
@@ -223,13 +220,13 @@ async fn the_report_is_the_same_after_a_restart() {
     let text = journalled(&gateway.url(), Some(&dir));
     let shim = TestShim::start(&text, t("2020-04-20T01:00:00+09:00")).await;
     rehearse(&shim).await;
-    let before = report(shim.admin, &format!("window={WINDOW}")).await;
+    let before = report(&shim, &format!("window={WINDOW}")).await;
     assert_eq!(before["requests"]["total"], 6);
     shim.stop().await;
     assert!(dir.join("journal.sqlite").is_file());
 
     let shim = TestShim::start(&text, t("2020-04-20T07:30:00+09:00")).await;
-    let after = report(shim.admin, &format!("window={WINDOW}")).await;
+    let after = report(&shim, &format!("window={WINDOW}")).await;
     assert_eq!(after, before);
     shim.stop().await;
 }
@@ -351,7 +348,7 @@ async fn no_secret_reaches_the_journal_or_a_report() {
     );
     raw(shim.addr, &forwarded).await;
     shim.clock.set(t("2020-04-20T07:30:00+09:00"));
-    let report = report(shim.admin, &format!("window={WINDOW}&records=1")).await;
+    let report = report(&shim, &format!("window={WINDOW}&records=1")).await;
     let records = report["records"].as_array().unwrap();
     assert_eq!(records.len(), 2, "{report}");
     assert!(
@@ -417,7 +414,7 @@ async fn a_client_that_leaves_before_the_answer_is_recorded_as_499() {
     shim.clock.set(t("2020-04-20T07:30:00+09:00"));
     let mut record = Value::Null;
     for _ in 0..250 {
-        let report = report(shim.admin, &format!("window={WINDOW}&records=1")).await;
+        let report = report(&shim, &format!("window={WINDOW}&records=1")).await;
         record = report["records"][0].clone();
         if !record.is_null() {
             break;
@@ -463,7 +460,7 @@ async fn ten_thousand_requests_in_a_window_are_all_journalled_or_counted() {
         task.await.unwrap();
     }
     shim.clock.set(t("2020-04-20T07:30:00+09:00"));
-    let report = report(shim.admin, &format!("window={WINDOW}")).await;
+    let report = report(&shim, &format!("window={WINDOW}")).await;
     let total = report["requests"]["total"].as_u64().unwrap();
     let metrics = admin(&shim, "GET", "/metrics", "").await.text();
     let dropped: u64 = metrics
@@ -494,7 +491,7 @@ async fn a_corrupt_journal_is_set_aside_and_recording_goes_on() {
     let res = raw(shim.addr, &a08("C-1", "tokenCxxxxxxxxxx", "")).await;
     assert_eq!(res.header("x-webcollect-shim"), Some("maintenance"));
     shim.clock.set(t("2020-04-20T07:30:00+09:00"));
-    let report = report(shim.admin, &format!("window={WINDOW}")).await;
+    let report = report(&shim, &format!("window={WINDOW}")).await;
     assert_eq!(report["requests"]["total"], 1);
     let names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
@@ -530,10 +527,10 @@ async fn a_frequent_recurring_window_reports_its_latest_occurrence() {
         journalled("http://127.0.0.1:9", None)
     );
     let shim = TestShim::start(&text, t("2020-04-20T07:30:10+09:00")).await;
-    let latest = report(shim.admin, "window=minutely").await;
+    let latest = report(&shim, "window=minutely").await;
     assert_eq!(latest["subject"]["start"], "2020-04-20T07:30:00+09:00");
     assert_eq!(latest["subject"]["end"], "2020-04-20T07:30:30+09:00");
     // And an earlier one by `at`.
-    let earlier = report(shim.admin, "window=minutely&at=2020-04-20T07:00:45%2B09:00").await;
+    let earlier = report(&shim, "window=minutely&at=2020-04-20T07:00:45%2B09:00").await;
     assert_eq!(earlier["subject"]["start"], "2020-04-20T07:00:00+09:00");
 }

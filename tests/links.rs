@@ -1,6 +1,7 @@
 //! The project's Markdown links resolve: every relative link in README.md, CONTRIBUTING.md,
-//! docs/*.md and bench/RESULTS.md names an existing file, and its `#anchor` a heading of the
-//! target (GitHub's slugs). The README links every one of those documents.
+//! docs/*.md, bench/RESULTS.md and bench/history/*.md names an existing file, and its
+//! `#anchor` a heading of the target (GitHub's slugs). The README links every one of those
+//! documents but the dated runs, which bench/RESULTS.md links.
 //!
 //! A small scan rather than a Markdown crate: inline links and images (`[text](dest)`,
 //! `![alt](dest)`) and reference definitions (`[label]: dest`), outside fenced code blocks
@@ -320,13 +321,25 @@ fn broken_links(doc: &Path) -> Vec<String> {
     broken
 }
 
+/// The dated benchmark runs under bench/history/, which bench/RESULTS.md links.
+fn bench_history() -> Vec<PathBuf> {
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(Path::new(ROOT).join("bench/history"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "md"))
+        .collect();
+    runs.sort();
+    runs
+}
+
 #[test]
 fn every_relative_link_and_anchor_resolves() {
-    let docs = documents();
+    let mut docs = documents();
     assert!(
         docs.len() >= 8,
         "expected the README and the docs, found {docs:?}"
     );
+    docs.extend(bench_history());
     let broken: Vec<String> = docs.iter().flat_map(|doc| broken_links(doc)).collect();
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
 }
@@ -345,6 +358,26 @@ fn the_readme_links_every_document() {
             linked.contains(&doc.canonicalize().unwrap()),
             "README.md does not link {}",
             doc.display()
+        );
+    }
+}
+
+#[test]
+fn the_results_link_every_dated_run() {
+    let results = Path::new(ROOT).join("bench/RESULTS.md");
+    let text = std::fs::read_to_string(&results).unwrap();
+    let linked: HashSet<PathBuf> = links(&text)
+        .into_iter()
+        .filter_map(|(_, dest)| target(&results, &dest))
+        .filter_map(|(file, _)| file.canonicalize().ok())
+        .collect();
+    let runs = bench_history();
+    assert!(!runs.is_empty(), "no runs under bench/history/");
+    for run in runs {
+        assert!(
+            linked.contains(&run.canonicalize().unwrap()),
+            "bench/RESULTS.md does not link {}",
+            run.display()
         );
     }
 }

@@ -11,7 +11,7 @@ use crate::support::*;
 const OK_XML: &str = "<return><returnCode>0</returnCode></return>";
 
 async fn status(shim: &TestShim) -> Value {
-    serde_json::from_slice(&raw(shim.admin, &admin_get("/status")).await.body).unwrap()
+    serde_json::from_slice(&admin_read(shim, "/status").await.body).unwrap()
 }
 
 async fn is_maintained(shim: &TestShim) -> bool {

@@ -72,7 +72,7 @@ impl futures::Stream for ChunkStream {
 }
 
 async fn metrics(shim: &TestShim) -> String {
-    raw(shim.admin, &admin_get("/metrics")).await.text()
+    admin_read(shim, "/metrics").await.text()
 }
 
 #[tokio::test]

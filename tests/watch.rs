@@ -24,9 +24,16 @@ fn with_early_window(base: &str, id: &str) -> String {
 }
 
 async fn version(shim: &TestShim) -> Value {
-    let status: Value = serde_json::from_slice(&raw(shim.admin, &admin_get("/status")).await.body)
-        .expect("/status is JSON");
+    let status: Value =
+        serde_json::from_slice(&admin_read(shim, "/status").await.body).expect("/status is JSON");
     status["config"]["version"].clone()
+}
+
+/// Returns once the config watch is on: the admin listener is served after the watch is
+/// installed, so one answer over its socket means it is on (the admin service, called
+/// without the socket, could answer before).
+async fn watching(shim: &TestShim) {
+    assert_eq!(raw(shim.admin, &admin_get("/healthz")).await.status, 200);
 }
 
 async fn reaches_version(shim: &TestShim, want: u64) -> Duration {
@@ -49,7 +56,7 @@ async fn a_configmap_update_is_reloaded() {
     let base = watched(&upstream.url());
     let mut cm = ConfigMapDir::new(&fresh_dir("configmap"), "webcollect-shim.toml", &base);
     let shim = TestShim::start_file(&cm.path(), t("2020-04-20T01:00:00+09:00")).await;
-    // The watch is installed before the admin listener serves: one answer means it is on.
+    watching(&shim).await;
     assert_eq!(version(&shim).await, 1);
     assert!(!is_maintained(&shim).await);
 
@@ -65,8 +72,7 @@ async fn a_configmap_update_is_reloaded() {
     cm.update(&base);
     reaches_version(&shim, 3).await;
     assert!(!is_maintained(&shim).await);
-    let status: Value =
-        serde_json::from_slice(&raw(shim.admin, &admin_get("/status")).await.body).unwrap();
+    let status: Value = serde_json::from_slice(&admin_read(&shim, "/status").await.body).unwrap();
     assert_eq!(
         status["config"]["sha256"],
         webcollect_shim::config::digest(base.as_bytes())
@@ -81,6 +87,7 @@ async fn a_file_renamed_over_the_config_is_reloaded() {
     let base = watched(&upstream.url());
     std::fs::write(&path, &base).unwrap();
     let shim = TestShim::start_file(&path, t("2020-04-20T01:00:00+09:00")).await;
+    watching(&shim).await;
     assert_eq!(version(&shim).await, 1);
 
     // What editors and `install` do: write a new file beside it, rename it over the old.
@@ -99,6 +106,7 @@ async fn rewriting_the_same_bytes_or_another_file_reloads_nothing() {
     let base = watched(&upstream.url());
     std::fs::write(&path, &base).unwrap();
     let shim = TestShim::start_file(&path, t("2020-04-20T01:00:00+09:00")).await;
+    watching(&shim).await;
     assert_eq!(version(&shim).await, 1);
 
     std::fs::write(&path, &base).unwrap();
@@ -107,7 +115,7 @@ async fn rewriting_the_same_bytes_or_another_file_reloads_nothing() {
     // debounce periods to (wrongly) reload.
     tokio::time::sleep(webcollect_shim::state::reload::DEBOUNCE * 3).await;
     assert_eq!(version(&shim).await, 1);
-    let metrics = raw(shim.admin, &admin_get("/metrics")).await.text();
+    let metrics = admin_read(&shim, "/metrics").await.text();
     assert!(
         !metrics.contains("webcollect_shim_config_reloads_total{result=\"ok\"} 1"),
         "{metrics}"

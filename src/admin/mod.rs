@@ -2,7 +2,9 @@
 //!
 //! - `GET /`: the console, a page to watch and steer a drill from ([`console`]).
 //! - `GET /healthz`: the process is up.
-//! - `GET /readyz`: a config is loaded and the proxy listener is serving.
+//! - `GET /readyz`: 200 while every worker serves merchant traffic; 503 before they all
+//!   do and from the moment one stops (shutdown included), with the reason in the body
+//!   ([`crate::state::Readiness`]).
 //! - `GET /status`: JSON: drill and real now, zone, mode, drill clock (with its anchor),
 //!   active windows, next transition, config version, load time and sha256, open drills and
 //!   where they are persisted.
@@ -14,6 +16,9 @@
 //! - `GET /metrics`: Prometheus text.
 //! - `POST /reload`: re-read the config file (the old one keeps running if the new is invalid).
 //! - `GET /drills`, `POST /drills`: list or open ad-hoc windows; `DELETE /drills/{id}`.
+//!
+//! [`Admin`] is the whole API as one tower `Service` (linkerd's `Admin<M>`): the admin
+//! listener serves it, and tests call it with `oneshot`, no socket needed.
 //!
 //! Every request's `Host` must name the admin (an IP literal, `localhost`, an allowed
 //! origin's host, or anything when a token is configured), so DNS rebinding reads nothing.
@@ -27,40 +32,80 @@ pub mod report;
 pub mod timeline;
 pub mod traffic;
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use serde_json::{Value, json};
 
-use crate::response::{Body, full};
+use crate::response::{Body, BoxError, full};
 use crate::schedule::Window;
 use crate::state::{DrillError, DrillRequest, Shared};
 
 /// Largest admin request body accepted.
 const MAX_BODY: usize = 64 * 1024;
 
+/// The admin API as a tower `Service`: every endpoint of the module doc, behind the
+/// [`guard`]s. It never fails: every refusal and every error is an answer. Cloning is cheap
+/// (one `Arc`), and it is always ready.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    shared: Arc<Shared>,
+}
+
+impl Admin {
+    /// The admin API over `shared`.
+    #[must_use]
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+impl<B> tower::Service<Request<B>> for Admin
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let shared = self.shared.clone();
+        Box::pin(async move { Ok(respond(shared, req).await) })
+    }
+}
+
 /// Handles one admin request.
-pub async fn respond(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+async fn respond<B>(shared: Arc<Shared>, req: Request<B>) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     let mutating = !matches!(method, Method::GET | Method::HEAD);
     // Before anything is read or written: DNS rebinding must not read what needs no token.
-    if let Some(refused) = guard::host(&shared.current.load().snapshot.config.admin, &req) {
+    if let Some(refused) = guard::host(&shared.current().snapshot.config.admin, &req) {
         return refused;
     }
     if mutating
-        && let Some(refused) =
-            guard::same_origin(&shared.current.load().snapshot.config.admin, &req)
+        && let Some(refused) = guard::same_origin(&shared.current().snapshot.config.admin, &req)
     {
         return refused;
     }
-    if mutating
-        && let Some(denied) = guard::bearer(&shared.current.load().snapshot.config.admin, &req)
-    {
+    if mutating && let Some(denied) = guard::bearer(&shared.current().snapshot.config.admin, &req) {
         return denied;
     }
     if method == Method::POST
@@ -85,7 +130,10 @@ pub async fn respond(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bo
             Err((status, error)) => json_response(status, &json!({ "error": error })),
         },
         ("GET" | "HEAD", "/healthz") => text(StatusCode::OK, "ok\n"),
-        ("GET" | "HEAD", "/readyz") => text(StatusCode::OK, "ready\n"),
+        ("GET" | "HEAD", "/readyz") => match shared.readiness().check() {
+            Ok(()) => text(StatusCode::OK, "ready\n"),
+            Err(not_ready) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{not_ready}\n")),
+        },
         ("GET" | "HEAD", "/status") => json_response(StatusCode::OK, &status(&shared)),
         ("GET" | "HEAD", "/metrics") => {
             shared.update_gauges();
@@ -150,7 +198,11 @@ pub async fn respond(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bo
     }
 }
 
-async fn open_drill(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+async fn open_drill<B>(shared: Arc<Shared>, req: Request<B>) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     let bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(c) => c.to_bytes(),
         Err(_) => {
@@ -208,7 +260,7 @@ fn window_json(w: &Window, now: DateTime<Utc>) -> Value {
 pub fn status(shared: &Shared) -> Value {
     let now = shared.clock.now();
     let real_now = shared.real_clock.now();
-    let current = shared.current.load();
+    let current = shared.current();
     let snapshot = &current.snapshot;
     let config = &snapshot.config;
     let tz = config.clock.timezone;
@@ -244,7 +296,7 @@ pub fn status(shared: &Shared) -> Value {
     })
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     let mut res = Response::new(full(body));
     *res.status_mut() = status;
     res.headers_mut().insert(

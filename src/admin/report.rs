@@ -109,7 +109,7 @@ pub async fn report(
     let task = tokio::task::spawn_blocking(
         move || -> Result<(Report, Vec<crate::journal::Record>), Refusal> {
             journal.flush(FLUSH);
-            let current = shared.current.load();
+            let current = shared.current();
             let config = &current.snapshot.config;
             let tz = config.clock.timezone;
             let now = shared.clock.now();
@@ -202,7 +202,7 @@ fn subject(
     now: DateTime<Utc>,
     tz: Tz,
 ) -> Result<Subject, Refusal> {
-    let config = shared.current.load().snapshot.config.clone();
+    let config = shared.current().snapshot.config.clone();
     let time = |text: &str, name: &str| {
         crate::config::parse_time(text, tz)
             .map_err(|e| (StatusCode::BAD_REQUEST, format!("{name}: {e}")))

@@ -95,7 +95,7 @@ const CATALOG: &[(&str, &str, &str)] = &[
 #[must_use]
 pub fn timeline(shared: &Shared) -> Value {
     let now = shared.clock.now();
-    let current = shared.current.load();
+    let current = shared.current();
     let snapshot = &current.snapshot;
     let config = &snapshot.config;
     let tz = config.clock.timezone;

@@ -13,7 +13,7 @@ use crate::state::Shared;
 #[must_use]
 pub fn traffic(shared: &Shared) -> Value {
     let now = shared.clock.now();
-    let current = shared.current.load();
+    let current = shared.current();
     let snapshot = &current.snapshot;
     let board = &shared.metrics.traffic;
     let mut routes: Vec<Value> = snapshot

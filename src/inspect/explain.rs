@@ -80,7 +80,7 @@ pub fn explain(
     let mut shared = Shared::new(config, clock.clone(), clock, Arc::new(|_: &str| None))?;
     shared.via = ViaMark::named(EXPLAIN_VIA_ID);
     let shared = Arc::new(shared);
-    let mut out = describe(&shared.current.load().snapshot, at, request);
+    let mut out = describe(&shared.current().snapshot, at, request);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()?;
@@ -119,8 +119,7 @@ async fn run(
     let worker = Arc::new(Worker::new(shared, 0));
     let max_upstream = worker
         .shared
-        .current
-        .load()
+        .current()
         .snapshot
         .config
         .server

@@ -106,7 +106,7 @@ impl View {
         // The generation is read before the config: if another change lands in between,
         // the next request sees a newer generation and builds again.
         let generation = shared.generation();
-        let loaded = shared.current.load_full();
+        let loaded = Arc::clone(&shared.current());
         let pools = loaded
             .targets
             .iter()

@@ -63,6 +63,24 @@ fn reuseport_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// Marks its worker stopped when dropped, so whatever ends the thread (a return, a panic)
+/// `/readyz` stops answering 200. An earlier, more precise reason is kept.
+struct Stopping {
+    shared: Arc<Shared>,
+    index: usize,
+}
+
+impl Drop for Stopping {
+    fn drop(&mut self) {
+        let reason = if thread::panicking() {
+            "its thread panicked"
+        } else {
+            "its accept loop ended"
+        };
+        self.shared.readiness().stopped(self.index, reason);
+    }
+}
+
 /// Running workers; [`Workers::join`] waits until every one has drained and stopped.
 #[derive(Debug)]
 pub struct Workers {
@@ -73,7 +91,9 @@ impl Workers {
     /// Starts one worker thread per proxy listener; with `tls`, worker `i` also accepts on
     /// TLS listener `i`. Each serves until `stop` turns true, then drains its connections
     /// within `options.grace`. Every client connection, on any worker, holds a permit of
-    /// `limit` (`server.max_connections`) while it is open.
+    /// `limit` (`server.max_connections`) while it is open. Each worker marks itself in
+    /// `shared`'s readiness: serving when its accept loop starts, stopped when that ends or
+    /// the worker cannot start.
     ///
     /// # Errors
     /// When a thread cannot be started.
@@ -86,6 +106,8 @@ impl Workers {
         options: ServeOptions,
     ) -> io::Result<Self> {
         let mut done = Vec::with_capacity(listeners.len());
+        shared.readiness().starting(listeners.len());
+        let control = shared.clone();
         let (mut tls_listeners, acceptor) = match tls {
             Some((listeners, acceptor)) => (listeners.into_iter(), Some(acceptor)),
             None => (Vec::new().into_iter(), None),
@@ -96,11 +118,16 @@ impl Workers {
             let limit = limit.clone();
             let mut stop = stop.clone();
             let tls = tls_listeners.next().zip(acceptor.clone());
-            thread::Builder::new()
+            let spawned = thread::Builder::new()
                 .name(format!("worker-{index}"))
                 .spawn(move || {
                     // Dropped when the thread ends, even by a panic: join() never hangs.
                     let _done = tx;
+                    // Also dropped then: /readyz stops answering 200 for this worker.
+                    let _stopping = Stopping {
+                        shared: shared.clone(),
+                        index,
+                    };
                     let runtime = match tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
@@ -108,6 +135,8 @@ impl Workers {
                         Ok(runtime) => runtime,
                         Err(err) => {
                             tracing::error!(worker = index, error = %err, "Cannot start a worker runtime.");
+                            let reason = format!("cannot start its runtime: {err}");
+                            shared.readiness().stopped(index, reason);
                             return;
                         }
                     };
@@ -116,13 +145,10 @@ impl Workers {
                             Ok(listener) => listener,
                             Err(err) => {
                                 tracing::error!(worker = index, error = %err, "Cannot use the proxy listener.");
+                                let reason = format!("cannot use the proxy listener: {err}");
+                                shared.readiness().stopped(index, reason);
                                 return;
                             }
-                        };
-                        let worker = Arc::new(Worker::new(shared, index));
-                        worker.spawn_sweeper();
-                        let stopped = async move {
-                            let _ = stop.wait_for(|stop| *stop).await;
                         };
                         let tls = tls.map(|(listener, acceptor)| {
                             tokio::net::TcpListener::from_std(listener).map(|l| (l, acceptor))
@@ -131,12 +157,30 @@ impl Workers {
                             Ok(tls) => tls,
                             Err(err) => {
                                 tracing::error!(worker = index, error = %err, "Cannot use the TLS listener.");
+                                let reason = format!("cannot use the TLS listener: {err}");
+                                shared.readiness().stopped(index, reason);
                                 return;
                             }
                         };
+                        let readiness = shared.clone();
+                        let stopped = async move {
+                            let _ = stop.wait_for(|stop| *stop).await;
+                            // Not ready from the moment accepting ends, before the drain.
+                            readiness.readiness().stopped(index, "shutting down");
+                        };
+                        let worker = Arc::new(Worker::new(shared.clone(), index));
+                        worker.spawn_sweeper();
+                        // The listeners are listening already (the kernel queues what
+                        // arrives); the accept loop starts on the next poll.
+                        shared.readiness().serving(index);
                         server::serve_proxy(listener, tls, worker, limit, stopped, options).await;
                     });
-                })?;
+                });
+            if let Err(err) = spawned {
+                let reason = format!("cannot start its thread: {err}");
+                control.readiness().stopped(index, reason);
+                return Err(err);
+            }
             done.push(rx);
         }
         Ok(Self { done })

@@ -1,7 +1,7 @@
 //! Accept loops: HTTP/1.1 and HTTP/2 (prior knowledge) on one listener, every connection
 //! bounded in time, graceful and time-limited shutdown. [`serve_proxy`] runs the
 //! merchant-facing stack on a worker, over TLS too when the worker has a TLS listener;
-//! [`serve`] runs a plain handler (the admin listener, the stand-in gateway).
+//! [`serve`] runs another `Service` (the admin's, the stand-in gateway's).
 //!
 //! A connection's life is watched in its own task (see `runtime/connection.rs`):
 //! - a connection that has not delivered a complete request head `header_read_timeout`
@@ -29,6 +29,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 use tokio_util::either::Either;
 use tokio_util::task::TaskTracker;
+use tower::{Service, ServiceExt};
 
 use super::connection::watch_connection;
 use crate::proxy;
@@ -162,16 +163,19 @@ where
     }
 }
 
-/// Serves `handler` on `listener` until `shutdown` resolves; then stops accepting and lets
+/// Serves `service` on `listener` until `shutdown` resolves; then stops accepting and lets
 /// in-flight requests finish for at most `options.grace`.
-pub async fn serve<H, F>(
+pub async fn serve<S>(
     listener: TcpListener,
-    handler: H,
+    service: S,
     shutdown: impl Future<Output = ()>,
     options: ServeOptions,
 ) where
-    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<Body>> + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
 {
     let builder = options.builder();
     accept(
@@ -180,16 +184,16 @@ pub async fn serve<H, F>(
         None,
         shutdown,
         options,
-        |stream, peer, _, activity, stop| {
-            let handler = handler.clone();
+        |stream, _, _, activity, stop| {
+            let service = service.clone();
             let requests = activity.clone();
-            let service = service_fn(move |req| {
+            let service = service_fn(move |req: Request<Incoming>| {
                 let in_flight = requests.begin(req.version());
-                let response = handler(req, peer);
+                let response = service.clone().oneshot(req);
                 async move {
                     let response = response.await;
                     drop(in_flight);
-                    Ok::<_, Infallible>(response)
+                    response
                 }
             });
             let conn = builder.serve_connection(TokioIo::new(stream), service);

@@ -5,9 +5,11 @@
 
 pub mod drills;
 pub mod input;
+pub mod readiness;
 pub mod reload;
 
 pub use input::DrillRequest;
+pub use readiness::{NotReady, Readiness};
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -107,9 +109,10 @@ pub enum DrillError {
 
 /// State shared by every connection and the admin API.
 pub struct Shared {
-    /// Current configuration. Only this type's own methods store into it, and each also
-    /// bumps the generation so the workers notice.
-    pub current: ArcSwap<Loaded>,
+    /// Current configuration, read through [`Shared::current`]. Private: only
+    /// `Shared::publish` stores into it, because a store must also bump the generation or
+    /// the workers keep serving the config their view was built from.
+    current: ArcSwap<Loaded>,
     /// Bumped after every change of `current`: workers compare it with the one their
     /// cached view was built from (a read of a rarely written word, never a lock).
     generation: AtomicU64,
@@ -124,6 +127,8 @@ pub struct Shared {
     pub via: ViaMark,
     /// The drill journal.
     pub journal: Journal,
+    /// Whether every worker serves (`/readyz`).
+    readiness: Readiness,
     /// Open ad-hoc drills. Also serialises every rebuild, so two changes never race.
     drills: Mutex<Vec<Window>>,
     next_version: AtomicU64,
@@ -188,6 +193,7 @@ impl Shared {
             metrics,
             via,
             journal,
+            readiness: Readiness::default(),
             drills: Mutex::new(drills),
             next_version: AtomicU64::new(2),
             next_drill: AtomicU64::new(next_drill),
@@ -421,6 +427,19 @@ impl Shared {
     fn publish(&self, loaded: Loaded) {
         self.current.store(Arc::new(loaded));
         self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The config in use now: one atomic load, never a lock. Hold the guard for one request
+    /// or one admin answer, not across a long wait (it pins this version in memory).
+    #[must_use]
+    pub fn current(&self) -> arc_swap::Guard<Arc<Loaded>> {
+        self.current.load()
+    }
+
+    /// Whether every worker serves: set by the workers, read by `/readyz`.
+    #[must_use]
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
     }
 
     /// Changes every time the config in use changes.

@@ -71,7 +71,7 @@ pub fn watch_config(shared: Arc<Shared>) -> Option<notify::RecommendedWatcher> {
 }
 
 fn current_digest(shared: &Shared) -> String {
-    shared.current.load().snapshot.config.digest.clone()
+    shared.current().snapshot.config.digest.clone()
 }
 
 /// Whether the file at `path` (symlinks followed) differs from the config whose digest is

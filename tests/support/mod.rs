@@ -1,5 +1,6 @@
-//! Test harness: recording upstreams and a shim on 127.0.0.1:0, a raw HTTP/1.1 client, and
-//! config helpers. Every server hands over an already-bound listener: no port races.
+//! Test harness: recording upstreams and a shim on 127.0.0.1:0, a raw HTTP/1.1 client, the
+//! shim's admin service called without a socket, and config helpers. Every server hands over
+//! an already-bound listener: no port races.
 
 #![allow(dead_code)]
 
@@ -9,6 +10,10 @@ pub mod browser;
 pub mod gateway;
 // TLS clients that trust a given CA, and an https upstream that records SNI and Host.
 pub mod tls;
+// Admin requests: through a shim's admin service (`oneshot`), or as bytes for a socket.
+pub mod admin;
+
+pub use admin::*;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -34,6 +39,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use webcollect_shim::admin::Admin;
 use webcollect_shim::clock::ManualClock;
 use webcollect_shim::config::Config;
 use webcollect_shim::state::Shared;
@@ -175,9 +181,11 @@ pub struct TestShim {
     /// The TLS listener, when the config sets `[listen] tls` (bound on 127.0.0.1:0).
     pub tls_addr: Option<SocketAddr>,
     pub tls: Option<Arc<webcollect_shim::tls::Frontend>>,
+    /// The admin listener (for tests of the wire; others call [`TestShim::admin_service`]).
     pub admin: SocketAddr,
     pub clock: ManualClock,
     pub shared: Arc<Shared>,
+    admin_service: Admin,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -221,8 +229,25 @@ impl TestShim {
     }
 
     /// Starts a shim on listeners bound beforehand (see [`bind`]), for configs that must
-    /// name the shim's own addresses.
+    /// name the shim's own addresses. Returns once every worker serves (`/readyz`).
     pub async fn start_on(
+        config: Config,
+        now: DateTime<Utc>,
+        proxy: Vec<std::net::TcpListener>,
+        tls: Vec<std::net::TcpListener>,
+    ) -> Self {
+        let shim = Self::spawn_on(config, now, proxy, tls).await;
+        let shared = shim.shared.clone();
+        eventually(Duration::from_secs(10), "every worker serving", || {
+            let ready = shared.readiness().check().is_ok();
+            async move { ready }
+        })
+        .await;
+        shim
+    }
+
+    /// [`TestShim::start_on`] without waiting for the workers (a test of `/readyz`).
+    pub async fn spawn_on(
         config: Config,
         now: DateTime<Utc>,
         proxy: Vec<std::net::TcpListener>,
@@ -231,6 +256,7 @@ impl TestShim {
         let clock = ManualClock::new(now);
         let shim = Shim::with_env(config, Arc::new(clock.clone()), Arc::new(test_env)).unwrap();
         let shared = shim.shared();
+        let admin_service = shim.admin();
         let tls_frontend = shim.tls();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = proxy[0].local_addr().unwrap();
@@ -256,6 +282,7 @@ impl TestShim {
             admin: admin_addr,
             clock,
             shared,
+            admin_service,
             shutdown: Some(tx),
             task: Some(task),
         }
@@ -368,7 +395,7 @@ pub const BEFORE: &str = "2020-04-20T01:00:00+09:00";
 pub const DURING: &str = "2020-04-20T02:30:00+09:00";
 pub const AFTER: &str = "2020-04-20T06:00:00+09:00";
 
-/// A parsed HTTP/1.1 response read off a raw socket.
+/// A parsed HTTP/1.1 response read off a raw socket (or a service's, read whole).
 #[derive(Debug)]
 pub struct RawResponse {
     pub status: u16,
@@ -527,32 +554,6 @@ pub async fn raw(addr: SocketAddr, request: &[u8]) -> RawResponse {
     conn.read_response().await
 }
 
-/// An admin API request with a JSON body and, when given, a bearer token.
-pub fn admin_request(method: &str, path: &str, token: Option<&str>, body: &str) -> Vec<u8> {
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    // An IP literal, as curl sends for `curl 127.0.0.1:9090/…`: a loopback admin without a
-    // token answers only IP literals, `localhost` and the hosts of allowed origins.
-    format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
-/// An admin API request to `shim` with [`ADMIN_TOKEN`].
-pub async fn admin(shim: &TestShim, method: &str, path: &str, body: &str) -> RawResponse {
-    raw(
-        shim.admin,
-        &admin_request(method, path, Some(ADMIN_TOKEN), body),
-    )
-    .await
-}
-
-/// `toml` with `[admin] token_env` naming the variable [`test_env`] sets to [`ADMIN_TOKEN`].
-pub fn with_token(toml: &str) -> String {
-    format!("[admin]\ntoken_env = \"WEBCOLLECT_SHIM_ADMIN_TOKEN\"\n{toml}")
-}
-
 /// The JSON body of a response.
 pub fn json(res: &RawResponse) -> serde_json::Value {
     serde_json::from_slice(&res.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", res.text()))
@@ -565,11 +566,6 @@ pub fn post(path: &str, body: &str) -> Vec<u8> {
         body.len()
     )
     .into_bytes()
-}
-
-/// `GET path` to an admin listener, with `Host: 127.0.0.1` (see [`admin_request`]).
-pub fn admin_get(path: &str) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").into_bytes()
 }
 
 pub fn get(path: &str) -> Vec<u8> {

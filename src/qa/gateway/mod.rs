@@ -105,10 +105,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StateFileError> {
     let gateway = Arc::new(Gateway::new(options)?);
-    let handler = move |req, _peer| {
+    let service = tower::service_fn(move |req| {
         let gateway = gateway.clone();
-        async move { gateway.respond(req).await }
-    };
+        async move { Ok::<_, std::convert::Infallible>(gateway.respond(req).await) }
+    });
     let options = ServeOptions {
         header_read_timeout: Duration::from_secs(30),
         keepalive_timeout: Duration::from_secs(60),
@@ -117,7 +117,7 @@ pub async fn serve(
         // Not a proxy: no upstream.
         max_upstream_per_client: 1,
     };
-    server::serve(listener, handler, shutdown, options).await;
+    server::serve(listener, service, shutdown, options).await;
     Ok(())
 }
 
