@@ -9,6 +9,17 @@
 //! outcome once, for the log line, the metrics and the drill journal alike, from the
 //! decision ([`Decided`]) and that outcome; [`enter`] renders the answer once.
 
+/// `Debug` for a layer's response future, whose inner future need not be `Debug`.
+macro_rules! opaque_debug {
+    ($future:ident) => {
+        impl<F> std::fmt::Debug for $future<F> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($future)).finish_non_exhaustive()
+            }
+        }
+    };
+}
+
 pub mod body;
 pub mod conn;
 pub mod enter;
