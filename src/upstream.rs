@@ -78,12 +78,6 @@ impl ConnectionLimit {
         self.freed.notify_one();
     }
 
-    /// Connections open now.
-    #[must_use]
-    pub fn open(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
-    }
-
     fn pools(&self) -> MutexGuard<'_, Vec<Weak<dyn IdleConnections>>> {
         self.pools.lock().unwrap_or_else(PoisonError::into_inner)
     }

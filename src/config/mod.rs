@@ -427,17 +427,9 @@ impl Config {
         }
     }
 
-    /// Parses and validates `text`, as if read from `path`. Relative paths inside the file
-    /// (`ca_file`) are resolved against `path`'s directory, so a config and its CA file can
-    /// move together.
-    ///
-    /// # Errors
-    /// Every problem found, each with its line and column.
-    pub fn from_toml(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        Self::from_toml_with_env(path, text, &process_env)
-    }
-
-    /// [`Config::from_toml`] with an injected environment.
+    /// Parses and validates `text`, as if read from `path`, with an injected environment.
+    /// Relative paths inside the file (`ca_file`) are resolved against `path`'s directory, so
+    /// a config and its CA file can move together.
     ///
     /// # Errors
     /// Every problem found, each with its line and column.

@@ -184,12 +184,6 @@ impl Journal {
         Self { inner }
     }
 
-    /// Where records are kept: `memory` or the SQLite file.
-    #[must_use]
-    pub fn location(&self) -> String {
-        self.inner.store.location()
-    }
-
     /// This process's name in records (its `Via` pseudonym).
     #[must_use]
     pub fn replica(&self) -> &str {

@@ -192,12 +192,6 @@ impl Pool {
         self.idle()
             .retain(|i| i.since.elapsed() < max_idle && !i.conn.sender.is_closed());
     }
-
-    /// How many idle connections the pool holds.
-    #[must_use]
-    pub fn idle_count(&self) -> usize {
-        self.idle().len()
-    }
 }
 
 impl Pooled {

@@ -70,26 +70,6 @@ impl Canned {
             close: false,
         }
     }
-
-    /// Renders it as an HTTP/1.1 message, for `explain`.
-    #[must_use]
-    pub fn to_http_text(&self) -> String {
-        let mut out = format!(
-            "HTTP/1.1 {} {}\r\n",
-            self.status.as_u16(),
-            self.status.canonical_reason().unwrap_or("")
-        );
-        for (name, value) in &self.headers {
-            out.push_str(&format!(
-                "{}: {}\r\n",
-                name,
-                String::from_utf8_lossy(value.as_bytes())
-            ));
-        }
-        out.push_str(&format!("content-length: {}\r\n\r\n", self.body.len()));
-        out.push_str(&String::from_utf8_lossy(&self.body));
-        out
-    }
 }
 
 /// SPEC §4.1: the API answer during maintenance. `returnDate` is `now` in `tz`.

@@ -9,7 +9,7 @@ pub mod readiness;
 pub mod reload;
 
 pub use input::DrillRequest;
-pub use readiness::{NotReady, Readiness};
+pub use readiness::Readiness;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
