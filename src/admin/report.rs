@@ -26,19 +26,19 @@ const FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Query {
     /// `window=ID`.
-    pub(crate) window: Option<String>,
+    window: Option<String>,
     /// `drill=ID`.
-    pub(crate) drill: Option<String>,
+    drill: Option<String>,
     /// `from=TIME`.
-    pub(crate) from: Option<String>,
+    from: Option<String>,
     /// `to=TIME`.
-    pub(crate) to: Option<String>,
+    to: Option<String>,
     /// `at=TIME`: which occurrence of a recurring window (the one covering or last before it).
-    pub(crate) at: Option<String>,
+    at: Option<String>,
     /// `records=1`: include the records.
-    pub(crate) records: bool,
+    records: bool,
     /// `format=json|html|md|junit`.
-    pub(crate) format: Option<String>,
+    format: Option<String>,
 }
 
 impl Query {

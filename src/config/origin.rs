@@ -9,11 +9,11 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Origin {
     /// `http` or `https`.
-    pub(crate) scheme: &'static str,
+    scheme: &'static str,
     /// Lowercase host name or IP literal (IPv6 in brackets).
     pub(crate) host: String,
     /// Explicit or default port.
-    pub(crate) port: u16,
+    port: u16,
 }
 
 impl Origin {

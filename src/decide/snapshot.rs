@@ -30,7 +30,7 @@ pub struct Snapshot {
     /// without copying its id.
     pub(crate) window_ids: Box<[Arc<str>]>,
     /// Recurring windows were expanded up to here; recompile before the clock gets close.
-    pub(crate) horizon: DateTime<Utc>,
+    horizon: DateTime<Utc>,
     /// Per route (same index as `config.routes`), its service's maintenance timeline.
     timelines: Vec<Arc<Timeline>>,
     /// Windows during which `settle_method_drill.when = "in_windows"` applies.

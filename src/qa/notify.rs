@@ -76,11 +76,11 @@ pub fn form_encode(value: &str) -> String {
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     /// Time allowed for one attempt (connect to end of response).
-    pub(crate) timeout: Duration,
+    timeout: Duration,
     /// Retries after the first attempt.
-    pub(crate) retries: u32,
+    retries: u32,
     /// Pause between attempts.
-    pub(crate) interval: Duration,
+    interval: Duration,
 }
 
 impl RetryPolicy {
@@ -105,11 +105,11 @@ pub(crate) enum Delivery {
 #[derive(Debug, Clone)]
 pub struct Attempt {
     /// 1-based.
-    pub(crate) number: u32,
+    number: u32,
     /// What happened.
-    pub(crate) outcome: Delivery,
+    outcome: Delivery,
     /// How long it took.
-    pub(crate) elapsed: Duration,
+    elapsed: Duration,
 }
 
 impl Attempt {
