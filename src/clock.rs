@@ -66,7 +66,7 @@ impl Clock for ManualClock {
 /// A drill clock: reads `start_at` at the real instant `anchor` and runs `speed` times as
 /// fast as `base`: now = `start_at` + (`base.now()` − `anchor`) × `speed`.
 #[derive(Debug)]
-pub struct DrillClock {
+pub(crate) struct DrillClock {
     base: SharedClock,
     anchor: DateTime<Utc>,
     start_at: DateTime<Utc>,
@@ -77,7 +77,7 @@ impl DrillClock {
     /// A drill clock anchored now (as read from `base`): it starts when it is created, so
     /// two processes started apart disagree by that much.
     #[must_use]
-    pub fn new(base: SharedClock, start_at: DateTime<Utc>, speed: f64) -> Self {
+    pub(crate) fn new(base: SharedClock, start_at: DateTime<Utc>, speed: f64) -> Self {
         let anchor = base.now();
         Self::anchored(base, start_at, speed, anchor)
     }
@@ -85,7 +85,7 @@ impl DrillClock {
     /// A drill clock that reads `start_at` at the real instant `anchor`, whenever it is
     /// created: every process (and every restart) with the same settings reads the same time.
     #[must_use]
-    pub fn anchored(
+    pub(crate) fn anchored(
         base: SharedClock,
         start_at: DateTime<Utc>,
         speed: f64,

@@ -22,13 +22,13 @@ impl fmt::Display for Chain<'_> {
 
 /// True when `err` or one of its sources is an `E` (linkerd's `is_caused_by`).
 #[must_use]
-pub fn caused_by<E: Error + 'static>(err: &(dyn Error + 'static)) -> bool {
+pub(crate) fn caused_by<E: Error + 'static>(err: &(dyn Error + 'static)) -> bool {
     cause::<E>(err).is_some()
 }
 
 /// The first of `err` and its sources that is an `E`.
 #[must_use]
-pub fn cause<'a, E: Error + 'static>(err: &'a (dyn Error + 'static)) -> Option<&'a E> {
+pub(crate) fn cause<'a, E: Error + 'static>(err: &'a (dyn Error + 'static)) -> Option<&'a E> {
     let mut cause = Some(err);
     while let Some(err) = cause {
         if let Some(found) = err.downcast_ref::<E>() {

@@ -5,17 +5,27 @@
 //! TLS listeners, [`tls`]) on worker threads ([`runtime`]), the admin listener on the
 //! caller's runtime.
 //!
+//! # Public API
+//!
+//! The library has three users outside it: the `webcollect-shim` binary (`src/main.rs`,
+//! `src/cli`), the integration tests (`tests/`) and the fuzz targets (`fuzz/`); the speed
+//! calibration (`bench/calibration`) borrows two header helpers. What is `pub` is what they
+//! use, and no more: everything else is `pub(crate)`, and `unreachable_pub` keeps it so. It
+//! is not a stable interface for other crates.
+//!
 //! # Modules
 //!
 //! - The request path: [`runtime`] accepts connections and runs the [`proxy`] stack, which
-//!   asks [`decide`] (on [`schedule`]'s timelines) what to do, forwards through
-//!   [`upstream`] or answers with [`response`], and records into [`journal`] and
-//!   [`metrics`]; TLS listeners are [`tls`].
+//!   asks [`decide`] (on `schedule`'s timelines) what to do, forwards through
+//!   `upstream` or answers with `response`, and records into [`journal`] and
+//!   `metrics`; TLS listeners are [`tls`].
 //! - Control: [`config`] (load and check), [`state`] (the config in use, reloads, drills),
 //!   [`clock`] (the one "now"), the [`admin`] listener, [`inspect`] (`check`, `explain`).
-//! - Shared helpers: [`error`], [`safe_file`].
+//! - Shared helpers: [`error`], `safe_file`.
 //! - A separate product: [`qa`], the stand-in gateway for offline QA. It is not on the
 //!   request path and nothing in the library depends on it (`tests/layout.rs` checks).
+
+#![deny(unreachable_pub)]
 
 pub mod admin;
 pub mod clock;
@@ -24,21 +34,21 @@ pub mod decide;
 pub mod error;
 pub mod inspect;
 pub mod journal;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod proxy;
 /// A separate product sharing the crate: the stand-in gateway (and the gateway-style
 /// notification sender) that QA runs instead of the real test gateway, offline. It is not on
-/// the request path. It builds on [`response`], [`runtime`] (its listener), [`clock`],
-/// [`safe_file`] and [`error`]; only the binary's `mock-gateway` and `notify` commands use
+/// the request path. It builds on `response`, [`runtime`] (its listener), [`clock`],
+/// `safe_file` and [`error`]; only the binary's `mock-gateway` and `notify` commands use
 /// it, and nothing in the library may (`tests/layout.rs` checks).
 pub mod qa;
-pub mod response;
+pub(crate) mod response;
 pub mod runtime;
-pub mod safe_file;
-pub mod schedule;
+pub(crate) mod safe_file;
+pub(crate) mod schedule;
 pub mod state;
 pub mod tls;
-pub mod upstream;
+pub(crate) mod upstream;
 
 use std::future::Future;
 use std::sync::Arc;

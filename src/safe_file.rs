@@ -16,13 +16,13 @@ use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 /// Cap for config files and the files they name (templates, certificates, keys).
-pub const CONFIG_CAP: u64 = 16 << 20;
+pub(crate) const CONFIG_CAP: u64 = 16 << 20;
 
 /// Reads a state file: no symbolic link, a regular file, at most `cap` bytes.
 ///
 /// # Errors
 /// `NotFound` when missing; otherwise an error that says what was found instead.
-pub fn read_state(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
+pub(crate) fn read_state(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
     read(path, cap, false)
 }
 
@@ -31,7 +31,7 @@ pub fn read_state(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
 ///
 /// # Errors
 /// `NotFound` when missing; otherwise an error that says what was found instead.
-pub fn read_config(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
+pub(crate) fn read_config(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
     read(path, cap, true)
 }
 
@@ -39,7 +39,7 @@ pub fn read_config(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
 ///
 /// # Errors
 /// As [`read_config`], and `InvalidData` when the bytes are not UTF-8.
-pub fn read_config_string(path: &Path, cap: u64) -> io::Result<String> {
+pub(crate) fn read_config_string(path: &Path, cap: u64) -> io::Result<String> {
     String::from_utf8(read_config(path, cap)?)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"))
 }
@@ -83,7 +83,7 @@ fn read(path: &Path, cap: u64, follow: bool) -> io::Result<Vec<u8>> {
 ///
 /// # Errors
 /// `InvalidInput` for a FIFO, a device, a socket or a directory.
-pub fn regular(meta: &fs::Metadata) -> io::Result<()> {
+pub(crate) fn regular(meta: &fs::Metadata) -> io::Result<()> {
     let kind = meta.file_type();
     let what = if kind.is_file() {
         return Ok(());
@@ -118,7 +118,7 @@ fn too_large(cap: u64) -> io::Error {
 ///
 /// # Errors
 /// When a step fails; the temporary file is then removed and `path` is unchanged.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())

@@ -22,31 +22,31 @@ use crate::config::Upstream;
 /// shared (read-only) by every worker; a reload that leaves an upstream unchanged keeps its
 /// `Target`, so the workers keep their pooled connections.
 #[derive(Debug)]
-pub struct Target {
+pub(crate) struct Target {
     /// The upstream as configured (used to recognise it again after a reload).
-    pub config: Upstream,
+    pub(crate) config: Upstream,
     /// `Host` sent upstream: the URL's authority.
-    pub host: HeaderValue,
+    pub(crate) host: HeaderValue,
     host_name: String,
     port: u16,
     tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
     /// `max_connections`, over every worker's pool.
-    pub limit: ConnectionLimit,
+    pub(crate) limit: ConnectionLimit,
 }
 
 /// A pool of idle connections to an upstream (each worker has one per upstream).
-pub trait IdleConnections: Send + Sync + std::fmt::Debug {
+pub(crate) trait IdleConnections: Send + Sync + std::fmt::Debug {
     /// Closes the oldest idle connection; false when there is none.
     fn close_one_idle(&self) -> bool;
 }
 
 /// The connections all workers may have open to one upstream (`max_connections`).
 #[derive(Debug)]
-pub struct ConnectionLimit {
+pub(crate) struct ConnectionLimit {
     max: usize,
     open: AtomicUsize,
     /// Signalled whenever a connection to this upstream closes.
-    pub freed: Notify,
+    pub(crate) freed: Notify,
     /// Every worker's pool for this upstream, so one at the limit can ask another to close
     /// an idle connection.
     pools: Mutex<Vec<Weak<dyn IdleConnections>>>,
@@ -64,7 +64,7 @@ impl ConnectionLimit {
 
     /// Counts a new connection, unless the limit is reached.
     #[must_use]
-    pub fn try_open(&self) -> bool {
+    pub(crate) fn try_open(&self) -> bool {
         self.open
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < self.max).then_some(n + 1)
@@ -73,15 +73,9 @@ impl ConnectionLimit {
     }
 
     /// A connection counted by [`ConnectionLimit::try_open`] closed (or was never opened).
-    pub fn closed(&self) {
+    pub(crate) fn closed(&self) {
         self.open.fetch_sub(1, Ordering::AcqRel);
         self.freed.notify_one();
-    }
-
-    /// Connections open now.
-    #[must_use]
-    pub fn open(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
     }
 
     fn pools(&self) -> MutexGuard<'_, Vec<Weak<dyn IdleConnections>>> {
@@ -89,7 +83,7 @@ impl ConnectionLimit {
     }
 
     /// Remembers a worker's pool for this upstream.
-    pub fn register(&self, pool: Weak<dyn IdleConnections>) {
+    pub(crate) fn register(&self, pool: Weak<dyn IdleConnections>) {
         let mut pools = self.pools();
         pools.retain(|p| p.strong_count() > 0);
         pools.push(pool);
@@ -97,7 +91,7 @@ impl ConnectionLimit {
 
     /// Closes one idle connection held by a pool other than `except`, if any: at the limit,
     /// an idle connection on another worker would otherwise block this one until it expires.
-    pub fn close_one_idle(&self, except: &dyn IdleConnections) {
+    pub(crate) fn close_one_idle(&self, except: &dyn IdleConnections) {
         let pools: Vec<Arc<dyn IdleConnections>> =
             self.pools().iter().filter_map(Weak::upgrade).collect();
         for pool in pools {
@@ -114,7 +108,7 @@ impl Target {
     ///
     /// # Errors
     /// When the TLS configuration cannot be built.
-    pub fn new(upstream: &Upstream) -> Result<Self, rustls::Error> {
+    pub(crate) fn new(upstream: &Upstream) -> Result<Self, rustls::Error> {
         let url = &upstream.url;
         let https = url.scheme() == Some(&Scheme::HTTPS);
         let host_name = url
@@ -148,7 +142,7 @@ impl Target {
     ///
     /// # Errors
     /// Resolution, TCP or TLS failure, or the timeout.
-    pub async fn connect(&self) -> Result<(UpstreamStream, Arc<TcpStream>), io::Error> {
+    pub(crate) async fn connect(&self) -> Result<(UpstreamStream, Arc<TcpStream>), io::Error> {
         let timeout = self.config.connect_timeout;
         match tokio::time::timeout(timeout, self.connect_inner()).await {
             Ok(result) => result,
@@ -205,7 +199,7 @@ impl Target {
 
     /// True for https upstreams.
     #[must_use]
-    pub fn is_tls(&self) -> bool {
+    pub(crate) fn is_tls(&self) -> bool {
         self.tls.is_some()
     }
 }
@@ -230,7 +224,7 @@ fn tls_config(
 
 /// An upstream connection, plain or TLS.
 #[derive(Debug)]
-pub enum UpstreamStream {
+pub(crate) enum UpstreamStream {
     /// `http://`
     Plain(SharedTcp),
     /// `https://` (boxed: the TLS state is large and most upstreams are one or the other).
@@ -241,7 +235,7 @@ pub enum UpstreamStream {
 /// peeks at an idle connection's socket before reusing it, to see whether the upstream
 /// closed it.
 #[derive(Debug)]
-pub struct SharedTcp(Arc<TcpStream>);
+pub(crate) struct SharedTcp(Arc<TcpStream>);
 
 impl AsyncRead for SharedTcp {
     fn poll_read(
@@ -375,7 +369,7 @@ impl AsyncWrite for UpstreamStream {
 
 /// What a non-blocking peek at an idle connection's socket says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Probe {
+pub(crate) enum Probe {
     /// Nothing to read: the connection looks usable.
     Quiet,
     /// The upstream closed it (or the socket failed).
@@ -388,7 +382,7 @@ pub enum Probe {
 /// event on it since it was last drained, nothing can have arrived and no syscall is made;
 /// otherwise a non-blocking peek says what is there (the upstream's FIN, most likely).
 #[must_use]
-pub fn probe(stream: &TcpStream) -> Probe {
+pub(crate) fn probe(stream: &TcpStream) -> Probe {
     let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
     let peeked = stream.try_io(Interest::READABLE, || {
         socket2::SockRef::from(stream).peek(&mut byte)

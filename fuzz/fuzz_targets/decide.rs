@@ -62,6 +62,4 @@ fuzz_target!(|input: Input<'_>| {
         let drill = webcollect_shim::decide::drill_header(&headers, &SNAPSHOT.config.drill.header);
         let _ = settle_rewrite(&SNAPSHOT, route, input.path, drill, now);
     }
-    let _ =
-        webcollect_shim::inspect::explain(&SNAPSHOT, now, &method, input.path, &headers, req.peer);
 });

@@ -8,7 +8,7 @@ use std::sync::{Arc, LazyLock};
 
 use libfuzzer_sys::fuzz_target;
 use webcollect_shim::config::Config;
-use webcollect_shim::decide::{Action, RequestInfo, decide};
+use webcollect_shim::decide::{Action, RequestInfo, action};
 use webcollect_shim::decide::path::canonicalize;
 use webcollect_shim::decide::snapshot::Snapshot;
 
@@ -80,7 +80,7 @@ fuzz_target!(|raw: &str| {
         host: None,
         mark: &webcollect_shim::decide::via::ViaMark::named("fuzz"),
     };
-    let action = decide(&SNAPSHOT, req, chrono::DateTime::UNIX_EPOCH);
+    let action = action(&SNAPSHOT, req, chrono::DateTime::UNIX_EPOCH);
     if let Action::Refuse(_) = action {
         return;
     }

@@ -42,7 +42,7 @@ static PAGE: LazyLock<Page> = LazyLock::new(|| {
 
 /// The Content-Security-Policy of the page.
 #[must_use]
-pub fn policy() -> String {
+pub(crate) fn policy() -> String {
     format!(
         "default-src 'none'; script-src '{}'; style-src '{}'; connect-src 'self'; \
          img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",

@@ -1,18 +1,18 @@
 //! The admin listener (separate from merchant traffic, so a window never blocks it):
 //!
-//! - `GET /`: the console, a page to watch and steer a drill from ([`console`]).
+//! - `GET /`: the console, a page to watch and steer a drill from (`console`).
 //! - `GET /healthz`: the process is up.
 //! - `GET /readyz`: 200 while every worker serves merchant traffic; 503 before they all
 //!   do and from the moment one stops (shutdown included), with the reason in the body
-//!   ([`crate::state::Readiness`]).
+//!   (`crate::state::Readiness`).
 //! - `GET /status`: JSON: drill and real now, zone, mode, drill clock (with its anchor),
 //!   active windows, next transition, config version, load time and sha256, open drills and
 //!   where they are persisted.
 //! - `GET /timeline`: JSON: windows from a day back to a week ahead, recurring patterns,
-//!   services and their state now ([`timeline`]).
+//!   services and their state now (`timeline`).
 //! - `GET /traffic`: JSON: per route, requests by decision since start and per minute over
-//!   the last 30 minutes ([`traffic`]).
-//! - `GET /report`: the drill-evidence report of a window, drill or range ([`report`]).
+//!   the last 30 minutes (`traffic`).
+//! - `GET /report`: the drill-evidence report of a window, drill or range (`report`).
 //! - `GET /metrics`: Prometheus text.
 //! - `POST /reload`: re-read the config file (the old one keeps running if the new is invalid).
 //! - `GET /drills`, `POST /drills`: list or open ad-hoc windows; `DELETE /drills/{id}`.
@@ -23,14 +23,14 @@
 //! Every request's `Host` must name the admin (an IP literal, `localhost`, an allowed
 //! origin's host, or anything when a token is configured), so DNS rebinding reads nothing.
 //! Mutating endpoints need `Authorization: Bearer <token>` when `admin.token_env` is set,
-//! and refuse cross-site requests with or without one ([`guard`]: 403 for another `Origin`,
+//! and refuse cross-site requests with or without one (`guard`: 403 for another `Origin`,
 //! 415 for a `POST /drills` body that is not `application/json`).
 
-pub mod console;
-pub mod guard;
-pub mod report;
-pub mod timeline;
-pub mod traffic;
+pub(crate) mod console;
+pub(crate) mod guard;
+pub(crate) mod report;
+pub(crate) mod timeline;
+pub(crate) mod traffic;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -53,7 +53,7 @@ use crate::state::{DrillError, DrillRequest, Shared};
 const MAX_BODY: usize = 64 * 1024;
 
 /// The admin API as a tower `Service`: every endpoint of the module doc, behind the
-/// [`guard`]s. It never fails: every refusal and every error is an answer. Cloning is cheap
+/// `guard`s. It never fails: every refusal and every error is an answer. Cloning is cheap
 /// (one `Arc`), and it is always ready.
 #[derive(Debug, Clone)]
 pub struct Admin {
@@ -63,7 +63,7 @@ pub struct Admin {
 impl Admin {
     /// The admin API over `shared`.
     #[must_use]
-    pub fn new(shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
         Self { shared }
     }
 }
@@ -257,7 +257,7 @@ fn window_json(w: &Window, now: DateTime<Utc>) -> Value {
 
 /// The `/status` document.
 #[must_use]
-pub fn status(shared: &Shared) -> Value {
+pub(crate) fn status(shared: &Shared) -> Value {
     let now = shared.clock.now();
     let real_now = shared.real_clock.now();
     let current = shared.current();

@@ -24,21 +24,21 @@ const FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What a `/report` query asks for.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Query {
+pub(crate) struct Query {
     /// `window=ID`.
-    pub window: Option<String>,
+    window: Option<String>,
     /// `drill=ID`.
-    pub drill: Option<String>,
+    drill: Option<String>,
     /// `from=TIME`.
-    pub from: Option<String>,
+    from: Option<String>,
     /// `to=TIME`.
-    pub to: Option<String>,
+    to: Option<String>,
     /// `at=TIME`: which occurrence of a recurring window (the one covering or last before it).
-    pub at: Option<String>,
+    at: Option<String>,
     /// `records=1`: include the records.
-    pub records: bool,
+    records: bool,
     /// `format=json|html|md|junit`.
-    pub format: Option<String>,
+    format: Option<String>,
 }
 
 impl Query {
@@ -47,7 +47,7 @@ impl Query {
     ///
     /// # Errors
     /// The parameter that is not understood.
-    pub fn parse(query: Option<&str>) -> Result<Self, String> {
+    pub(crate) fn parse(query: Option<&str>) -> Result<Self, String> {
         let mut out = Self::default();
         for pair in query
             .unwrap_or_default()
@@ -86,14 +86,14 @@ impl Query {
 }
 
 /// A refusal: status and message.
-pub type Refusal = (StatusCode, String);
+pub(crate) type Refusal = (StatusCode, String);
 
 /// Answers `GET /report?…`: the body and its content type.
 ///
 /// # Errors
 /// A bad query (400), an unknown window or drill (404), or a journal that cannot be read
 /// (500).
-pub async fn report(
+pub(crate) async fn report(
     shared: Arc<Shared>,
     query: Option<&str>,
 ) -> Result<(Vec<u8>, &'static str), Refusal> {

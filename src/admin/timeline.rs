@@ -16,9 +16,9 @@ use crate::schedule::{Timeline, covers};
 use crate::state::Shared;
 
 /// How far back the timeline starts.
-pub const BACK: TimeDelta = TimeDelta::days(1);
+pub(crate) const BACK: TimeDelta = TimeDelta::days(1);
 /// How far ahead it ends.
-pub const AHEAD: TimeDelta = TimeDelta::days(7);
+pub(crate) const AHEAD: TimeDelta = TimeDelta::days(7);
 /// At most this many occurrences are listed (a cron firing every few minutes would
 /// otherwise make the page fetch megabytes every few seconds); `truncated` says so.
 const MAX_WINDOWS: usize = 2_000;
@@ -93,7 +93,7 @@ const CATALOG: &[(&str, &str, &str)] = &[
 
 /// The `/timeline` document.
 #[must_use]
-pub fn timeline(shared: &Shared) -> Value {
+pub(crate) fn timeline(shared: &Shared) -> Value {
     let now = shared.clock.now();
     let current = shared.current();
     let snapshot = &current.snapshot;

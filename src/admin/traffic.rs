@@ -11,7 +11,7 @@ use crate::state::Shared;
 
 /// The `/traffic` document.
 #[must_use]
-pub fn traffic(shared: &Shared) -> Value {
+pub(crate) fn traffic(shared: &Shared) -> Value {
     let now = shared.clock.now();
     let current = shared.current();
     let snapshot = &current.snapshot;

@@ -11,7 +11,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 /// Which file a [`CertProblem`] is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Which {
+pub(crate) enum Which {
     /// `cert_file`.
     Cert,
     /// `key_file`.
@@ -23,9 +23,9 @@ pub enum Which {
 #[error("{message}")]
 pub struct CertProblem {
     /// The file at fault.
-    pub file: Which,
+    pub(crate) file: Which,
     /// What is wrong, naming the file.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 /// Loads the chain (leaf first) and key, and checks them against `hosts`.
@@ -33,7 +33,11 @@ pub struct CertProblem {
 /// # Errors
 /// Unreadable or non-PEM files, a key that is not the certificate's, or a host the
 /// certificate does not cover.
-pub fn load(cert: &Path, key: &Path, hosts: &[String]) -> Result<Arc<CertifiedKey>, CertProblem> {
+pub(crate) fn load(
+    cert: &Path,
+    key: &Path,
+    hosts: &[String],
+) -> Result<Arc<CertifiedKey>, CertProblem> {
     let problem = |file, message: String| CertProblem { file, message };
     // No FIFO, device or endless file (safe_file): a reload must always finish.
     let read = |path: &Path| crate::safe_file::read_config(path, crate::safe_file::CONFIG_CAP);

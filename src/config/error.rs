@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 /// One problem in a configuration file, located by byte span.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
+pub(crate) struct Diagnostic {
     /// Byte range in the file; `None` when the problem has no position (e.g. unreadable file).
-    pub span: Option<Range<usize>>,
+    pub(crate) span: Option<Range<usize>>,
     /// Lowercase message without trailing punctuation.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl Diagnostic {

@@ -1,9 +1,9 @@
 //! Validated, immutable configuration and the function that loads it from TOML.
 //!
 //! Loading is two steps, as in ripgrep's low/high args: `raw` mirrors the file with spans,
-//! then `validate` turns it into [`Config`], collecting every problem as a [`Diagnostic`].
+//! then `validate` turns it into [`Config`], collecting every problem as a `Diagnostic`.
 
-pub mod certs;
+pub(crate) mod certs;
 mod error;
 pub mod keys;
 mod origin;
@@ -22,14 +22,15 @@ use http::{HeaderName, Method, StatusCode, Uri};
 use ipnet::IpNet;
 use rustls_pki_types::CertificateDer;
 
-pub use crate::response::page::Contact;
+pub(crate) use crate::response::page::Contact;
 use crate::schedule::{Recurring, Window};
 
-pub use error::{ConfigError, Diagnostic};
-pub use origin::Origin;
-pub use raw::{Kind, LogFormat, Mode, NonCanonicalPaths, SettleWhen};
-pub use tls::is_dns_name;
-pub use validate::{is_valid_service, parse_time};
+pub(crate) use error::{ConfigError, Diagnostic};
+pub(crate) use origin::Origin;
+pub use raw::LogFormat;
+pub(crate) use raw::{Kind, Mode, NonCanonicalPaths, SettleWhen};
+pub(crate) use validate::is_valid_service;
+pub use validate::parse_time;
 
 /// Config file used when neither `--config` nor `$WEBCOLLECT_SHIM_CONFIG` is given.
 pub const DEFAULT_PATH: &str = "config/webcollect-shim.toml";
@@ -40,7 +41,7 @@ pub struct Config {
     /// The file it was loaded from.
     pub path: PathBuf,
     /// Lowercase hex sha256 of the file's bytes, so replicas can compare what they loaded.
-    pub digest: String,
+    pub(crate) digest: String,
     /// `[listen]`
     pub listen: Listen,
     /// `[admin]`
@@ -54,7 +55,7 @@ pub struct Config {
     /// One-off `[[windows]]` (with `start`/`end`) in file order.
     pub windows: Vec<Window>,
     /// Recurring `[[windows]]` (with `cron`/`duration`) in file order.
-    pub recurring: Vec<Recurring>,
+    pub(crate) recurring: Vec<Recurring>,
     /// `[[routes]]` in file order (first match wins).
     pub routes: Vec<Route>,
     /// `[drill]`
@@ -76,32 +77,32 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reporting {
     /// Journal at all.
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// Recording starts this long (drill time) before a window, occurrence or drill starts.
-    pub before: Duration,
+    pub(crate) before: Duration,
     /// ... and ends this long after it ends; also how far a report looks for recoveries.
-    pub after: Duration,
+    pub(crate) after: Duration,
     /// Record every request of a journalled route kind, window or not.
-    pub always: bool,
+    pub(crate) always: bool,
     /// Records older than this (real time) are deleted.
-    pub keep: Duration,
+    pub(crate) keep: Duration,
     /// At most this many records are kept; the oldest go first.
-    pub max_records: usize,
+    pub(crate) max_records: usize,
     /// SQLite file; `None` means `state_dir/journal.sqlite`, or memory without `state_dir`.
-    pub path: Option<PathBuf>,
+    pub(crate) path: Option<PathBuf>,
     /// Verdict thresholds.
-    pub verdicts: Thresholds,
+    pub(crate) verdicts: Thresholds,
 }
 
 /// The thresholds of a report's verdicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Thresholds {
+pub(crate) struct Thresholds {
     /// Orders attempted in the window and never successful afterwards.
-    pub max_stranded: u64,
+    pub(crate) max_stranded: u64,
     /// Attempts of one order during the window.
-    pub max_attempts_per_order: u64,
+    pub(crate) max_attempts_per_order: u64,
     /// Requests that reached an upstream while their service was in the window.
-    pub max_leaks: u64,
+    pub(crate) max_leaks: u64,
 }
 
 impl Default for Thresholds {
@@ -134,7 +135,7 @@ pub struct Tls {
     /// Host names served, lowercase; a client asking for another name is refused.
     pub hosts: Vec<String>,
     /// Lifetime of the leaf certificates the local CA issues.
-    pub leaf_validity: Duration,
+    pub(crate) leaf_validity: Duration,
 }
 
 /// Where the TLS listener's certificates come from.
@@ -156,19 +157,19 @@ pub enum CertSource {
 #[derive(Debug, Clone)]
 pub struct SettleDrill {
     /// When it applies.
-    pub when: SettleWhen,
+    pub(crate) when: SettleWhen,
     /// The value written into `settleMethod` / `settle_method` (default `14`).
-    pub value: String,
+    pub(crate) value: String,
     /// Request paths whose responses are rewritten (default: E04 and F04, both gateways).
-    pub paths: Vec<String>,
+    pub(crate) paths: Vec<String>,
     /// For `in_windows`: the ids of the windows during which it applies.
-    pub windows: Vec<String>,
+    pub(crate) windows: Vec<String>,
     /// Larger bodies pass through unmodified (with a warning and a metric).
-    pub max_body: usize,
+    pub(crate) max_body: usize,
 }
 
 /// Default `settle_method_drill.paths`: E04 and F04, production and test gateway.
-pub const TRADE_INFO_PATHS: [&str; 4] = [
+pub(crate) const TRADE_INFO_PATHS: [&str; 4] = [
     "/api/tradeInfo",
     "/api/xp/tradeInfoXp",
     "/test_gateway/tradeInfo.api",
@@ -190,17 +191,17 @@ pub struct Listen {
 #[derive(Debug, Clone)]
 pub struct Admin {
     /// Origins besides the admin listener's own whose pages may call mutating endpoints.
-    pub allowed_origins: Vec<Origin>,
+    pub(crate) allowed_origins: Vec<Origin>,
     /// Name of the environment variable holding the bearer token, if any.
     pub token_env: Option<String>,
     /// The token read from that variable at load time.
-    pub token: Option<Secret>,
+    pub(crate) token: Option<Secret>,
     /// Where open ad-hoc drills are kept across restarts (`None`: in memory only).
     pub state_dir: Option<PathBuf>,
     /// At most this many ad-hoc drills are open at once (`POST /drills` past it: 409).
-    pub max_drills: usize,
+    pub(crate) max_drills: usize,
     /// The longest ad-hoc drill (at most [`MAX_DRILL_DURATION`]).
-    pub max_drill_duration: std::time::Duration,
+    pub(crate) max_drill_duration: std::time::Duration,
 }
 
 impl Default for Admin {
@@ -222,7 +223,7 @@ pub const MAX_DRILL_DURATION: std::time::Duration = std::time::Duration::from_se
 
 /// `[admin] max_drills` when not set: open drills are kept in memory, listed in every
 /// `/status` and rewritten to `drills.json` on each change, so their number is bounded.
-pub const DEFAULT_MAX_DRILLS: usize = 100;
+pub(crate) const DEFAULT_MAX_DRILLS: usize = 100;
 
 /// A value that must never be printed (Debug shows `***`).
 #[derive(Clone, PartialEq, Eq)]
@@ -249,11 +250,11 @@ impl std::fmt::Debug for Secret {
 }
 
 /// Looks up environment variables; injected so tests never touch the process environment.
-pub type EnvLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
+pub(crate) type EnvLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 /// The process environment.
 #[must_use]
-pub fn process_env(name: &str) -> Option<String> {
+pub(crate) fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
@@ -263,18 +264,18 @@ pub struct ClockConfig {
     /// Renders dates and reads offset-less times.
     pub timezone: Tz,
     /// Drill clock start; `None` runs on real time.
-    pub start_at: Option<DateTime<Utc>>,
+    pub(crate) start_at: Option<DateTime<Utc>>,
     /// Drill clock speed (1.0 = real time).
-    pub speed: f64,
+    pub(crate) speed: f64,
     /// The real instant at which the drill clock reads `start_at`; `None` = when the process
     /// starts.
-    pub anchor: Option<DateTime<Utc>>,
+    pub(crate) anchor: Option<DateTime<Utc>>,
 }
 
 impl ClockConfig {
     /// The drill clock's speed, or 1.0 when no drill clock is configured.
     #[must_use]
-    pub fn effective_speed(&self) -> f64 {
+    pub(crate) fn effective_speed(&self) -> f64 {
         if self.start_at.is_some() {
             self.speed
         } else {
@@ -287,50 +288,50 @@ impl ClockConfig {
 #[derive(Debug, Clone)]
 pub struct Maintenance {
     /// `errorCode` of the API answer and the token stand-in.
-    pub error_code: String,
+    pub(crate) error_code: String,
     /// Enforce or only report.
-    pub mode: Mode,
+    pub(crate) mode: Mode,
     /// Status of the API answer.
-    pub api_status: StatusCode,
+    pub(crate) api_status: StatusCode,
     /// Status of the maintenance page.
-    pub page_status: StatusCode,
+    pub(crate) page_status: StatusCode,
     /// Message of the token stand-in.
-    pub token_message: String,
+    pub(crate) token_message: String,
     /// Contact block of the page.
-    pub contact: Contact,
+    pub(crate) contact: Contact,
     /// The page template (built-in, or `page_template`), parsed once at load.
-    pub page: std::sync::Arc<crate::response::page::Template>,
+    pub(crate) page: std::sync::Arc<crate::response::page::Template>,
     /// At most this many request-body bytes are read and discarded before a short-circuit.
-    pub drain_limit: u64,
+    pub(crate) drain_limit: u64,
     /// At most this long is spent draining a short-circuited request's body.
-    pub drain_timeout: Duration,
+    pub(crate) drain_timeout: Duration,
 }
 
 /// An upstream the shim forwards to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
     /// Its key in `[upstreams]`.
-    pub name: String,
+    pub(crate) name: String,
     /// `scheme://authority` only; the request's path and query are appended unchanged.
-    pub url: Uri,
+    pub(crate) url: Uri,
     /// TCP (and TLS) connect timeout.
-    pub connect_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     /// Time allowed from sending the request to receiving response headers.
-    pub response_timeout: Duration,
+    pub(crate) response_timeout: Duration,
     /// Idle pooled connections are closed after this long.
-    pub pool_idle_timeout: Duration,
+    pub(crate) pool_idle_timeout: Duration,
     /// Extra trust anchors (from `ca_file`) on top of the public web roots.
-    pub ca_certs: Vec<CertificateDer<'static>>,
+    pub(crate) ca_certs: Vec<CertificateDer<'static>>,
     /// At most this many connections to it at once, over all workers.
     pub max_connections: usize,
     /// Connect here instead of resolving the URL's host, which still gives SNI, the
     /// certificate name and `Host` (curl's `--connect-to`).
-    pub connect_to: Option<SocketAddr>,
+    pub(crate) connect_to: Option<SocketAddr>,
 }
 
 /// How a route matches a request path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PathMatch {
+pub(crate) enum PathMatch {
     /// Any of these exact paths.
     Exact(Vec<String>),
     /// Any path starting with this.
@@ -341,19 +342,19 @@ pub enum PathMatch {
 #[derive(Debug, Clone)]
 pub struct Route {
     /// Unique id.
-    pub id: String,
+    pub(crate) id: String,
     /// Path matcher.
-    pub path: PathMatch,
+    pub(crate) path: PathMatch,
     /// Methods accepted; `None` = any.
-    pub methods: Option<Vec<Method>>,
+    pub(crate) methods: Option<Vec<Method>>,
     /// Host (lowercase, no port) the request must be for; `None` = any.
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
     /// What the maintenance answer looks like.
-    pub kind: Kind,
+    pub(crate) kind: Kind,
     /// Dotted service name, matched against windows.
-    pub service: String,
+    pub(crate) service: String,
     /// Index into [`Config::upstreams`].
-    pub upstream: usize,
+    pub(crate) upstream: usize,
 }
 
 /// Targeted drills.
@@ -362,11 +363,11 @@ pub struct Drill {
     /// Request header that forces `maintenance` or `pass`.
     pub header: HeaderName,
     /// Clients in these networks always pass through.
-    pub bypass_cidrs: Vec<IpNet>,
+    pub(crate) bypass_cidrs: Vec<IpNet>,
     /// Peers whose `X-Forwarded-For` is believed when deciding bypass.
-    pub trusted_proxies: Vec<IpNet>,
+    pub(crate) trusted_proxies: Vec<IpNet>,
     /// Clients whose drill header is obeyed; `None` = any client.
-    pub header_clients: Option<Vec<IpNet>>,
+    pub(crate) header_clients: Option<Vec<IpNet>>,
 }
 
 /// Listener behaviour.
@@ -375,26 +376,26 @@ pub struct Server {
     /// How long in-flight requests may run after a shutdown signal.
     pub shutdown_grace: Duration,
     /// How long a client may take to send request headers.
-    pub header_read_timeout: Duration,
+    pub(crate) header_read_timeout: Duration,
     /// Reload when the config file changes.
     pub watch_config: bool,
     /// Largest request head accepted (HTTP/1.1 read buffer; HTTP/2 header list); larger → 431.
-    pub max_header_bytes: usize,
+    pub(crate) max_header_bytes: usize,
     /// Largest request body forwarded; larger → 413, and nothing more is sent upstream.
-    pub max_request_body: u64,
+    pub(crate) max_request_body: u64,
     /// Worker threads; `None` = one per core. Read at start only.
     pub worker_threads: Option<usize>,
     /// A request body that sends nothing for this long is cut off (408).
-    pub body_read_timeout: Duration,
+    pub(crate) body_read_timeout: Duration,
     /// An idle keep-alive client connection is closed after this long.
-    pub keepalive_timeout: Duration,
+    pub(crate) keepalive_timeout: Duration,
     /// At most this many client connections at once; more wait in the backlog.
     pub max_connections: usize,
     /// At most this many upstream exchanges at once for one client connection (its HTTP/2
     /// streams); more wait up to the upstream's `connect_timeout`, then 503. Read at start.
-    pub max_upstream_per_client: usize,
+    pub(crate) max_upstream_per_client: usize,
     /// What happens to a request whose path is not canonical.
-    pub non_canonical_paths: NonCanonicalPaths,
+    pub(crate) non_canonical_paths: NonCanonicalPaths,
 }
 
 impl Config {
@@ -427,17 +428,9 @@ impl Config {
         }
     }
 
-    /// Parses and validates `text`, as if read from `path`. Relative paths inside the file
-    /// (`ca_file`) are resolved against `path`'s directory, so a config and its CA file can
-    /// move together.
-    ///
-    /// # Errors
-    /// Every problem found, each with its line and column.
-    pub fn from_toml(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        Self::from_toml_with_env(path, text, &process_env)
-    }
-
-    /// [`Config::from_toml`] with an injected environment.
+    /// Parses and validates `text`, as if read from `path`, with an injected environment.
+    /// Relative paths inside the file (`ca_file`) are resolved against `path`'s directory, so
+    /// a config and its CA file can move together.
     ///
     /// # Errors
     /// Every problem found, each with its line and column.
@@ -459,7 +452,7 @@ impl Config {
 
     /// The upstream a route forwards to.
     #[must_use]
-    pub fn upstream_of(&self, route: &Route) -> &Upstream {
+    pub(crate) fn upstream_of(&self, route: &Route) -> &Upstream {
         &self.upstreams[route.upstream]
     }
 }
@@ -525,7 +518,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Formats a duration the way config files write them (`4h`, `1h30m`, `90s`).
 #[must_use]
-pub fn format_duration(d: chrono::TimeDelta) -> String {
+pub(crate) fn format_duration(d: chrono::TimeDelta) -> String {
     let mut secs = d.num_seconds();
     if secs <= 0 {
         return format!("{}ms", d.num_milliseconds());

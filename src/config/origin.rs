@@ -7,13 +7,13 @@ use std::fmt;
 /// A tuple origin: `http` or `https`, a lowercase host, a port (the scheme's default when
 /// none was written).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
+pub(crate) struct Origin {
     /// `http` or `https`.
-    pub scheme: &'static str,
+    scheme: &'static str,
     /// Lowercase host name or IP literal (IPv6 in brackets).
-    pub host: String,
+    pub(crate) host: String,
     /// Explicit or default port.
-    pub port: u16,
+    port: u16,
 }
 
 impl Origin {
@@ -21,7 +21,7 @@ impl Origin {
     /// nothing after it (a trailing `/` is tolerated in the config). `None` for anything
     /// else, including the opaque origin `null`.
     #[must_use]
-    pub fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         let (scheme, rest) = text.split_once("://")?;
         let scheme = match scheme.to_ascii_lowercase().as_str() {
             "http" => "http",
@@ -41,14 +41,14 @@ impl Origin {
     /// origin's scheme: behind a TLS-terminating proxy the browser's origin is `https`
     /// while the admin listener itself speaks plain HTTP.
     #[must_use]
-    pub fn matches_host(&self, host: &str) -> bool {
+    pub(crate) fn matches_host(&self, host: &str) -> bool {
         split_authority(host, default_port(self.scheme))
             .is_some_and(|(name, port)| name == self.host && port == self.port)
     }
 
     /// True for an IP literal or `localhost`: names that DNS cannot point elsewhere.
     #[must_use]
-    pub fn is_literal_or_localhost(&self) -> bool {
+    pub(crate) fn is_literal_or_localhost(&self) -> bool {
         self.host == "localhost"
             || self.host.parse::<std::net::Ipv4Addr>().is_ok()
             || self

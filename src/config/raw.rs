@@ -46,7 +46,7 @@ pub(crate) struct RawClock {
 /// `maintenance.mode`
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Answer as the gateway does during maintenance.
     Enforce,
     /// Pass through, but log and count what would have been answered.
@@ -116,7 +116,7 @@ pub(crate) struct RawWindow {
 /// `routes[].kind`
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Kind {
+pub(crate) enum Kind {
     /// Server-to-server XML API: maintenance answers the gateway's error XML.
     Api,
     /// Token JavaScript library: maintenance serves a stand-in that fails every token.
@@ -133,7 +133,7 @@ pub enum Kind {
 impl Kind {
     /// The name used in the config file.
     #[must_use]
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Api => "api",
             Self::TokenJs => "token_js",
@@ -147,7 +147,7 @@ impl Kind {
 impl Mode {
     /// The name used in the config file.
     #[must_use]
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Enforce => "enforce",
             Self::Report => "report",
@@ -186,7 +186,7 @@ pub(crate) struct RawDrill {
 /// `settle_method_drill.when`
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum SettleWhen {
+pub(crate) enum SettleWhen {
     /// Off (the drill header can still switch it on per request).
     #[default]
     Never,
@@ -199,7 +199,7 @@ pub enum SettleWhen {
 impl SettleWhen {
     /// The name used in the config file.
     #[must_use]
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Never => "never",
             Self::Always => "always",
@@ -240,7 +240,7 @@ pub(crate) struct RawServer {
 /// unambiguous (escapes servers read differently are refused whatever this says).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum NonCanonicalPaths {
+pub(crate) enum NonCanonicalPaths {
     /// Answer `400` (`X-Webcollect-Shim: bad-path`); nothing goes upstream.
     Refuse,
     /// Treat it as its canonical form: the maintenance answer inside a window, the canonical

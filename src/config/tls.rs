@@ -22,7 +22,7 @@ const MAX_LEAF_VALIDITY: Duration = Duration::from_secs(397 * 24 * 3600);
 
 /// True for a DNS name a certificate can carry (not an IP address, no port, no wildcard).
 #[must_use]
-pub fn is_dns_name(name: &str) -> bool {
+pub(crate) fn is_dns_name(name: &str) -> bool {
     matches!(ServerName::try_from(name), Ok(ServerName::DnsName(_)))
         && !name.contains('*')
         && !name.is_empty()

@@ -2,7 +2,7 @@
 //! no I/O, no clock reads; the caller passes `now`.
 
 pub mod path;
-pub mod router;
+pub(crate) mod router;
 pub mod snapshot;
 pub mod via;
 
@@ -28,7 +28,7 @@ pub struct RequestInfo<'a> {
     pub headers: &'a HeaderMap,
     /// Address of the TCP peer.
     pub peer: IpAddr,
-    /// The host the request is for, without port (see [`request_host`]), if known.
+    /// The host the request is for, without port (see `request_host`), if known.
     pub host: Option<&'a str>,
     /// This process's `Via` mark: a request carrying it has looped back.
     pub mark: &'a ViaMark,
@@ -37,7 +37,7 @@ pub struct RequestInfo<'a> {
 /// The host a request is for, without the port: the request target's authority (absolute
 /// form, or h2's `:authority`), else the `Host` header (RFC 9112 §3.2.2). Case as sent.
 #[must_use]
-pub fn request_host<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+pub(crate) fn request_host<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> Option<&'a str> {
     let authority = match uri.authority() {
         Some(a) => a.as_str(),
         None => headers.get(http::header::HOST)?.to_str().ok()?,
@@ -60,11 +60,11 @@ pub fn request_host<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> Option<&'
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Maintain {
     /// Index of the window shown (active, or for a forced drill the next one), if any.
-    pub window: Option<usize>,
+    pub(crate) window: Option<usize>,
     /// When the maintenance ends, if a window is active.
-    pub until: Option<DateTime<Utc>>,
+    pub(crate) until: Option<DateTime<Utc>>,
     /// Forced by the drill header rather than by a window.
-    pub forced: bool,
+    pub(crate) forced: bool,
 }
 
 /// Why a request is passed through.
@@ -94,7 +94,7 @@ pub enum Refusal {
 impl Refusal {
     /// The shim's answer to it.
     #[must_use]
-    pub fn answer(self) -> crate::response::Canned {
+    pub(crate) fn answer(self) -> crate::response::Canned {
         match self {
             Self::BadPath(problem) => crate::response::bad_path(problem.reason()),
             Self::Method => crate::response::method_not_allowed(),
@@ -135,7 +135,7 @@ pub enum Action {
 impl Action {
     /// Short label for logs and `explain`.
     #[must_use]
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             Self::Loop => "loop",
             Self::Refuse(Refusal::BadPath(_)) => "bad-path",
@@ -245,7 +245,7 @@ pub fn action(snapshot: &Snapshot, req: RequestInfo<'_>, now: DateTime<Utc>) -> 
 
 /// Headers with which a client asks a server to act as if the request had another method.
 /// The shim decides on that method and removes them before forwarding.
-pub const OVERRIDES: [http::HeaderName; 2] = [
+pub(crate) const OVERRIDES: [http::HeaderName; 2] = [
     http::HeaderName::from_static("x-http-method-override"),
     http::HeaderName::from_static("x-method-override"),
 ];
@@ -254,7 +254,7 @@ pub const OVERRIDES: [http::HeaderName; 2] = [
 /// names a valid one). One pass over the field names, comparing lengths first: cheaper
 /// than hashing both names for every request, which almost never has either.
 #[must_use]
-pub fn method_override(headers: &HeaderMap) -> (bool, Option<Method>) {
+pub(crate) fn method_override(headers: &HeaderMap) -> (bool, Option<Method>) {
     let mut present = false;
     let mut method = None;
     for (name, value) in headers {
@@ -350,7 +350,7 @@ fn in_any(nets: &[IpNet], ip: IpAddr) -> bool {
 /// The client's address: the peer, unless the peer is a trusted proxy, in which case the
 /// rightmost `X-Forwarded-For` entry that is not itself a trusted proxy.
 #[must_use]
-pub fn client_ip(req: RequestInfo<'_>, trusted: &[IpNet]) -> IpAddr {
+pub(crate) fn client_ip(req: RequestInfo<'_>, trusted: &[IpNet]) -> IpAddr {
     let mut client = req.peer.to_canonical();
     if !in_any(trusted, client) {
         return client;

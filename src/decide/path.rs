@@ -36,7 +36,7 @@ pub enum Problem {
 impl Problem {
     /// What is wrong, for `explain`, the log and the answer.
     #[must_use]
-    pub fn reason(self) -> &'static str {
+    pub(crate) fn reason(self) -> &'static str {
         match self {
             Self::NotCanonical => {
                 "the path is not in canonical form (dot segments, repeated slashes, escaped unreserved characters, lower-case escapes or trailing dots)"
@@ -62,7 +62,7 @@ pub struct Canonical<'a> {
     pub path: Cow<'a, str>,
     /// The canonical path with each remaining segment's parameters, as forwarded when
     /// `server.non_canonical_paths = "forward_canonical"`.
-    pub with_params: Cow<'a, str>,
+    pub(crate) with_params: Cow<'a, str>,
     /// The raw path differs from the canonical one other than by path parameters.
     pub rewritten: bool,
 }
@@ -86,7 +86,7 @@ pub fn canonicalize(raw: &str) -> Result<Canonical<'_>, Problem> {
 /// or for a refused one the raw path without its `;` parameters (they can carry session
 /// ids).
 #[must_use]
-pub fn as_decided(raw: &str) -> Cow<'_, str> {
+pub(crate) fn as_decided(raw: &str) -> Cow<'_, str> {
     match canonicalize(raw) {
         Ok(c) => c.path,
         Err(_) if !raw.contains(';') => Cow::Borrowed(raw),

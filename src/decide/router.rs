@@ -32,7 +32,7 @@ pub struct Router {
 impl Router {
     /// Compiles `routes`.
     #[must_use]
-    pub fn new(routes: &[Route]) -> Self {
+    pub(crate) fn new(routes: &[Route]) -> Self {
         let mut router = Self {
             nodes: vec![Node::default()],
             methods: routes.iter().map(|r| r.methods.clone()).collect(),
@@ -83,7 +83,7 @@ impl Router {
     /// Whether any route is restricted to a host. When none is, the request's host cannot
     /// change the match, and the caller need not look for it.
     #[must_use]
-    pub fn by_host(&self) -> bool {
+    pub(crate) fn by_host(&self) -> bool {
         self.by_host
     }
 

@@ -28,9 +28,9 @@ pub struct Snapshot {
     pub windows: Vec<Window>,
     /// The ids of [`Snapshot::windows`], shared: the drill journal's records name the window
     /// without copying its id.
-    pub window_ids: Box<[Arc<str>]>,
+    pub(crate) window_ids: Box<[Arc<str>]>,
     /// Recurring windows were expanded up to here; recompile before the clock gets close.
-    pub horizon: DateTime<Utc>,
+    horizon: DateTime<Utc>,
     /// Per route (same index as `config.routes`), its service's maintenance timeline.
     timelines: Vec<Arc<Timeline>>,
     /// Windows during which `settle_method_drill.when = "in_windows"` applies.
@@ -47,14 +47,14 @@ pub struct Snapshot {
     /// rendered on first use and kept for the life of the snapshot.
     pages: Vec<OnceLock<Bytes>>,
     /// Increases by one on every successful load.
-    pub version: u64,
+    pub(crate) version: u64,
     /// When it was loaded, by the shim's clock.
-    pub loaded_at: DateTime<Utc>,
+    pub(crate) loaded_at: DateTime<Utc>,
 }
 
 impl Snapshot {
     /// How far ahead recurring windows are expanded at each compilation.
-    pub const HORIZON: TimeDelta = TimeDelta::days(400);
+    pub(crate) const HORIZON: TimeDelta = TimeDelta::days(400);
 
     /// Compiles `config` plus ad-hoc `drills` at `now`. Routes sharing a service share one
     /// timeline.
@@ -111,13 +111,13 @@ impl Snapshot {
 
     /// True when recurring windows must be re-expanded to stay correct past `now`.
     #[must_use]
-    pub fn needs_recompile(&self, now: DateTime<Utc>) -> bool {
+    pub(crate) fn needs_recompile(&self, now: DateTime<Utc>) -> bool {
         !self.config.recurring.is_empty() && now + TimeDelta::days(30) > self.horizon
             || now < self.loaded_at - TimeDelta::days(1)
     }
 
     /// Windows active at `now` (indexes into [`Snapshot::windows`]).
-    pub fn active_windows(&self, now: DateTime<Utc>) -> impl Iterator<Item = &Window> {
+    pub(crate) fn active_windows(&self, now: DateTime<Utc>) -> impl Iterator<Item = &Window> {
         self.windows
             .iter()
             .filter(move |w| w.start <= now && now < w.end)
@@ -126,25 +126,25 @@ impl Snapshot {
     /// Whether the drill journal records at `now` (`[report]`): around every window,
     /// occurrence and drill, or always.
     #[must_use]
-    pub fn recording_at(&self, now: DateTime<Utc>) -> bool {
+    pub(crate) fn recording_at(&self, now: DateTime<Utc>) -> bool {
         self.recording.at(now)
     }
 
     /// The maintenance timeline of route `route`.
     #[must_use]
-    pub fn timeline(&self, route: usize) -> &Timeline {
+    pub(crate) fn timeline(&self, route: usize) -> &Timeline {
         &self.timelines[route]
     }
 
     /// Windows of the settleMethod drill's `in_windows` mode.
     #[must_use]
-    pub fn settle_timeline(&self) -> &Timeline {
+    pub(crate) fn settle_timeline(&self) -> &Timeline {
         &self.settle_timeline
     }
 
     /// True when responses to `path` are candidates for the settleMethod rewrite.
     #[must_use]
-    pub fn is_trade_info_path(&self, path: &str) -> bool {
+    pub(crate) fn is_trade_info_path(&self, path: &str) -> bool {
         self.trade_info_paths
             .binary_search_by(|p| p.as_str().cmp(path))
             .is_ok()
@@ -152,13 +152,13 @@ impl Snapshot {
 
     /// The pre-rendered token library stand-in.
     #[must_use]
-    pub fn token_js(&self, modal: bool) -> Bytes {
+    pub(crate) fn token_js(&self, modal: bool) -> Bytes {
         self.token_js[usize::from(modal)].clone()
     }
 
     /// The maintenance page for `window` (index into [`Snapshot::windows`]).
     #[must_use]
-    pub fn page_body(&self, window: Option<usize>) -> Bytes {
+    pub(crate) fn page_body(&self, window: Option<usize>) -> Bytes {
         let slot = window.unwrap_or(self.windows.len());
         self.pages[slot]
             .get_or_init(|| {
@@ -176,7 +176,7 @@ impl Snapshot {
     /// The answer for a request to `route` (raw `path`) in maintenance, by route kind
     /// (SPEC §4.1–4.3).
     #[must_use]
-    pub fn maintenance_answer(
+    pub(crate) fn maintenance_answer(
         &self,
         route: usize,
         maintain: Maintain,
@@ -206,7 +206,7 @@ impl Snapshot {
 
     /// The earliest instant after `now` at which any route enters or leaves maintenance.
     #[must_use]
-    pub fn next_transition(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_transition(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.timelines
             .iter()
             .filter_map(|t| t.next_transition(now))

@@ -19,7 +19,7 @@ pub struct ViaMark {
 impl ViaMark {
     /// A mark with a random instance id, unique to this process.
     #[must_use]
-    pub fn random() -> Self {
+    pub(crate) fn random() -> Self {
         let mut id = [0u8; 8];
         // The OS generator does not fail on Linux; an all-zero id would still work, just
         // not be unique.
@@ -50,7 +50,7 @@ impl ViaMark {
 
     /// The entry for a request received as `version`.
     #[must_use]
-    pub fn entry(&self, version: Version) -> &HeaderValue {
+    pub(crate) fn entry(&self, version: Version) -> &HeaderValue {
         match version {
             Version::HTTP_09 | Version::HTTP_10 => &self.entries[0],
             Version::HTTP_2 => &self.entries[2],

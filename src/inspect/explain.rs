@@ -1,5 +1,5 @@
 //! `explain`: one request, at a chosen instant, run through the real merchant-facing stack
-//! ([`crate::proxy::build`]) with a stand-in in place of the network: the stand-in records
+//! (`crate::proxy::build`) with a stand-in in place of the network: the stand-in records
 //! the request the upstream would have received and answers as told (its answer, or a
 //! connection failure, or a timeout). What the stack answers is printed as it would go on
 //! the wire, so `explain` cannot disagree with a running shim: there is no second mapping
@@ -221,7 +221,7 @@ impl Service<Forwarding> for StandInUpstream {
 /// A response as hyper writes it on an HTTP/1.1 connection, but for the `date` field (the
 /// server's clock, not the shim's answer).
 #[must_use]
-pub fn wire_text(parts: &http::response::Parts, body: &[u8]) -> String {
+pub(crate) fn wire_text(parts: &http::response::Parts, body: &[u8]) -> String {
     let status: StatusCode = parts.status;
     let mut out = format!(
         "HTTP/1.1 {} {}\r\n",

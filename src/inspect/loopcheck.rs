@@ -15,11 +15,11 @@ use crate::config::Config;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SelfLoop {
     /// The upstream's name.
-    pub upstream: String,
+    pub(crate) upstream: String,
     /// The address it connects to.
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     /// Which listener answers there: `proxy`, `tls` or `admin`.
-    pub listener: &'static str,
+    pub(crate) listener: &'static str,
 }
 
 /// Upstreams of `config` that would connect to one of its listeners. A host that does not

@@ -17,7 +17,7 @@ use crate::response::window_text;
 
 /// The instance id `explain` stands in for a running shim's random one: a request whose
 /// `Via` carries `webcollect-shim-explain` shows the loop answer.
-pub const EXPLAIN_VIA_ID: &str = "explain";
+pub(crate) const EXPLAIN_VIA_ID: &str = "explain";
 
 fn local(t: DateTime<Utc>, tz: Tz) -> String {
     t.with_timezone(&tz)

@@ -15,12 +15,12 @@ use super::fields::{self, Code, FormIds, Ident};
 use crate::config::Config;
 
 /// How much of each body is read.
-pub const PREFIX: usize = 8 * 1024;
+pub(crate) const PREFIX: usize = 8 * 1024;
 
 /// The start of a body, as the chunks that streamed past (no copy; a body that comes in one
 /// frame, as a form usually does, takes no allocation either).
 #[derive(Debug, Default)]
-pub struct Prefix {
+pub(crate) struct Prefix {
     first: Option<Bytes>,
     more: Vec<Bytes>,
     len: usize,
@@ -66,42 +66,42 @@ impl Prefix {
 
 /// What is known when the decision is made.
 #[derive(Debug)]
-pub struct Head {
+pub(crate) struct Head {
     /// The config the request was decided on (route names are resolved off the request path).
-    pub config: Arc<Config>,
+    pub(crate) config: Arc<Config>,
     /// Route index.
-    pub route: usize,
+    pub(crate) route: usize,
     /// Real time of arrival.
-    pub real_time: DateTime<Utc>,
+    pub(crate) real_time: DateTime<Utc>,
     /// Drill time of arrival.
-    pub drill_time: DateTime<Utc>,
+    pub(crate) drill_time: DateTime<Utc>,
     /// `X-Request-Id`.
-    pub request_id: Ident<64>,
+    pub(crate) request_id: Ident<64>,
     /// Method.
-    pub method: Method,
+    pub(crate) method: Method,
     /// The decision's label.
-    pub decision: &'static str,
+    pub(crate) decision: &'static str,
     /// The window or drill in force for the route's service, if any.
-    pub window: Option<Arc<str>>,
+    pub(crate) window: Option<Arc<str>>,
     /// Whether the request is on its way upstream.
-    pub forwarded: bool,
+    pub(crate) forwarded: bool,
     /// Whether the request body is a form worth reading.
-    pub form: bool,
+    pub(crate) form: bool,
     /// Whether the answer is worth reading (an API route's XML).
-    pub answer: bool,
+    pub(crate) answer: bool,
 }
 
 /// How the request ended, as the access log wrote it.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct End {
+pub(crate) struct End {
     /// Status the client got.
-    pub status: u16,
+    pub(crate) status: u16,
     /// Failure label, if any.
-    pub error: Option<&'static str>,
+    pub(crate) error: Option<&'static str>,
     /// Microseconds to the answer's head.
-    pub latency_us: u64,
+    pub(crate) latency_us: u64,
     /// Whether it reached the upstream.
-    pub reached: bool,
+    pub(crate) reached: bool,
 }
 
 #[derive(Debug, Default)]
@@ -113,7 +113,7 @@ struct Taps {
 
 /// A record under way. Cheap to share: the taps and the access log each hold an `Arc`.
 #[derive(Debug)]
-pub struct Capture {
+pub(crate) struct Capture {
     journal: Journal,
     head: Option<Head>,
     taps: Mutex<Taps>,
@@ -123,21 +123,21 @@ pub struct Capture {
 /// request ended and are gone: a queued entry holds no buffer of the request path, and
 /// nothing in it was allocated there (but the config's and window id's shared counts).
 #[derive(Debug)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// What the decision knew.
-    pub head: Head,
+    pub(crate) head: Head,
     /// How it ended.
-    pub end: End,
+    pub(crate) end: End,
     /// The kept fields of the request's form.
-    pub form: FormIds,
+    pub(crate) form: FormIds,
     /// The upstream answer's `returnCode` and `errorCode`.
-    pub codes: (Option<Code>, Option<Code>),
+    pub(crate) codes: (Option<Code>, Option<Code>),
 }
 
 impl Capture {
     /// A capture that `journal` receives when the last holder drops it.
     #[must_use]
-    pub fn new(journal: Journal, head: Head) -> Arc<Self> {
+    pub(crate) fn new(journal: Journal, head: Head) -> Arc<Self> {
         Arc::new(Self {
             journal,
             head: Some(head),
@@ -151,34 +151,34 @@ impl Capture {
 
     /// Whether the request body should be tapped.
     #[must_use]
-    pub fn wants_request(&self) -> bool {
+    pub(crate) fn wants_request(&self) -> bool {
         self.head.as_ref().is_some_and(|h| h.form)
     }
 
     /// Whether the answer body should be tapped.
     #[must_use]
-    pub fn wants_answer(&self) -> bool {
+    pub(crate) fn wants_answer(&self) -> bool {
         self.head.as_ref().is_some_and(|h| h.answer)
     }
 
     /// Whether the request was forwarded.
     #[must_use]
-    pub fn forwarded(&self) -> bool {
+    pub(crate) fn forwarded(&self) -> bool {
         self.head.as_ref().is_some_and(|h| h.forwarded)
     }
 
     /// A chunk of the request body streamed past.
-    pub fn request_data(&self, data: &Bytes) {
+    pub(crate) fn request_data(&self, data: &Bytes) {
         self.taps().request.push(data);
     }
 
     /// A chunk of the answer streamed past.
-    pub fn answer_data(&self, data: &Bytes) {
+    pub(crate) fn answer_data(&self, data: &Bytes) {
         self.taps().answer.push(data);
     }
 
     /// The outcome, from the access log (the first one counts).
-    pub fn end(&self, end: End) {
+    pub(crate) fn end(&self, end: End) {
         self.taps().end.get_or_insert(end);
     }
 }

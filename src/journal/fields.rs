@@ -19,7 +19,7 @@ pub struct Ident<const N: usize> {
 impl<const N: usize> Ident<N> {
     /// `text`, cut at `N` bytes (and at most 255) on a character boundary.
     #[must_use]
-    pub fn new(text: &str) -> Self {
+    pub(crate) fn new(text: &str) -> Self {
         let mut end = text.len().min(N).min(usize::from(u8::MAX));
         while !text.is_char_boundary(end) {
             end -= 1;
@@ -49,7 +49,7 @@ impl<const N: usize> std::fmt::Debug for Ident<N> {
 pub const MAX_VALUE: usize = 64;
 
 /// A kept value.
-pub type Value = Ident<MAX_VALUE>;
+pub(crate) type Value = Ident<MAX_VALUE>;
 
 /// The form fields a record keeps.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -149,7 +149,7 @@ fn value(raw: &[u8]) -> Option<Value> {
 }
 
 /// A gateway code (`returnCode`, `errorCode`).
-pub type Code = Ident<32>;
+pub(crate) type Code = Ident<32>;
 
 /// `returnCode` and `errorCode` of an XML answer's start (the gateway's `<return>`).
 #[must_use]

@@ -1,18 +1,18 @@
-//! The drill journal: while recording is on (`[report]`), one [`Record`] per request on an
+//! The drill journal: while recording is on (`[report]`), one `Record` per request on an
 //! `api`, `page`, `token_js` or `notification` route, whatever its outcome. The request
-//! path only fills a [`capture::Capture`] and offers it to a bounded queue (never waiting:
+//! path only fills a `capture::Capture` and offers it to a bounded queue (never waiting:
 //! a full queue drops and counts); one writer thread parses the bodies' starts and appends
-//! in batches to the [`store::Store`]: SQLite under `state_dir`, memory otherwise. Reports
-//! ([`report`]) are built from what it holds.
+//! in batches to the `store::Store`: SQLite under `state_dir`, memory otherwise. Reports
+//! (`report`) are built from what it holds.
 
-pub mod capture;
+pub(crate) mod capture;
 pub mod fields;
 pub mod fleet;
-pub mod record;
+pub(crate) mod record;
 pub mod render;
-pub mod report;
-pub mod sqlite;
-pub mod store;
+pub(crate) mod report;
+pub(crate) mod sqlite;
+pub(crate) mod store;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +24,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use http::HeaderMap;
 use prometheus_client::metrics::counter::Counter;
 
-pub use record::Record;
+pub(crate) use record::Record;
 
 use crate::clock::SharedClock;
 use crate::config::{self, Kind};
@@ -38,7 +38,7 @@ const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-
 
 /// How many finished requests may wait for the writer; past it they are dropped and counted.
 /// An entry is about 470 bytes, held in the queue itself: under 4 MiB.
-pub const QUEUE: usize = 8 * 1024;
+pub(crate) const QUEUE: usize = 8 * 1024;
 
 /// Largest batch written at once.
 const BATCH: usize = 1024;
@@ -50,7 +50,7 @@ const FLUSH_EVERY: Duration = Duration::from_millis(200);
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// Most records a memory journal keeps.
-pub const MEMORY_RECORDS: usize = 200_000;
+pub(crate) const MEMORY_RECORDS: usize = 200_000;
 
 /// The journal: a handle to its queue and its store. Cheap to clone.
 #[derive(Clone)]
@@ -105,7 +105,7 @@ impl Journal {
     /// memory) and starts the writer thread. A SQLite file that cannot be opened is set
     /// aside or, failing that, replaced by memory, with a log line: never fatal.
     #[must_use]
-    pub fn open(
+    pub(crate) fn open(
         report: &config::Reporting,
         state_dir: Option<&Path>,
         replica: &str,
@@ -184,15 +184,9 @@ impl Journal {
         Self { inner }
     }
 
-    /// Where records are kept: `memory` or the SQLite file.
-    #[must_use]
-    pub fn location(&self) -> String {
-        self.inner.store.location()
-    }
-
     /// This process's name in records (its `Via` pseudonym).
     #[must_use]
-    pub fn replica(&self) -> &str {
+    pub(crate) fn replica(&self) -> &str {
         &self.inner.replica
     }
 
@@ -201,7 +195,7 @@ impl Journal {
     /// (or when the drill header sent it to maintenance or through: a targeted drill is
     /// always recorded).
     #[must_use]
-    pub fn begin(
+    pub(crate) fn begin(
         &self,
         snapshot: &Snapshot,
         action: Action,
@@ -291,7 +285,7 @@ impl Journal {
     }
 
     /// Remembers a drill that opened (or was restored at start).
-    pub fn drill_opened(&self, drill: &crate::schedule::Window) {
+    pub(crate) fn drill_opened(&self, drill: &crate::schedule::Window) {
         self.send_drill(DrillEvent::Opened(DrillSpan {
             id: drill.id.clone(),
             title: drill.title.clone(),
@@ -302,7 +296,7 @@ impl Journal {
     }
 
     /// Remembers that a drill was closed at `at`.
-    pub fn drill_closed(&self, drill: &crate::schedule::Window, at: DateTime<Utc>) {
+    pub(crate) fn drill_closed(&self, drill: &crate::schedule::Window, at: DateTime<Utc>) {
         self.send_drill(DrillEvent::Closed {
             id: drill.id.clone(),
             start: drill.start,
@@ -323,7 +317,7 @@ impl Journal {
     /// Waits (at most `timeout`) until everything queued so far is written. False when it
     /// was not: the queue is full (a report then says records were dropped) or the writer is
     /// slow.
-    pub fn flush(&self, timeout: Duration) -> bool {
+    pub(crate) fn flush(&self, timeout: Duration) -> bool {
         let (tx, rx) = mpsc::sync_channel(1);
         self.inner.sender.try_send(Msg::Flush(tx)).is_ok() && rx.recv_timeout(timeout).is_ok()
     }
@@ -332,7 +326,7 @@ impl Journal {
     ///
     /// # Errors
     /// When the store cannot be read.
-    pub fn records(
+    pub(crate) fn records(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
@@ -350,7 +344,7 @@ impl Journal {
     ///
     /// # Errors
     /// When the store cannot be read.
-    pub fn drills(&self) -> Result<Vec<DrillSpan>, StoreError> {
+    pub(crate) fn drills(&self) -> Result<Vec<DrillSpan>, StoreError> {
         self.inner.store.drills()
     }
 }

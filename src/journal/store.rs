@@ -11,27 +11,27 @@ use serde::{Deserialize, Serialize};
 use super::Record;
 
 /// A store's failure, with its cause (SQLite's message, an I/O error).
-pub type StoreError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type StoreError = Box<dyn std::error::Error + Send + Sync>;
 
 /// An ad-hoc drill as the journal remembers it, after it has closed too: reports about it
 /// need its span.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DrillSpan {
+pub(crate) struct DrillSpan {
     /// Id (ids may be reused once a drill has closed; `start` tells them apart).
-    pub id: String,
+    pub(crate) id: String,
     /// Title.
-    pub title: String,
+    pub(crate) title: String,
     /// Services covered.
-    pub services: Vec<String>,
+    pub(crate) services: Vec<String>,
     /// When it opened (drill time).
-    pub start: DateTime<Utc>,
+    pub(crate) start: DateTime<Utc>,
     /// When it ended or was closed (drill time).
-    pub end: DateTime<Utc>,
+    pub(crate) end: DateTime<Utc>,
 }
 
 /// A change to the drills the journal remembers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DrillEvent {
+pub(crate) enum DrillEvent {
     /// A drill opened (or was restored at start: the same `(id, start)` is kept once).
     Opened(DrillSpan),
     /// The drill `(id, start)` was closed early, at `end`.
@@ -47,36 +47,36 @@ pub enum DrillEvent {
 
 /// Records dropped because the journal's queue was full, counted when the writer noticed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Gap {
+pub(crate) struct Gap {
     /// Real time of the count.
-    pub real_time: DateTime<Utc>,
+    pub(crate) real_time: DateTime<Utc>,
     /// Drill time of the count.
-    pub drill_time: DateTime<Utc>,
+    pub(crate) drill_time: DateTime<Utc>,
     /// How many records were lost since the previous count.
-    pub dropped: u64,
+    pub(crate) dropped: u64,
 }
 
 /// What one write adds.
 #[derive(Debug, Default)]
-pub struct Batch {
+pub(crate) struct Batch {
     /// New records.
-    pub records: Vec<Record>,
+    pub(crate) records: Vec<Record>,
     /// Drill changes.
-    pub drills: Vec<DrillEvent>,
+    pub(crate) drills: Vec<DrillEvent>,
     /// Records lost since the last batch, if any.
-    pub gap: Option<Gap>,
+    pub(crate) gap: Option<Gap>,
 }
 
 impl Batch {
     /// Nothing to write.
     #[must_use]
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.records.is_empty() && self.drills.is_empty() && self.gap.is_none()
     }
 }
 
 /// A place for records.
-pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+pub(crate) trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Appends `batch` atomically.
     ///
     /// # Errors
@@ -114,7 +114,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
 /// The store without `state_dir`: bounded, lost at exit.
 #[derive(Debug, Default)]
-pub struct Memory {
+pub(crate) struct Memory {
     inner: Mutex<MemoryInner>,
     max_records: usize,
 }
@@ -132,7 +132,7 @@ const MEMORY_DRILLS: usize = 1_000;
 impl Memory {
     /// A memory store of at most `max_records` records (the oldest go first).
     #[must_use]
-    pub fn new(max_records: usize) -> Self {
+    pub(crate) fn new(max_records: usize) -> Self {
         Self {
             inner: Mutex::default(),
             max_records: max_records.max(1),
@@ -145,7 +145,7 @@ impl Memory {
 }
 
 /// Applies drill events to a list of drills (shared by the stores' tests and `Memory`).
-pub fn apply_drill_event(drills: &mut Vec<DrillSpan>, event: &DrillEvent) {
+pub(crate) fn apply_drill_event(drills: &mut Vec<DrillSpan>, event: &DrillEvent) {
     match event {
         DrillEvent::Opened(span) => {
             if !drills

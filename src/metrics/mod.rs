@@ -1,7 +1,7 @@
 //! Prometheus metrics. Label values come from fixed sets (decision, status class, result) or
 //! from ids written in the config (route, window, upstream): never from request data.
 
-pub mod traffic;
+pub(crate) mod traffic;
 
 use std::fmt;
 
@@ -13,12 +13,12 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// Content type of [`Metrics::encode`]'s output.
-pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+pub(crate) const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// What happened to a request, for the `decision` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(usize)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Forwarded (no window, passthrough route, HEAD).
     Pass,
     /// Answered with the maintenance response.
@@ -39,10 +39,10 @@ pub enum Decision {
 
 impl Decision {
     /// How many values there are.
-    pub const COUNT: usize = 8;
+    pub(crate) const COUNT: usize = 8;
 
     /// Every value, in `as usize` order.
-    pub const ALL: [Self; Self::COUNT] = [
+    pub(crate) const ALL: [Self; Self::COUNT] = [
         Self::Pass,
         Self::Maintenance,
         Self::Report,
@@ -55,7 +55,7 @@ impl Decision {
 
     /// The `decision` label value.
     #[must_use]
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Pass => "pass",
             Self::Maintenance => "maintenance",
@@ -107,14 +107,14 @@ const DECISIONS: usize = Decision::COUNT;
 
 /// Request counters of one config, resolved lazily per (route, decision, status class).
 #[derive(Debug)]
-pub struct RequestCounters {
+pub(crate) struct RequestCounters {
     slots: Vec<std::sync::OnceLock<Counter>>,
 }
 
 impl RequestCounters {
     /// Slots for `routes` routes plus "no route".
     #[must_use]
-    pub fn new(routes: usize) -> Self {
+    pub(crate) fn new(routes: usize) -> Self {
         Self {
             slots: (0..(routes + 1) * DECISIONS * 5)
                 .map(|_| std::sync::OnceLock::new())
@@ -124,9 +124,9 @@ impl RequestCounters {
 }
 
 /// Every metric the shim exports, registered once.
-pub struct Metrics {
+pub(crate) struct Metrics {
     /// Per-route counts for the admin console (not exported to Prometheus).
-    pub traffic: crate::metrics::traffic::Board,
+    pub(crate) traffic: crate::metrics::traffic::Board,
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     upstream_latency: Family<UpstreamLabels, Histogram, fn() -> Histogram>,
@@ -137,9 +137,9 @@ pub struct Metrics {
     drills_open: Gauge,
     config_version: Gauge,
     /// Journal records lost because the journal's queue was full or a write failed.
-    pub journal_dropped: Counter,
+    pub(crate) journal_dropped: Counter,
     /// Journal records written.
-    pub journal_records: Counter,
+    pub(crate) journal_records: Counter,
 }
 
 impl fmt::Debug for Metrics {
@@ -157,7 +157,7 @@ impl Default for Metrics {
 impl Metrics {
     /// Creates and registers every metric under the `webcollect_shim` prefix.
     #[must_use]
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("webcollect_shim");
         let m = Self {
             requests: Family::default(),
@@ -197,7 +197,7 @@ impl Metrics {
 
     /// Counts one request. `cache` belongs to the config in use; after the first request of
     /// a kind, counting neither allocates nor takes the family's lock.
-    pub fn request(
+    pub(crate) fn request(
         &self,
         cache: &RequestCounters,
         route: Option<(usize, &str)>,
@@ -229,7 +229,7 @@ impl Metrics {
 
     /// The latency histogram of each upstream, created up front for a config.
     #[must_use]
-    pub fn upstream_histograms<'a>(
+    pub(crate) fn upstream_histograms<'a>(
         &self,
         upstreams: impl Iterator<Item = &'a str>,
     ) -> Vec<Histogram> {
@@ -245,7 +245,7 @@ impl Metrics {
     }
 
     /// Counts a report-mode request that would have been short-circuited.
-    pub fn would_maintain(&self, route: &str, window: &str) {
+    pub(crate) fn would_maintain(&self, route: &str, window: &str) {
         self.would_maintain
             .get_or_create(&WouldMaintainLabels {
                 route: route.to_owned(),
@@ -255,7 +255,7 @@ impl Metrics {
     }
 
     /// Counts a reload attempt.
-    pub fn reload(&self, ok: bool) {
+    pub(crate) fn reload(&self, ok: bool) {
         self.reloads
             .get_or_create(&ResultLabels {
                 result: if ok { "ok" } else { "error" },
@@ -264,7 +264,7 @@ impl Metrics {
     }
 
     /// Counts a settleMethod rewrite attempt (`result`: fixed set chosen by the caller).
-    pub fn rewrite(&self, route: &str, result: &'static str) {
+    pub(crate) fn rewrite(&self, route: &str, result: &'static str) {
         self.rewrites
             .get_or_create(&RewriteLabels {
                 route: route.to_owned(),
@@ -274,7 +274,7 @@ impl Metrics {
     }
 
     /// Sets the gauges that describe the current state.
-    pub fn set_state(&self, active_windows: usize, drills_open: usize, version: u64) {
+    pub(crate) fn set_state(&self, active_windows: usize, drills_open: usize, version: u64) {
         self.active_windows
             .set(i64::try_from(active_windows).unwrap_or(i64::MAX));
         self.drills_open
@@ -285,7 +285,7 @@ impl Metrics {
 
     /// Prometheus text exposition.
     #[must_use]
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);

@@ -17,7 +17,7 @@ use std::time::Instant;
 use crate::metrics::Decision;
 
 /// How many minutes the per-minute series covers (the current one included).
-pub const MINUTES: usize = 30;
+pub(crate) const MINUTES: usize = 30;
 
 /// One route's counters in one shard.
 ///
@@ -27,7 +27,7 @@ pub const MINUTES: usize = 30;
 /// `retired + ring` is the total since start. A count never reaches 2³² in one minute on
 /// one worker (that would be 71 million requests a second).
 #[derive(Debug)]
-pub struct Cells {
+pub(crate) struct Cells {
     ring: [[AtomicU64; MINUTES]; Decision::COUNT],
     retired: [AtomicU64; Decision::COUNT],
 }
@@ -45,7 +45,7 @@ impl Cells {
     /// Counts one request in `minute`. Only the shard's own worker thread may call this:
     /// with a single writer a relaxed load and store are exact, and readers on other
     /// threads see each word whole.
-    pub fn record(&self, decision: Decision, minute: u32) {
+    pub(crate) fn record(&self, decision: Decision, minute: u32) {
         let d = decision as usize;
         let slot = &self.ring[d][minute as usize % MINUTES];
         let word = slot.load(Ordering::Relaxed);
@@ -86,18 +86,18 @@ impl Cells {
 
 /// Counts of one route (or of "no route"), summed over the workers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Counts {
+pub(crate) struct Counts {
     /// Since start, by decision (index: `Decision as usize`).
-    pub total: [u64; Decision::COUNT],
+    pub(crate) total: [u64; Decision::COUNT],
     /// Per minute by decision, the last [`MINUTES`] minutes, oldest first; the last entry
     /// is the current minute.
-    pub per_minute: [[u64; MINUTES]; Decision::COUNT],
+    pub(crate) per_minute: [[u64; MINUTES]; Decision::COUNT],
 }
 
 /// One worker's cells: by route id, plus one for requests no route took. Route ids, not
 /// indexes, so counts carry over a reload that reorders or adds routes.
 #[derive(Debug, Default)]
-pub struct Shard {
+pub(crate) struct Shard {
     // Locked when a worker builds a new view (config changes) and when the console reads.
     routes: Mutex<HashMap<String, Arc<Cells>>>,
     no_route: Arc<Cells>,
@@ -106,7 +106,7 @@ pub struct Shard {
 impl Shard {
     /// The cells of each route id (same order), then the "no route" cells last.
     #[must_use]
-    pub fn cells<'a>(&self, route_ids: impl Iterator<Item = &'a str>) -> Vec<Arc<Cells>> {
+    pub(crate) fn cells<'a>(&self, route_ids: impl Iterator<Item = &'a str>) -> Vec<Arc<Cells>> {
         let mut routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
         let mut cells: Vec<Arc<Cells>> = route_ids
             .map(|id| routes.entry(id.to_owned()).or_default().clone())
@@ -118,7 +118,7 @@ impl Shard {
 
 /// Every worker's shard, and the start of the minute count.
 #[derive(Debug)]
-pub struct Board {
+pub(crate) struct Board {
     origin: Instant,
     shards: Mutex<Vec<Arc<Shard>>>,
 }
@@ -132,7 +132,7 @@ impl Default for Board {
 impl Board {
     /// An empty board; minute 0 starts now.
     #[must_use]
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             origin: Instant::now(),
             shards: Mutex::new(Vec::new()),
@@ -141,7 +141,7 @@ impl Board {
 
     /// A new shard for one worker thread, which alone writes to it.
     #[must_use]
-    pub fn shard(&self) -> Arc<Shard> {
+    pub(crate) fn shard(&self) -> Arc<Shard> {
         let shard = Arc::new(Shard::default());
         self.shards
             .lock()
@@ -152,7 +152,7 @@ impl Board {
 
     /// The minute `at` falls in, counted from the board's creation.
     #[must_use]
-    pub fn minute(&self, at: Instant) -> u32 {
+    pub(crate) fn minute(&self, at: Instant) -> u32 {
         u32::try_from(at.saturating_duration_since(self.origin).as_secs() / 60).unwrap_or(u32::MAX)
     }
 
@@ -160,7 +160,7 @@ impl Board {
     /// with the series ending at the current minute. Not a snapshot: a request counted
     /// meanwhile may show in one number and not yet in another.
     #[must_use]
-    pub fn counts(&self, route: Option<&str>) -> Counts {
+    pub(crate) fn counts(&self, route: Option<&str>) -> Counts {
         let minute = self.minute(Instant::now());
         let mut counts = Counts::default();
         for shard in self

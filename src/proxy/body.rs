@@ -27,7 +27,7 @@ use crate::response::BoxError;
 
 /// A response body on its way to the client.
 #[derive(Debug)]
-pub enum ProxyBody {
+pub(crate) enum ProxyBody {
     /// A complete body made by the shim (`None` once sent).
     Full(Option<Bytes>),
     /// The upstream's body, streaming; its connection goes back to the pool at the end.
@@ -41,13 +41,13 @@ pub enum ProxyBody {
 impl ProxyBody {
     /// This body, its start read by `capture` as it streams.
     #[must_use]
-    pub fn tapped(self, capture: Arc<Capture>) -> Self {
+    pub(crate) fn tapped(self, capture: Arc<Capture>) -> Self {
         Self::Tapped(Box::new((self, capture)))
     }
 
     /// A complete body.
     #[must_use]
-    pub fn full(bytes: impl Into<Bytes>) -> Self {
+    pub(crate) fn full(bytes: impl Into<Bytes>) -> Self {
         let bytes = bytes.into();
         Self::Full((!bytes.is_empty()).then_some(bytes))
     }
@@ -55,7 +55,7 @@ impl ProxyBody {
 
 /// The client's request body: hyper's own, or any other body (a test's, `explain`'s), boxed.
 #[derive(Debug)]
-pub enum RequestBody {
+pub(crate) enum RequestBody {
     /// What hyper read from the connection: not boxed, the common case.
     Incoming(Incoming),
     /// Any other body.
@@ -65,7 +65,7 @@ pub enum RequestBody {
 impl RequestBody {
     /// `body` as a request body: hyper's `Incoming` is kept as it is (a type check, no
     /// allocation); any other body is boxed.
-    pub fn new<B>(body: B) -> Self
+    pub(crate) fn new<B>(body: B) -> Self
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -111,12 +111,12 @@ impl Body for RequestBody {
 /// The client's body as forwarded: cut off past `server.max_request_body`
 /// (`LengthLimitError`) and when it stalls past `server.body_read_timeout`
 /// (tower-http's `TimeoutError`).
-pub type BoundedBody = Limited<TimeoutBody<RequestBody>>;
+pub(crate) type BoundedBody = Limited<TimeoutBody<RequestBody>>;
 
 pin_project! {
     /// A request body on its way to the upstream.
     #[project = UpstreamProj]
-    pub enum UpstreamBody {
+    pub(crate) enum UpstreamBody {
         /// The client's body, streaming, bounded in size and time.
         Stream { #[pin] body: BoundedBody },
         /// The same, its start read by the drill journal as it streams past.
@@ -143,7 +143,7 @@ impl UpstreamBody {
     /// The client's `body`, bounded by `limit` bytes and `stall` between frames, its start
     /// read by `tap` as it streams past (the drill journal).
     #[must_use]
-    pub fn bounded(
+    pub(crate) fn bounded(
         body: RequestBody,
         limit: usize,
         stall: Duration,
@@ -163,7 +163,7 @@ impl UpstreamBody {
 
     /// A complete body.
     #[must_use]
-    pub fn full(bytes: Bytes) -> Self {
+    pub(crate) fn full(bytes: Bytes) -> Self {
         Self::Full { bytes: Some(bytes) }
     }
 }
@@ -263,7 +263,7 @@ impl Body for UpstreamBody {
 
 /// The request's declared `Content-Length`, if it has a valid one.
 #[must_use]
-pub fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+pub(crate) fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
     headers
         .get(http::header::CONTENT_LENGTH)?
         .to_str()

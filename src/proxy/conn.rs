@@ -12,28 +12,28 @@ use tokio::time::Instant;
 
 /// What the shim knows about a client connection, worked out once when it is accepted.
 #[derive(Debug)]
-pub struct Conn {
+pub(crate) struct Conn {
     /// The TCP peer.
-    pub peer: SocketAddr,
+    pub(crate) peer: SocketAddr,
     /// The peer's address as an `X-Forwarded-For` entry.
-    pub forwarded_for: HeaderValue,
+    pub(crate) forwarded_for: HeaderValue,
     /// `X-Forwarded-Proto`: how the client reached the shim.
-    pub proto: HeaderValue,
+    pub(crate) proto: HeaderValue,
     /// The requests in flight on it, for its idle and header timeouts.
-    pub activity: Arc<Activity>,
+    pub(crate) activity: Arc<Activity>,
     /// For TLS, the host name the client asked for (SNI), lowercase.
-    pub server_name: Option<Box<str>>,
+    pub(crate) server_name: Option<Box<str>>,
     /// Its share of upstream exchanges (`server.max_upstream_per_client`): a permit is held
     /// from before an upstream connection is taken until that connection is given back, so
     /// one client's HTTP/2 streams cannot take every connection of an upstream.
-    pub upstream: Arc<Semaphore>,
+    pub(crate) upstream: Arc<Semaphore>,
 }
 
 impl Conn {
     /// A plain-HTTP client connection from `peer`, allowed `max_upstream` upstream exchanges
     /// at once.
     #[must_use]
-    pub fn http(peer: SocketAddr, activity: Arc<Activity>, max_upstream: usize) -> Self {
+    pub(crate) fn http(peer: SocketAddr, activity: Arc<Activity>, max_upstream: usize) -> Self {
         let ip = peer.ip().to_canonical().to_string();
         Self {
             peer,
@@ -48,7 +48,7 @@ impl Conn {
 
     /// A TLS client connection from `peer` that asked for `server_name` (lowercase).
     #[must_use]
-    pub fn https(
+    pub(crate) fn https(
         peer: SocketAddr,
         activity: Arc<Activity>,
         server_name: Option<Box<str>>,
@@ -65,7 +65,7 @@ impl Conn {
 /// What a connection's task knows of the requests on it. Updated by the request path with
 /// relaxed atomics on a word only this connection uses.
 #[derive(Debug)]
-pub struct Activity {
+pub(crate) struct Activity {
     accepted: Instant,
     started: AtomicBool,
     /// The requests come over HTTP/2 (known from the first one).
@@ -88,14 +88,14 @@ impl Activity {
 
     /// Activity not watched by any connection task (for tests that build a stack alone).
     #[must_use]
-    pub fn detached() -> Arc<Self> {
+    pub(crate) fn detached() -> Arc<Self> {
         Arc::new(Self::new())
     }
 
     /// A request over `version` began; the returned guard says when it ends (even if it
     /// is dropped).
     #[must_use]
-    pub fn begin(self: &Arc<Self>, version: Version) -> InFlight {
+    pub(crate) fn begin(self: &Arc<Self>, version: Version) -> InFlight {
         if !self.started.swap(true, Ordering::Relaxed) && version == Version::HTTP_2 {
             self.h2.store(true, Ordering::Relaxed);
         }
@@ -132,7 +132,7 @@ impl Activity {
 
 /// A request in flight on a connection (see [`Activity::begin`]).
 #[derive(Debug)]
-pub struct InFlight(Arc<Activity>);
+pub(crate) struct InFlight(Arc<Activity>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {

@@ -29,11 +29,11 @@ use crate::proxy::worker::Worker;
 use crate::response::BoxError;
 
 /// The header that carries the id, both ways.
-pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Adds [`Enter`].
 #[derive(Debug, Clone)]
-pub struct EnterLayer {
+pub(crate) struct EnterLayer {
     worker: Arc<Worker>,
     conn: Arc<Conn>,
 }
@@ -41,7 +41,7 @@ pub struct EnterLayer {
 impl EnterLayer {
     /// Requests of `conn`, served by `worker`.
     #[must_use]
-    pub fn new(worker: Arc<Worker>, conn: Arc<Conn>) -> Self {
+    pub(crate) fn new(worker: Arc<Worker>, conn: Arc<Conn>) -> Self {
         Self { worker, conn }
     }
 }
@@ -60,7 +60,7 @@ impl<S> Layer<S> for EnterLayer {
 
 /// Enters each request and renders its answer.
 #[derive(Debug, Clone)]
-pub struct Enter<S> {
+pub(crate) struct Enter<S> {
     inner: S,
     worker: Arc<Worker>,
     conn: Arc<Conn>,
@@ -106,7 +106,7 @@ where
 
 pin_project! {
     /// Renders the answer.
-    pub struct ResponseFuture<F> {
+    pub(crate) struct ResponseFuture<F> {
         #[pin]
         inner: F,
         id: Option<HeaderValue>,

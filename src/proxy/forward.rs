@@ -35,7 +35,7 @@ const UNSENT_ATTEMPTS: usize = 3;
 
 /// Sends requests upstream.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Forward;
+pub(crate) struct Forward;
 
 type BoxResponse = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, ProxyError>> + Send>>;
 
@@ -98,13 +98,13 @@ async fn forward(fwd: Forwarding) -> Result<Response<ProxyBody>, ProxyError> {
 
 /// A request as it goes upstream, with what sending it needs.
 #[derive(Debug)]
-pub struct Outbound {
+pub(crate) struct Outbound {
     /// The upstream's request: its head rewritten, marked with `Via`.
-    pub req: Request<UpstreamBody>,
+    pub(crate) req: Request<UpstreamBody>,
     /// The config it is served on.
-    pub view: Arc<crate::proxy::worker::View>,
+    pub(crate) view: Arc<crate::proxy::worker::View>,
     /// The client connection.
-    pub conn: Arc<Conn>,
+    pub(crate) conn: Arc<Conn>,
 }
 
 /// The request the upstream gets for `fwd`: a form body read whole first (see below), the
@@ -113,7 +113,7 @@ pub struct Outbound {
 ///
 /// # Errors
 /// The body read whole failed (400, 408, 413, 499), or the target cannot be forwarded.
-pub async fn outbound(fwd: Forwarding) -> Result<Outbound, ProxyError> {
+pub(crate) async fn outbound(fwd: Forwarding) -> Result<Outbound, ProxyError> {
     let upstream = fwd.upstream();
     let Forwarding {
         mut req,

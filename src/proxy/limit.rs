@@ -19,7 +19,7 @@ use super::rescue::ProxyError;
 
 /// Bounds the request body of each forwarded request.
 #[derive(Debug, Clone)]
-pub struct Limit<S>(pub S);
+pub(crate) struct Limit<S>(pub S);
 
 impl<S> Service<Forwarding<RequestBody>> for Limit<S>
 where
@@ -51,7 +51,7 @@ where
 pin_project! {
     /// Response future of [`Limit`].
     #[project = Proj]
-    pub enum ResponseFuture<F> {
+    pub(crate) enum ResponseFuture<F> {
         /// Refused by its declared length.
         TooLarge,
         /// Bounded and passed on.

@@ -24,14 +24,14 @@ use crate::proxy::worker::{View, Worker};
 
 /// Adds [`AccessLog`].
 #[derive(Debug, Clone)]
-pub struct AccessLogLayer {
+pub(crate) struct AccessLogLayer {
     worker: Arc<Worker>,
 }
 
 impl AccessLogLayer {
     /// Logs and counts the requests served by `worker`.
     #[must_use]
-    pub fn new(worker: Arc<Worker>) -> Self {
+    pub(crate) fn new(worker: Arc<Worker>) -> Self {
         Self { worker }
     }
 }
@@ -49,7 +49,7 @@ impl<S> Layer<S> for AccessLogLayer {
 
 /// Logs and counts each request after its answer is known.
 #[derive(Debug, Clone)]
-pub struct AccessLog<S> {
+pub(crate) struct AccessLog<S> {
     inner: S,
     worker: Arc<Worker>,
 }
@@ -106,7 +106,7 @@ where
 pin_project! {
     /// Response future of [`AccessLog`]. Dropped before the answer (the client left), it
     /// still writes the request's line: status 499.
-    pub struct ResponseFuture<F> {
+    pub(crate) struct ResponseFuture<F> {
         #[pin]
         future: F,
         record: Option<Pending>,
@@ -314,7 +314,7 @@ impl Line<'_> {
 /// (`400 bad-head`, `431 head-too-large`) or its client left while sending it
 /// (`499 client-gone`). Nothing of it was read, so nothing of it is shown: no method, no
 /// path, a request id of its own. Counted as a `bad_request` with no route.
-pub fn unfinished_head(
+pub(crate) fn unfinished_head(
     worker: &Worker,
     status: u16,
     error: &'static str,

@@ -1,13 +1,13 @@
 //! The merchant-facing request path: one tower stack of small layers, one concern each (see
-//! [`build`] for the order), generic over the request body: hyper's `Incoming` on a real
+//! `build` for the order), generic over the request body: hyper's `Incoming` on a real
 //! connection, any `http_body::Body` in a test or in `explain`. It never fails: every
-//! forwarding error becomes an answer in [`rescue`], the one place that does so.
+//! forwarding error becomes an answer in `rescue`, the one place that does so.
 //!
-//! Between the layers a request travels as a [`Call`] (entered, before the decision) or a
-//! [`Forwarding`] (on its way upstream), and comes back as an [`Answer`]: the response, the
-//! [`Outcome`] and whether the connection must close. The access log writes each request's
+//! Between the layers a request travels as a `Call` (entered, before the decision) or a
+//! `Forwarding` (on its way upstream), and comes back as an `Answer`: the response, the
+//! `Outcome` and whether the connection must close. The access log writes each request's
 //! outcome once, for the log line, the metrics and the drill journal alike, from the
-//! decision ([`Decided`]) and that outcome; [`enter`] renders the answer once.
+//! decision (`Decided`) and that outcome; `enter` renders the answer once.
 
 /// `Debug` for a layer's response future, whose inner future need not be `Debug`.
 macro_rules! opaque_debug {
@@ -20,19 +20,19 @@ macro_rules! opaque_debug {
     };
 }
 
-pub mod body;
-pub mod conn;
-pub mod enter;
+pub(crate) mod body;
+pub(crate) mod conn;
+pub(crate) mod enter;
 pub mod forward;
-pub mod limit;
-pub mod log;
-pub mod panic;
-pub mod pool;
-pub mod rescue;
-pub mod sensitive;
+pub(crate) mod limit;
+pub(crate) mod log;
+pub(crate) mod panic;
+pub(crate) mod pool;
+pub(crate) mod rescue;
+pub(crate) mod sensitive;
 pub mod settle;
-pub mod short_circuit;
-pub mod worker;
+pub(crate) mod short_circuit;
+pub(crate) mod worker;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -52,50 +52,50 @@ use conn::Conn;
 use rescue::{Failure, ProxyError};
 
 /// Body of the stack's responses, as hyper gets them (catch-panic boxes every body once).
-pub type ResponseBody = tower_http::body::UnsyncBoxBody<Bytes, BoxError>;
+pub(crate) type ResponseBody = tower_http::body::UnsyncBoxBody<Bytes, BoxError>;
 
 /// A request entered into the shim: what it knows about it before the decision.
 #[derive(Debug)]
-pub struct Call {
+pub(crate) struct Call {
     /// The client's request (its `X-Request-Id` set: the client's or a generated one).
-    pub req: Request<RequestBody>,
+    pub(crate) req: Request<RequestBody>,
     /// The config it is decided and served on, start to end.
-    pub view: Arc<View>,
+    pub(crate) view: Arc<View>,
     /// The shim's now for this request (read once).
-    pub now: DateTime<Utc>,
+    pub(crate) now: DateTime<Utc>,
     /// The client connection.
-    pub conn: Arc<Conn>,
+    pub(crate) conn: Arc<Conn>,
 }
 
 /// A request on its way upstream: with the client's body (`B` = [`RequestBody`]) until
 /// [`limit`] bounds it, then with an [`UpstreamBody`].
 #[derive(Debug)]
-pub struct Forwarding<B = UpstreamBody> {
+pub(crate) struct Forwarding<B = UpstreamBody> {
     /// The request.
-    pub req: Request<B>,
+    pub(crate) req: Request<B>,
     /// The config it is served on.
-    pub view: Arc<View>,
+    pub(crate) view: Arc<View>,
     /// The client connection.
-    pub conn: Arc<Conn>,
+    pub(crate) conn: Arc<Conn>,
     /// The route it matched.
-    pub route: usize,
+    pub(crate) route: usize,
     /// What the settleMethod drill does to it.
-    pub rewrite: Rewrite,
+    pub(crate) rewrite: Rewrite,
     /// The drill journal's capture, when it reads the request body (taken by [`limit`],
     /// which puts it in the body).
-    pub tap: Option<Arc<Capture>>,
+    pub(crate) tap: Option<Arc<Capture>>,
 }
 
 impl<B> Forwarding<B> {
     /// Index of the route's upstream.
     #[must_use]
-    pub fn upstream(&self) -> usize {
+    pub(crate) fn upstream(&self) -> usize {
         self.view.loaded.snapshot.config.routes[self.route].upstream
     }
 
     /// The same forwarding with the body `f` makes of this one's.
     #[must_use]
-    pub fn map_body<C>(self, f: impl FnOnce(B) -> C) -> Forwarding<C> {
+    pub(crate) fn map_body<C>(self, f: impl FnOnce(B) -> C) -> Forwarding<C> {
         Forwarding {
             req: self.req.map(f),
             view: self.view,
@@ -110,15 +110,15 @@ impl<B> Forwarding<B> {
 /// What happened to a request below the decision, for the access log, the one writer of a
 /// request's outcome (the decision itself it reads from [`Decided`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// Why forwarding failed, if it did.
-    pub failure: Option<Failure>,
+    pub(crate) failure: Option<Failure>,
 }
 
 /// What the layer below the access log decided, readable as soon as its `call` returns, so
 /// that the access log, the one writer of a request's outcome, knows it even when the
 /// client leaves before the answer.
-pub trait Decided {
+pub(crate) trait Decided {
     /// The decision, if one was made.
     fn action(&self) -> Option<Action>;
     /// The drill journal's capture of the request, if it is journalled (taken once).
@@ -127,21 +127,21 @@ pub trait Decided {
 
 /// A response and what happened to get it.
 #[derive(Debug)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// The response for the client.
-    pub response: Response<ProxyBody>,
+    pub(crate) response: Response<ProxyBody>,
     /// What happened.
-    pub outcome: Outcome,
+    pub(crate) outcome: Outcome,
     /// The connection cannot carry another request (a body was left unread): `enter`
     /// renders it as `Connection: close`, on HTTP/1.x only, as linkerd's
     /// `SyntheticHttpResponse { close_connection }`.
-    pub close: bool,
+    pub(crate) close: bool,
 }
 
 impl Answer {
     /// An answer made by the shim itself.
     #[must_use]
-    pub fn canned(canned: Canned, outcome: Outcome) -> Self {
+    pub(crate) fn canned(canned: Canned, outcome: Outcome) -> Self {
         let close = canned.close;
         Self {
             response: into_response(canned),
@@ -152,7 +152,7 @@ impl Answer {
 
     /// The upstream's answer (or what the settleMethod drill made of it).
     #[must_use]
-    pub fn forwarded(response: Response<ProxyBody>) -> Self {
+    pub(crate) fn forwarded(response: Response<ProxyBody>) -> Self {
         Self {
             response,
             outcome: Outcome::default(),
@@ -162,7 +162,7 @@ impl Answer {
 
     /// The answer to a request that failed before or while it was forwarded.
     #[must_use]
-    pub fn failed(failure: Failure) -> Self {
+    pub(crate) fn failed(failure: Failure) -> Self {
         Self::canned(
             failure.to_canned(),
             Outcome {
@@ -174,7 +174,7 @@ impl Answer {
 
 /// A canned answer as a response (its `close` flag is the [`Answer`]'s business).
 #[must_use]
-pub fn into_response(canned: Canned) -> Response<ProxyBody> {
+pub(crate) fn into_response(canned: Canned) -> Response<ProxyBody> {
     let mut response = Response::new(ProxyBody::full(canned.body));
     *response.status_mut() = canned.status;
     *response.headers_mut() = canned.headers;
@@ -201,7 +201,7 @@ pub fn into_response(canned: Canned) -> Response<ProxyBody> {
 /// 7. limit: the request body bounded in size and time, the one place it is;
 /// 8. the settleMethod rewrite of the exchanges the decision picked;
 /// 9. forward, on this worker's pool.
-pub fn build<B, F>(
+pub(crate) fn build<B, F>(
     worker: Arc<Worker>,
     conn: Arc<Conn>,
     forward: F,
@@ -234,7 +234,7 @@ where
         .service(forward)
 }
 
-/// The layers of [`build`], outermost first, by the name `docs/architecture.md` gives them
+/// The layers of `build`, outermost first, by the name `docs/architecture.md` gives them
 /// (a test checks the doc against this list).
 pub const LAYERS: [&str; 9] = [
     "catch-panic",

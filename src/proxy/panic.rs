@@ -12,7 +12,7 @@ use crate::response;
 
 /// tower-http's `ResponseForPanic` for the shim.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct PanicAnswer;
+pub(crate) struct PanicAnswer;
 
 impl tower_http::catch_panic::ResponseForPanic for PanicAnswer {
     type ResponseBody = ProxyBody;

@@ -30,7 +30,7 @@ const MAX_IDLE: usize = 512;
 
 /// Keep-alive connections of one worker to one upstream.
 #[derive(Debug)]
-pub struct Pool {
+pub(crate) struct Pool {
     target: Arc<Target>,
     // Only the owning worker's thread touches it (but for a rare close_one_idle from a
     // worker at the upstream's limit): the lock is practically never contended. It is a
@@ -48,14 +48,14 @@ struct Idle {
 
 /// A connection taken from the pool for one exchange.
 #[derive(Debug)]
-pub struct Pooled {
+pub(crate) struct Pooled {
     sender: SendRequest<UpstreamBody>,
     stream: Arc<TcpStream>,
 }
 
 /// Why no connection could be had.
 #[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
+pub(crate) enum ConnectError {
     /// TCP, TLS or name resolution failed, or `connect_timeout` passed.
     #[error("cannot connect to the upstream")]
     Io(#[source] io::Error),
@@ -70,7 +70,7 @@ pub enum ConnectError {
 impl Pool {
     /// An empty pool for `target`, known to the target's connection limit.
     #[must_use]
-    pub fn new(target: Arc<Target>) -> Arc<Self> {
+    pub(crate) fn new(target: Arc<Target>) -> Arc<Self> {
         let pool = Arc::new(Self {
             target,
             idle: Mutex::new(Vec::new()),
@@ -83,7 +83,7 @@ impl Pool {
 
     /// The upstream this pool connects to.
     #[must_use]
-    pub fn target(&self) -> &Arc<Target> {
+    pub(crate) fn target(&self) -> &Arc<Target> {
         &self.target
     }
 
@@ -98,7 +98,7 @@ impl Pool {
     ///
     /// # Errors
     /// When a new connection is needed and cannot be opened, or none came free.
-    pub async fn acquire(&self) -> Result<Pooled, ConnectError> {
+    pub(crate) async fn acquire(&self) -> Result<Pooled, ConnectError> {
         let limit = &self.target.limit;
         let wait = self.target.config.connect_timeout;
         let deadline = Instant::now() + wait;
@@ -187,16 +187,10 @@ impl Pool {
     }
 
     /// Closes idle connections older than `pool_idle_timeout` (or already closed).
-    pub fn evict_expired(&self) {
+    pub(crate) fn evict_expired(&self) {
         let max_idle = self.target.config.pool_idle_timeout;
         self.idle()
             .retain(|i| i.since.elapsed() < max_idle && !i.conn.sender.is_closed());
-    }
-
-    /// How many idle connections the pool holds.
-    #[must_use]
-    pub fn idle_count(&self) -> usize {
-        self.idle().len()
     }
 }
 
@@ -206,7 +200,7 @@ impl Pooled {
     ///
     /// # Errors
     /// The exchange failed; see [`hyper::client::conn::TrySendError::take_message`].
-    pub async fn send(
+    pub(crate) async fn send(
         mut self,
         pool: Arc<Pool>,
         req: Request<UpstreamBody>,
@@ -262,7 +256,7 @@ struct Ticket {
 /// An upstream response body that returns its connection to the pool when it ends. If it
 /// is dropped before its end, the connection is dropped with it: hyper closes it.
 #[derive(Debug)]
-pub struct PooledBody {
+pub(crate) struct PooledBody {
     body: Incoming,
     ticket: Option<Ticket>,
 }

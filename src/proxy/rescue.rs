@@ -21,7 +21,7 @@ use crate::response::{self, Canned};
 
 /// Why a forward failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ProxyError {
+pub(crate) enum ProxyError {
     /// TCP or TLS connection to the upstream failed.
     #[error("upstream unreachable")]
     Connect(#[source] ConnectError),
@@ -49,7 +49,7 @@ pub enum ProxyError {
 
 /// What kind of failure it was: the label in logs and the answer's shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// 502: the upstream could not be reached.
     Unreachable,
     /// 504: no answer in time.
@@ -75,7 +75,7 @@ pub enum Failure {
 impl Failure {
     /// Short label for logs.
     #[must_use]
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Self::Unreachable => "upstream-unreachable",
             Self::Timeout => "upstream-timeout",
@@ -91,7 +91,7 @@ impl Failure {
 
     /// The metrics' `decision` label.
     #[must_use]
-    pub fn decision(self) -> Decision {
+    pub(crate) fn decision(self) -> Decision {
         match self {
             Self::Unreachable | Self::Timeout | Self::Upstream | Self::UpstreamBusy => {
                 Decision::UpstreamError
@@ -106,7 +106,7 @@ impl Failure {
 
     /// The answer the client gets.
     #[must_use]
-    pub fn to_canned(self) -> Canned {
+    pub(crate) fn to_canned(self) -> Canned {
         match self {
             Self::Unreachable => response::bad_gateway("upstream unreachable"),
             Self::Timeout => response::gateway_timeout(),
@@ -126,7 +126,7 @@ impl Failure {
 impl ProxyError {
     /// What kind of failure it is.
     #[must_use]
-    pub fn failure(&self) -> Failure {
+    pub(crate) fn failure(&self) -> Failure {
         match self {
             // The body hyper was sending is the client's: its failure is the client's.
             Self::Upstream(err) if err.is_user() => body_failure(err),
@@ -144,7 +144,7 @@ impl ProxyError {
 /// Why the client's request body failed while it was read (see
 /// [`super::body::BoundedBody`]): too large, stalled, or malformed.
 #[must_use]
-pub fn body_failure(err: &(dyn std::error::Error + 'static)) -> Failure {
+pub(crate) fn body_failure(err: &(dyn std::error::Error + 'static)) -> Failure {
     use crate::error::caused_by;
     if caused_by::<http_body_util::LengthLimitError>(err) {
         Failure::BodyTooLarge
@@ -163,7 +163,7 @@ pub fn body_failure(err: &(dyn std::error::Error + 'static)) -> Failure {
 
 /// Turns the errors of the steps below into canned answers, and logs each once.
 #[derive(Debug, Clone)]
-pub struct Rescue<S>(pub S);
+pub(crate) struct Rescue<S>(pub S);
 
 impl<S> Service<Forwarding<RequestBody>> for Rescue<S>
 where
@@ -189,7 +189,7 @@ where
 
 pin_project! {
     /// Response future of [`Rescue`].
-    pub struct ResponseFuture<F> {
+    pub(crate) struct ResponseFuture<F> {
         #[pin]
         future: F,
         // For the warning: the config and the route (their names are not copied up front).

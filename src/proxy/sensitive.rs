@@ -27,7 +27,7 @@ fn mark(headers: &mut HeaderMap, names: impl Fn(&HeaderName) -> bool) {
 
 /// Marks the request's credentials, then the answer's `Set-Cookie`.
 #[derive(Debug, Clone)]
-pub struct SensitiveHeaders<S>(pub S);
+pub(crate) struct SensitiveHeaders<S>(pub S);
 
 impl<S, B, R> Service<Request<B>> for SensitiveHeaders<S>
 where
@@ -53,7 +53,7 @@ where
 
 pin_project! {
     /// Marks the answer's `Set-Cookie`.
-    pub struct ResponseFuture<F> {
+    pub(crate) struct ResponseFuture<F> {
         #[pin]
         inner: F,
     }

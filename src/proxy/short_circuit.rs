@@ -24,7 +24,7 @@ use crate::response::{self, Canned, X_WEBCOLLECT_SHIM};
 
 /// Short-circuits or forwards each request, per [`crate::decide::action`].
 #[derive(Debug, Clone)]
-pub struct ShortCircuit<S>(pub S);
+pub(crate) struct ShortCircuit<S>(pub S);
 
 impl<S> Service<Call> for ShortCircuit<S>
 where
@@ -150,7 +150,7 @@ where
 pin_project! {
     /// Response future of [`ShortCircuit`]: the decision, known as soon as the call returns, and
     /// the way to the answer.
-    pub struct ResponseFuture<F> {
+    pub(crate) struct ResponseFuture<F> {
         action: Action,
         capture: Option<Arc<Capture>>,
         #[pin]

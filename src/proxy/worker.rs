@@ -24,9 +24,9 @@ const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// One worker's state, shared by the connections it serves.
 #[derive(Debug)]
-pub struct Worker {
+pub(crate) struct Worker {
     /// The shim's shared state (config, clock, metrics).
-    pub shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     // The lock is only ever taken by this worker's thread: never contended.
     view: Mutex<Arc<View>>,
     request_ids: RequestIds,
@@ -37,7 +37,7 @@ pub struct Worker {
 impl Worker {
     /// Worker number `index` of `shared`.
     #[must_use]
-    pub fn new(shared: Arc<Shared>, index: usize) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, index: usize) -> Self {
         let traffic = shared.metrics.traffic.shard();
         let view = View::build(&shared, &[], &traffic);
         Self {
@@ -50,7 +50,7 @@ impl Worker {
 
     /// The config in use, with this worker's pools for its upstreams. A request keeps the
     /// view it started with until it ends, even across a reload.
-    pub fn view(&self) -> Arc<View> {
+    pub(crate) fn view(&self) -> Arc<View> {
         let generation = self.shared.generation();
         let mut view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
         if view.generation != generation {
@@ -60,12 +60,12 @@ impl Worker {
     }
 
     /// A new request id, unique for the life of the process (no syscall, no lock).
-    pub fn next_request_id(&self) -> HeaderValue {
+    pub(crate) fn next_request_id(&self) -> HeaderValue {
         self.request_ids.next()
     }
 
     /// Closes expired idle connections every few seconds, until the runtime stops.
-    pub fn spawn_sweeper(self: &Arc<Self>) {
+    pub(crate) fn spawn_sweeper(self: &Arc<Self>) {
         let worker = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(SWEEP_EVERY);
@@ -85,16 +85,16 @@ impl Worker {
 
 /// A loaded config as one worker sees it.
 #[derive(Debug)]
-pub struct View {
+pub(crate) struct View {
     /// The shim's shared state.
-    pub shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     /// The config.
-    pub loaded: Arc<Loaded>,
+    pub(crate) loaded: Arc<Loaded>,
     /// This worker's pool for each of `loaded.targets` (same index).
-    pub pools: Vec<Arc<Pool>>,
+    pub(crate) pools: Vec<Arc<Pool>>,
     /// This worker's traffic cells for each of `config.routes` (same index), then one for
     /// requests no route took.
-    pub traffic: Vec<Arc<Cells>>,
+    pub(crate) traffic: Vec<Arc<Cells>>,
     generation: u64,
     /// The API maintenance answer of the current second: `returnDate` changes once a
     /// second, so the XML is built once a second, not once a request.
@@ -132,7 +132,7 @@ impl View {
     /// [`crate::decide::snapshot::Snapshot::maintenance_answer`], with the API answer cached per
     /// second (the same bytes).
     #[must_use]
-    pub fn maintenance_answer(
+    pub(crate) fn maintenance_answer(
         &self,
         route: usize,
         maintain: Maintain,

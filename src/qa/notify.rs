@@ -76,11 +76,11 @@ pub fn form_encode(value: &str) -> String {
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     /// Time allowed for one attempt (connect to end of response).
-    pub timeout: Duration,
+    timeout: Duration,
     /// Retries after the first attempt.
-    pub retries: u32,
+    retries: u32,
     /// Pause between attempts.
-    pub interval: Duration,
+    interval: Duration,
 }
 
 impl RetryPolicy {
@@ -94,7 +94,7 @@ impl RetryPolicy {
 
 /// How one attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delivery {
+pub(crate) enum Delivery {
     /// The receiver answered with this status.
     Status(StatusCode),
     /// No answer: connection failure or timeout (the message says which).
@@ -105,11 +105,11 @@ pub enum Delivery {
 #[derive(Debug, Clone)]
 pub struct Attempt {
     /// 1-based.
-    pub number: u32,
+    number: u32,
     /// What happened.
-    pub outcome: Delivery,
+    outcome: Delivery,
     /// How long it took.
-    pub elapsed: Duration,
+    elapsed: Duration,
 }
 
 impl Attempt {

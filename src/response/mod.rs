@@ -1,7 +1,7 @@
 //! Every answer the shim makes itself: the maintenance XML, page and token stand-in, and the
 //! 404/508/502/504 answers. Also the one response body type used by the proxy.
 
-pub mod page;
+pub(crate) mod page;
 
 use bytes::Bytes;
 use chrono::{DateTime, Datelike, Timelike, Utc};
@@ -11,18 +11,18 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use http_body_util::combinators::BoxBody;
 
 use crate::schedule::Window;
-pub use page::window_text;
+pub(crate) use page::window_text;
 use page::{Contact, PAGE_TITLE, PageValues, Template};
 
 /// Error type of streamed bodies.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The one body type of the proxy: a streamed upstream body or a canned one.
-pub type Body = BoxBody<Bytes, BoxError>;
+pub(crate) type Body = BoxBody<Bytes, BoxError>;
 
 /// A complete in-memory body.
 #[must_use]
-pub fn full(body: impl Into<Bytes>) -> Body {
+pub(crate) fn full(body: impl Into<Bytes>) -> Body {
     use http_body_util::BodyExt as _;
     http_body_util::Full::new(body.into())
         .map_err(|never| match never {})
@@ -30,7 +30,7 @@ pub fn full(body: impl Into<Bytes>) -> Body {
 }
 
 /// `X-Webcollect-Shim`: set on every answer the shim makes itself (and on report-mode passes).
-pub const X_WEBCOLLECT_SHIM: HeaderName = HeaderName::from_static("x-webcollect-shim");
+pub(crate) const X_WEBCOLLECT_SHIM: HeaderName = HeaderName::from_static("x-webcollect-shim");
 
 const TEXT_XML: &str = "text/xml; charset=UTF-8";
 const TEXT_HTML: &str = "text/html; charset=UTF-8";
@@ -40,16 +40,16 @@ const NO_STORE: &str = "no-store";
 
 /// A complete answer made by the shim, before it becomes an HTTP response.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Canned {
+pub(crate) struct Canned {
     /// Status code.
-    pub status: StatusCode,
+    pub(crate) status: StatusCode,
     /// Headers (Content-Length is added by the server).
-    pub headers: HeaderMap,
+    pub(crate) headers: HeaderMap,
     /// Body.
-    pub body: Bytes,
+    pub(crate) body: Bytes,
     /// The connection closes after it (a request body is left unread): rendered as
     /// `Connection: close` on HTTP/1.x by the stack's `enter` step, the one place.
-    pub close: bool,
+    pub(crate) close: bool,
 }
 
 impl Canned {
@@ -70,31 +70,16 @@ impl Canned {
             close: false,
         }
     }
-
-    /// Renders it as an HTTP/1.1 message, for `explain`.
-    #[must_use]
-    pub fn to_http_text(&self) -> String {
-        let mut out = format!(
-            "HTTP/1.1 {} {}\r\n",
-            self.status.as_u16(),
-            self.status.canonical_reason().unwrap_or("")
-        );
-        for (name, value) in &self.headers {
-            out.push_str(&format!(
-                "{}: {}\r\n",
-                name,
-                String::from_utf8_lossy(value.as_bytes())
-            ));
-        }
-        out.push_str(&format!("content-length: {}\r\n\r\n", self.body.len()));
-        out.push_str(&String::from_utf8_lossy(&self.body));
-        out
-    }
 }
 
 /// SPEC §4.1: the API answer during maintenance. `returnDate` is `now` in `tz`.
 #[must_use]
-pub fn api_maintenance(error_code: &str, status: StatusCode, tz: Tz, now: DateTime<Utc>) -> Canned {
+pub(crate) fn api_maintenance(
+    error_code: &str,
+    status: StatusCode,
+    tz: Tz,
+    now: DateTime<Utc>,
+) -> Canned {
     // Plain integer formatting: chrono's strftime re-parses its pattern on every call.
     let t = now.with_timezone(&tz);
     let date = format!(
@@ -114,7 +99,12 @@ pub fn api_maintenance(error_code: &str, status: StatusCode, tz: Tz, now: DateTi
 
 /// The maintenance page's HTML for `window` (or for no known window: 「未定」).
 #[must_use]
-pub fn page_body(template: &Template, contact: &Contact, tz: Tz, window: Option<&Window>) -> Bytes {
+pub(crate) fn page_body(
+    template: &Template,
+    contact: &Contact,
+    tz: Tz,
+    window: Option<&Window>,
+) -> Bytes {
     let window_text =
         window.map_or_else(|| "未定".to_string(), |w| window_text(w.start, w.end, tz));
     template
@@ -130,7 +120,7 @@ pub fn page_body(template: &Template, contact: &Contact, tz: Tz, window: Option<
 /// already rendered `body`. `until` drives Retry-After, counted in real seconds (`speed` is
 /// the drill clock's speed).
 #[must_use]
-pub fn page_answer(
+pub(crate) fn page_answer(
     status: StatusCode,
     body: Bytes,
     until: Option<DateTime<Utc>>,
@@ -148,13 +138,13 @@ pub fn page_answer(
 
 /// SPEC §4.3: the token library stand-in.
 #[must_use]
-pub fn token_js(body: Bytes) -> Canned {
+pub(crate) fn token_js(body: Bytes) -> Canned {
     Canned::new(StatusCode::OK, "maintenance", APPLICATION_JS, body)
 }
 
 /// Renders the token library stand-in's source for this configuration.
 #[must_use]
-pub fn token_js_body(error_code: &str, message: &str, modal: bool) -> Bytes {
+pub(crate) fn token_js_body(error_code: &str, message: &str, modal: bool) -> Bytes {
     include_str!("../../assets/tokenlib.js")
         .replace("__ERROR_CODE__", &js_string(error_code))
         .replace("__ERROR_MSG__", &js_string(message))
@@ -170,7 +160,7 @@ pub fn token_js_body(error_code: &str, message: &str, modal: bool) -> Bytes {
 
 /// 404 for paths no route takes: the shim is not an open proxy.
 #[must_use]
-pub fn no_route() -> Canned {
+pub(crate) fn no_route() -> Canned {
     Canned::new(
         StatusCode::NOT_FOUND,
         "no-route",
@@ -182,7 +172,7 @@ pub fn no_route() -> Canned {
 /// 508: the request carries this shim's own `Via` mark, so forwarding it would send it
 /// around again (see [`crate::decide::via`]).
 #[must_use]
-pub fn loop_detected() -> Canned {
+pub(crate) fn loop_detected() -> Canned {
     Canned::new(
         StatusCode::LOOP_DETECTED,
         "loop",
@@ -194,7 +184,7 @@ pub fn loop_detected() -> Canned {
 
 /// 502: the upstream could not be reached or broke the exchange.
 #[must_use]
-pub fn bad_gateway(detail: &'static str) -> Canned {
+pub(crate) fn bad_gateway(detail: &'static str) -> Canned {
     Canned::new(
         StatusCode::BAD_GATEWAY,
         "bad-gateway",
@@ -205,7 +195,7 @@ pub fn bad_gateway(detail: &'static str) -> Canned {
 
 /// 504: the upstream did not answer within `response_timeout`.
 #[must_use]
-pub fn gateway_timeout() -> Canned {
+pub(crate) fn gateway_timeout() -> Canned {
     Canned::new(
         StatusCode::GATEWAY_TIMEOUT,
         "gateway-timeout",
@@ -216,7 +206,7 @@ pub fn gateway_timeout() -> Canned {
 
 /// 413: the request body is larger than `server.max_request_body`.
 #[must_use]
-pub fn payload_too_large() -> Canned {
+pub(crate) fn payload_too_large() -> Canned {
     let mut canned = Canned::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "payload-too-large",
@@ -230,7 +220,7 @@ pub fn payload_too_large() -> Canned {
 
 /// 400: a path the shim cannot decide on safely (SPEC §4.5); `reason` says why.
 #[must_use]
-pub fn bad_path(reason: &str) -> Canned {
+pub(crate) fn bad_path(reason: &str) -> Canned {
     let mut canned = Canned::new(
         StatusCode::BAD_REQUEST,
         "bad-path",
@@ -244,7 +234,7 @@ pub fn bad_path(reason: &str) -> Canned {
 
 /// 405: CONNECT and TRACE are never forwarded (SPEC §4.6).
 #[must_use]
-pub fn method_not_allowed() -> Canned {
+pub(crate) fn method_not_allowed() -> Canned {
     let mut canned = Canned::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method-not-allowed",
@@ -260,7 +250,7 @@ pub fn method_not_allowed() -> Canned {
 
 /// 408: the request body stalled past `server.body_read_timeout`.
 #[must_use]
-pub fn request_timeout() -> Canned {
+pub(crate) fn request_timeout() -> Canned {
     let mut canned = Canned::new(
         StatusCode::REQUEST_TIMEOUT,
         "body-timeout",
@@ -273,7 +263,7 @@ pub fn request_timeout() -> Canned {
 
 /// 503: the upstream's `max_connections` are all busy.
 #[must_use]
-pub fn upstream_busy() -> Canned {
+pub(crate) fn upstream_busy() -> Canned {
     Canned::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "upstream-busy",
@@ -284,7 +274,7 @@ pub fn upstream_busy() -> Canned {
 
 /// 500: the shim itself failed (a bug); logged, and the connection survives.
 #[must_use]
-pub fn internal_error() -> Canned {
+pub(crate) fn internal_error() -> Canned {
     Canned::new(
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal-error",
@@ -296,7 +286,7 @@ pub fn internal_error() -> Canned {
 /// `499` (nginx's "client closed request"): the answer to a request whose client closed
 /// the connection mid-body. Nobody reads it; it exists so the log and the metrics say so.
 #[must_use]
-pub fn client_gone() -> Canned {
+pub(crate) fn client_gone() -> Canned {
     let status = StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST);
     let mut canned = Canned::new(
         status,
@@ -311,7 +301,7 @@ pub fn client_gone() -> Canned {
 /// 400: a request the shim cannot forward. The connection is closed after it: a request
 /// that could not be read cannot be trusted to end where the next one starts.
 #[must_use]
-pub fn bad_request(detail: &'static str) -> Canned {
+pub(crate) fn bad_request(detail: &'static str) -> Canned {
     let mut canned = Canned::new(
         StatusCode::BAD_REQUEST,
         "bad-request",

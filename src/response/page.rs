@@ -5,14 +5,14 @@ use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
 /// Title and heading of the built-in page.
-pub const PAGE_TITLE: &str = "クロネコwebコレクト メンテナンスのお知らせ";
+pub(crate) const PAGE_TITLE: &str = "クロネコwebコレクト メンテナンスのお知らせ";
 
 const BUILT_IN: &str = include_str!("../../assets/maintenance.html");
 
 /// `4月20日(月) 2時00分～6時00分`; both dates when the window spans days, years when it spans
 /// years.
 #[must_use]
-pub fn window_text(start: DateTime<Utc>, end: DateTime<Utc>, tz: Tz) -> String {
+pub(crate) fn window_text(start: DateTime<Utc>, end: DateTime<Utc>, tz: Tz) -> String {
     let (s, e) = (
         tz.from_utc_datetime(&start.naive_utc()),
         tz.from_utc_datetime(&end.naive_utc()),
@@ -44,34 +44,34 @@ pub fn window_text(start: DateTime<Utc>, end: DateTime<Utc>, tz: Tz) -> String {
 
 /// Contact details shown on the maintenance page.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Contact {
+pub(crate) struct Contact {
     /// Who to contact.
-    pub name: String,
+    pub(crate) name: String,
     /// Toll-free number.
-    pub free_dial: String,
+    pub(crate) free_dial: String,
     /// Number for mobile and IP phones.
-    pub phone: String,
+    pub(crate) phone: String,
     /// Opening hours.
-    pub hours: String,
+    pub(crate) hours: String,
     /// E-mail address.
-    pub email: String,
+    pub(crate) email: String,
 }
 
 /// Values substituted into the page (HTML-escaped).
 #[derive(Debug)]
-pub struct PageValues<'a> {
+pub(crate) struct PageValues<'a> {
     /// Page title and heading.
-    pub title: &'a str,
+    pub(crate) title: &'a str,
     /// Rendered window, e.g. `4月20日(月) 2時00分～6時00分`.
-    pub window: &'a str,
+    pub(crate) window: &'a str,
     /// Contact block.
-    pub contact: &'a Contact,
+    pub(crate) contact: &'a Contact,
 }
 
 /// A placeholder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(missing_docs)]
-pub enum Var {
+pub(crate) enum Var {
     Title,
     Window,
     ContactName,
@@ -82,7 +82,7 @@ pub enum Var {
 }
 
 /// Every placeholder a template may use.
-pub const PLACEHOLDERS: &[(&str, Var)] = &[
+pub(crate) const PLACEHOLDERS: &[(&str, Var)] = &[
     ("title", Var::Title),
     ("window", Var::Window),
     ("contact_name", Var::ContactName),
@@ -100,14 +100,14 @@ enum Piece {
 
 /// A page template split once (at config load) into text and `{{placeholder}}` segments.
 #[derive(Debug)]
-pub struct Template {
+pub(crate) struct Template {
     segments: Vec<Piece>,
 }
 
 impl Template {
     /// The built-in page (`assets/maintenance.html`).
     #[must_use]
-    pub fn built_in() -> Self {
+    pub(crate) fn built_in() -> Self {
         Self::parse(BUILT_IN).unwrap_or_else(|e| Self {
             segments: vec![Piece::Text(e)],
         })
@@ -117,7 +117,7 @@ impl Template {
     ///
     /// # Errors
     /// An unknown or unclosed placeholder, with its line in the template.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let mut segments = Vec::new();
         let mut rest = text;
         while let Some(open) = rest.find("{{") {
@@ -152,7 +152,7 @@ impl Template {
 
     /// Renders the page.
     #[must_use]
-    pub fn render(&self, v: &PageValues<'_>) -> String {
+    pub(crate) fn render(&self, v: &PageValues<'_>) -> String {
         let mut out = String::with_capacity(8 * 1024);
         for seg in &self.segments {
             match seg {
@@ -177,7 +177,7 @@ impl Template {
 
 /// Escapes text for HTML and XML content and quoted attributes.
 #[must_use]
-pub fn html_escape(text: &str) -> String {
+pub(crate) fn html_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     html_escape_into(&mut out, text);
     out

@@ -88,8 +88,8 @@ impl Wake for WatchWake {
 /// count are written from here (`proxy::log::unfinished_head`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct UnfinishedHead {
-    pub status: u16,
-    pub error: &'static str,
+    pub(crate) status: u16,
+    pub(crate) error: &'static str,
 }
 
 impl UnfinishedHead {

@@ -5,7 +5,7 @@
 //! Admin, config and signals run on the control runtime (the caller's), never on a worker.
 
 mod connection;
-pub mod server;
+pub(crate) mod server;
 pub mod signal;
 
 use std::io;
@@ -83,7 +83,7 @@ impl Drop for Stopping {
 
 /// Running workers; [`Workers::join`] waits until every one has drained and stopped.
 #[derive(Debug)]
-pub struct Workers {
+pub(crate) struct Workers {
     done: Vec<oneshot::Receiver<()>>,
 }
 
@@ -97,7 +97,7 @@ impl Workers {
     ///
     /// # Errors
     /// When a thread cannot be started.
-    pub fn spawn(
+    pub(crate) fn spawn(
         shared: &Arc<Shared>,
         listeners: Vec<std::net::TcpListener>,
         tls: Option<(Vec<std::net::TcpListener>, tls::listener::Acceptor)>,
@@ -187,7 +187,7 @@ impl Workers {
     }
 
     /// Waits until every worker has stopped.
-    pub async fn join(self) {
+    pub(crate) async fn join(self) {
         for done in self.done {
             let _ = done.await;
         }

@@ -46,17 +46,17 @@ const LIMIT_WARNING_EVERY: Duration = Duration::from_secs(60);
 
 /// Listener behaviour.
 #[derive(Debug, Clone, Copy)]
-pub struct ServeOptions {
+pub(crate) struct ServeOptions {
     /// From the accept, how long a client may take to deliver a complete request head.
-    pub header_read_timeout: Duration,
+    pub(crate) header_read_timeout: Duration,
     /// How long a connection may stay without a request in flight.
-    pub keepalive_timeout: Duration,
+    pub(crate) keepalive_timeout: Duration,
     /// How long in-flight requests may run after shutdown starts.
-    pub grace: Duration,
+    pub(crate) grace: Duration,
     /// Largest request head (hyper answers 431 past it).
-    pub max_header_bytes: usize,
+    pub(crate) max_header_bytes: usize,
     /// Upstream exchanges one client connection may have at once.
-    pub max_upstream_per_client: usize,
+    pub(crate) max_upstream_per_client: usize,
 }
 
 impl ServeOptions {
@@ -90,7 +90,7 @@ impl ServeOptions {
 /// all workers and both listeners. A TLS handshake runs inside its connection's task, within
 /// the connection's `header_read_timeout` (see [`crate::tls::listener`]), never in the accept
 /// loop.
-pub async fn serve_proxy(
+pub(crate) async fn serve_proxy(
     listener: TcpListener,
     tls: Option<(TcpListener, crate::tls::listener::Acceptor)>,
     worker: Arc<Worker>,
@@ -165,7 +165,7 @@ where
 
 /// Serves `service` on `listener` until `shutdown` resolves; then stops accepting and lets
 /// in-flight requests finish for at most `options.grace`.
-pub async fn serve<S>(
+pub(crate) async fn serve<S>(
     listener: TcpListener,
     service: S,
     shutdown: impl Future<Output = ()>,

@@ -7,12 +7,12 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
-pub use window::{MAX_OCCURRENCES, Recurring, Source, Window};
+pub(crate) use window::{Recurring, Source, Window};
 
 /// True when a window listing `covering` covers `service`: equal, or a dotted ancestor
 /// (`webcollect` covers `webcollect.api` but not `webcollectx`).
 #[must_use]
-pub fn covers(covering: &str, service: &str) -> bool {
+pub(crate) fn covers(covering: &str, service: &str) -> bool {
     service == covering
         || (service.len() > covering.len()
             && service.starts_with(covering)
@@ -33,29 +33,29 @@ struct Segment {
 
 /// Maintenance as seen by one service: disjoint, sorted segments.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Timeline {
+pub(crate) struct Timeline {
     segments: Vec<Segment>,
 }
 
 /// The window in force at an instant, for one service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Active {
+pub(crate) struct Active {
     /// Index into the window list the timeline was built from.
-    pub window: usize,
+    pub(crate) window: usize,
     /// When this service's maintenance ends (past chained windows).
-    pub until: DateTime<Utc>,
+    pub(crate) until: DateTime<Utc>,
 }
 
 impl Timeline {
     /// Compiles the windows that cover `service`. O(n log n) in the number of windows.
     #[must_use]
-    pub fn build(windows: &[Window], service: &str) -> Self {
+    pub(crate) fn build(windows: &[Window], service: &str) -> Self {
         Self::build_with(windows, |w| w.services.iter().any(|s| covers(s, service)))
     }
 
     /// Compiles the windows `select` picks.
     #[must_use]
-    pub fn build_with(windows: &[Window], select: impl Fn(&Window) -> bool) -> Self {
+    pub(crate) fn build_with(windows: &[Window], select: impl Fn(&Window) -> bool) -> Self {
         let relevant: Vec<usize> = windows
             .iter()
             .enumerate()
@@ -106,7 +106,7 @@ impl Timeline {
 
     /// The window in force at `now`, if any. One binary search.
     #[must_use]
-    pub fn active_at(&self, now: DateTime<Utc>) -> Option<Active> {
+    pub(crate) fn active_at(&self, now: DateTime<Utc>) -> Option<Active> {
         let i = self.segments.partition_point(|s| s.end <= now);
         self.segments
             .get(i)
@@ -119,7 +119,7 @@ impl Timeline {
 
     /// The first instant after `now` at which this service enters or leaves maintenance.
     #[must_use]
-    pub fn next_transition(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_transition(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let i = self.segments.partition_point(|s| s.end <= now);
         let seg = self.segments.get(i)?;
         if seg.start > now {
@@ -132,7 +132,7 @@ impl Timeline {
     /// The window that starts next after `now` (for display when a drill forces maintenance
     /// outside any window).
     #[must_use]
-    pub fn next_window(&self, now: DateTime<Utc>) -> Option<usize> {
+    pub(crate) fn next_window(&self, now: DateTime<Utc>) -> Option<usize> {
         let i = self.segments.partition_point(|s| s.start <= now);
         self.segments.get(i).map(|s| s.window)
     }

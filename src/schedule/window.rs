@@ -6,7 +6,7 @@ use chrono_tz::Tz;
 
 /// Where a window comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Source {
+pub(crate) enum Source {
     /// A one-off `[[windows]]` entry.
     #[default]
     Config,
@@ -19,7 +19,7 @@ pub enum Source {
 impl Source {
     /// Lowercase name for JSON and logs.
     #[must_use]
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Config => "config",
             Self::Recurring => "recurring",
@@ -32,17 +32,17 @@ impl Source {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Window {
     /// Unique id.
-    pub id: String,
+    pub(crate) id: String,
     /// Human title.
-    pub title: String,
+    pub(crate) title: String,
     /// First instant in maintenance.
-    pub start: DateTime<Utc>,
+    pub(crate) start: DateTime<Utc>,
     /// First instant after maintenance.
-    pub end: DateTime<Utc>,
+    pub(crate) end: DateTime<Utc>,
     /// Dotted service names covered (a name covers itself and its dotted descendants).
-    pub services: Vec<String>,
+    pub(crate) services: Vec<String>,
     /// Where it comes from.
-    pub source: Source,
+    pub(crate) source: Source,
 }
 
 /// A window that recurs: it starts at each match of a cron pattern (read in `timezone`) and
@@ -52,34 +52,34 @@ pub struct Window {
 /// after the gap; a start in a repeated hour happens once, at its first occurrence (croner's
 /// fixed-time rules, as in Vixie cron).
 #[derive(Debug, Clone)]
-pub struct Recurring {
+pub(crate) struct Recurring {
     /// Unique id, shared by all occurrences.
-    pub id: String,
+    pub(crate) id: String,
     /// Human title.
-    pub title: String,
+    pub(crate) title: String,
     /// The pattern as written, e.g. `0 2 * * MON`.
-    pub pattern: String,
+    pub(crate) pattern: String,
     /// The parsed pattern.
-    pub cron: croner::Cron,
+    pub(crate) cron: croner::Cron,
     /// Zone the pattern is read in.
-    pub timezone: Tz,
+    pub(crate) timezone: Tz,
     /// Length of each occurrence.
-    pub duration: chrono::TimeDelta,
+    pub(crate) duration: chrono::TimeDelta,
     /// No occurrence starts before this.
-    pub from: Option<DateTime<Utc>>,
+    pub(crate) from: Option<DateTime<Utc>>,
     /// No occurrence starts at or after this.
-    pub until: Option<DateTime<Utc>>,
+    pub(crate) until: Option<DateTime<Utc>>,
     /// Dotted service names covered.
-    pub services: Vec<String>,
+    pub(crate) services: Vec<String>,
 }
 
 /// Upper bound on the occurrences one recurring window expands to per compilation.
-pub const MAX_OCCURRENCES: usize = 10_000;
+pub(crate) const MAX_OCCURRENCES: usize = 10_000;
 
 impl Recurring {
     /// Occurrences that overlap `[from, to)`, at most [`MAX_OCCURRENCES`].
     #[must_use]
-    pub fn occurrences(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Window> {
+    pub(crate) fn occurrences(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Window> {
         let mut search = from - self.duration;
         if let Some(lower) = self.from {
             search = search.max(lower - chrono::TimeDelta::seconds(1));

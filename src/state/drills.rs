@@ -18,27 +18,27 @@ use crate::state::input;
 
 /// Environment variable that overrides `[admin] state_dir` for one process: replicas that
 /// share a config file (one ConfigMap) must not share a state directory.
-pub const STATE_DIR_ENV: &str = "WEBCOLLECT_SHIM_STATE_DIR";
+pub(crate) const STATE_DIR_ENV: &str = "WEBCOLLECT_SHIM_STATE_DIR";
 
 /// The file in the state directory.
-pub const FILE: &str = "drills.json";
+pub(crate) const FILE: &str = "drills.json";
 /// Largest drills file read back: about 100,000 drills with the longest titles. Far past what
 /// the default `[admin] max_drills` writes; a bigger file is refused and logged.
-pub const MAX_FILE_BYTES: u64 = 64 << 20;
+pub(crate) const MAX_FILE_BYTES: u64 = 64 << 20;
 /// A set-aside file is renamed to `drills.json.corrupt` (then `.corrupt.1`, `.corrupt.2`, …).
 const CORRUPT: &str = "drills.json.corrupt";
 const FORMAT: u32 = 1;
 
 /// Where one process keeps its open drills.
 #[derive(Debug, Clone)]
-pub struct DrillStore {
+pub(crate) struct DrillStore {
     dir: PathBuf,
 }
 
 /// The drills could not be written (they stay open in memory).
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write {}", path.display())]
-pub struct SaveError {
+pub(crate) struct SaveError {
     path: PathBuf,
     #[source]
     source: io::Error,
@@ -75,14 +75,14 @@ struct StoredDrill {
 impl DrillStore {
     /// A store in `dir` (created on first use).
     #[must_use]
-    pub fn new(dir: PathBuf) -> Self {
+    pub(crate) fn new(dir: PathBuf) -> Self {
         Self { dir }
     }
 
     /// The store a process uses: [`STATE_DIR_ENV`] when set, else `[admin] state_dir`, else
     /// none (drills live in memory only).
     #[must_use]
-    pub fn for_config(config: &Config, env: &EnvLookup) -> Option<Self> {
+    pub(crate) fn for_config(config: &Config, env: &EnvLookup) -> Option<Self> {
         env(STATE_DIR_ENV)
             .filter(|dir| !dir.trim().is_empty())
             .map(PathBuf::from)
@@ -92,7 +92,7 @@ impl DrillStore {
 
     /// The state directory.
     #[must_use]
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
@@ -103,7 +103,7 @@ impl DrillStore {
     /// The drills still open at `now`. A missing file is an empty set; an unreadable or
     /// invalid one is renamed aside and logged, and the shim starts without drills.
     #[must_use]
-    pub fn load(&self, now: DateTime<Utc>) -> Vec<Window> {
+    pub(crate) fn load(&self, now: DateTime<Utc>) -> Vec<Window> {
         if let Err(err) = fs::create_dir_all(&self.dir) {
             tracing::error!(dir = %self.dir.display(), error = %err, "Cannot create the state directory; open drills will not survive a restart.");
         }
@@ -151,7 +151,7 @@ impl DrillStore {
     ///
     /// # Errors
     /// When any step fails; the previous file is then still in place.
-    pub fn save(&self, drills: &[Window]) -> Result<(), SaveError> {
+    pub(crate) fn save(&self, drills: &[Window]) -> Result<(), SaveError> {
         let doc = OnDisk {
             format: FORMAT,
             drills: drills.iter().map(StoredDrill::from).collect(),
@@ -184,7 +184,7 @@ impl DrillStore {
 /// The number after which `drill-N` ids continue, so a restart never generates an id that a
 /// restored drill already has.
 #[must_use]
-pub fn next_generated_id(drills: &[Window]) -> u64 {
+pub(crate) fn next_generated_id(drills: &[Window]) -> u64 {
     drills
         .iter()
         .filter_map(|w| w.id.strip_prefix("drill-")?.parse::<u64>().ok())
@@ -251,7 +251,7 @@ fn parse(text: &[u8]) -> Result<Vec<Window>, Corrupt> {
 /// `[admin] max_drills` of them (the first in the file). The config may have changed since
 /// they were written, so the others are dropped and logged rather than the file set aside.
 #[must_use]
-pub fn admit(drills: Vec<Window>, config: &Config) -> Vec<Window> {
+pub(crate) fn admit(drills: Vec<Window>, config: &Config) -> Vec<Window> {
     let mut out = Vec::with_capacity(drills.len().min(config.admin.max_drills));
     for drill in drills {
         if out.len() >= config.admin.max_drills {

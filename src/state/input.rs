@@ -3,7 +3,7 @@
 //! from growing memory, `/status` and the state file without limit (issue 25, finding 3).
 //!
 //! Two layers: [`DrillRequest::parse`] and the `check_*` functions need nothing but the
-//! input (the CLI has no config), [`check_against`] adds what the running config decides:
+//! input (the CLI has no config), `check_against` adds what the running config decides:
 //! which services exist and the longest drill.
 
 use std::time::Duration;
@@ -15,11 +15,11 @@ use crate::config::{Config, format_duration, is_valid_service, parse_duration};
 use crate::schedule::covers;
 
 /// Longest drill id, in characters (ids travel in `DELETE /drills/{id}` and log lines).
-pub const MAX_ID_CHARS: usize = 64;
+pub(crate) const MAX_ID_CHARS: usize = 64;
 /// Longest drill title, in characters.
-pub const MAX_TITLE_CHARS: usize = 200;
+pub(crate) const MAX_TITLE_CHARS: usize = 200;
 /// Most services one drill names.
-pub const MAX_SERVICES: usize = 32;
+pub(crate) const MAX_SERVICES: usize = 32;
 pub use crate::config::MAX_DRILL_DURATION as MAX_DURATION_CEILING;
 
 /// What is wrong with a drill's input. Every variant is the caller's mistake (400).
@@ -60,7 +60,7 @@ pub struct DrillRequest {
     /// Dotted services covered.
     pub services: Vec<String>,
     /// How long it lasts from now (shim time).
-    pub duration: TimeDelta,
+    pub(crate) duration: TimeDelta,
     /// Human title.
     pub title: Option<String>,
 }
@@ -115,7 +115,7 @@ impl DrillRequest {
     }
 }
 
-/// An id: 1 to [`MAX_ID_CHARS`] letters, digits, `-`, `_`, `.` or `:`, so it needs no
+/// An id: 1 to `MAX_ID_CHARS` letters, digits, `-`, `_`, `.` or `:`, so it needs no
 /// escaping in a URL path, a log line or a terminal.
 ///
 /// # Errors
@@ -129,7 +129,7 @@ pub fn check_id(id: &str) -> Result<(), InputError> {
     }
 }
 
-/// A title: at most [`MAX_TITLE_CHARS`] characters, none of them a control character (no
+/// A title: at most `MAX_TITLE_CHARS` characters, none of them a control character (no
 /// escape sequences for an operator's terminal, no line breaks in a one-line listing).
 ///
 /// # Errors
@@ -142,7 +142,7 @@ pub fn check_title(title: &str) -> Result<(), InputError> {
     }
 }
 
-/// Services: 1 to [`MAX_SERVICES`] valid dotted names.
+/// Services: 1 to `MAX_SERVICES` valid dotted names.
 ///
 /// # Errors
 /// [`InputError::ServiceCount`] or [`InputError::ServiceName`].
@@ -160,7 +160,7 @@ pub fn check_services(services: &[String]) -> Result<(), InputError> {
 ///
 /// # Errors
 /// [`InputError::Duration`].
-pub fn check_duration(duration: Duration, max: Duration) -> Result<(), InputError> {
+pub(crate) fn check_duration(duration: Duration, max: Duration) -> Result<(), InputError> {
     if duration < Duration::from_secs(1) || duration > max {
         return Err(InputError::Duration(format!(
             "must be from 1s to {}",
@@ -170,7 +170,7 @@ pub fn check_duration(duration: Duration, max: Duration) -> Result<(), InputErro
     Ok(())
 }
 
-/// Parses a duration (`15m`, `1h30m`) and checks it with [`check_duration`].
+/// Parses a duration (`15m`, `1h30m`) and checks it with `check_duration`.
 ///
 /// # Errors
 /// [`InputError::Duration`].
@@ -187,7 +187,7 @@ pub fn parse_drill_duration(text: &str, max: Duration) -> Result<Duration, Input
 /// what the console offers for that family). Any other name is a typo or another config's
 /// service, and is refused.
 #[must_use]
-pub fn known_service(config: &Config, service: &str) -> bool {
+pub(crate) fn known_service(config: &Config, service: &str) -> bool {
     config
         .routes
         .iter()
@@ -199,7 +199,7 @@ pub fn known_service(config: &Config, service: &str) -> bool {
 ///
 /// # Errors
 /// A message naming the service or the limit.
-pub fn check_against(
+pub(crate) fn check_against(
     config: &Config,
     services: &[String],
     duration: TimeDelta,
@@ -218,7 +218,7 @@ pub fn check_against(
 
 /// Why the running config refuses a drill.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigRefusal {
+pub(crate) enum ConfigRefusal {
     /// No route's service is, covers or is covered by it.
     #[error(
         "service {0:?} is not in the config: no route's service is, covers or is covered by it"

@@ -3,13 +3,13 @@
 //! periodic recompile of recurring windows. Every change is load → validate → compile →
 //! swap; a failure leaves the running config untouched.
 
-pub mod drills;
+pub(crate) mod drills;
 pub mod input;
-pub mod readiness;
+pub(crate) mod readiness;
 pub mod reload;
 
 pub use input::DrillRequest;
-pub use readiness::{NotReady, Readiness};
+pub(crate) use readiness::Readiness;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,16 +32,16 @@ use crate::upstream::Target;
 
 /// A snapshot plus the upstream targets and metric handles built for its config.
 #[derive(Debug)]
-pub struct Loaded {
+pub(crate) struct Loaded {
     /// Compiled config.
-    pub snapshot: Snapshot,
+    pub(crate) snapshot: Snapshot,
     /// How to reach each `config.upstreams` entry (same index). Workers keep one
     /// connection pool per target.
-    pub targets: Vec<Arc<Target>>,
+    pub(crate) targets: Vec<Arc<Target>>,
     /// Request counters by route, resolved once each.
-    pub counters: Arc<RequestCounters>,
+    pub(crate) counters: Arc<RequestCounters>,
     /// One latency histogram per `config.upstreams` entry.
-    pub latency: Vec<Histogram>,
+    pub(crate) latency: Vec<Histogram>,
 }
 
 impl Loaded {
@@ -82,7 +82,7 @@ pub enum ReloadError {
 impl ReloadError {
     /// One line per problem, for logs and the admin API.
     #[must_use]
-    pub fn lines(&self) -> Vec<String> {
+    pub(crate) fn lines(&self) -> Vec<String> {
         match self {
             Self::Invalid(e) => e.lines().collect(),
             other => vec![crate::error::Chain(other).to_string()],
@@ -92,7 +92,7 @@ impl ReloadError {
 
 /// Why an ad-hoc drill was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum DrillError {
+pub(crate) enum DrillError {
     /// A drill with this id is open already (409).
     #[error("a drill with id {0:?} is already open")]
     Duplicate(String),
@@ -117,11 +117,11 @@ pub struct Shared {
     /// cached view was built from (a read of a rarely written word, never a lock).
     generation: AtomicU64,
     /// The shim's clock (the drill clock when configured).
-    pub clock: SharedClock,
+    pub(crate) clock: SharedClock,
     /// The real clock underneath.
-    pub real_clock: SharedClock,
+    pub(crate) real_clock: SharedClock,
     /// Metrics registry.
-    pub metrics: Metrics,
+    pub(crate) metrics: Metrics,
     /// The `Via` mark of this process: added to every forwarded request, and a request
     /// that arrives with it is a loop.
     pub via: ViaMark,
@@ -152,7 +152,7 @@ impl Shared {
     ///
     /// # Errors
     /// When an upstream's TLS client cannot be built.
-    pub fn new(
+    pub(crate) fn new(
         config: Config,
         clock: SharedClock,
         real_clock: SharedClock,
@@ -207,13 +207,13 @@ impl Shared {
 
     /// The config file reloads read.
     #[must_use]
-    pub fn config_path(&self) -> &std::path::Path {
+    pub(crate) fn config_path(&self) -> &std::path::Path {
         &self.config_path
     }
 
     /// The directory open drills are persisted in, if any.
     #[must_use]
-    pub fn state_dir(&self) -> Option<&std::path::Path> {
+    pub(crate) fn state_dir(&self) -> Option<&std::path::Path> {
         self.store.as_ref().map(DrillStore::dir)
     }
 
@@ -316,7 +316,7 @@ impl Shared {
     ///
     /// # Errors
     /// A duplicate id or bad input.
-    pub fn open_drill(&self, req: DrillRequest) -> Result<Window, DrillError> {
+    pub(crate) fn open_drill(&self, req: DrillRequest) -> Result<Window, DrillError> {
         req.check()?;
         let now = self.clock.now();
         let mut drills = self.lock_drills();
@@ -357,7 +357,7 @@ impl Shared {
     }
 
     /// Closes an ad-hoc drill; false when no open drill has that id.
-    pub fn close_drill(&self, id: &str) -> bool {
+    pub(crate) fn close_drill(&self, id: &str) -> bool {
         let now = self.clock.now();
         let mut drills = self.lock_drills();
         drills.retain(|w| w.end > now);
@@ -382,7 +382,7 @@ impl Shared {
 
     /// Open (unexpired) ad-hoc drills.
     #[must_use]
-    pub fn drills(&self) -> Vec<Window> {
+    pub(crate) fn drills(&self) -> Vec<Window> {
         let now = self.clock.now();
         self.lock_drills()
             .iter()
@@ -393,7 +393,7 @@ impl Shared {
 
     /// Recompiles the current config if recurring windows need expanding further, or the
     /// clock moved backwards past the compiled range. Called periodically off the request path.
-    pub fn recompile_if_needed(&self) {
+    pub(crate) fn recompile_if_needed(&self) {
         let now = self.clock.now();
         if self.current.load().snapshot.needs_recompile(now) {
             let mut drills = self.lock_drills();
@@ -432,7 +432,7 @@ impl Shared {
     /// The config in use now: one atomic load, never a lock. Hold the guard for one request
     /// or one admin answer, not across a long wait (it pins this version in memory).
     #[must_use]
-    pub fn current(&self) -> arc_swap::Guard<Arc<Loaded>> {
+    pub(crate) fn current(&self) -> arc_swap::Guard<Arc<Loaded>> {
         self.current.load()
     }
 
@@ -444,7 +444,7 @@ impl Shared {
 
     /// Changes every time the config in use changes.
     #[must_use]
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
 
@@ -460,7 +460,7 @@ impl Shared {
     }
 
     /// Refreshes the state gauges (also done before each /metrics scrape).
-    pub fn update_gauges(&self) {
+    pub(crate) fn update_gauges(&self) {
         let now = self.clock.now();
         let current = self.current.load();
         let active = current.snapshot.active_windows(now).count();

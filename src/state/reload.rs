@@ -28,7 +28,7 @@ const RECOMPILE_EVERY: Duration = Duration::from_secs(30);
 /// renaming too. After the debounce the file is read through its symlinks and reloaded only
 /// if its sha256 differs from the running config's, so unrelated files in the directory
 /// cost one read and never a reload.
-pub fn watch_config(shared: Arc<Shared>) -> Option<notify::RecommendedWatcher> {
+pub(crate) fn watch_config(shared: Arc<Shared>) -> Option<notify::RecommendedWatcher> {
     let path = shared.config_path().to_path_buf();
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -84,7 +84,7 @@ fn changed_on_disk(path: &Path, running: &str) -> bool {
 }
 
 /// Periodically re-expands recurring windows and refreshes the state gauges.
-pub fn spawn_recompile(shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
+pub(crate) fn spawn_recompile(shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(RECOMPILE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -17,7 +17,7 @@ use tokio_rustls::server::TlsStream;
 /// Accepts TLS on accepted TCP connections. Cheap to clone: one per worker, shared by its
 /// connections.
 #[derive(Clone)]
-pub struct Acceptor {
+pub(crate) struct Acceptor {
     tls: tokio_rustls::TlsAcceptor,
 }
 
@@ -37,7 +37,7 @@ impl Acceptor {
     /// Completes the handshake with `peer` by `deadline`, or gives up when `stop` turns true
     /// (shutdown: a connection with no request yet has nothing to drain). Returns the stream
     /// and the host name the client asked for (lowercase), or `None` after logging why not.
-    pub async fn handshake(
+    pub(crate) async fn handshake(
         &self,
         stream: TcpStream,
         peer: SocketAddr,

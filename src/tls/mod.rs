@@ -1,14 +1,14 @@
 //! TLS on the merchant side (`[listen] tls`), so an unmodified integration reaches the shim
 //! under the gateway's own host names: certificates from a local CA ([`ca`]) or the user's
-//! files ([`crate::config::certs`]), chosen by SNI ([`resolver`]), the handshake in each
-//! connection's task ([`listener`]), and the renewal of the CA's short-lived leaves on the
+//! files (`crate::config::certs`), chosen by SNI (`resolver`), the handshake in each
+//! connection's task (`listener`), and the renewal of the CA's short-lived leaves on the
 //! control thread.
 
 pub mod ca;
 
-pub mod listener;
-pub mod resolver;
-pub mod throttle;
+pub(crate) mod listener;
+pub(crate) mod resolver;
+pub(crate) mod throttle;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -70,7 +70,7 @@ impl Frontend {
     ///
     /// # Errors
     /// No source, an unusable CA directory or certificate files.
-    pub fn new(tls: &Tls, real_clock: SharedClock) -> Result<Self, Error> {
+    pub(crate) fn new(tls: &Tls, real_clock: SharedClock) -> Result<Self, Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let (certs, issuing) = match tls.source.as_ref().ok_or(Error::NoSource)? {
             CertSource::Files { cert, key } => {
@@ -119,7 +119,7 @@ impl Frontend {
 
     /// An acceptor for the workers (cloned into each).
     #[must_use]
-    pub fn acceptor(&self) -> listener::Acceptor {
+    pub(crate) fn acceptor(&self) -> listener::Acceptor {
         listener::Acceptor::new(self.config.clone())
     }
 
@@ -132,7 +132,7 @@ impl Frontend {
     /// Reissues every leaf when two thirds of its validity have passed (or the clock went
     /// back past its issue). Returns whether it did. A failure is logged and the current
     /// leaves stay in use; the next check tries again.
-    pub fn renew_if_due(&self) -> bool {
+    pub(crate) fn renew_if_due(&self) -> bool {
         let Some(issuing) = &self.issuing else {
             return false;
         };
@@ -158,7 +158,7 @@ impl Frontend {
 
     /// Checks for renewal every [`RENEW_CHECK_EVERY`] on the current (control) runtime;
     /// `None` for the user's own certificate, which the shim never renews.
-    pub fn spawn_renewal(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+    pub(crate) fn spawn_renewal(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
         self.issuing.as_ref()?;
         let this = Arc::downgrade(self);
         Some(tokio::spawn(async move {

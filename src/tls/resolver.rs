@@ -14,31 +14,31 @@ use rustls::sign::CertifiedKey;
 use super::throttle::NAME_REFUSED;
 
 /// Certificates by lowercase host name.
-pub type Certs = HashMap<String, Arc<CertifiedKey>>;
+pub(crate) type Certs = HashMap<String, Arc<CertifiedKey>>;
 
 /// The certificates in use.
 #[derive(Debug)]
-pub struct Resolver {
+pub(crate) struct Resolver {
     certs: ArcSwap<Certs>,
 }
 
 impl Resolver {
     /// Serves `certs`.
     #[must_use]
-    pub fn new(certs: Certs) -> Self {
+    pub(crate) fn new(certs: Certs) -> Self {
         Self {
             certs: ArcSwap::from_pointee(certs),
         }
     }
 
     /// Replaces every certificate at once; handshakes already past the lookup keep theirs.
-    pub fn store(&self, certs: Certs) {
+    pub(crate) fn store(&self, certs: Certs) {
         self.certs.store(Arc::new(certs));
     }
 
     /// The certificate for `name` (any case), if it is served.
     #[must_use]
-    pub fn get(&self, name: &str) -> Option<Arc<CertifiedKey>> {
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<CertifiedKey>> {
         let certs = self.certs.load();
         if name.bytes().any(|b| b.is_ascii_uppercase()) {
             certs.get(&name.to_ascii_lowercase()).cloned()

@@ -6,27 +6,27 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How often a handshake failure may be logged.
-pub const EVERY: Duration = Duration::from_secs(1);
+pub(crate) const EVERY: Duration = Duration::from_secs(1);
 
 /// When the last line was written, and how many were held back since.
 #[derive(Debug)]
-pub struct Throttle {
+pub(crate) struct Throttle {
     state: Mutex<(Option<Instant>, u64)>,
 }
 
 /// Handshakes refused for their server name (no SNI, or one `[tls] hosts` does not list),
 /// logged by the resolver.
-pub static NAME_REFUSED: Throttle = Throttle::new();
+pub(crate) static NAME_REFUSED: Throttle = Throttle::new();
 
 /// Other failed handshakes (a client that does not trust the certificate, aborted
 /// connects), logged by the listener. Separate from [`NAME_REFUSED`], because a refused name
 /// also fails the handshake there, and would otherwise be counted twice.
-pub static HANDSHAKE_FAILED: Throttle = Throttle::new();
+pub(crate) static HANDSHAKE_FAILED: Throttle = Throttle::new();
 
 impl Throttle {
     /// A throttle that lets the first line through.
     #[must_use]
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self {
             state: Mutex::new((None, 0)),
         }
@@ -34,7 +34,7 @@ impl Throttle {
 
     /// `Some(suppressed)` when a line may be written now, with the number held back since
     /// the last one; `None` (counted) otherwise.
-    pub fn admit(&self, now: Instant) -> Option<u64> {
+    pub(crate) fn admit(&self, now: Instant) -> Option<u64> {
         // The state is two plain values, consistent after any panic: poisoning is harmless.
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         match state.0 {

@@ -16,7 +16,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 pub use values::parse_time;
-pub use windows::is_valid_service;
+pub(crate) use windows::is_valid_service;
 
 use super::error::Diagnostic;
 use super::raw::RawConfig;

@@ -208,7 +208,7 @@ impl Checker<'_> {
 
 /// A service name: dot-separated words of ASCII letters, digits, `_` or `-`.
 #[must_use]
-pub fn is_valid_service(name: &str) -> bool {
+pub(crate) fn is_valid_service(name: &str) -> bool {
     !name.is_empty()
         && name.split('.').all(|part| {
             !part.is_empty()

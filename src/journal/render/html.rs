@@ -190,7 +190,7 @@ pub(super) fn html_table(out: &mut String, table: &Table) {
 /// `Content-Security-Policy` meta element allows only the page's one inline `<style>`, by
 /// its sha256. Every report value is escaped.
 #[must_use]
-pub fn html(report: &Report) -> String {
+pub(crate) fn html(report: &Report) -> String {
     let s = &report.subject;
     let mut out = String::with_capacity(64 * 1024);
     w!(

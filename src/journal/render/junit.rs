@@ -11,7 +11,7 @@ use super::*;
 /// in the verdicts' order; a failed verdict has a `<failure>` whose message is its detail
 /// and whose text lists the offenders. The subject is in the suite's `<properties>`.
 #[must_use]
-pub fn junit(report: &Report) -> String {
+pub(crate) fn junit(report: &Report) -> String {
     let s = &report.subject;
     let tests = report.verdicts.len();
     let failures = report.verdicts.iter().filter(|v| !v.ok).count();

@@ -130,7 +130,7 @@ pub(super) fn md_timeline(out: &mut String, report: &Report) {
 /// [`html`], every value in a table cell, escaped (`|`, line breaks, markup). The timeline
 /// is a table of coarser steps.
 #[must_use]
-pub fn markdown(report: &Report) -> String {
+pub(crate) fn markdown(report: &Report) -> String {
     let mut out = String::with_capacity(16 * 1024);
     w!(
         out,

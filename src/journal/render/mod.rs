@@ -1,4 +1,4 @@
-//! Renderers of a drill-evidence [`Report`]: JSON, one self-contained printable HTML page,
+//! Renderers of a drill-evidence `Report`: JSON, one self-contained printable HTML page,
 //! GitHub-flavoured Markdown, JUnit XML, and the SVG timeline the page embeds.
 //!
 //! Every string in a report may come from a merchant's request (order numbers, trader
@@ -39,10 +39,10 @@ mod svg;
 #[cfg(test)]
 mod tests;
 
-pub use html::html;
-pub use junit::junit;
-pub use markdown::markdown;
-pub use svg::timeline_svg;
+pub(crate) use html::html;
+pub(crate) use junit::junit;
+pub(crate) use markdown::markdown;
+pub(crate) use svg::timeline_svg;
 
 // ---------------------------------------------------------------------------------------
 // Formats
@@ -51,20 +51,20 @@ pub use svg::timeline_svg;
 /// A report's output format (`GET /report?format=…`, `webcollect-shim report --format …`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// The [`Report`] itself, pretty-printed: the machine-readable contract.
+    /// The `Report` itself, pretty-printed: the machine-readable contract.
     Json,
-    /// One self-contained, printable HTML page (see [`html`]).
+    /// One self-contained, printable HTML page (see `html`).
     Html,
-    /// GitHub-flavoured Markdown (see [`markdown`]).
+    /// GitHub-flavoured Markdown (see `markdown`).
     Markdown,
-    /// JUnit XML, one test case per verdict (see [`junit`]).
+    /// JUnit XML, one test case per verdict (see `junit`).
     Junit,
 }
 
 impl Format {
     /// The media type to serve the rendered report with.
     #[must_use]
-    pub fn content_type(self) -> &'static str {
+    pub(crate) fn content_type(self) -> &'static str {
         match self {
             Self::Json => "application/json",
             Self::Html => "text/html; charset=UTF-8",

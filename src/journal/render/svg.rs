@@ -76,7 +76,7 @@ pub(super) fn tick_times(t0: &DateTime<FixedOffset>, seconds: i64) -> Vec<i64> {
 /// count on the y axis, a legend and a `<title>`. A standalone SVG document (it also
 /// inlines into HTML); deterministic.
 #[must_use]
-pub fn timeline_svg(report: &Report) -> String {
+pub(crate) fn timeline_svg(report: &Report) -> String {
     let tl = &report.timeline;
     let buckets = &tl.buckets;
     let width = tl.bucket_seconds.max(1);

@@ -15,7 +15,7 @@ use crate::schedule::covers;
 /// What a report is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum SubjectKind {
+pub(crate) enum SubjectKind {
     /// A `[[windows]]` entry (one occurrence of a recurring one).
     Window,
     /// An ad-hoc drill.
@@ -26,19 +26,19 @@ pub enum SubjectKind {
 
 /// The window, drill or range a report is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Subject {
+pub(crate) struct Subject {
     /// Window, drill or range.
-    pub kind: SubjectKind,
+    pub(crate) kind: SubjectKind,
     /// The window's or drill's id (none for a range).
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
     /// Its title.
-    pub title: String,
+    pub(crate) title: String,
     /// First instant in maintenance (drill time).
-    pub start: DateTime<FixedOffset>,
+    pub(crate) start: DateTime<FixedOffset>,
     /// First instant after it.
-    pub end: DateTime<FixedOffset>,
+    pub(crate) end: DateTime<FixedOffset>,
     /// Services covered; empty for a range (every service).
-    pub services: Vec<String>,
+    pub(crate) services: Vec<String>,
 }
 
 impl Subject {
@@ -49,132 +49,132 @@ impl Subject {
 
 /// The drill-time span a report reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Span {
+pub(crate) struct Span {
     /// `start - [report] before`.
-    pub from: DateTime<FixedOffset>,
+    pub(crate) from: DateTime<FixedOffset>,
     /// `end + [report] after`.
-    pub to: DateTime<FixedOffset>,
+    pub(crate) to: DateTime<FixedOffset>,
     /// Where the report stops looking: `to`, or now if that is earlier. Orders with no
     /// success before it are stranded.
-    pub horizon: DateTime<FixedOffset>,
+    pub(crate) horizon: DateTime<FixedOffset>,
 }
 
 /// Request counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Requests {
+pub(crate) struct Requests {
     /// Every record in the span.
-    pub total: u64,
+    pub(crate) total: u64,
     /// Those inside the window, on services it covers.
-    pub in_window: u64,
+    pub(crate) in_window: u64,
     /// By decision, over the span.
-    pub by_decision: BTreeMap<String, u64>,
+    pub(crate) by_decision: BTreeMap<String, u64>,
     /// By service, then decision.
-    pub by_service: BTreeMap<String, BTreeMap<String, u64>>,
+    pub(crate) by_service: BTreeMap<String, BTreeMap<String, u64>>,
     /// By `function_div` (`-` when the body had none).
-    pub by_function_div: BTreeMap<String, u64>,
+    pub(crate) by_function_div: BTreeMap<String, u64>,
 }
 
 /// One order (`trader_code` + `order_no`) attempted during the window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReportedOrder {
+pub(crate) struct ReportedOrder {
     /// `order_no`.
-    pub order_no: String,
+    pub(crate) order_no: String,
     /// `trader_code` (empty when the body had none).
-    pub trader_code: String,
+    pub(crate) trader_code: String,
     /// Requests for it during the window.
-    pub attempts: u64,
+    pub(crate) attempts: u64,
     /// Its first success after the window started, if any.
-    pub first_success: Option<DateTime<FixedOffset>>,
+    pub(crate) first_success: Option<DateTime<FixedOffset>>,
 }
 
 /// Orders.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Orders {
+pub(crate) struct Orders {
     /// Distinct orders in the span.
-    pub distinct: u64,
+    pub(crate) distinct: u64,
     /// Distinct traders in the span.
-    pub traders: u64,
+    pub(crate) traders: u64,
     /// Orders attempted more than once during the window.
-    pub retried: u64,
+    pub(crate) retried: u64,
     /// The most attempts of one order during the window.
-    pub max_attempts: u64,
+    pub(crate) max_attempts: u64,
     /// Every order attempted during the window, most attempts first.
-    pub attempted: Vec<ReportedOrder>,
+    pub(crate) attempted: Vec<ReportedOrder>,
     /// Attempted during the window, successful after it.
-    pub recovered: Vec<ReportedOrder>,
+    pub(crate) recovered: Vec<ReportedOrder>,
     /// Attempted during the window, no success before the horizon.
-    pub stranded: Vec<ReportedOrder>,
+    pub(crate) stranded: Vec<ReportedOrder>,
     /// Successful during the window (through a bypass, the drill header or report mode).
-    pub succeeded_in_window: Vec<ReportedOrder>,
+    pub(crate) succeeded_in_window: Vec<ReportedOrder>,
 }
 
 /// A trader's busiest minute of the window: a hammering signal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Trader {
+pub(crate) struct Trader {
     /// `trader_code`.
-    pub trader_code: String,
+    pub(crate) trader_code: String,
     /// Its requests during the window.
-    pub requests: u64,
+    pub(crate) requests: u64,
     /// The minute with the most of them.
-    pub busiest_minute: DateTime<FixedOffset>,
+    pub(crate) busiest_minute: DateTime<FixedOffset>,
     /// How many in that minute.
-    pub busiest_minute_requests: u64,
+    pub(crate) busiest_minute_requests: u64,
 }
 
 /// A service's recovery after the window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Recovery {
+pub(crate) struct Recovery {
     /// Service.
-    pub service: String,
+    pub(crate) service: String,
     /// Its first success at or after the window's end, before the horizon.
-    pub first_success: Option<DateTime<FixedOffset>>,
+    pub(crate) first_success: Option<DateTime<FixedOffset>>,
     /// How long after the end, in seconds of drill time.
-    pub after_end_seconds: Option<f64>,
+    pub(crate) after_end_seconds: Option<f64>,
 }
 
 /// A request that reached an upstream while its service was in the window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Leak {
+pub(crate) struct Leak {
     /// When (drill time).
-    pub at: DateTime<FixedOffset>,
+    pub(crate) at: DateTime<FixedOffset>,
     /// Replica.
-    pub replica: String,
+    pub(crate) replica: String,
     /// Request id.
-    pub request_id: String,
+    pub(crate) request_id: String,
     /// Route.
-    pub route: String,
+    pub(crate) route: String,
     /// Service.
-    pub service: String,
+    pub(crate) service: String,
     /// Method.
-    pub method: String,
+    pub(crate) method: String,
     /// The decision that let it through.
-    pub decision: String,
+    pub(crate) decision: String,
     /// Why, in words.
-    pub reason: String,
+    pub(crate) reason: String,
     /// Status the client got.
-    pub status: u16,
+    pub(crate) status: u16,
     /// `trader_code`, if any.
-    pub trader_code: Option<String>,
+    pub(crate) trader_code: Option<String>,
     /// `order_no`, if any.
-    pub order_no: Option<String>,
+    pub(crate) order_no: Option<String>,
 }
 
 /// Requests per bucket, by decision.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RequestTimeline {
+pub(crate) struct RequestTimeline {
     /// Width of a bucket in seconds of drill time (60, or more for long spans).
-    pub bucket_seconds: i64,
+    pub(crate) bucket_seconds: i64,
     /// Buckets from the span's start to the horizon, in order.
-    pub buckets: Vec<Bucket>,
+    pub(crate) buckets: Vec<Bucket>,
 }
 
 /// One bucket of the timeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Bucket {
+pub(crate) struct Bucket {
     /// Its first instant.
-    pub start: DateTime<FixedOffset>,
+    pub(crate) start: DateTime<FixedOffset>,
     /// Requests by decision (only decisions seen).
-    pub by_decision: BTreeMap<String, u64>,
+    pub(crate) by_decision: BTreeMap<String, u64>,
 }
 
 /// A pass/fail judgement with its threshold.
@@ -183,11 +183,11 @@ pub struct Verdict {
     /// `stranded`, `attempts_per_order`, `leaks` or `complete`.
     pub name: String,
     /// Passed.
-    pub ok: bool,
+    pub(crate) ok: bool,
     /// What was measured against what.
-    pub detail: String,
+    pub(crate) detail: String,
     /// The orders or requests that fail it.
-    pub offenders: Vec<String>,
+    pub(crate) offenders: Vec<String>,
 }
 
 /// A report: the JSON of `GET /report` and `webcollect-shim report --format json`
@@ -195,54 +195,54 @@ pub struct Verdict {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// What it is about.
-    pub subject: Subject,
+    pub(crate) subject: Subject,
     /// The span read.
-    pub span: Span,
+    pub(crate) span: Span,
     /// The zone times are shown in (`clock.timezone`).
-    pub timezone: String,
+    pub(crate) timezone: String,
     /// True until the horizon reaches `span.to`: orders not yet successful count as
     /// stranded, but may still recover. Ask again after `span.to` for the final report.
-    pub provisional: bool,
+    pub(crate) provisional: bool,
     /// False when records were dropped or a replica did not answer.
-    pub complete: bool,
+    pub(crate) complete: bool,
     /// Why it is incomplete.
-    pub incomplete: Vec<String>,
+    pub(crate) incomplete: Vec<String>,
     /// Replicas whose records it holds.
-    pub replicas: Vec<String>,
+    pub(crate) replicas: Vec<String>,
     /// The thresholds of the verdicts.
-    pub thresholds: Thresholds,
+    pub(crate) thresholds: Thresholds,
     /// Request counts.
-    pub requests: Requests,
+    pub(crate) requests: Requests,
     /// Orders.
-    pub orders: Orders,
+    pub(crate) orders: Orders,
     /// Traders seen during the window, busiest first.
-    pub traders: Vec<Trader>,
+    pub(crate) traders: Vec<Trader>,
     /// Per service, the first success after the window.
-    pub recovery: Vec<Recovery>,
+    pub(crate) recovery: Vec<Recovery>,
     /// Requests that reached an upstream while their service was in the window.
-    pub leaks: Vec<Leak>,
+    pub(crate) leaks: Vec<Leak>,
     /// Requests over time.
-    pub timeline: RequestTimeline,
+    pub(crate) timeline: RequestTimeline,
     /// Verdicts; the report passes when every one is `ok`.
-    pub verdicts: Vec<Verdict>,
+    pub(crate) verdicts: Vec<Verdict>,
 }
 
 /// What a report is built from.
 #[derive(Debug, Clone)]
-pub struct Input<'a> {
+pub(crate) struct Input<'a> {
     /// What it is about.
-    pub subject: Subject,
+    pub(crate) subject: Subject,
     /// The span read.
-    pub span: Span,
+    pub(crate) span: Span,
     /// Every record available (those outside the span are ignored; duplicates, by
     /// [`Record::key`], counted once).
-    pub records: &'a [Record],
+    pub(crate) records: &'a [Record],
     /// Verdict thresholds.
-    pub thresholds: Thresholds,
+    pub(crate) thresholds: Thresholds,
     /// Zone for the times shown.
-    pub timezone: Tz,
+    pub(crate) timezone: Tz,
     /// Why the records may be incomplete (drops, replicas that did not answer).
-    pub incomplete: Vec<String>,
+    pub(crate) incomplete: Vec<String>,
 }
 
 /// The most buckets a timeline has: long ranges get wider buckets.
@@ -258,7 +258,7 @@ const LEAK_REASONS: [(&str, &str); 3] = [
 impl Report {
     /// Builds the report.
     #[must_use]
-    pub fn build(input: Input<'_>) -> Self {
+    pub(crate) fn build(input: Input<'_>) -> Self {
         let Input {
             subject,
             span,
@@ -462,7 +462,7 @@ impl Report {
 
     /// True when every verdict passed.
     #[must_use]
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.failed().next().is_none()
     }
 

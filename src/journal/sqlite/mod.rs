@@ -25,7 +25,7 @@ const REQUEST_COLUMNS: &str = "real_time, drill_time, replica, request_id, route
 /// The journal in a SQLite file. The writer connection is used by the journal's writer
 /// thread (appends, retention); the reader connection by report queries, so that a long
 /// report holds only the reader's lock: in WAL mode it never blocks the writer.
-pub struct Sqlite {
+pub(crate) struct Sqlite {
     /// The database file.
     path: PathBuf,
     /// Report queries (opened read-only). Declared before `writer` so it is dropped first:

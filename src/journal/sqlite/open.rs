@@ -152,7 +152,7 @@ impl Sqlite {
     /// When `path` is a symbolic link or not a regular file (never opened: a FIFO would
     /// block), when its directory cannot be created, or when no usable database can be made
     /// there even after setting the old one aside.
-    pub fn open(path: &Path, clock: &dyn Clock) -> Result<Self, StoreError> {
+    pub(crate) fn open(path: &Path, clock: &dyn Clock) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(|source| OpenError::Io {
                 path: dir.to_path_buf(),

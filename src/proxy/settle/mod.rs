@@ -28,7 +28,7 @@ use crate::response::BoxError;
 
 /// Applies the settleMethod rewrite the decision chose ([`Forwarding::rewrite`]).
 #[derive(Debug, Clone)]
-pub struct Settle<S>(pub S);
+pub(crate) struct Settle<S>(pub S);
 
 type BoxResponse = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, ProxyError>> + Send>>;
 
@@ -96,7 +96,7 @@ where
 pin_project! {
     /// Response future of [`Settle`].
     #[project = Proj]
-    pub enum ResponseFuture<F> {
+    pub(crate) enum ResponseFuture<F> {
         /// No rewrite: the inner future as it is.
         Pass { #[pin] future: F },
         /// A rewrite around the exchange.

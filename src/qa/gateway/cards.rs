@@ -31,11 +31,11 @@ pub(crate) struct Card {
 /// One member's cards.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Member {
-    pub(crate) trader_code: String,
-    pub(crate) member_id: String,
+    trader_code: String,
+    member_id: String,
     pub(crate) cards: Vec<Card>,
     /// The next `cardKey`: keys are never reused, so a stale key cannot reach another card.
-    pub(crate) next_key: u32,
+    next_key: u32,
 }
 
 impl Keyed for Member {

@@ -40,11 +40,11 @@ use crate::response::{Body, full};
 use crate::runtime::server::{self, ServeOptions};
 
 use form::Form;
-pub use store::StateFileError;
+pub(crate) use store::StateFileError;
 use store::Store;
 
 /// `X-Webcollect-Mock-Gateway: 1`, set on every answer of the stand-in gateway.
-pub const X_WEBCOLLECT_MOCK_GATEWAY: HeaderName =
+pub(crate) const X_WEBCOLLECT_MOCK_GATEWAY: HeaderName =
     HeaderName::from_static("x-webcollect-mock-gateway");
 
 /// The default for [`GatewayOptions::max_state_bytes`]: 64 MiB.

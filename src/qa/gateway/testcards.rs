@@ -11,12 +11,12 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TestCard {
     /// The card number, digits only.
-    pub(crate) number: &'static str,
+    number: &'static str,
     /// The error code's tail, after the `function_div`: the stand-in's own codes, in the
     /// `2009xxx` family of its other refusals.
     pub(crate) tail: &'static str,
     /// What it rehearses, for the docs and the admin screen.
-    pub(crate) meaning: &'static str,
+    meaning: &'static str,
 }
 
 /// Every test card; `docs/qa-kit.md` lists the same table (`tests/qa_gateway.rs` checks

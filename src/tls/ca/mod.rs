@@ -12,7 +12,7 @@
 //! - **Name constraints**: the CA can only vouch for the `[tls] hosts` names it was made
 //!   for (and the never-resolving `webcollect-shim.invalid` its self-check uses), so a
 //!   stolen key cannot impersonate any other site to a client that trusts it.
-//! - **Two years at most** ([`CA_VALIDITY`]), with a warning from 30 days before the end.
+//! - **Two years at most** (`CA_VALIDITY`), with a warning from 30 days before the end.
 //! - **Owner-only files**: a `ca_dir` that group or others may write to, or a key others may
 //!   read, is refused (by `ca init` and at start), not just warned about.
 
@@ -44,9 +44,9 @@ pub const KEY_FILE: &str = "ca-key.pem";
 pub const CA_NAME: &str = "webcollect-shim local CA";
 
 /// How long the CA itself is valid (its leaves are short-lived): two years.
-pub const CA_VALIDITY: TimeDelta = TimeDelta::days(730);
+pub(crate) const CA_VALIDITY: TimeDelta = TimeDelta::days(730);
 /// From this long before the CA's end, every start and `ca init` warn.
-pub const EXPIRY_WARNING: TimeDelta = TimeDelta::days(30);
+pub(crate) const EXPIRY_WARNING: TimeDelta = TimeDelta::days(30);
 /// The name the self-check's probe leaf is issued for: under `.invalid` (RFC 2606), so it
 /// never resolves, and permitted by every CA's name constraints.
 const PROBE_DOMAIN: &str = "webcollect-shim.invalid";
@@ -130,7 +130,7 @@ pub struct Leaf {
     /// Leaf then CA certificate, and the leaf's key.
     pub certified: Arc<CertifiedKey>,
     /// Its `notAfter`.
-    pub not_after: DateTime<Utc>,
+    pub(crate) not_after: DateTime<Utc>,
 }
 
 impl LocalCa {
@@ -230,7 +230,7 @@ impl LocalCa {
     /// An existing CA must permit every one of `hosts`.
     ///
     /// # Errors
-    /// See [`LocalCa::open`], [`LocalCa::create`] and [`LocalCa::check_hosts`].
+    /// See [`LocalCa::open`], [`LocalCa::create`] and `LocalCa::check_hosts`.
     pub fn open_or_create(
         dir: &Path,
         now: DateTime<Utc>,
@@ -253,7 +253,7 @@ impl LocalCa {
     ///
     /// # Errors
     /// [`Error::NotPermitted`] naming the first host that is not.
-    pub fn check_hosts(&self, hosts: &[String], now: DateTime<Utc>) -> Result<(), Error> {
+    pub(crate) fn check_hosts(&self, hosts: &[String], now: DateTime<Utc>) -> Result<(), Error> {
         for host in hosts {
             if self.verify_probe(host, now, now).is_err() {
                 return Err(Error::NotPermitted {
