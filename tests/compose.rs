@@ -575,28 +575,90 @@ fn unmodified_variant_sends_the_gateway_names_to_the_shim_and_trusts_its_ca() {
     assert_eq!(integration.matches("://").count(), 1, "{integration}");
 }
 
+/// `.dockerignore`'s verdict on a path of the build context: the last pattern that matches
+/// it or one of its parent directories decides, `!` re-includes. Patterns: `*` within one
+/// path segment, `**` across segments, as docker and podman read them.
+fn dockerignore_excludes(patterns: &[&str], path: &str) -> bool {
+    fn glob(pattern: &[u8], text: &[u8]) -> bool {
+        match (pattern.first(), text.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) if pattern.get(1) == Some(&b'*') => {
+                let rest = pattern[2..].strip_prefix(b"/").unwrap_or(&pattern[2..]);
+                (0..=text.len()).any(|i| glob(rest, &text[i..]))
+            }
+            (Some(b'*'), _) => (0..=text.len())
+                .any(|i| !text[..i].contains(&b'/') && glob(&pattern[1..], &text[i..])),
+            (Some(p), Some(t)) if p == t => glob(&pattern[1..], &text[1..]),
+            _ => false,
+        }
+    }
+    let mut excluded = false;
+    let segments: Vec<&str> = path.split('/').collect();
+    for pattern in patterns {
+        let (negate, pattern) = match pattern.strip_prefix('!') {
+            Some(p) => (true, p),
+            None => (false, *pattern),
+        };
+        let pattern = pattern.trim_end_matches('/');
+        let matches = (1..=segments.len())
+            .any(|n| glob(pattern.as_bytes(), segments[..n].join("/").as_bytes()));
+        if matches {
+            excluded = !negate;
+        }
+    }
+    excluded
+}
+
 /// The image builds from what the Dockerfile copies: every file the crate compiles in with
-/// `include_str!` lies under a copied directory that .dockerignore does not exclude.
+/// `include_str!` or `include_bytes!` lies under a directory the builder stage copies, and
+/// .dockerignore (an allowlist) keeps it, and every other file the stages copy, in the
+/// build context. (.ci/container.sh builds the image itself.)
 #[test]
 fn dockerfile_copies_everything_the_binary_compiles_in() {
     let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
-    let builder = dockerfile.split("\nFROM ").nth(1).unwrap_or(&dockerfile);
-    let copied: Vec<&str> = builder
-        .lines()
-        .filter_map(|l| l.strip_prefix("COPY "))
-        .filter(|l| !l.starts_with("--from"))
-        .flat_map(|l| {
-            let mut parts: Vec<&str> = l.split_whitespace().collect();
-            parts.pop(); // the destination
-            parts
-        })
-        .collect();
-    let ignored = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
-    let ignored: Vec<&str> = ignored
+    let stages: Vec<&str> = dockerfile.split("\nFROM ").skip(1).collect();
+    assert_eq!(stages.len(), 2, "a builder and a runtime stage");
+    let copies = |stage: &str| -> Vec<String> {
+        stage
+            .lines()
+            .filter_map(|l| l.strip_prefix("COPY "))
+            .filter(|l| !l.starts_with("--from"))
+            .flat_map(|l| {
+                let mut parts: Vec<String> = l
+                    .split_whitespace()
+                    .map(|p| p.trim_end_matches('/').to_string())
+                    .collect();
+                parts.pop(); // the destination
+                parts
+            })
+            .collect()
+    };
+    let copied = copies(stages[0]);
+    let ignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
+    let ignore: Vec<&str> = ignore
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .collect();
+    // The matcher reads an allowlist the way the engines do.
+    assert!(dockerignore_excludes(
+        &ignore,
+        "target/release/webcollect-shim"
+    ));
+    assert!(dockerignore_excludes(&ignore, "tests/compose.rs"));
+    assert!(!dockerignore_excludes(&ignore, "src/main.rs"));
+    assert!(dockerignore_excludes(&ignore, "src/main.rs.bk"));
+
+    for file in copied.iter().chain(&copies(stages[1])) {
+        assert!(
+            root().join(file).exists(),
+            "the Dockerfile copies {file}, which is missing"
+        );
+        assert!(
+            !dockerignore_excludes(&ignore, file),
+            "the Dockerfile copies {file}, which .dockerignore excludes"
+        );
+    }
 
     let mut includes = Vec::new();
     let mut stack = vec![root().join("src")];
@@ -608,11 +670,13 @@ fn dockerfile_copies_everything_the_binary_compiles_in() {
                 continue;
             }
             let source = std::fs::read_to_string(&path).unwrap();
-            for (i, _) in source.match_indices("include_str!(\"") {
-                let rest = &source[i + "include_str!(\"".len()..];
-                let target = &rest[..rest.find('"').unwrap()];
-                let file = path.parent().unwrap().join(target).canonicalize().unwrap();
-                includes.push(file);
+            for mac in ["include_str!(\"", "include_bytes!(\""] {
+                for (i, _) in source.match_indices(mac) {
+                    let rest = &source[i + mac.len()..];
+                    let target = &rest[..rest.find('"').unwrap()];
+                    let file = path.parent().unwrap().join(target).canonicalize().unwrap();
+                    includes.push(file);
+                }
             }
         }
     }
@@ -624,15 +688,14 @@ fn dockerfile_copies_everything_the_binary_compiles_in() {
             .unwrap()
             .to_string_lossy()
             .into_owned();
-        let top = relative.split('/').next().unwrap();
         assert!(
             copied
                 .iter()
-                .any(|c| c.trim_end_matches('/') == top || *c == relative),
+                .any(|c| relative == *c || relative.starts_with(&format!("{c}/"))),
             "{relative} is compiled in but the Dockerfile's builder stage does not COPY it ({copied:?})"
         );
         assert!(
-            !ignored.iter().any(|i| i.trim_end_matches('/') == top),
+            !dockerignore_excludes(&ignore, &relative),
             "{relative} is excluded by .dockerignore"
         );
     }
