@@ -1,9 +1,20 @@
 # webcollect-shim container image.
 #
 #   docker build -t webcollect-shim .
+#   podman build --format docker -t webcollect-shim .    # podman: keep the HEALTHCHECK
 #   docker run -p 8080:8080 \
 #     -v $PWD/config/webcollect-shim.toml:/etc/webcollect-shim/webcollect-shim.toml:ro \
 #     webcollect-shim
+#
+# Behind a TLS-inspecting proxy (cargo fails with "self-signed certificate in certificate
+# chain"), hand the proxy's CA to the build as the BuildKit secret `extra-ca` (docker and
+# podman alike). Only the step that downloads crates reads it; it is never copied into a layer:
+#
+#   docker build --secret id=extra-ca,src=/path/to/proxy-ca.pem -t webcollect-shim .
+#
+# The image runs with a read-only root filesystem: it writes only to [admin] state_dir
+# (/var/lib/webcollect-shim, when WEBCOLLECT_SHIM_STATE_DIR or the config names it) and to
+# [tls] ca_dir (/etc/webcollect-shim/ca); mount a volume there (examples/compose/compose.yaml).
 
 # ---- build ---------------------------------------------------------------------------------
 FROM rust:1.95-slim-bookworm AS builder
@@ -15,35 +26,41 @@ WORKDIR /build
 
 # 1. Dependencies only, so they are cached until Cargo.toml or Cargo.lock changes. The crate
 #    has a library (src/lib.rs) and a binary (src/main.rs); build both as empty stand-ins.
+#    This is the only step that downloads (crates.io, over HTTPS). With the secret `extra-ca`
+#    its CA is added to the system's in a bundle that this same step deletes, so no layer
+#    holds it; without the secret the mount is simply absent.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src \
+RUN --mount=type=secret,id=extra-ca \
+    if [ -s /run/secrets/extra-ca ]; then \
+        cat /etc/ssl/certs/ca-certificates.crt /run/secrets/extra-ca > /tmp/extra-ca-bundle.pem \
+        && export CARGO_HTTP_CAINFO=/tmp/extra-ca-bundle.pem; \
+    fi \
+    && mkdir src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
     && cargo build --release --locked \
-    && rm -rf src
+    && rm -rf src /tmp/extra-ca-bundle.pem
 
-# 2. The real sources. src/response.rs include_str!s the maintenance page and the token
-#    library stand-in from assets/, so assets/ is needed at compile time.
+# 2. The real sources. The crate include_str!s the maintenance page, the token library
+#    stand-ins, the console and the stand-in gateway's pages from assets/, so assets/ is needed
+#    at compile time (tests/compose.rs checks that every file src/ compiles in is copied, and
+#    .ci/container.sh builds this image). --offline: everything was downloaded in step 1.
 COPY src ./src
 COPY assets ./assets
 # COPY keeps the files' own timestamps, which can be older than the stand-ins built above;
 # touch them so cargo rebuilds the crate itself.
 RUN touch src/lib.rs src/main.rs \
-    && cargo build --release --locked \
+    && cargo build --release --locked --offline \
     && cp target/release/webcollect-shim /usr/local/bin/webcollect-shim
 
 # ---- runtime -------------------------------------------------------------------------------
 FROM debian:bookworm-slim
 
-# The shim trusts the public web roots compiled into it (webpki-roots); ca-certificates is
-# here for anything else in the image and for operators debugging TLS from a shell.
-# DL3008 (pin apt package versions) is ignored on purpose: Debian replaces a package in the
-# bookworm archive when it ships a security fix, so a pinned version stops installing and the
-# build breaks; unpinned, each build gets the current fixed ca-certificates.
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
-    && rm -rf /var/lib/apt/lists/*
+# The shim trusts the public web roots compiled into it (webpki-roots) and each upstream's
+# `ca_file`, never the system store. The image has no other TLS client, so no ca-certificates
+# package (with the openssl it pulls in, 9.6 MB of the 100 MB budget); only its bundle, from
+# the builder, in the usual place for a tool added on top of this image.
+COPY --from=builder /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 
 RUN groupadd --system --gid 10001 shim \
     && useradd --system --uid 10001 --gid shim --no-create-home --home-dir /nonexistent \
@@ -55,10 +72,15 @@ COPY --from=builder /usr/local/bin/webcollect-shim /usr/local/bin/webcollect-shi
 # directory, i.e. /etc/webcollect-shim/.
 COPY config/webcollect-shim.toml /etc/webcollect-shim/webcollect-shim.toml
 ENV WEBCOLLECT_SHIM_CONFIG=/etc/webcollect-shim/webcollect-shim.toml
-# The shipped config's [tls] ca_dir: where the local CA is created when [listen] tls is set.
-# Owned by the shim's user, owner-only; a named volume mounted here starts with that owner
-# and keeps the CA across container restarts (clients trust it once).
-RUN install -d -o 10001 -g 10001 -m 0700 /etc/webcollect-shim/ca
+# The directories the shim writes to, owned by its user, owner-only; a named volume mounted
+# on one starts with that owner (docker and podman copy it up), so the read-only root needs
+# nothing else:
+# - /etc/webcollect-shim/ca, the shipped config's [tls] ca_dir: where the local CA is created
+#   when [listen] tls is set. A volume here keeps the CA across container restarts (clients
+#   trust it once).
+# - /var/lib/webcollect-shim, for [admin] state_dir (open drills, the drill journal): unused
+#   unless the config or WEBCOLLECT_SHIM_STATE_DIR names it.
+RUN install -d -o 10001 -g 10001 -m 0700 /etc/webcollect-shim/ca /var/lib/webcollect-shim
 
 USER 10001:10001
 

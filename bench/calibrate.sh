@@ -14,7 +14,7 @@
 #              answer (loop check, hop-by-hop, Host, X-Forwarded-*, Via, X-Request-Id)
 #   tower      headers behind the shape issue 10 asks for: eight tower layers (tower-http's
 #              CatchPanic, then seven that only pass things on) and hyper-util's tower glue
-#   shim       webcollect-shim (SHIM=path, or target/release as in run.sh)
+#   shim       webcollect-shim (SHIM=path, or target/profiling as in run.sh)
 #
 #   bench/calibrate.sh wall        req/s and CPU per request at full load (wrk -t2 -c64),
 #                                  ROUNDS (5) interleaved rounds of DUR (5) s; medians and ratios

@@ -15,7 +15,7 @@
 #
 # "on" is `[report] always = true` with the journal in SQLite under a state_dir (the same work
 # a request inside a recorded window does); "off" is `[report] enabled = false`. The binary:
-# SHIM=path, else `cargo build --release` (NO_BUILD=1 skips it). Loopback only; every process
+# SHIM=path, else `cargo build --profile profiling` (NO_BUILD=1 skips it). Loopback only; every process
 # started here is stopped on exit. KEEP=1 keeps the temp dir.
 set -euo pipefail
 

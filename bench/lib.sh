@@ -110,8 +110,9 @@ callgrind_measure() { # $1 name, $2 callgrind output file, $3 port, $4 url, rest
 }
 
 # ---------------------------------------------------------------- binaries under test
-# SHIM=path benchmarks that binary as it is; otherwise `cargo build --release` (unless NO_BUILD=1)
-# and target/release/webcollect-shim. BEFORE=path adds a second binary, the previous commit's
+# SHIM=path benchmarks that binary as it is; otherwise `cargo build --profile profiling` (unless
+# NO_BUILD=1) and target/profiling/webcollect-shim: the release build with debug info and
+# symbols (Cargo.toml), which perf and callgrind need and the shipped release binary lacks. BEFORE=path adds a second binary, the previous commit's
 # build, as the target `before`. Both are copied into $T/bin first, so a rebuild during the run
 # cannot swap a binary between scenarios. Sets SHIM_BIN, BEFORE_BIN (empty without BEFORE),
 # and SHIM_DESC / BEFORE_DESC (one line each, for the report).
@@ -119,10 +120,10 @@ bench_binaries() {
   local src="${SHIM:-}"
   if [[ -z "$src" ]]; then
     if [[ "${NO_BUILD:-0}" != 1 ]]; then
-      log "cargo build --release"
-      (cd "$BENCH_ROOT" && cargo build --release --quiet)
+      log "cargo build --profile profiling"
+      (cd "$BENCH_ROOT" && cargo build --profile profiling --quiet)
     fi
-    src="$BENCH_ROOT/target/release/webcollect-shim"
+    src="$BENCH_ROOT/target/profiling/webcollect-shim"
     local rev dirty=""
     rev="$(git -C "$BENCH_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
     git -C "$BENCH_ROOT" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || dirty=" (modified)"

@@ -10,7 +10,7 @@
 #   bench/profile.sh stream      streaming 1 GiB each way: syscalls, bytes per syscall, top symbols
 #   bench/profile.sh             perf, callgrind and syscalls (not stream)
 #
-# The binary: SHIM=path (no build), else `cargo build --release` unless NO_BUILD=1. DUR (seconds
+# The binary: SHIM=path (no build), else `cargo build --profile profiling` unless NO_BUILD=1. DUR (seconds
 # per measurement, 10), STREAM_MIB (1024), SHIM_WORKERS (`[server] worker_threads`, except in
 # callgrind mode, which always uses 1), KEEP=0 (remove the raw data).
 #

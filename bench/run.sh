@@ -12,7 +12,7 @@
 # (scenario 1/2 connections), IDLE_CONNS (scenario 5), STREAM_MIB and STREAM_ROUNDS (scenario 4),
 # SCENARIOS (e.g. "1 2"), SHIM_WORKERS (`[server] worker_threads` of every shim), KEEP=1 (keep
 # the temp dir with configs and raw outputs), NO_INSTALL=1 (never call apt-get / cargo install),
-# NO_BUILD=1 (use the existing target/release binary), SHIM=path (benchmark that binary; no
+# NO_BUILD=1 (use the existing target/profiling binary), SHIM=path (benchmark that binary; no
 # build), BEFORE=path.
 #
 # Everything runs on 127.0.0.1 with configs generated in a temp dir; every process started

@@ -1,7 +1,8 @@
 //! The QA kit stays consistent with the binary: every shipped config passes `check`, the
 //! drill configs keep the shipped windows and routes, and examples/compose/compose.yaml mounts
-//! files that exist, builds from the repository's Dockerfile and runs subcommands the binary
-//! has. (Images cannot be built here: no Docker daemon; this is what can be checked without.)
+//! files that exist, builds from the repository's Dockerfile, runs subcommands the binary has
+//! and writes only to the volumes it mounts. These are the checks that need no container
+//! engine; .ci/container.sh builds the images and runs both compose files.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -411,6 +412,83 @@ fn published(service: &Yaml) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A `read_only: true` service whose only writable mounts are named volumes at `writable`,
+/// each a directory the Dockerfile creates for uid 10001 (so a fresh volume is the shim
+/// user's); everything else is mounted read-only. The shim also gets a stop grace period no
+/// shorter than its shutdown_grace.
+fn check_read_only(name: &str, service: &Yaml, writable: &[String]) {
+    assert_eq!(
+        service["read_only"].as_bool(),
+        Some(true),
+        "{name}: read_only: true"
+    );
+    assert!(
+        service["tmpfs"].is_badvalue(),
+        "{name}: the shim writes nowhere a tmpfs would be needed"
+    );
+    let volumes = match &service["volumes"] {
+        Yaml::BadValue => Vec::new(),
+        v => strings(v),
+    };
+    let mut mounted = Vec::new();
+    for volume in &volumes {
+        let parts: Vec<&str> = volume.split(':').collect();
+        if parts.get(2) == Some(&"ro") {
+            continue;
+        }
+        assert!(
+            !parts[0].starts_with('.') && !parts[0].starts_with('/'),
+            "{name}: {volume}: a writable mount is a named volume"
+        );
+        assert!(
+            writable.iter().any(|w| w == parts[1]),
+            "{name}: {volume}: writable, but not where the shim writes ({writable:?})"
+        );
+        mounted.push(parts[1].to_string());
+    }
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    let created: Vec<&str> = dockerfile
+        .lines()
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix("RUN install -d -o 10001 -g 10001 -m 0700 ")
+        })
+        .flat_map(str::split_whitespace)
+        .collect();
+    for dir in writable {
+        assert!(mounted.contains(dir), "{name}: no volume at {dir}");
+        assert!(
+            created.contains(&dir.as_str()),
+            "{name}: the Dockerfile does not create {dir} for uid 10001 ({created:?})"
+        );
+    }
+}
+
+/// The shim's [admin] state_dir in the container: WEBCOLLECT_SHIM_STATE_DIR.
+fn state_dir(shim_service: &Yaml) -> String {
+    environment(shim_service)
+        .get("WEBCOLLECT_SHIM_STATE_DIR")
+        .cloned()
+        .expect("WEBCOLLECT_SHIM_STATE_DIR: the shim keeps its drills in a volume")
+}
+
+/// compose's default stop timeout (10 s) would kill the shim in the middle of its
+/// shutdown_grace (30 s by default, unset in the kit's configs).
+fn check_stop_grace(service: &Yaml, config: &toml::Table) {
+    assert!(
+        config
+            .get("server")
+            .and_then(|s| s.get("shutdown_grace"))
+            .is_none(),
+        "the kit's configs keep the default shutdown_grace (30s)"
+    );
+    let grace = service["stop_grace_period"]
+        .as_str()
+        .expect("stop_grace_period is set");
+    let seconds: u64 = grace.strip_suffix('s').unwrap().parse().unwrap();
+    assert!(seconds > 30, "stop_grace_period {grace} ≤ shutdown_grace");
+}
+
 #[test]
 fn compose_file_matches_the_repository_and_the_binary() {
     let compose = compose();
@@ -447,6 +525,18 @@ fn compose_file_matches_the_repository_and_the_binary() {
 
     let depends = shim_service["depends_on"].as_hash().unwrap();
     assert!(depends.contains_key(&Yaml::String("mock-gateway".into())));
+
+    // Read-only roots: the stand-in writes nothing, the shim only its state_dir.
+    check_read_only("mock-gateway", &compose["services"]["mock-gateway"], &[]);
+    let state = state_dir(shim_service);
+    check_read_only("shim", shim_service, std::slice::from_ref(&state));
+    assert!(
+        compose["volumes"]
+            .as_hash()
+            .unwrap()
+            .contains_key(&Yaml::String("state".into()))
+    );
+    check_stop_grace(shim_service, &config);
 }
 
 /// examples/compose/compose.unmodified.yaml: a merchant container whose integration keeps the
@@ -500,19 +590,27 @@ fn unmodified_variant_sends_the_gateway_names_to_the_shim_and_trusts_its_ca() {
             .unwrap()
             .contains_key(&Yaml::String("ca".into()))
     );
-    // The image makes that directory the shim user's, so a fresh named volume is writable.
-    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
-    assert!(
-        dockerfile.contains(&format!(
-            "install -d -o 10001 -g 10001 -m 0700 {}",
-            ca_dir.display()
-        )),
-        "Dockerfile does not create {} for uid 10001",
-        ca_dir.display()
+    // Read-only roots: the shim writes its CA and its state_dir, both volumes the image makes
+    // the shim user's, so fresh named volumes are writable.
+    check_read_only("mock-gateway", &services["mock-gateway"], &[]);
+    check_read_only(
+        "shim",
+        shim_service,
+        &[ca_dir.display().to_string(), state_dir(shim_service)],
     );
+    check_stop_grace(shim_service, &config);
 
     // The merchant: every [tls] hosts name goes to the shim's fixed address.
     let merchant = &services["merchant"];
+    // Its image is built here, from Debian's slim image (no other base to pull).
+    assert!(merchant["image"].as_str().is_some());
+    let merchant_dockerfile = dir
+        .join(merchant["build"]["context"].as_str().unwrap())
+        .join("Dockerfile");
+    let merchant_dockerfile = std::fs::read_to_string(&merchant_dockerfile)
+        .unwrap_or_else(|_| panic!("{} missing", merchant_dockerfile.display()));
+    assert!(merchant_dockerfile.contains("\nFROM debian:bookworm-slim\n"));
+    assert!(merchant_dockerfile.contains("php-cli ca-certificates"));
     let shim_ip = shim_service["networks"]["qa"]["ipv4_address"]
         .as_str()
         .unwrap()
@@ -575,28 +673,90 @@ fn unmodified_variant_sends_the_gateway_names_to_the_shim_and_trusts_its_ca() {
     assert_eq!(integration.matches("://").count(), 1, "{integration}");
 }
 
+/// `.dockerignore`'s verdict on a path of the build context: the last pattern that matches
+/// it or one of its parent directories decides, `!` re-includes. Patterns: `*` within one
+/// path segment, `**` across segments, as docker and podman read them.
+fn dockerignore_excludes(patterns: &[&str], path: &str) -> bool {
+    fn glob(pattern: &[u8], text: &[u8]) -> bool {
+        match (pattern.first(), text.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) if pattern.get(1) == Some(&b'*') => {
+                let rest = pattern[2..].strip_prefix(b"/").unwrap_or(&pattern[2..]);
+                (0..=text.len()).any(|i| glob(rest, &text[i..]))
+            }
+            (Some(b'*'), _) => (0..=text.len())
+                .any(|i| !text[..i].contains(&b'/') && glob(&pattern[1..], &text[i..])),
+            (Some(p), Some(t)) if p == t => glob(&pattern[1..], &text[1..]),
+            _ => false,
+        }
+    }
+    let mut excluded = false;
+    let segments: Vec<&str> = path.split('/').collect();
+    for pattern in patterns {
+        let (negate, pattern) = match pattern.strip_prefix('!') {
+            Some(p) => (true, p),
+            None => (false, *pattern),
+        };
+        let pattern = pattern.trim_end_matches('/');
+        let matches = (1..=segments.len())
+            .any(|n| glob(pattern.as_bytes(), segments[..n].join("/").as_bytes()));
+        if matches {
+            excluded = !negate;
+        }
+    }
+    excluded
+}
+
 /// The image builds from what the Dockerfile copies: every file the crate compiles in with
-/// `include_str!` lies under a copied directory that .dockerignore does not exclude.
+/// `include_str!` or `include_bytes!` lies under a directory the builder stage copies, and
+/// .dockerignore (an allowlist) keeps it, and every other file the stages copy, in the
+/// build context. (.ci/container.sh builds the image itself.)
 #[test]
 fn dockerfile_copies_everything_the_binary_compiles_in() {
     let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
-    let builder = dockerfile.split("\nFROM ").nth(1).unwrap_or(&dockerfile);
-    let copied: Vec<&str> = builder
-        .lines()
-        .filter_map(|l| l.strip_prefix("COPY "))
-        .filter(|l| !l.starts_with("--from"))
-        .flat_map(|l| {
-            let mut parts: Vec<&str> = l.split_whitespace().collect();
-            parts.pop(); // the destination
-            parts
-        })
-        .collect();
-    let ignored = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
-    let ignored: Vec<&str> = ignored
+    let stages: Vec<&str> = dockerfile.split("\nFROM ").skip(1).collect();
+    assert_eq!(stages.len(), 2, "a builder and a runtime stage");
+    let copies = |stage: &str| -> Vec<String> {
+        stage
+            .lines()
+            .filter_map(|l| l.strip_prefix("COPY "))
+            .filter(|l| !l.starts_with("--from"))
+            .flat_map(|l| {
+                let mut parts: Vec<String> = l
+                    .split_whitespace()
+                    .map(|p| p.trim_end_matches('/').to_string())
+                    .collect();
+                parts.pop(); // the destination
+                parts
+            })
+            .collect()
+    };
+    let copied = copies(stages[0]);
+    let ignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
+    let ignore: Vec<&str> = ignore
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .collect();
+    // The matcher reads an allowlist the way the engines do.
+    assert!(dockerignore_excludes(
+        &ignore,
+        "target/release/webcollect-shim"
+    ));
+    assert!(dockerignore_excludes(&ignore, "tests/compose.rs"));
+    assert!(!dockerignore_excludes(&ignore, "src/main.rs"));
+    assert!(dockerignore_excludes(&ignore, "src/main.rs.bk"));
+
+    for file in copied.iter().chain(&copies(stages[1])) {
+        assert!(
+            root().join(file).exists(),
+            "the Dockerfile copies {file}, which is missing"
+        );
+        assert!(
+            !dockerignore_excludes(&ignore, file),
+            "the Dockerfile copies {file}, which .dockerignore excludes"
+        );
+    }
 
     let mut includes = Vec::new();
     let mut stack = vec![root().join("src")];
@@ -608,11 +768,13 @@ fn dockerfile_copies_everything_the_binary_compiles_in() {
                 continue;
             }
             let source = std::fs::read_to_string(&path).unwrap();
-            for (i, _) in source.match_indices("include_str!(\"") {
-                let rest = &source[i + "include_str!(\"".len()..];
-                let target = &rest[..rest.find('"').unwrap()];
-                let file = path.parent().unwrap().join(target).canonicalize().unwrap();
-                includes.push(file);
+            for mac in ["include_str!(\"", "include_bytes!(\""] {
+                for (i, _) in source.match_indices(mac) {
+                    let rest = &source[i + mac.len()..];
+                    let target = &rest[..rest.find('"').unwrap()];
+                    let file = path.parent().unwrap().join(target).canonicalize().unwrap();
+                    includes.push(file);
+                }
             }
         }
     }
@@ -624,15 +786,14 @@ fn dockerfile_copies_everything_the_binary_compiles_in() {
             .unwrap()
             .to_string_lossy()
             .into_owned();
-        let top = relative.split('/').next().unwrap();
         assert!(
             copied
                 .iter()
-                .any(|c| c.trim_end_matches('/') == top || *c == relative),
+                .any(|c| relative == *c || relative.starts_with(&format!("{c}/"))),
             "{relative} is compiled in but the Dockerfile's builder stage does not COPY it ({copied:?})"
         );
         assert!(
-            !ignored.iter().any(|i| i.trim_end_matches('/') == top),
+            !dockerignore_excludes(&ignore, &relative),
             "{relative} is excluded by .dockerignore"
         );
     }
