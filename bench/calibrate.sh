@@ -41,6 +41,7 @@ export RUST_LOG="${RUST_LOG:-warn}"
 export PATH="$HOME/.cargo/bin:$PATH"
 TARGETS=(nginx nginx-h bare headers tower shim)
 P_UP=28281; P_SINK=28289   # the shim's config names a sink route; nothing here uses it
+P_SHORT=28291               # tower-short
 declare -A PORT=([nginx]=28282 [nginx-h]=28287 [bare]=28283 [headers]=28284 [tower]=28286 [shim]=28285)
 
 case "$MODE" in wall | callgrind | all) ;; *) die "unknown mode '$MODE' (wall, callgrind)" ;; esac
@@ -53,11 +54,12 @@ log "cargo build --release (bench/calibration)"
 (cd "$HERE/calibration" && cargo build --release --quiet)
 cp "$HERE/calibration/target/release/webcollect-shim-calibration" "$T/bin/calibration"
 # nginx's short-circuit server block (unused here) listens on its port + 100.
-ports_free $P_UP "${PORT[@]}" $((PORT[shim] + 10)) $((PORT[nginx] + 100)) $((PORT[nginx-h] + 100))
+ports_free $P_UP $P_SHORT "${PORT[@]}" $((PORT[shim] + 10)) $((PORT[nginx] + 100)) $((PORT[nginx-h] + 100))
 bench_bodies
 start_nginx nginx-up nginx_upstream_conf
 SHIM_WORKERS=$WORKERS shim_config "${PORT[shim]}" "" >"$T/shim-$WORKERS.toml"
 SHIM_WORKERS=1 shim_config "${PORT[shim]}" "" >"$T/shim-1.toml"
+SHIM_WORKERS=1 shim_config "${PORT[shim]}" "$WINDOW_NOW" >"$T/shim-short.toml"
 wait_port $P_UP
 
 # nginx_proxy_conf plus the header work nginx_proxy_conf leaves out (see nginx-h above).
@@ -180,8 +182,40 @@ PY
   echo
 }
 
+# The short-circuit: what answering the 158 bytes costs each, one worker.
+callgrind_short() {
+  : >"$T/cg-short.tsv"
+  local t port
+  for t in nginx-return tower-short shim-short; do
+    case "$t" in
+      nginx-return) command_of nginx 1; port=$((PORT[nginx] + 100)) ;;
+      tower-short)
+        CMD=("$T/bin/calibration" "127.0.0.1:$P_SHORT" "127.0.0.1:$P_UP" 1 tower-short)
+        port=$P_SHORT ;;
+      shim-short) CMD=("$SHIM_BIN" run --config "$T/shim-short.toml"); port=${PORT[shim]} ;;
+    esac
+    callgrind_measure "$t" "$T/callgrind-$t.out" "$port" "http://127.0.0.1:$port$PATH_API" "${CMD[@]}"
+    [[ "$CG_FAILED" == 0 ]] || die "callgrind $t: $CG_FAILED failed requests (see $T/wrk-cg-$t.txt)"
+    printf '%s\t%s\t%s\n' "$t" "$CG_REQS" "$CG_IR" >>"$T/cg-short.tsv"
+    log "callgrind $t: $((CG_IR / CG_REQS)) instructions per request"
+  done
+  echo "### Short-circuit, user-space instructions per request (callgrind, one worker, wrk -t1 -c8, ${DUR}s after a 3 s warm-up)"
+  echo
+  python3 - "$T/cg-short.tsv" <<'PY'
+import sys
+rows = [line.split("\t") for line in open(sys.argv[1]).read().splitlines() if line]
+per = {t: int(ir) / int(reqs) for t, reqs, ir in rows}
+print("| target | requests | instructions per request | vs nginx-return | vs tower-short |")
+print("| --- | ---: | ---: | ---: | ---: |")
+for t, reqs, _ in rows:
+    print(f"| {t} | {int(reqs):,} | {per[t]:,.0f} | {per[t] / per['nginx-return']:.2f}× | {per[t] / per['tower-short']:.2f}× |")
+PY
+  echo
+}
+
 echo "shim: $SHIM_DESC"
 echo "calibration: bench/calibration at $(git -C "$BENCH_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'); $(nginx -v 2>&1); $(nproc) cores"
 echo
 [[ "$MODE" == callgrind ]] || wall
 [[ "$MODE" == wall ]] || callgrind_all
+[[ "$MODE" == wall ]] || callgrind_short

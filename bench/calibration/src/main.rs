@@ -19,8 +19,13 @@
 //! seven that only pass the request and the answer on), joined to hyper by hyper-util's
 //! `TowerToHyperService`. It measures what the shape costs when the layers do no work.
 //!
+//! With `tower-short`, the same eight layers answer every request themselves with the shim's
+//! 158-byte maintenance XML and the headers the shim's canned answer carries (`Content-Type`,
+//! `Cache-Control`, `X-Webcollect-Shim`, the request id kept or generated and echoed), never
+//! touching the upstream: the floor for the shim's short-circuit.
+//!
 //! ```text
-//! webcollect-shim-calibration LISTEN UPSTREAM WORKERS [headers|tower]
+//! webcollect-shim-calibration LISTEN UPSTREAM WORKERS [headers|tower|tower-short]
 //! ```
 //!
 //! `bench/calibrate.sh` runs it beside nginx and the shim. It is a measuring stick, not a
@@ -36,6 +41,7 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HOST, HeaderName, HeaderValue};
@@ -69,6 +75,7 @@ fn main() {
         None => Mode::Bare,
         Some("headers") => Mode::Headers,
         Some("tower") => Mode::Tower,
+        Some("tower-short") => Mode::TowerShort,
         Some(_) => usage("the mode"),
     };
     let threads: Vec<_> = (0..workers)
@@ -81,7 +88,9 @@ fn main() {
 
 fn usage(what: &str) -> ! {
     eprintln!("bad or missing {what}");
-    eprintln!("usage: webcollect-shim-calibration LISTEN UPSTREAM WORKERS [headers|tower]");
+    eprintln!(
+        "usage: webcollect-shim-calibration LISTEN UPSTREAM WORKERS [headers|tower|tower-short]"
+    );
     std::process::exit(2);
 }
 
@@ -90,6 +99,35 @@ enum Mode {
     Bare,
     Headers,
     Tower,
+    TowerShort,
+}
+
+/// The shim's maintenance answer for the API (SPEC §4.1), 158 bytes.
+const MAINTENANCE_XML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<return>\n<returnCode>1</returnCode>\n<errorCode>Z01000000</errorCode>\n<returnDate>20200420023000</returnDate>\n</return>\n";
+
+/// `tower-short`'s answer: the maintenance XML with the shim's canned headers and the
+/// request id, kept or made from the worker's counter.
+fn short_circuit(req: &Request<Incoming>, ids: &Cell<u64>) -> Response<Full<Bytes>> {
+    let id = match req.headers().get(X_REQUEST_ID) {
+        Some(id) => id.clone(),
+        None => next_id(ids),
+    };
+    let mut res = Response::new(Full::new(Bytes::from_static(MAINTENANCE_XML.as_bytes())));
+    let headers = res.headers_mut();
+    headers.insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/xml; charset=UTF-8"),
+    );
+    headers.insert(
+        hyper::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    headers.insert(
+        HeaderName::from_static("x-webcollect-shim"),
+        HeaderValue::from_static("maintenance"),
+    );
+    headers.insert(X_REQUEST_ID, id);
+    res
 }
 
 /// This worker's idle upstream connections (most recently used last). Only its thread
@@ -118,6 +156,30 @@ fn worker(listen: SocketAddr, upstream: SocketAddr, mode: Mode) {
             };
             let _ = client.set_nodelay(true);
             let peer = HeaderValue::from_str(&peer.ip().to_string()).expect("an address value");
+            if mode == Mode::TowerShort {
+                let ids = ids.clone();
+                let io = TokioIo::new(client);
+                let http1 = hyper::server::conn::http1::Builder::new();
+                let answer = tower::service_fn(move |req: Request<Incoming>| {
+                    std::future::ready(Ok::<_, std::convert::Infallible>(short_circuit(&req, &ids)))
+                });
+                tokio::task::spawn_local(async move {
+                    let stack = ServiceBuilder::new()
+                        .layer(CatchPanicLayer::new())
+                        .layer(PassLayer)
+                        .layer(PassLayer)
+                        .layer(PassLayer)
+                        .layer(PassLayer)
+                        .layer(PassLayer)
+                        .layer(PassLayer)
+                        .layer(PassLayer)
+                        .service(answer);
+                    let _ = http1
+                        .serve_connection(io, TowerToHyperService::new(stack))
+                        .await;
+                });
+                continue;
+            }
             let (pool, upstream_host, ids) = (pool.clone(), upstream_host.clone(), ids.clone());
             let handle = move |req: Request<Incoming>| {
                 let (pool, upstream_host) = (pool.clone(), upstream_host.clone());
