@@ -425,18 +425,21 @@ impl Writer {
             return;
         }
         let taken = std::mem::take(batch);
-        match self.store.append(&taken) {
+        let records = taken.records.len() as u64;
+        let gap = taken.gap.map_or(0, |g| g.dropped);
+        match self.store.append(taken) {
             Ok(()) => {
-                self.written.inc_by(taken.records.len() as u64);
+                self.written.inc_by(records);
             }
             Err(err) => {
                 let error = crate::error::Chain(&*err);
-                tracing::error!(%error, records = taken.records.len(),
+                tracing::error!(%error, records,
                     "Cannot write to the drill journal; these records are lost.");
-                self.dropped.inc_by(taken.records.len() as u64);
+                self.dropped.inc_by(records);
                 if let Some(journal) = self.journal.upgrade() {
-                    let lost = taken.records.len() as u64 + taken.gap.map_or(0, |g| g.dropped);
-                    journal.unrecorded.fetch_add(lost, Ordering::Relaxed);
+                    journal
+                        .unrecorded
+                        .fetch_add(records + gap, Ordering::Relaxed);
                 }
             }
         }

@@ -77,11 +77,13 @@ impl Batch {
 
 /// A place for records.
 pub(crate) trait Store: Send + Sync + std::fmt::Debug + 'static {
-    /// Appends `batch` atomically.
+    /// Appends `batch` atomically. It is taken by value: the memory store keeps its records
+    /// as they are, where a clone of each cost the writer about 2,200 instructions per
+    /// record and dropping the batch 1,600 more (callgrind, a short-circuit in a window).
     ///
     /// # Errors
     /// When it cannot be written; the batch is lost (and counted as dropped).
-    fn append(&self, batch: &Batch) -> Result<(), StoreError>;
+    fn append(&self, batch: Batch) -> Result<(), StoreError>;
 
     /// Records whose drill time is in `[from, to)`, oldest first.
     ///
@@ -164,9 +166,9 @@ pub(crate) fn apply_drill_event(drills: &mut Vec<DrillSpan>, event: &DrillEvent)
 }
 
 impl Store for Memory {
-    fn append(&self, batch: &Batch) -> Result<(), StoreError> {
+    fn append(&self, batch: Batch) -> Result<(), StoreError> {
         let mut inner = self.lock();
-        inner.records.extend(batch.records.iter().cloned());
+        inner.records.extend(batch.records);
         let excess = inner.records.len().saturating_sub(self.max_records);
         // The size cap: the oldest records go first.
         inner.records.drain(..excess);

@@ -207,7 +207,7 @@ fn insert_gap(db: &Connection, gap: &Gap) -> rusqlite::Result<()> {
 }
 
 impl Store for Sqlite {
-    fn append(&self, batch: &Batch) -> Result<(), StoreError> {
+    fn append(&self, batch: Batch) -> Result<(), StoreError> {
         let mut db = self.writer();
         // IMMEDIATE takes the write lock up front: one fsync-free commit per batch, and no
         // lock upgrade that could fail halfway.

@@ -131,7 +131,7 @@ fn records_round_trip_exactly_with_and_without_options() {
         "a",
     );
     let b = bare(t("2026-11-27T12:00:01Z"), t("2020-04-20T02:00:00Z"), "b");
-    db.append(&Batch {
+    db.append(Batch {
         records: vec![a.clone(), b.clone()],
         ..Batch::default()
     })
@@ -159,7 +159,7 @@ fn records_round_trip_exactly_with_and_without_options() {
     );
     // Equal drill times: real time decides.
     let c = bare(t("2026-11-27T11:00:00Z"), t("2020-04-20T02:00:00Z"), "c");
-    db.append(&Batch {
+    db.append(Batch {
         records: vec![c.clone()],
         ..Batch::default()
     })
@@ -218,12 +218,12 @@ fn drill_events_match_the_memory_semantics() {
     }
     expected.sort_by_key(|d| d.start);
     // Split across batches, as the writer would.
-    db.append(&Batch {
+    db.append(Batch {
         drills: events[..3].to_vec(),
         ..Batch::default()
     })
     .unwrap();
-    db.append(&Batch {
+    db.append(Batch {
         drills: events[3..].to_vec(),
         ..Batch::default()
     })
@@ -245,7 +245,7 @@ fn gaps_are_summed_by_drill_time() {
         ("2020-04-20T02:05:00Z", 4),
         ("2020-04-20T02:10:00Z", 5),
     ] {
-        db.append(&Batch {
+        db.append(Batch {
             gap: Some(Gap {
                 real_time: t("2026-11-27T12:00:00Z"),
                 drill_time: t(drill),
@@ -285,7 +285,7 @@ fn prune_by_time_then_by_count() {
         drill_time: drill,
         dropped: 1,
     };
-    db.append(&Batch {
+    db.append(Batch {
         records: records.clone(),
         drills: vec![DrillEvent::Opened(span(
             "drill-1",
@@ -295,7 +295,7 @@ fn prune_by_time_then_by_count() {
         gap: Some(gap(base)),
     })
     .unwrap();
-    db.append(&Batch {
+    db.append(Batch {
         gap: Some(gap(base + TimeDelta::seconds(5))),
         ..Batch::default()
     })
@@ -330,7 +330,7 @@ fn prune_keeps_the_newest_drills() {
             })
         })
         .collect();
-    db.append(&Batch {
+    db.append(Batch {
         drills,
         ..Batch::default()
     })
@@ -349,7 +349,7 @@ fn everything_survives_a_restart() {
     let drill = span("drill-1", "2020-04-20T02:00:00Z", "2020-04-20T03:00:00Z");
     {
         let db = Sqlite::open(&dir.db(), &clock()).unwrap();
-        db.append(&Batch {
+        db.append(Batch {
             records: vec![record.clone()],
             drills: vec![DrillEvent::Opened(drill.clone())],
             gap: Some(Gap {
@@ -394,7 +394,7 @@ fn a_corrupt_file_is_set_aside_and_replaced() {
     let aside = sibling(&path, ".corrupt-20261127T123456Z");
     assert_eq!(fs::read(&aside).unwrap(), garbage);
     let record = bare(t("2026-11-27T12:00:00Z"), t("2020-04-20T02:00:00Z"), "a");
-    db.append(&Batch {
+    db.append(Batch {
         records: vec![record.clone()],
         ..Batch::default()
     })
@@ -501,7 +501,7 @@ fn readers_and_the_writer_share_the_store() {
                     t("2020-04-20T02:00:00Z") + TimeDelta::seconds(i),
                     &format!("r{i}"),
                 );
-                db.append(&Batch {
+                db.append(Batch {
                     records: vec![r],
                     ..Batch::default()
                 })
