@@ -50,7 +50,7 @@ use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service, ServiceBuilder};
-use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::catch_panic::{CatchPanic, CatchPanicLayer, DefaultResponseForPanic};
 use webcollect_shim::decide::via::ViaMark;
 use webcollect_shim::proxy::forward::strip_hop_by_hop;
 
@@ -164,16 +164,7 @@ fn worker(listen: SocketAddr, upstream: SocketAddr, mode: Mode) {
                     std::future::ready(Ok::<_, std::convert::Infallible>(short_circuit(&req, &ids)))
                 });
                 tokio::task::spawn_local(async move {
-                    let stack = ServiceBuilder::new()
-                        .layer(CatchPanicLayer::new())
-                        .layer(PassLayer)
-                        .layer(PassLayer)
-                        .layer(PassLayer)
-                        .layer(PassLayer)
-                        .layer(PassLayer)
-                        .layer(PassLayer)
-                        .layer(PassLayer)
-                        .service(answer);
+                    let stack = eight_layers(answer);
                     let _ = http1
                         .serve_connection(io, TowerToHyperService::new(stack))
                         .await;
@@ -194,16 +185,7 @@ fn worker(listen: SocketAddr, upstream: SocketAddr, mode: Mode) {
             let http1 = hyper::server::conn::http1::Builder::new();
             tokio::task::spawn_local(async move {
                 let _ = if mode == Mode::Tower {
-                    let stack = ServiceBuilder::new()
-                        .layer(CatchPanicLayer::new())
-                        .layer(PassLayer)
-                        .layer(PassLayer)
-                        .layer(PassLayer)
-                        .layer(PassLayer)
-                        .layer(PassLayer)
-                        .layer(PassLayer)
-                        .layer(PassLayer)
-                        .service(tower::service_fn(handle));
+                    let stack = eight_layers(tower::service_fn(handle));
                     http1
                         .serve_connection(io, TowerToHyperService::new(stack))
                         .await
@@ -215,6 +197,24 @@ fn worker(listen: SocketAddr, upstream: SocketAddr, mode: Mode) {
             });
         }
     });
+}
+
+/// Issue 10's shape around `service`: tower-http's `CatchPanic` outermost, then seven
+/// layers that only pass things on.
+type EightLayers<S> =
+    CatchPanic<Pass<Pass<Pass<Pass<Pass<Pass<Pass<S>>>>>>>, DefaultResponseForPanic>;
+
+fn eight_layers<S>(service: S) -> EightLayers<S> {
+    ServiceBuilder::new()
+        .layer(CatchPanicLayer::new())
+        .layer(PassLayer)
+        .layer(PassLayer)
+        .layer(PassLayer)
+        .layer(PassLayer)
+        .layer(PassLayer)
+        .layer(PassLayer)
+        .layer(PassLayer)
+        .service(service)
 }
 
 /// A layer that passes the request and the answer on, as each of the shim's layers does
