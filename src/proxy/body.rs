@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::BodyExt as _;
 use http_body_util::Limited;
 use http_body_util::combinators::{BoxBody, UnsyncBoxBody};
+use http_body_util::{BodyExt as _, Either};
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tower_http::timeout::TimeoutBody;
@@ -53,59 +53,23 @@ impl ProxyBody {
     }
 }
 
-/// The client's request body: hyper's own, or any other body (a test's, `explain`'s), boxed.
-#[derive(Debug)]
-pub(crate) enum RequestBody {
-    /// What hyper read from the connection: not boxed, the common case.
-    Incoming(Incoming),
-    /// Any other body.
-    Boxed(UnsyncBoxBody<Bytes, BoxError>),
-}
+/// The client's request body: hyper's own, unboxed (the common case), or any other body (a
+/// test's, `explain`'s), boxed. http-body-util's `Either` is the enum and its `Body`.
+pub(crate) type RequestBody = Either<Incoming, UnsyncBoxBody<Bytes, BoxError>>;
 
-impl RequestBody {
-    /// `body` as a request body: hyper's `Incoming` is kept as it is (a type check, no
-    /// allocation); any other body is boxed.
-    pub(crate) fn new<B>(body: B) -> Self
-    where
-        B: Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
-        let mut slot = Some(body);
-        if let Some(incoming) = (&mut slot as &mut dyn Any).downcast_mut::<Option<Incoming>>() {
-            return Self::Incoming(incoming.take().expect("taken once"));
-        }
-        let body = slot.expect("not taken");
-        Self::Boxed(body.map_err(Into::into).boxed_unsync())
+/// `body` as a [`RequestBody`]: hyper's `Incoming` is kept as it is (a type check, no
+/// allocation); any other body is boxed.
+pub(crate) fn request_body<B>(body: B) -> RequestBody
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let mut slot = Some(body);
+    if let Some(incoming) = (&mut slot as &mut dyn Any).downcast_mut::<Option<Incoming>>() {
+        return Either::Left(incoming.take().expect("taken once"));
     }
-}
-
-impl Body for RequestBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.get_mut() {
-            Self::Incoming(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
-            Self::Boxed(body) => Pin::new(body).poll_frame(cx),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            Self::Incoming(body) => body.is_end_stream(),
-            Self::Boxed(body) => body.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            Self::Incoming(body) => body.size_hint(),
-            Self::Boxed(body) => body.size_hint(),
-        }
-    }
+    let body = slot.expect("not taken");
+    Either::Right(body.map_err(Into::into).boxed_unsync())
 }
 
 /// The client's body as forwarded: cut off past `server.max_request_body`

@@ -22,7 +22,7 @@ use http::{Request, Response, Version};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use super::body::{ProxyBody, RequestBody};
+use super::body::{ProxyBody, request_body};
 use super::conn::Conn;
 use super::{Answer, Call};
 use crate::proxy::worker::Worker;
@@ -91,7 +91,7 @@ where
         };
         let version = req.version();
         let call = Call {
-            req: req.map(RequestBody::new),
+            req: req.map(request_body),
             view: self.worker.view(),
             now: self.worker.shared.clock.now(),
             conn: self.conn.clone(),

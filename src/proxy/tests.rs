@@ -15,7 +15,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::TokioIo;
 use tower::{Layer as _, Service, ServiceExt as _};
 
-use super::body::{ProxyBody, RequestBody};
+use super::body::{ProxyBody, RequestBody, request_body};
 use super::conn::Conn;
 use super::enter::{EnterLayer, X_REQUEST_ID};
 use super::limit::Limit;
@@ -107,7 +107,7 @@ fn conn() -> Arc<Conn> {
 
 fn call(worker: &Worker, req: Request<Full<Bytes>>, at: &str) -> Call {
     Call {
-        req: req.map(RequestBody::new),
+        req: req.map(request_body),
         view: worker.view(),
         now: t(at),
         conn: conn(),
@@ -213,7 +213,7 @@ fn forwarding(
     rewrite: Rewrite,
 ) -> Forwarding<RequestBody> {
     Forwarding {
-        req: req.map(RequestBody::new),
+        req: req.map(request_body),
         view: worker.view(),
         conn: conn(),
         route: 0,
