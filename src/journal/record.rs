@@ -1,7 +1,18 @@
 //! One journalled request, as stored and as exchanged between replicas for a fleet report.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use super::capture::Entry;
+use super::fields;
+use crate::config::Config;
+
+/// A text field that many records share (the replica, a route, a decision…): the writer
+/// hands each record the same allocation, where a `String` each cost it seven
+/// allocations per record, and their frees when the record goes (callgrind).
+pub(crate) type Text = Arc<str>;
 
 /// What one request on a journalled route did. Identifiers and outcomes only: no body, no
 /// query string, no header value but the request id (see [`super::fields`]).
@@ -12,17 +23,17 @@ pub(crate) struct Record {
     /// When it arrived, by the shim's (drill) clock: what windows are decided on.
     pub(crate) drill_time: DateTime<Utc>,
     /// The replica that served it (its `Via` pseudonym).
-    pub(crate) replica: String,
+    pub(crate) replica: Text,
     /// `X-Request-Id` (the client's, else the shim's).
     pub(crate) request_id: String,
     /// Route id.
-    pub(crate) route: String,
+    pub(crate) route: Text,
     /// The route's service.
-    pub(crate) service: String,
+    pub(crate) service: Text,
     /// The route's kind: `api`, `page`, `token_js` or `notification`.
-    pub(crate) kind: String,
+    pub(crate) kind: Text,
     /// Request method.
-    pub(crate) method: String,
+    pub(crate) method: Text,
     /// `function_div` of the form body, if any.
     pub(crate) function_div: Option<String>,
     /// `trader_code` of the form body, if any.
@@ -31,11 +42,11 @@ pub(crate) struct Record {
     pub(crate) order_no: Option<String>,
     /// The decision: `pass`, `maintenance`, `drill-maintenance`, `would-maintain`,
     /// `bypass`, `drill-pass`.
-    pub(crate) decision: String,
+    pub(crate) decision: Text,
     /// The window or drill that was in force for the route's service, if any.
-    pub(crate) window: Option<String>,
+    pub(crate) window: Option<Text>,
     /// Why forwarding failed, if it did (`upstream-timeout`, …; `client-gone` for 499).
-    pub(crate) error: Option<String>,
+    pub(crate) error: Option<Text>,
     /// Status the client got (499 when it left before the answer).
     pub(crate) status: u16,
     /// The upstream answer's `returnCode`, for XML answers.
@@ -62,9 +73,108 @@ impl Record {
     pub(crate) fn succeeded(&self) -> bool {
         self.reached
             && (200..300).contains(&self.status)
-            && match self.kind.as_str() {
+            && match &*self.kind {
                 "api" => self.return_code.as_deref() == Some("0"),
                 _ => self.return_code.as_deref().is_none_or(|c| c == "0"),
             }
     }
+}
+
+/// The writer thread's texts: each record made from an [`Entry`] shares them, so that it
+/// allocates its request id (and the form's fields, if any) and nothing else.
+#[derive(Debug)]
+pub(crate) struct Texts {
+    replica: Text,
+    /// The config the last record was decided on, with its routes' ids and services.
+    routes: Option<Routes>,
+    kinds: Vec<Text>,
+    methods: Vec<Text>,
+    decisions: Vec<Text>,
+    errors: Vec<Text>,
+}
+
+impl Texts {
+    /// Texts for the records of `replica`.
+    #[must_use]
+    pub(crate) fn new(replica: &str) -> Self {
+        Self {
+            replica: replica.into(),
+            routes: None,
+            kinds: Vec::new(),
+            methods: Vec::new(),
+            decisions: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// A finished capture as a record: route names resolved, strings made (on the writer's
+    /// thread, never the request path's).
+    pub(crate) fn record(&mut self, entry: Entry) -> Record {
+        let Entry {
+            head,
+            end,
+            form,
+            codes: (return_code, error_code),
+        } = entry;
+        let (route, service) = self.route(&head.config, head.route);
+        let kind = head.config.routes[head.route].kind.as_str();
+        let text = |v: Option<fields::Value>| v.map(|v| v.as_str().to_string());
+        Record {
+            real_time: head.real_time,
+            drill_time: head.drill_time,
+            replica: self.replica.clone(),
+            request_id: head.request_id.as_str().to_string(),
+            route,
+            service,
+            kind: label(&mut self.kinds, kind),
+            method: label(&mut self.methods, head.method.as_str()),
+            function_div: text(form.function_div),
+            trader_code: text(form.trader_code),
+            order_no: text(form.order_no),
+            decision: label(&mut self.decisions, head.decision),
+            window: head.window,
+            error: end.error.map(|e| label(&mut self.errors, e)),
+            status: end.status,
+            return_code: return_code.map(|c| c.as_str().to_string()),
+            error_code: error_code.map(|c| c.as_str().to_string()),
+            latency_us: end.latency_us,
+            reached: end.reached,
+        }
+    }
+
+    /// Route `index`'s id and service in `config`.
+    fn route(&mut self, config: &Arc<Config>, index: usize) -> (Text, Text) {
+        let routes = match &mut self.routes {
+            Some(routes) if Arc::ptr_eq(&routes.config, config) => routes,
+            slot => slot.insert(Routes {
+                config: config.clone(),
+                names: config
+                    .routes
+                    .iter()
+                    .map(|r| (Text::from(r.id.as_str()), Text::from(r.service.as_str())))
+                    .collect(),
+            }),
+        };
+        routes.names[index].clone()
+    }
+}
+
+/// A config's route ids and services, as texts.
+#[derive(Debug)]
+struct Routes {
+    config: Arc<Config>,
+    names: Vec<(Text, Text)>,
+}
+
+/// The shared text for `value` among `seen` (a handful: kinds, methods, decisions, errors).
+fn label(seen: &mut Vec<Text>, value: &str) -> Text {
+    if let Some(text) = seen.iter().find(|t| ***t == *value) {
+        return text.clone();
+    }
+    let text = Text::from(value);
+    // Methods come from clients: a few distinct ones are kept, the rest made each time.
+    if seen.len() < 16 {
+        seen.push(text.clone());
+    }
+    text
 }

@@ -92,6 +92,7 @@ where
         let version = req.version();
         let call = Call {
             req: req.map(request_body),
+            id: id.clone(),
             view: self.worker.view(),
             now: self.worker.shared.clock.now(),
             conn: self.conn.clone(),

@@ -13,7 +13,6 @@ use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use super::body::ProxyBody;
-use super::enter::X_REQUEST_ID;
 use super::rescue::Failure;
 use super::{Answer, Call, Decided};
 use crate::decide::{Action, Pass};
@@ -83,7 +82,7 @@ where
         let head = tracing::enabled!(tracing::Level::INFO).then(|| LineHead {
             method: call.req.method().clone(),
             uri: call.req.uri().clone(),
-            request_id: call.req.headers().get(X_REQUEST_ID).cloned(),
+            request_id: Some(call.id.clone()),
         });
         let mut future = self.inner.call(call);
         let action = future.action();
@@ -161,6 +160,8 @@ impl Pending {
     fn write(mut self, mut answer: Answer) -> Answer {
         let outcome = answer.outcome;
         let status = answer.response.status().as_u16();
+        // Read once, for the journal and the log line alike.
+        let latency_us = self.latency_us();
         if let Some(capture) = self.capture.take() {
             // A timeout or a broken exchange may have been acted on upstream; a request that
             // never left, or whose body failed (the upstream got no complete request), was not.
@@ -172,7 +173,7 @@ impl Pending {
             capture.end(End {
                 status,
                 error: outcome.failure.map(Failure::label),
-                latency_us: self.latency_us(),
+                latency_us,
                 reached,
             });
             if reached && outcome.failure.is_none() && capture.wants_answer() {
@@ -180,7 +181,7 @@ impl Pending {
                 *answer.response.body_mut() = body.tapped(capture);
             }
         }
-        self.log(status, outcome.failure, None);
+        self.log(status, outcome.failure, None, latency_us);
         answer
     }
 
@@ -191,23 +192,30 @@ impl Pending {
         } else {
             (499, "client-gone")
         };
+        let latency_us = self.latency_us();
         if let Some(capture) = self.capture.take() {
             capture.end(End {
                 status,
                 error: Some(error),
-                latency_us: self.latency_us(),
+                latency_us,
                 // Forwarded and gone: it may well have reached the upstream.
                 reached: capture.forwarded(),
             });
         }
-        self.log(status, None, Some(error));
+        self.log(status, None, Some(error), latency_us);
     }
 
     fn latency_us(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
-    fn log(self, status: u16, failure: Option<Failure>, gone: Option<&'static str>) {
+    fn log(
+        self,
+        status: u16,
+        failure: Option<Failure>,
+        gone: Option<&'static str>,
+        latency_us: u64,
+    ) {
         let action = self.action;
         let loaded = &self.view.loaded;
         let snapshot = &loaded.snapshot;
@@ -248,7 +256,6 @@ impl Pending {
         {
             metrics.would_maintain(route_id, window);
         }
-        let latency_us = self.latency_us();
         let Some(head) = self.head else { return };
         let upstream = match action {
             Some(Action::Forward { route, .. }) => config.upstreams[config.routes[route].upstream]

@@ -39,7 +39,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
 use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -59,6 +59,8 @@ pub(crate) type ResponseBody = tower_http::body::UnsyncBoxBody<Bytes, BoxError>;
 pub(crate) struct Call {
     /// The client's request (its `X-Request-Id` set: the client's or a generated one).
     pub(crate) req: Request<RequestBody>,
+    /// That `X-Request-Id`, so that no later step looks it up again.
+    pub(crate) id: HeaderValue,
     /// The config it is decided and served on, start to end.
     pub(crate) view: Arc<View>,
     /// The shim's now for this request (read once).

@@ -41,6 +41,7 @@ where
     fn call(&mut self, call: Call) -> Self::Future {
         let Call {
             mut req,
+            id,
             view,
             now,
             conn,
@@ -66,10 +67,7 @@ where
             now,
         );
         let outcome = Outcome::default();
-        let capture = view
-            .shared
-            .journal
-            .begin(snapshot, action, req.method(), req.headers(), now);
+        let capture = view.shared.journal.begin(snapshot, action, &req, &id, now);
         let canned = match action {
             Action::Loop => response::loop_detected(),
             Action::Refuse(refusal) => refusal.answer(),

@@ -106,8 +106,14 @@ fn conn() -> Arc<Conn> {
 }
 
 fn call(worker: &Worker, req: Request<Full<Bytes>>, at: &str) -> Call {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .cloned()
+        .unwrap_or(http::HeaderValue::from_static("test"));
     Call {
         req: req.map(request_body),
+        id,
         view: worker.view(),
         now: t(at),
         conn: conn(),

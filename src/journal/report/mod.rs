@@ -288,16 +288,19 @@ impl Report {
         for r in &records {
             requests.total += 1;
             requests.in_window += u64::from(in_window(r));
-            *requests.by_decision.entry(r.decision.clone()).or_default() += 1;
+            *requests
+                .by_decision
+                .entry(r.decision.to_string())
+                .or_default() += 1;
             *requests
                 .by_service
-                .entry(r.service.clone())
+                .entry(r.service.to_string())
                 .or_default()
-                .entry(r.decision.clone())
+                .entry(r.decision.to_string())
                 .or_default() += 1;
             let div = r.function_div.clone().unwrap_or_else(|| "-".into());
             *requests.by_function_div.entry(div).or_default() += 1;
-            replicas.insert(r.replica.clone());
+            replicas.insert(r.replica.to_string());
             if let Some(order) = order_key(r) {
                 all_orders.insert(order);
             }
@@ -392,14 +395,14 @@ impl Report {
         let services: BTreeSet<&str> = records
             .iter()
             .filter(|r| in_window(r))
-            .map(|r| r.service.as_str())
+            .map(|r| &*r.service)
             .collect();
         let recovery = services
             .into_iter()
             .map(|service| {
                 let first = records
                     .iter()
-                    .find(|r| r.service == service && r.drill_time >= end && r.succeeded())
+                    .find(|r| &*r.service == service && r.drill_time >= end && r.succeeded())
                     .map(|r| r.drill_time);
                 Recovery {
                     service: service.to_string(),
@@ -411,18 +414,18 @@ impl Report {
 
         let leaks: Vec<Leak> = records
             .iter()
-            .filter(|r| r.reached && r.kind != "notification" && r.window.is_some())
+            .filter(|r| r.reached && &*r.kind != "notification" && r.window.is_some())
             .filter(|r| in_window(r))
             .filter_map(|r| {
-                let reason = LEAK_REASONS.iter().find(|(d, _)| *d == r.decision)?.1;
+                let reason = LEAK_REASONS.iter().find(|(d, _)| *d == &*r.decision)?.1;
                 Some(Leak {
                     at: tz(r.drill_time),
-                    replica: r.replica.clone(),
+                    replica: r.replica.to_string(),
                     request_id: r.request_id.clone(),
-                    route: r.route.clone(),
-                    service: r.service.clone(),
-                    method: r.method.clone(),
-                    decision: r.decision.clone(),
+                    route: r.route.to_string(),
+                    service: r.service.to_string(),
+                    method: r.method.to_string(),
+                    decision: r.decision.to_string(),
                     reason: reason.to_string(),
                     status: r.status,
                     trader_code: r.trader_code.clone(),
@@ -505,7 +508,10 @@ fn timeline(
     for r in records {
         let i = (r.drill_time - from).num_seconds() / bucket_seconds;
         if let Some(bucket) = usize::try_from(i).ok().and_then(|i| buckets.get_mut(i)) {
-            *bucket.by_decision.entry(r.decision.clone()).or_default() += 1;
+            *bucket
+                .by_decision
+                .entry(r.decision.to_string())
+                .or_default() += 1;
         }
     }
     RequestTimeline {

@@ -26,7 +26,7 @@ fn record(at: &str, order: Option<&str>, decision: &str, ok: bool) -> Record {
         trader_code: Some("888".into()),
         order_no: order.map(str::to_string),
         decision: decision.into(),
-        window: (decision != "pass").then(|| "w".to_string()),
+        window: (decision != "pass").then(|| "w".into()),
         error: None,
         status: 200,
         return_code: Some(if ok { "0" } else { "1" }.into()),
