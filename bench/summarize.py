@@ -217,13 +217,15 @@ def details_tables(path):
     wrk_scenario("s7", "7. Short-circuit, 300-byte form POST, 64 connections", S2, "POST short-circuit", "`return`",
                  1.0, targets_too=False)
     wrk_scenario("s8", "8. TLS handshakes: a new TLS 1.3 connection per request, never resumed", STLS,
-                 "TLS handshakes", "", 0, targets_too=False, tool="tls-handshakes, TLS_CONNS clients",
+                 "TLS handshakes", "", 0, targets_too=False,
+                 tool=f"tls-handshakes, {os.environ.get('TLS_CONNS', '16')} clients",
                  unit="handshake", note="p50/p99: connect to last byte of the answer. server CPU: user + system "
                  "time of the server's processes per handshake (with its one request).")
     wrk_scenario("s9", "9. TLS, HTTP/1.1 keep-alive, 64 connections", STLS, "TLS h1", "", 0, targets_too=False,
                  tool="wrk -t2 -c64, https")
     wrk_scenario("s10", "10. TLS, h2 keep-alive", STLS, "TLS h2", "", 0, targets_too=False,
-                 tool="h2load -t1 -cH2_CONNS -mH2_STREAMS; it reports no percentiles")
+                 tool=f"h2load -t1 -c{os.environ.get('H2_CONNS', '8')} -m{os.environ.get('H2_STREAMS', '8')}; "
+                 "it reports no percentiles")
 
     # Scenario 3
     if any(s == "s3" for s, _ in runs):
