@@ -21,8 +21,16 @@
 #   bench/calibrate.sh callgrind   user-space instructions per request, each server under
 #                                  valgrind --tool=callgrind with one worker (nginx:
 #                                  master_process off, one worker process), wrk -t1 -c8 for DUR s
-#                                  after a 3 s warm-up, as profile.sh counts the shim
+#                                  after a 3 s warm-up, as profile.sh counts the shim: GETs,
+#                                  then the 300-byte form POST (lib.sh's FORM, as a merchant
+#                                  posts to the API) to nginx, nginx-h, tower and the shim;
+#                                  the short-circuit (below) with GETs and with the POST
 #   bench/calibrate.sh             both
+#
+# The short-circuit's targets: nginx-return (nginx's `return 200` with the 158-byte XML),
+# tower-short (bench/calibration's eight layers answering it, after reading a request body to
+# its end as the shim does) and shim-short (the shim in a window). The upstream answers POSTs
+# with the same 1 KiB as GETs (lib.sh's nginx_upstream_conf).
 #
 # CPU per request is the server's utime + stime (the process and its children) over the round,
 # divided by the requests wrk counted; failed requests are wrk's non-2xx answers and socket
@@ -56,26 +64,12 @@ cp "$HERE/calibration/target/release/webcollect-shim-calibration" "$T/bin/calibr
 # nginx's short-circuit server block (unused here) listens on its port + 100.
 ports_free $P_UP $P_SHORT "${PORT[@]}" $((PORT[shim] + 10)) $((PORT[nginx] + 100)) $((PORT[nginx-h] + 100))
 bench_bodies
+form_lua "$T/post.lua"
 start_nginx nginx-up nginx_upstream_conf
 SHIM_WORKERS=$WORKERS shim_config "${PORT[shim]}" "" >"$T/shim-$WORKERS.toml"
 SHIM_WORKERS=1 shim_config "${PORT[shim]}" "" >"$T/shim-1.toml"
 SHIM_WORKERS=1 shim_config "${PORT[shim]}" "$WINDOW_NOW" >"$T/shim-short.toml"
 wait_port $P_UP
-
-# nginx_proxy_conf plus the header work nginx_proxy_conf leaves out (see nginx-h above).
-nginx_headers_conf() { # $1 = dir, $2 = pass-through port, $3 = short-circuit port
-  # shellcheck disable=SC2016 # nginx variables
-  nginx_proxy_conf "$@" | sed \
-    -e '/proxy_set_header X-Forwarded-Proto http;/a\
-  map $http_via $via_out { "" "1.1 nginx-calibration"; default "$http_via, 1.1 nginx-calibration"; }\
-  map $http_x_request_id $rid { "" "$pid-$connection-$connection_requests"; default $http_x_request_id; }\
-  proxy_set_header X-Forwarded-Host $host;\
-  proxy_set_header Via $via_out;\
-  proxy_set_header X-Request-Id $rid;\
-  add_header X-Request-Id $rid always;' \
-    -e "/listen 127.0.0.1:$2 backlog=4096;/a\\
-    if (\$http_via ~ \"nginx-calibration\") { return 508; }"
-}
 
 # Sets CMD to the command line of target $1 with $2 workers. Under callgrind ($2 = 1) nginx
 # runs as one process (no master) with one worker, in the foreground.
@@ -153,25 +147,36 @@ PY
 }
 
 # ---------------------------------------------------------------- callgrind
-callgrind_one() { # $1 target
-  command_of "$1" 1
-  callgrind_measure "$1" "$T/callgrind-$1.out" "${PORT[$1]}" "http://127.0.0.1:${PORT[$1]}$PATH_API" "${CMD[@]}"
-  [[ "$CG_FAILED" == 0 ]] || die "callgrind $1: $CG_FAILED failed requests (see $T/wrk-cg-$1.txt)"
-  printf '%s\t%s\t%s\n' "$1" "$CG_REQS" "$CG_IR" >>"$T/cg.tsv"
-  log "callgrind $1: $((CG_IR / CG_REQS)) instructions per request"
+# One target under callgrind, one worker; a line "target requests instructions" in $3. $2 is
+# GET or POST (the form, through wrk's Lua script).
+callgrind_one() { # $1 target, $2 method, $3 TSV
+  local t=$1 name=$1 port
+  case "$t" in
+    nginx-return) command_of nginx 1; port=$((PORT[nginx] + 100)) ;;
+    tower-short)
+      CMD=("$T/bin/calibration" "127.0.0.1:$P_SHORT" "127.0.0.1:$P_UP" 1 tower-short)
+      port=$P_SHORT ;;
+    shim-short) CMD=("$SHIM_BIN" run --config "$T/shim-short.toml"); port=${PORT[shim]} ;;
+    *) command_of "$t" 1; port=${PORT[$t]} ;;
+  esac
+  WRK_SCRIPT=""
+  if [[ "$2" == POST ]]; then name+="-post"; WRK_SCRIPT="$T/post.lua"; fi
+  callgrind_measure "$name" "$T/callgrind-$name.out" "$port" "http://127.0.0.1:$port$PATH_API" "${CMD[@]}"
+  WRK_SCRIPT=""
+  [[ "$CG_FAILED" == 0 ]] || die "callgrind $name: $CG_FAILED failed requests (see $T/wrk-cg-$name.txt)"
+  printf '%s\t%s\t%s\n' "$t" "$CG_REQS" "$CG_IR" >>"$3"
+  log "callgrind $name: $((CG_IR / CG_REQS)) instructions per request"
 }
-callgrind_all() {
-  : >"$T/cg.tsv"
-  local t
-  for t in "${TARGETS[@]}"; do callgrind_one "$t"; done
-  echo "### Pass-through, user-space instructions per request (callgrind, one worker, wrk -t1 -c8, ${DUR}s after a 3 s warm-up)"
-  echo
-  python3 - "$T/cg.tsv" <<'PY'
+# The pass-through table of a TSV: instructions per request, vs nginx, and what each target
+# adds to the one it is built on (tower to nginx-h when headers is not in the table).
+pass_table() { # $1 TSV
+  python3 - "$1" <<'PY'
 import sys
 rows = [line.split("\t") for line in open(sys.argv[1]).read().splitlines() if line]
 per = {t: int(ir) / int(reqs) for t, reqs, ir in rows}
-# What each target adds to the one it is built on.
 base = {"nginx-h": "nginx", "bare": "nginx", "headers": "bare", "tower": "headers", "shim": "tower"}
+if "headers" not in per:
+    base["tower"] = "nginx-h"
 print("| target | requests | instructions per request | vs nginx | added to |")
 print("| --- | ---: | ---: | ---: | --- |")
 for t, reqs, _ in rows:
@@ -179,29 +184,9 @@ for t, reqs, _ in rows:
     added = f"{per[t] - per[b]:+,.0f} over {b}" if b in per else ""
     print(f"| {t} | {int(reqs):,} | {per[t]:,.0f} | {per[t] / per['nginx']:.2f}× | {added} |")
 PY
-  echo
 }
-
-# The short-circuit: what answering the 158 bytes costs each, one worker.
-callgrind_short() {
-  : >"$T/cg-short.tsv"
-  local t port
-  for t in nginx-return tower-short shim-short; do
-    case "$t" in
-      nginx-return) command_of nginx 1; port=$((PORT[nginx] + 100)) ;;
-      tower-short)
-        CMD=("$T/bin/calibration" "127.0.0.1:$P_SHORT" "127.0.0.1:$P_UP" 1 tower-short)
-        port=$P_SHORT ;;
-      shim-short) CMD=("$SHIM_BIN" run --config "$T/shim-short.toml"); port=${PORT[shim]} ;;
-    esac
-    callgrind_measure "$t" "$T/callgrind-$t.out" "$port" "http://127.0.0.1:$port$PATH_API" "${CMD[@]}"
-    [[ "$CG_FAILED" == 0 ]] || die "callgrind $t: $CG_FAILED failed requests (see $T/wrk-cg-$t.txt)"
-    printf '%s\t%s\t%s\n' "$t" "$CG_REQS" "$CG_IR" >>"$T/cg-short.tsv"
-    log "callgrind $t: $((CG_IR / CG_REQS)) instructions per request"
-  done
-  echo "### Short-circuit, user-space instructions per request (callgrind, one worker, wrk -t1 -c8, ${DUR}s after a 3 s warm-up)"
-  echo
-  python3 - "$T/cg-short.tsv" <<'PY'
+short_table() { # $1 TSV
+  python3 - "$1" <<'PY'
 import sys
 rows = [line.split("\t") for line in open(sys.argv[1]).read().splitlines() if line]
 per = {t: int(ir) / int(reqs) for t, reqs, ir in rows}
@@ -210,6 +195,38 @@ print("| --- | ---: | ---: | ---: | ---: |")
 for t, reqs, _ in rows:
     print(f"| {t} | {int(reqs):,} | {per[t]:,.0f} | {per[t] / per['nginx-return']:.2f}× | {per[t] / per['tower-short']:.2f}× |")
 PY
+}
+CG_HOW="callgrind, one worker, wrk -t1 -c8, ${DUR}s after a 3 s warm-up"
+callgrind_all() {
+  local t
+  : >"$T/cg.tsv"
+  for t in "${TARGETS[@]}"; do callgrind_one "$t" GET "$T/cg.tsv"; done
+  : >"$T/cg-post.tsv"
+  for t in nginx nginx-h tower shim; do callgrind_one "$t" POST "$T/cg-post.tsv"; done
+  echo "### Pass-through, GET, user-space instructions per request ($CG_HOW)"
+  echo
+  pass_table "$T/cg.tsv"
+  echo
+  echo "### Pass-through, 300-byte form POST, user-space instructions per request ($CG_HOW)"
+  echo
+  pass_table "$T/cg-post.tsv"
+  echo
+}
+
+# The short-circuit: what answering the 158 bytes costs each, one worker, GET and POST.
+callgrind_short() {
+  local t m
+  for m in GET POST; do
+    : >"$T/cg-short-$m.tsv"
+    for t in nginx-return tower-short shim-short; do callgrind_one "$t" "$m" "$T/cg-short-$m.tsv"; done
+  done
+  echo "### Short-circuit, GET, user-space instructions per request ($CG_HOW)"
+  echo
+  short_table "$T/cg-short-GET.tsv"
+  echo
+  echo "### Short-circuit, 300-byte form POST, user-space instructions per request ($CG_HOW)"
+  echo
+  short_table "$T/cg-short-POST.tsv"
   echo
 }
 

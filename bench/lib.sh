@@ -1,8 +1,9 @@
 # shellcheck shell=bash
-# What bench/run.sh and bench/profile.sh share: logging, the temp dir and the process cleanup
-# trap, starting servers, the binaries under test, the 1 KiB body and the 158-byte maintenance
-# XML, the nginx configs and the shim config. Sourced, not run; it defines functions and a few
-# constants and starts nothing by itself.
+# What bench/run.sh, bench/calibrate.sh and bench/profile.sh share: logging, the temp dir and
+# the process cleanup trap, starting servers, the binaries under test, the 1 KiB body, the
+# 158-byte maintenance XML and the 300-byte form POST, the nginx configs (plain, with the
+# shim's header work, over TLS), Caddy's config, the test certificate and the shim config.
+# Sourced, not run; it defines functions and a few constants and starts nothing by itself.
 #
 # Variables the callers set before using these functions: P_UP (upstream nginx port), P_SINK
 # (upload sink port), DUR (callgrind_measure's load, seconds). Environment read here: SHIM,
@@ -225,12 +226,121 @@ nginx_proxy_conf() { # $1 = dir, $2 = pass-through port, $3 = short-circuit port
 }
 EOF
 }
+# nginx_proxy_conf plus the header work it leaves out of the shim's contract (calibrate.sh's
+# and run.sh's target nginx-h): the loop check, X-Forwarded-Host, Via, and an X-Request-Id
+# kept or generated, forwarded and echoed (nginx strips hop-by-hop fields and sets Host and
+# X-Forwarded-For in both). The generated id is pid-connection-request, as cheap as the shim's
+# counter; nginx's random $request_id would cost it far more.
+nginx_headers_conf() { # $1 = dir, $2 = pass-through port, $3 = short-circuit port
+  # shellcheck disable=SC2016 # nginx variables
+  nginx_proxy_conf "$@" | sed \
+    -e '/proxy_set_header X-Forwarded-Proto http;/a\
+  map $http_via $via_out { "" "1.1 nginx-calibration"; default "$http_via, 1.1 nginx-calibration"; }\
+  map $http_x_request_id $rid { "" "$pid-$connection-$connection_requests"; default $http_x_request_id; }\
+  proxy_set_header X-Forwarded-Host $host;\
+  proxy_set_header Via $via_out;\
+  proxy_set_header X-Request-Id $rid;\
+  add_header X-Request-Id $rid always;' \
+    -e "/listen 127.0.0.1:$2 backlog=4096;/a\\
+    if (\$http_via ~ \"nginx-calibration\") { return 508; }"
+}
+# The TLS competitor: nginx_headers_conf's pass-through (the shim's header work,
+# X-Forwarded-Proto https) on a TLS listener with the shim's certificate, TLS 1.2 and 1.3
+# (rustls' safe defaults, which the shim uses) and ALPN h2 and http/1.1, as the shim offers.
+# Session cache and tickets stay nginx's defaults: bench/calibration's tls-handshakes client
+# never resumes a session, so every handshake is a full one on both.
+nginx_tls_conf() { # $1 = dir, $2 = TLS port, $3 = an unused plain port, $4 = cert, $5 = key
+  nginx_headers_conf "$1" "$2" "$3" | sed \
+    -e 's/proxy_set_header X-Forwarded-Proto http;/proxy_set_header X-Forwarded-Proto https;/' \
+    -e "s|listen 127.0.0.1:$2 backlog=4096;|listen 127.0.0.1:$2 ssl http2 backlog=4096;\\
+    ssl_certificate $4; ssl_certificate_key $5; ssl_protocols TLSv1.2 TLSv1.3;|"
+}
 # Writes $T/NAME/nginx.conf with CONF_FN and starts nginx on it in the foreground as NAME.
 start_nginx() { # $1 = name, $2 = config function, rest = its arguments after the dir
   local name=$1 fn=$2; shift 2
   mkdir -p "$T/$name"
   "$fn" "$T/$name" "$@" >"$T/$name/nginx.conf"
   start "$name" nginx -p "$T/$name" -e "$T/$name/error.log" -c "$T/$name/nginx.conf" -g 'daemon off;'
+}
+
+# ---------------------------------------------------------------- Caddy
+# Caddy (Debian's package) as a competitor, JSON config on stdout: reverse_proxy to the
+# upstream with keep-alive (as many idle connections as nginx keeps) and to the sink for
+# uploads, on $2 (Caddy streams request bodies and copies answers through a small buffer by
+# default: nothing to switch off for scenario 4); a static_response with the maintenance XML and the
+# same Content-Type and Cache-Control on $3. No admin endpoint, no autosave, no automatic
+# HTTPS, HTTP/1.1 only, logs at ERROR. Needs bench_bodies first.
+caddy_conf() { # $1 = dir, $2 = pass-through port, $3 = short-circuit port
+  python3 - "$1" "$2" "$3" "$T/maint.xml" "$P_UP" "$P_SINK" <<'PY'
+import json, sys
+d, p_pass, p_sc, maint, p_up, p_sink = sys.argv[1:]
+def proxy(port):
+    return {"handler": "reverse_proxy", "upstreams": [{"dial": f"127.0.0.1:{port}"}],
+            "transport": {"protocol": "http", "keep_alive": {
+                "enabled": True, "max_idle_conns": 128, "max_idle_conns_per_host": 64,
+                "idle_timeout": "300s"}}}
+server = {"automatic_https": {"disable": True}, "protocols": ["h1"], "idle_timeout": "300s"}
+print(json.dumps({
+    "admin": {"disabled": True, "config": {"persist": False}},
+    "logging": {"logs": {"default": {"level": "ERROR"}}},
+    "storage": {"module": "file_system", "root": f"{d}/data"},
+    "apps": {"http": {"servers": {
+        "pass": {**server, "listen": [f"127.0.0.1:{p_pass}"], "routes": [
+            {"match": [{"path": ["/upload/*"]}], "handle": [proxy(p_sink)]},
+            {"handle": [proxy(p_up)]}]},
+        "sc": {**server, "listen": [f"127.0.0.1:{p_sc}"], "routes": [
+            {"handle": [{"handler": "static_response", "status_code": 200,
+                         "headers": {"Content-Type": ["text/xml; charset=UTF-8"],
+                                     "Cache-Control": ["no-store"]},
+                         "body": open(maint).read()}]}]},
+    }}},
+}, indent=1))
+PY
+}
+# Writes $T/NAME/caddy.json with caddy_conf and starts Caddy on it as NAME, with HOME and the
+# XDG dirs in $T/NAME so it writes nothing outside the temp dir.
+start_caddy() { # $1 = name, $2 = pass-through port, $3 = short-circuit port
+  local dir="$T/$1"
+  mkdir -p "$dir"
+  caddy_conf "$dir" "$2" "$3" >"$dir/caddy.json"
+  HOME="$dir" XDG_DATA_HOME="$dir/data" XDG_CONFIG_HOME="$dir/config" \
+    start "$1" caddy run --config "$dir/caddy.json"
+}
+
+# ---------------------------------------------------------------- form POST and TLS
+# The A08 of the stand-in's tests (bench/journal.sh's), padded to exactly 300 bytes: what a
+# merchant's server posts to the API. form_lua writes a wrk Lua script that sends it.
+FORM='function_div=A08&trader_code=888888709&device_div=2&order_no=BENCH-000001&settle_price=1500&buyer_name_kanji=%E5%B1%B1%E7%94%B0&buyer_tel=0312345678&buyer_email=bench%40example.jp&pay_way=1&token=tokentokentoken1&reserve_1=x'
+while [[ ${#FORM} -lt 300 ]]; do FORM+=x; done
+form_lua() { # $1 = output file
+  cat >"$1" <<LUA
+wrk.method = "POST"
+wrk.body = "$FORM"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+LUA
+}
+# The TLS listener's name: the gateway's API host, which the shim's [tls] hosts lists and the
+# test certificate covers. Clients connect to 127.0.0.1 and send it as SNI (the shim refuses
+# a handshake without one).
+TLS_HOST=api.kuronekoyamato.co.jp
+# A self-signed ECDSA P-256 certificate for TLS_HOST (the key type the shim's own local CA
+# issues) in $T/tls: cert.pem and key.pem, for the shim and nginx alike.
+bench_cert() {
+  mkdir -p "$T/tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
+    -subj "/CN=$TLS_HOST" -addext "subjectAltName=DNS:$TLS_HOST" \
+    -keyout "$T/tls/key.pem" -out "$T/tls/cert.pem" >"$T/tls/openssl.log" 2>&1 ||
+    die "openssl req: $(cat "$T/tls/openssl.log")"
+  chmod 644 "$T/tls/cert.pem" "$T/tls/key.pem"   # nginx's workers (www-data) read them too
+}
+# A wrk Lua script ($1) that connects to 127.0.0.1 whatever the URL's host, so an https URL
+# naming TLS_HOST sends it as SNI and Host while the connections stay on loopback.
+loopback_lua() { # $1 = output file
+  cat >"$1" <<'LUA'
+function wrk.resolve(host, service)
+  wrk.addrs = wrk.lookup("127.0.0.1", service)
+end
+LUA
 }
 
 # ---------------------------------------------------------------- shim
@@ -251,6 +361,7 @@ shim_config() { # $1 = port, $2 = extra TOML (e.g. $WINDOW_NOW), $3 = extra [ser
 [listen]
 proxy = "127.0.0.1:$1"
 admin = "127.0.0.1:$(($1 + 10))"
+${SHIM_TLS:+tls = \"127.0.0.1:$SHIM_TLS\"}
 
 [server]
 watch_config = false

@@ -3,13 +3,20 @@
 
   summarize.py wrk FILE    -> "req_s p50_us p99_us errors requests" from `wrk --latency` output
   summarize.py oha FILE    -> "req_s p50_us p99_us p999_us errors requests" from `oha --output-format json`
-  summarize.py table TSV   -> Markdown tables of medians and ratios, issue 10's targets, and the
-                              shim vs before ratios when the run has the target `before`
+  summarize.py h2load FILE -> "req_s nan nan errors requests" from h2load's report (it has no
+                              percentiles)
+  summarize.py table TSV   -> Markdown: first one overview table of every scenario with the
+                              shim / peer ratios and issue 28's verdicts, then each scenario's
+                              medians and ratios, issue 10's targets, and the shim vs before
+                              ratios when the run has the target `before`
 
 The TSV has one line per run: scenario, target, round, values... (see run.sh).
 """
 
+import contextlib
+import io
 import json
+import os
 import re
 import statistics
 import sys
@@ -51,6 +58,19 @@ def parse_oha(path):
     errors = (total - ok) + sum(data.get("errorDistribution", {}).values())
     total = sum(data.get("statusCodeDistribution", {}).values())
     print(f"{rps:.0f} {lp['p50'] * 1e6:.0f} {lp['p99'] * 1e6:.0f} {lp['p99.9'] * 1e6:.0f} {errors} {total}")
+
+
+def parse_h2load(path):
+    text = open(path).read()
+    rps = float(re.search(r"finished in [\d.]+\w*, ([\d.]+) req/s", text).group(1))
+    m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                  r"(\d+) errored, (\d+) timeout", text)
+    done, succeeded = int(m.group(3)), int(m.group(4))
+    errors = sum(int(m.group(i)) for i in (5, 6, 7))
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text)
+    errors += sum(int(codes.group(i)) for i in (2, 3, 4))
+    ok = int(codes.group(1))
+    print(f"{rps:.0f} nan nan {errors} {min(ok, succeeded, done)}")
 
 
 def med(values):
@@ -105,14 +125,26 @@ def check(a, op, b):
 
 # Targets by scenario, in the order run.sh runs them; `before` (the previous build, BEFORE=...)
 # and the others only where the run has them.
-S1 = ["shim", "before", "nginx", "haproxy", "direct"]
-S2 = ["shim", "before", "nginx", "haproxy"]
-S3 = ["direct", "shim", "before", "nginx", "haproxy"]
-S4 = ["direct", "shim", "before", "nginx", "haproxy"]
+S1 = ["shim", "before", "nginx", "nginx-h", "haproxy", "caddy", "direct"]
+S2 = ["shim", "before", "nginx", "haproxy", "caddy"]
+S3 = ["direct", "shim", "before", "nginx", "haproxy", "caddy"]
+S4 = ["direct", "shim", "before", "nginx", "haproxy", "caddy"]
+STLS = ["shim", "before", "nginx"]
 SHIMS = ["shim", "before"]
+RATE_NAME = f"{int(os.environ.get('RATE', '2000')):,} req/s"
+PEERS = ["haproxy", "caddy"]
+NAMES = {"nginx": "nginx", "nginx-h": "nginx-h", "haproxy": "HAProxy", "caddy": "Caddy"}
 
 
 def table(path):
+    details = io.StringIO()
+    with contextlib.redirect_stdout(details):
+        runs = details_tables(path)
+    overview(runs)
+    print(details.getvalue(), end="")
+
+
+def details_tables(path):
     runs = defaultdict(list)  # (scenario, target) -> list of value lists
     for line in open(path):
         parts = line.rstrip("\n").split("\t")
@@ -141,19 +173,28 @@ def table(path):
     versus = []  # (measure, shim, before, digits): the shim vs before comparison
 
     # Scenarios 1 and 2: wrk at full load.
-    def wrk_scenario(scen, heading, order, path, nginx_name, min_ratio, note=""):
+    def wrk_scenario(scen, heading, order, path, nginx_name, min_ratio, note="", targets_too=True,
+                     tool="wrk -t2 -c64", unit="req"):
         if not any(s == scen for s, _ in runs):
             return
-        print(f"### {heading} (wrk -t2 -c64)\n")
-        print("| target | req/s (median) | req/s per round | p50 µs | p99 µs | errors | server CPU µs/req | req/s vs nginx | p99 vs nginx | CPU vs nginx |")
-        print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-        n_rps, n_p99, n_cpu = col(scen, "nginx", 0), col(scen, "nginx", 2), col(scen, "nginx", 5)
+        refs = ["nginx"] + (["nginx-h"] if ("nginx-h" in order and (scen, "nginx-h") in runs) else [])
+        print(f"### {heading} ({tool})\n")
+        print(f"| target | {unit}/s (median) | {unit}/s per round | p50 µs | p99 µs | errors | server CPU µs/{unit} | "
+              + " | ".join(f"{unit}/s vs {r} | p99 vs {r} | CPU vs {r}" for r in refs) + " |")
+        print("| --- | ---: | --- | ---: | ---: | ---: | ---: | " + " | ".join("---: | ---: | ---:" for _ in refs) + " |")
         for t in present(scen, order):
             rps, p50, p99, cpu = col(scen, t, 0), col(scen, t, 1), col(scen, t, 2), col(scen, t, 5)
             errs = sum(v[3] for v in runs[(scen, t)])
+            vs = " | ".join(f"{fx(ratio(rps, col(scen, r, 0)))} | {fx(ratio(p99, col(scen, r, 2)))} | "
+                            f"{fx(ratio(cpu, col(scen, r, 5)))}" for r in refs)
             print(f"| {t} | {fmt(rps)} | {rounds(scen, t, 0)} | {fmt(p50)} | {fmt(p99)} | {fmt(errs)} | {fmt(cpu, 1)} "
-                  f"| {fx(ratio(rps, n_rps))} | {fx(ratio(p99, n_p99))} | {fx(ratio(cpu, n_cpu))} |")
+                  f"| {vs} |")
         print(f"\n{note}\n" if note else "")
+        n_rps, n_cpu = col(scen, "nginx", 0), col(scen, "nginx", 5)
+        if not targets_too:
+            versus.extend([(f"{path} {unit}/s", col(scen, "shim", 0), col(scen, "before", 0), 0),
+                           (f"{path} server CPU µs/{unit}", col(scen, "shim", 5), col(scen, "before", 5), 1)])
+            return
         s_rps, s_cpu = col(scen, "shim", 0), col(scen, "shim", 5)
         r = ratio(s_rps, n_rps)
         times = f"{min_ratio:.2f}".rstrip("0")
@@ -171,6 +212,20 @@ def table(path):
     wrk_scenario("s1", "1. Pass-through, HTTP/1.1 keep-alive, 64 connections", S1, "pass-through", "`proxy_pass`", 0.95,
                  "server CPU: user + system time of the proxy's processes (for direct: the upstream nginx) per request.")
     wrk_scenario("s2", "2. Short-circuit: 158-byte maintenance XML, 64 connections", S2, "short-circuit", "`return`", 1.0)
+    wrk_scenario("s6", "6. Pass-through, 300-byte form POST, HTTP/1.1 keep-alive, 64 connections", S1,
+                 "POST pass-through", "`proxy_pass`", 0.95, targets_too=False)
+    wrk_scenario("s7", "7. Short-circuit, 300-byte form POST, 64 connections", S2, "POST short-circuit", "`return`",
+                 1.0, targets_too=False)
+    wrk_scenario("s8", "8. TLS handshakes: a new TLS 1.3 connection per request, never resumed", STLS,
+                 "TLS handshakes", "", 0, targets_too=False,
+                 tool=f"tls-handshakes, {os.environ.get('TLS_CONNS', '16')} clients",
+                 unit="handshake", note="p50/p99: connect to last byte of the answer. server CPU: user + system "
+                 "time of the server's processes per handshake (with its one request).")
+    wrk_scenario("s9", "9. TLS, HTTP/1.1 keep-alive, 64 connections", STLS, "TLS h1", "", 0, targets_too=False,
+                 tool="wrk -t2 -c64, https")
+    wrk_scenario("s10", "10. TLS, h2 keep-alive", STLS, "TLS h2", "", 0, targets_too=False,
+                 tool=f"h2load -t1 -c{os.environ.get('H2_CONNS', '8')} -m{os.environ.get('H2_STREAMS', '8')}; "
+                 "it reports no percentiles")
 
     # Scenario 3
     if any(s == "s3" for s, _ in runs):
@@ -203,7 +258,7 @@ def table(path):
     if any(s == "s4" for s, _ in runs):
         cols = [t for t in S4 if ("s4", f"download-{t}") in runs or ("s4", f"upload-{t}") in runs]
         shown = [t for t in cols if t != "direct"]
-        print("### 4. Streaming (curl, one connection; nginx and HAProxy unbuffered, as a reference)\n")
+        print("### 4. Streaming (curl, one connection; nginx, HAProxy and Caddy unbuffered, as a reference)\n")
         print("| direction | " + " | ".join(f"{t} MiB/s" for t in cols) + " | "
               + " | ".join(f"{t} / direct" for t in shown) + " |")
         print("| --- | " + " | ".join("---:" for _ in cols + shown) + " |")
@@ -250,10 +305,10 @@ def table(path):
             print(f"| {s} | {idle_start / 1024:.1f} MiB | {idle_one / 1024:.1f} MiB | {held / 1024:.1f} MiB | {hwm / 1024:.1f} MiB "
                   f"| {cpu:.2f} % of a core | {fmt(fds)} | {fmt(opened)} | {fmt(alive)} | {(held - idle_one) / (opened or 1):.1f} |")
         print()
-        for t in ["nginx", "haproxy"]:
+        for t in ["nginx", "haproxy", "caddy"]:
             if ("s5-ref", t) in runs:
                 rss0, held_t, cpu_t, opened_t = runs[("s5-ref", t)][0][:4]
-                print(f"Reference {t} (master + workers, already warm): RSS {rss0 / 1024:.1f} MiB before, "
+                print(f"Reference {t} (all its processes, already warm): RSS {rss0 / 1024:.1f} MiB before, "
                       f"{held_t / 1024:.1f} MiB holding {fmt(opened_t)} connections "
                       f"({(held_t - rss0) / (opened_t or 1):.1f} KiB per connection), CPU {cpu_t:.2f} % of a core.")
         print()
@@ -278,11 +333,102 @@ def table(path):
         for measure, s, b, digits in versus:
             print(f"| {measure} | {fmt(s, digits)} | {fmt(b, digits)} | {fx(ratio(s, b))} |")
         print("\nFor req/s and MiB/s higher is better; for latency, CPU and RSS lower is better.")
+    return runs
+
+
+def overview(runs):
+    """One table with every scenario the run has: the shim and its peers, shim / peer, and
+    issue 28's goals with a verdict each. Rows of scenarios the run did not have are left out."""
+
+    def col(scen, target, i):
+        return med([v[i] for v in runs.get((scen, target), []) if len(v) > i])
+
+    def has(scen):
+        return any(s == scen for s, _ in runs)
+
+    rows = []  # (scenario, {column: value}, format, goal, verdict)
+    lower = "lower is better"
+
+    def words(ok):
+        return "no data" if ok is None else ("**met**" if ok else "**missed**")
+
+    def throughput(scen, label, ref, min_ratio, ref_name):
+        if not has(scen):
+            return
+        v = {"shim": col(scen, "shim", 0), "nginx": col(scen, ref, 0)}
+        v.update({p: col(scen, p, 0) for p in PEERS})
+        ok_ref = check(ratio(v["shim"], v["nginx"]), ">=", min_ratio)
+        behind = [NAMES[p] for p in PEERS if not isnan(v[p]) and not isnan(v["shim"]) and v["shim"] <= v[p]]
+        missing = any(isnan(v[p]) for p in PEERS) or isnan(v["shim"])
+        ahead = None if missing else not behind
+        times = f"{min_ratio:.2f}".rstrip("0").rstrip(".")
+        goal = f"≥ {times}× {ref_name}; ahead of HAProxy and Caddy"
+        verdict = (f"{ref_name}: {words(ok_ref)}; ahead: {words(ahead)}"
+                   + (f" (behind {', '.join(behind)})" if behind else ""))
+        rows.append((f"{label}, req/s ({ref_name})", v, 0, goal, verdict))
+
+    throughput("s1", "GET pass-through", "nginx-h", 0.95, "nginx-h")
+    throughput("s6", "POST pass-through (300-byte form)", "nginx-h", 0.95, "nginx-h")
+    throughput("s2", "GET short-circuit", "nginx", 1.0, "nginx `return`")
+    throughput("s7", "POST short-circuit (300-byte form)", "nginx", 1.0, "nginx `return`")
+
+    if has("s3"):
+        direct = [col("s3", "direct", i) for i in (1, 2)]
+        for i, name in [(1, "p50"), (2, "p99")]:
+            v = {t: col("s3", t, i) - direct[i - 1] for t in ["shim", "nginx"] + PEERS}
+            rows.append((f"{RATE_NAME}: added {name} over direct ({fmt(direct[i - 1])} µs), µs; {lower}", v, "signed",
+                         "≤ nginx's", words(check(v["shim"], "<=", v["nginx"]))))
+    if has("s8"):
+        rows.append(("TLS handshakes/s (new TLS 1.3 connection per request)",
+                     {t: col("s8", t, 0) for t in ["shim", "nginx"]}, 0, "–", "–"))
+        rows.append((f"TLS server CPU per handshake, µs; {lower}",
+                     {t: col("s8", t, 5) for t in ["shim", "nginx"]}, 1, "–", "–"))
+    if has("s9"):
+        rows.append(("TLS HTTP/1.1 keep-alive, req/s", {t: col("s9", t, 0) for t in ["shim", "nginx"]}, 0, "–", "–"))
+    if has("s10"):
+        rows.append(("TLS h2 keep-alive, req/s", {t: col("s10", t, 0) for t in ["shim", "nginx"]}, 0, "–", "–"))
+    if has("s4"):
+        for dr in ["download", "upload"]:
+            d = col("s4", f"{dr}-direct", 0)
+            v = {t: ratio(col("s4", f"{dr}-{t}", 0), d) for t in ["shim", "nginx"] + PEERS}
+            rows.append((f"streaming {dr}, share of direct ({fmt(d)} MiB/s)", v, "pct", "–", "–"))
+    if has("s5") or has("s5-ref"):
+        v = {}
+        if ("s5", "shim") in runs:
+            _, idle_one, held, _, _, _, opened = runs[("s5", "shim")][0][:7]
+            v["shim"] = (held - idle_one) / (opened or 1)
+        for t in ["nginx"] + PEERS:
+            if ("s5-ref", t) in runs:
+                rss0, held_t, _, opened_t = runs[("s5-ref", t)][0][:4]
+                v[t] = (held_t - rss0) / (opened_t or 1)
+        rows.append((f"memory per idle keep-alive connection, KiB; {lower}", v, 1, "–", "–"))
+    if not rows:
+        return
+
+    def cell(x, how):
+        if x is None or isnan(x):
+            return "–"
+        return signed(x) if how == "signed" else pct(x) if how == "pct" else fmt(x, how)
+
+    cols = ["shim", "nginx"] + PEERS
+    print("### Overview: every scenario (medians over rounds)\n")
+    print("| scenario | shim | nginx | HAProxy | Caddy | shim / nginx | shim / HAProxy | shim / Caddy | issue 28 goal | verdict |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
+    for label, v, how, goal, verdict in rows:
+        nan = float("nan")
+        vals = [v.get(c, nan) for c in cols]
+        ratios = [fx(ratio(vals[0], x)) for x in vals[1:]]
+        print(f"| {label} | " + " | ".join(cell(x, how) for x in vals) + " | " + " | ".join(ratios)
+              + f" | {goal} | {verdict} |")
+    print("\nThe nginx column is nginx-h (proxy_pass plus the shim's header work) where the row says so, "
+          "else nginx `proxy_pass` (or `return` for the short-circuit); over TLS, nginx-h's pass-through on a "
+          "TLS listener. shim / peer above 1 is better for req/s and shares, below 1 for latency, CPU and memory; "
+          "a ratio of added latencies is shown only when both are positive.\n")
 
 
 def main():
     cmd, path = sys.argv[1], sys.argv[2]
-    {"wrk": parse_wrk, "oha": parse_oha, "table": table}[cmd](path)
+    {"wrk": parse_wrk, "oha": parse_oha, "h2load": parse_h2load, "table": table}[cmd](path)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,10 @@
 //! With `tower-short`, the same eight layers answer every request themselves with the shim's
 //! 158-byte maintenance XML and the headers the shim's canned answer carries (`Content-Type`,
 //! `Cache-Control`, `X-Webcollect-Shim`, the request id kept or generated and echoed), never
-//! touching the upstream: the floor for the shim's short-circuit.
+//! touching the upstream: the floor for the shim's short-circuit. A request with a body (a
+//! form POST) is answered once its body has been read to the end and thrown away, as the
+//! shim drains a short-circuited body so the keep-alive connection stays usable; a request
+//! without one is answered at once, as the shim's is.
 //!
 //! ```text
 //! webcollect-shim-calibration LISTEN UPSTREAM WORKERS [headers|tower|tower-short]
@@ -41,7 +44,7 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::Full;
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HOST, HeaderName, HeaderValue};
@@ -130,6 +133,44 @@ fn short_circuit(req: &Request<Incoming>, ids: &Cell<u64>) -> Response<Full<Byte
     res
 }
 
+/// `tower-short`'s answer future, shaped as the shim's short-circuit: the answer at once when
+/// the request has no body; otherwise a boxed future that reads the body to its end, throws
+/// it away, then answers (a body that fails to arrive still gets the answer, and hyper closes
+/// the connection).
+enum ShortFuture {
+    Answered(Option<Response<Full<Bytes>>>),
+    Draining(Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>),
+}
+
+impl Future for ShortFuture {
+    type Output = Result<Response<Full<Bytes>>, std::convert::Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Self::Answered(answer) => {
+                Poll::Ready(Ok(answer.take().expect("future polled after completion")))
+            }
+            Self::Draining(future) => future.as_mut().poll(cx).map(Ok),
+        }
+    }
+}
+
+fn answer_short(req: Request<Incoming>, ids: &Cell<u64>) -> ShortFuture {
+    let answer = short_circuit(&req, ids);
+    let mut body = req.into_body();
+    if body.is_end_stream() {
+        return ShortFuture::Answered(Some(answer));
+    }
+    ShortFuture::Draining(Box::pin(async move {
+        while let Some(frame) = body.frame().await {
+            if frame.is_err() {
+                break;
+            }
+        }
+        answer
+    }))
+}
+
 /// This worker's idle upstream connections (most recently used last). Only its thread
 /// touches them; a `Mutex` because tower-http's `CatchPanic` wants `Send` bodies (the shim's
 /// pool is one too).
@@ -160,9 +201,8 @@ fn worker(listen: SocketAddr, upstream: SocketAddr, mode: Mode) {
                 let ids = ids.clone();
                 let io = TokioIo::new(client);
                 let http1 = hyper::server::conn::http1::Builder::new();
-                let answer = tower::service_fn(move |req: Request<Incoming>| {
-                    std::future::ready(Ok::<_, std::convert::Infallible>(short_circuit(&req, &ids)))
-                });
+                let answer =
+                    tower::service_fn(move |req: Request<Incoming>| answer_short(req, &ids));
                 tokio::task::spawn_local(async move {
                     let stack = eight_layers(answer);
                     let _ = http1
