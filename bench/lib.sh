@@ -352,8 +352,10 @@ start = "2000-01-01T00:00:00+09:00"
 end = "2100-01-01T00:00:00+09:00"
 services = ["bench.api"]'
 
-# The shim's config: proxy on $1, admin on $1 + 10; `/upload/` goes to the sink, everything else
-# to the upstream (kind api, service bench.api). SHIM_WORKERS=N sets `[server] worker_threads`,
+# The shim's config: proxy on $1, admin on $1 + 10; `/upload/` goes to the sink (kind
+# passthrough: an `api` route reads a form whole before forwarding it, so a 1 GiB upload there
+# would be held in memory, which is what it is for, not streaming), everything else to the
+# upstream (kind api, service bench.api). SHIM_WORKERS=N sets `[server] worker_threads`,
 # which both the thread-per-core shim and the older multi-thread one read (TOKIO_WORKER_THREADS
 # only sized the old one's runtime).
 shim_config() { # $1 = port, $2 = extra TOML (e.g. $WINDOW_NOW), $3 = extra [server] keys
@@ -382,7 +384,7 @@ response_timeout = "300s"
 [[routes]]
 id = "upload"
 path_prefix = "/upload/"
-kind = "api"
+kind = "passthrough"
 service = "bench.upload"
 upstream = "sink"
 
