@@ -19,9 +19,9 @@ use http_body_util::combinators::{BoxBody, UnsyncBoxBody};
 use http_body_util::{BodyExt as _, Either};
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
-use tower_http::timeout::TimeoutBody;
 
 use super::pool::PooledBody;
+use super::stall::StallTimeout;
 use crate::journal::capture::Capture;
 use crate::response::BoxError;
 
@@ -74,8 +74,8 @@ where
 
 /// The client's body as forwarded: cut off past `server.max_request_body`
 /// (`LengthLimitError`) and when it stalls past `server.body_read_timeout`
-/// (tower-http's `TimeoutError`).
-pub(crate) type BoundedBody = Limited<TimeoutBody<RequestBody>>;
+/// ([`super::stall::Stalled`]).
+pub(crate) type BoundedBody = Limited<StallTimeout<RequestBody>>;
 
 pin_project! {
     /// A request body on its way to the upstream.
@@ -113,12 +113,11 @@ impl UpstreamBody {
         stall: Duration,
         tap: Option<Arc<Capture>>,
     ) -> Self {
-        // No body (a GET): nothing to bound, and the upstream request says so (tower-http's
-        // `TimeoutBody` would hide that the body is empty).
+        // No body (a GET): nothing to bound, and the upstream request says so.
         if body.is_end_stream() {
             return Self::Full { bytes: None };
         }
-        let body = Limited::new(TimeoutBody::new(stall, body), limit);
+        let body = Limited::new(StallTimeout::new(body, stall), limit);
         match tap {
             None => Self::Stream { body },
             Some(capture) => Self::Tapped { body, capture },

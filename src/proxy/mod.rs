@@ -32,6 +32,7 @@ pub(crate) mod rescue;
 pub(crate) mod sensitive;
 pub mod settle;
 pub(crate) mod short_circuit;
+pub(crate) mod stall;
 pub(crate) mod worker;
 
 use std::convert::Infallible;

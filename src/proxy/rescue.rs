@@ -148,7 +148,7 @@ pub(crate) fn body_failure(err: &(dyn std::error::Error + 'static)) -> Failure {
     use crate::error::caused_by;
     if caused_by::<http_body_util::LengthLimitError>(err) {
         Failure::BodyTooLarge
-    } else if caused_by::<tower_http::timeout::TimeoutError>(err) {
+    } else if caused_by::<super::stall::Stalled>(err) {
         Failure::BodyTimeout
     } else if crate::error::cause::<std::io::Error>(err)
         .is_some_and(|e| e.kind() == std::io::ErrorKind::UnexpectedEof)
