@@ -73,6 +73,12 @@ pub(crate) struct Activity {
     in_flight: AtomicU32,
     /// Milliseconds after `accepted` at which the last request ended.
     last_end: AtomicU64,
+    /// Exchanges hyper has not finished writing (from the call of the service to the end of
+    /// the response body), the last request's body, bytes written since the last flush: while
+    /// any is there, hyper's state cannot be released (see `runtime::plain`).
+    open: AtomicU32,
+    body: AtomicBool,
+    unflushed: AtomicBool,
 }
 
 impl Activity {
@@ -83,6 +89,9 @@ impl Activity {
             h2: AtomicBool::new(false),
             in_flight: AtomicU32::new(0),
             last_end: AtomicU64::new(0),
+            open: AtomicU32::new(0),
+            body: AtomicBool::new(false),
+            unflushed: AtomicBool::new(false),
         }
     }
 
@@ -125,6 +134,28 @@ impl Activity {
         }
     }
 
+    /// hyper starts an exchange (`body`: its request has a body); the guard ends it when
+    /// dropped with the response body.
+    #[must_use]
+    pub(crate) fn exchange(self: &Arc<Self>, body: bool) -> Exchange {
+        self.body.store(body, Ordering::Relaxed);
+        self.open.fetch_add(1, Ordering::Relaxed);
+        Exchange(self.clone())
+    }
+
+    /// Whether everything hyper wrote has been flushed to the socket (`false`: it wrote since).
+    pub(crate) fn set_flushed(&self, flushed: bool) {
+        self.unflushed.store(!flushed, Ordering::Relaxed);
+    }
+
+    /// No exchange under way, the last request had no body hyper might still be reading, and
+    /// all hyper wrote went out: HTTP/1.1 is between two messages.
+    pub(crate) fn at_rest(&self) -> bool {
+        self.open.load(Ordering::Relaxed) == 0
+            && !self.body.load(Ordering::Relaxed)
+            && !self.unflushed.load(Ordering::Relaxed)
+    }
+
     fn since_accept(&self, at: Instant) -> u64 {
         u64::try_from(at.saturating_duration_since(self.accepted).as_millis()).unwrap_or(u64::MAX)
     }
@@ -140,6 +171,16 @@ impl Drop for InFlight {
         let now = activity.since_accept(Instant::now());
         activity.last_end.store(now, Ordering::Relaxed);
         activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// An exchange hyper has not finished (see [`Activity::exchange`]).
+#[derive(Debug)]
+pub(crate) struct Exchange(Arc<Activity>);
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -5,6 +5,7 @@
 //! Admin, config and signals run on the control runtime (the caller's), never on a worker.
 
 mod connection;
+mod plain;
 pub(crate) mod server;
 pub mod signal;
 

@@ -31,7 +31,8 @@ use tokio_util::either::Either;
 use tokio_util::task::TaskTracker;
 use tower::{Service, ServiceExt};
 
-use super::connection::watch_connection;
+use super::connection::{Graceful, Served, watch_connection};
+use super::plain::{Counted, Plain, Protocols};
 use crate::proxy;
 use crate::proxy::conn::{Activity, Conn};
 use crate::proxy::worker::Worker;
@@ -60,6 +61,25 @@ pub(crate) struct ServeOptions {
 }
 
 impl ServeOptions {
+    /// hyper's builders for plain-TCP proxy connections: the same settings as
+    /// [`Self::builder`]'s.
+    fn protocols(&self) -> Protocols {
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(None)
+            .max_buf_size(self.max_header_bytes)
+            .keep_alive(true);
+        let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX))
+            .max_concurrent_streams(H2_MAX_STREAMS)
+            .keep_alive_interval(self.keepalive_timeout.min(Duration::from_secs(30)))
+            .keep_alive_timeout(H2_PING_TIMEOUT);
+        Protocols { http1, http2 }
+    }
+
     fn builder(&self) -> auto::Builder<TokioExecutor> {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
@@ -99,6 +119,7 @@ pub(crate) async fn serve_proxy(
     options: ServeOptions,
 ) {
     let builder = options.builder();
+    let protocols = Arc::new(options.protocols());
     let (tls_listener, acceptor) = tls.unzip();
     accept(
         listener,
@@ -107,18 +128,17 @@ pub(crate) async fn serve_proxy(
         shutdown,
         options,
         |stream, peer, over_tls, activity, mut stop| match acceptor.as_ref().filter(|_| over_tls) {
-            None => Either::Left(serve_stack(
-                stream,
-                Conn::http(peer, activity, options.max_upstream_per_client),
-                worker.clone(),
-                &builder,
-                options,
-                stop,
-            )),
+            None => {
+                let conn = Conn::http(peer, activity.clone(), options.max_upstream_per_client);
+                let service = Counted::new(stack(&worker, conn), activity.clone());
+                let plain = Plain::new(stream, service, protocols.clone(), activity.clone());
+                Either::Left(watched(plain, worker.clone(), activity, options, stop))
+            }
+            // Boxed: a TLS connection's future is ~12 KB, which every plain one would carry.
             Some(acceptor) => {
                 let (acceptor, builder, worker) =
                     (acceptor.clone(), builder.clone(), worker.clone());
-                Either::Right(async move {
+                Either::Right(Box::pin(async move {
                     let deadline = activity.accepted() + options.header_read_timeout;
                     let Some((stream, server_name)) =
                         acceptor.handshake(stream, peer, deadline, &mut stop).await
@@ -127,35 +147,48 @@ pub(crate) async fn serve_proxy(
                     };
                     let conn =
                         Conn::https(peer, activity, server_name, options.max_upstream_per_client);
-                    serve_stack(stream, conn, worker, &builder, options, stop).await;
-                })
+                    let activity = conn.activity.clone();
+                    let service = stack(&worker, conn);
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    let conn = Graceful::new(conn.into_owned());
+                    watched(conn, worker, activity, options, stop).await;
+                }))
             }
         },
     )
     .await;
 }
 
-/// The merchant-facing stack of `worker` on one client connection, `io`, watched until it
-/// ends (see `runtime/connection.rs`).
-fn serve_stack<I>(
-    io: I,
+/// The merchant-facing stack of `worker` for one client connection, `conn`.
+fn stack(
+    worker: &Arc<Worker>,
     conn: Conn,
-    worker: Arc<Worker>,
-    builder: &auto::Builder<TokioExecutor>,
-    options: ServeOptions,
-    stop: watch::Receiver<bool>,
-) -> impl Future<Output = ()> + Send + 'static
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let activity = conn.activity.clone();
-    let service = TowerToHyperService::new(proxy::build(
+) -> TowerToHyperService<
+    impl Service<
+        Request<Incoming>,
+        Response = Response<proxy::ResponseBody>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static,
+> {
+    TowerToHyperService::new(proxy::build(
         worker.clone(),
         Arc::new(conn),
         proxy::forward::Forward,
-    ));
-    let conn = builder.serve_connection(TokioIo::new(io), service);
-    let watched = watch_connection(conn.into_owned(), activity.clone(), options, stop);
+    ))
+}
+
+/// `conn` served and watched until it ends (see `runtime/connection.rs`).
+fn watched(
+    conn: impl Served + Send + 'static,
+    worker: Arc<Worker>,
+    activity: Arc<Activity>,
+    options: ServeOptions,
+    stop: watch::Receiver<bool>,
+) -> impl Future<Output = ()> + Send + 'static {
+    let watched = watch_connection(conn, activity.clone(), options, stop);
     async move {
         if let Some(head) = watched.await {
             proxy::log::unfinished_head(&worker, head.status, head.error, activity.accepted());
@@ -197,7 +230,8 @@ pub(crate) async fn serve<S>(
                 }
             });
             let conn = builder.serve_connection(TokioIo::new(stream), service);
-            let watched = watch_connection(conn.into_owned(), activity, options, stop);
+            let conn = Graceful::new(conn.into_owned());
+            let watched = watch_connection(conn, activity, options, stop);
             async move {
                 watched.await;
             }
