@@ -104,13 +104,14 @@ impl std::fmt::Debug for UpstreamBody {
 }
 
 impl UpstreamBody {
-    /// The client's `body`, bounded by `limit` bytes and `stall` between frames, its start
-    /// read by `tap` as it streams past (the drill journal).
+    /// The client's `body`, bounded by `limit` bytes and `stall` between frames (no stall
+    /// bound: the caller bounds the whole body in time), its start read by `tap` as it
+    /// streams past (the drill journal).
     #[must_use]
     pub(crate) fn bounded(
         body: RequestBody,
         limit: usize,
-        stall: Duration,
+        stall: Option<Duration>,
         tap: Option<Arc<Capture>>,
     ) -> Self {
         // No body (a GET): nothing to bound, and the upstream request says so.

@@ -39,7 +39,10 @@ where
             return ResponseFuture::TooLarge;
         }
         let limit = usize::try_from(server.max_request_body).unwrap_or(usize::MAX);
-        let stall = server.body_read_timeout;
+        // A form read whole is bounded in time as a whole (`forward::outbound`); a second
+        // timer between its frames would only cost a registration.
+        let kind = fwd.view.loaded.snapshot.config.routes[fwd.route].kind;
+        let stall = (!super::forward::reads_whole(kind)).then_some(server.body_read_timeout);
         let tap = fwd.tap.take();
         let fwd = fwd.map_body(|body| UpstreamBody::bounded(body, limit, stall, tap));
         ResponseFuture::Inner {

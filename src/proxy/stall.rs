@@ -28,11 +28,12 @@ impl std::fmt::Display for Stalled {
 impl std::error::Error for Stalled {}
 
 pin_project! {
-    /// `body`, failing with [`Stalled`] when a wait for its next frame passes `timeout`.
+    /// `body`, failing with [`Stalled`] when a wait for its next frame passes `timeout`
+    /// (never, without one).
     pub(crate) struct StallTimeout<B> {
         #[pin]
         body: B,
-        timeout: Duration,
+        timeout: Option<Duration>,
         // Armed while a wait is under way; kept between waits, and reset, so a streaming
         // upload makes one timer, not one per frame.
         #[pin]
@@ -42,7 +43,7 @@ pin_project! {
 }
 
 impl<B> StallTimeout<B> {
-    pub(crate) fn new(body: B, timeout: Duration) -> Self {
+    pub(crate) fn new(body: B, timeout: Option<Duration>) -> Self {
         Self {
             body,
             timeout,
@@ -69,7 +70,10 @@ where
             *this.waiting = false;
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        let deadline = Instant::now() + *this.timeout;
+        let Some(timeout) = *this.timeout else {
+            return Poll::Pending;
+        };
+        let deadline = Instant::now() + timeout;
         match this.sleep.as_mut().as_pin_mut() {
             None => this.sleep.set(Some(tokio::time::sleep_until(deadline))),
             Some(sleep) if !*this.waiting => sleep.reset(deadline),
@@ -119,7 +123,7 @@ mod tests {
     async fn a_frame_at_once_arms_no_timer_and_a_stall_fails_after_the_timeout() {
         let mut body = Box::pin(StallTimeout::new(
             OneThenStall(Some(Bytes::from_static(b"a=1"))),
-            Duration::from_secs(5),
+            Some(Duration::from_secs(5)),
         ));
         let frame = body.frame().await.unwrap().unwrap();
         assert_eq!(frame.into_data().unwrap(), "a=1");
@@ -148,7 +152,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn each_wait_gets_the_whole_timeout() {
         let (tx, rx) = tokio::sync::mpsc::channel(1);
-        let mut body = Box::pin(StallTimeout::new(Fed(rx), Duration::from_secs(5)));
+        let mut body = Box::pin(StallTimeout::new(Fed(rx), Some(Duration::from_secs(5))));
         let feed = tokio::spawn(async move {
             // Three frames 4 s apart: 12 s in all, each wait under the 5 s bound.
             for _ in 0..3 {
