@@ -11,7 +11,8 @@
 #   bench/profile.sh             perf, callgrind and syscalls (not stream)
 #
 # The binary: SHIM=path (no build), else `cargo build --profile profiling` unless NO_BUILD=1. DUR (seconds
-# per measurement, 10), STREAM_MIB (1024), SHIM_WORKERS (`[server] worker_threads`, except in
+# per measurement, 10), CG_PATHS (callgrind's paths: "pass short-circuit pass-post
+# short-circuit-post", the -post ones a 300-byte form POST), STREAM_MIB (1024), SHIM_WORKERS (`[server] worker_threads`, except in
 # callgrind mode, which always uses 1), KEEP=0 (remove the raw data).
 #
 # `perf stat -e instructions` is not supported on this VM (no hardware counters), so perf
@@ -31,6 +32,8 @@ export PATH="$HOME/.cargo/bin:$PATH"
 # Ports (admin listeners on port + 10).
 P_UP=28181; P_NGX=28182; P_PASS=28184; P_SC=28185; P_NGX_SC=28186; P_ST=28188; P_SINK=28189
 P_CG=28164   # callgrind: one shim at a time (pass-through, then short-circuit; shim, then before)
+# callgrind's paths: GETs, and the 300-byte form POST (lib.sh's FORM) as `-post`.
+CG_PATHS="${CG_PATHS:-pass short-circuit pass-post short-circuit-post}"
 
 case "$MODE" in perf | callgrind | syscalls | stream | all) ;; *) die "unknown mode '$MODE'" ;; esac
 command -v perf >/dev/null || [[ "$MODE" == callgrind ]] || die "perf missing (apt-get install linux-perf)"
@@ -74,8 +77,10 @@ perf_one() { # $1 name, $2 port, $3 config
 # lib.sh). callgrind runs a program's threads one at a time, and the dump is the sum over all
 # of them (the workers, the new shim's control thread, tokio's blocking pool); callgrind_all
 # also gives the config `worker_threads = 1`.
-callgrind_one() { # $1 target (shim|before), $2 binary, $3 path (pass|short-circuit), $4 config
+callgrind_one() { # $1 target (shim|before), $2 binary, $3 path (pass|short-circuit[-post]), $4 config
   local name="$1-$3" out="$T/callgrind-$1-$3.out" dump="$T/callgrind-$1-$3.out.1"
+  local WRK_SCRIPT=""
+  [[ "$3" != *-post ]] || WRK_SCRIPT="$T/post.lua"
   callgrind_measure "$name" "$out" $P_CG "http://127.0.0.1:$P_CG$PATH_API" "$2" run --config "$4"
   local reqs=$CG_REQS ir=$CG_IR threads=$CG_THREADS
   printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$3" "$reqs" "$ir" "$threads" >>"$T/cg.tsv"
@@ -96,11 +101,12 @@ callgrind_one() { # $1 target (shim|before), $2 binary, $3 path (pass|short-circ
 callgrind_all() {
   SHIM_WORKERS=1 shim_config $P_CG "" >"$T/cg-pass.toml"
   SHIM_WORKERS=1 shim_config $P_CG "$WINDOW_NOW" >"$T/cg-short-circuit.toml"
+  form_lua "$T/post.lua"
   : >"$T/cg.tsv"; : >"$T/cg-details.md"
   local path
-  for path in pass short-circuit; do
-    callgrind_one shim "$SHIM_BIN" "$path" "$T/cg-$path.toml"
-    [[ -z "$BEFORE_BIN" ]] || callgrind_one before "$BEFORE_BIN" "$path" "$T/cg-$path.toml"
+  for path in $CG_PATHS; do
+    callgrind_one shim "$SHIM_BIN" "$path" "$T/cg-${path%-post}.toml"
+    [[ -z "$BEFORE_BIN" ]] || callgrind_one before "$BEFORE_BIN" "$path" "$T/cg-${path%-post}.toml"
   done
   echo "### callgrind: instructions per request (whole process, all threads summed; worker_threads = 1; wrk -t1 -c8, ${DUR}s after a 3 s warm-up)"
   echo
@@ -120,7 +126,7 @@ if any(t == "before" for t, _ in per):
     print()
     print("| path | shim instr/req | before instr/req | shim / before |")
     print("| --- | ---: | ---: | ---: |")
-    for path in ["pass", "short-circuit"]:
+    for path in ["pass", "short-circuit", "pass-post", "short-circuit-post"]:
         s, b = per.get(("shim", path)), per.get(("before", path))
         if s and b:
             print(f"| {path} | {s:,.0f} | {b:,.0f} | {s / b:.2f}× |")
