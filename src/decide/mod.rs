@@ -122,6 +122,9 @@ pub enum Action {
         rewrite: Rewrite,
         /// The request carries a method-override header, which is not forwarded.
         overridden: bool,
+        /// The request's path, its parameters kept, is canonical as it is: forwarding
+        /// sends it unchanged, without canonicalizing it a second time.
+        canonical: bool,
     },
     /// Answer as the gateway does during maintenance.
     Maintain {
@@ -178,11 +181,14 @@ pub fn action(snapshot: &Snapshot, req: RequestInfo<'_>, now: DateTime<Utc>) -> 
     if method == Method::CONNECT || method == Method::TRACE {
         return Action::Refuse(Refusal::Method);
     }
-    let path = match crate::decide::path::canonicalize(req.path) {
+    let (path, canonical) = match crate::decide::path::canonicalize(req.path) {
         Ok(c) if c.rewritten && config.server.non_canonical_paths == NonCanonicalPaths::Refuse => {
             return Action::Refuse(Refusal::BadPath(Problem::NotCanonical));
         }
-        Ok(c) => c.path,
+        Ok(c) => {
+            let canonical = c.with_params == req.path;
+            (c.path, canonical)
+        }
         Err(problem) => return Action::Refuse(Refusal::BadPath(problem)),
     };
     let Some(route) = snapshot.router.find(method, req.host, &path) else {
@@ -203,6 +209,7 @@ pub fn action(snapshot: &Snapshot, req: RequestInfo<'_>, now: DateTime<Utc>) -> 
         why,
         rewrite: settle_rewrite(snapshot, route, &path, drill, now),
         overridden,
+        canonical,
     };
     if matches!(
         config.routes[route].kind,

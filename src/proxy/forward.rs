@@ -145,7 +145,9 @@ fn head(fwd: &mut Forwarding) -> Result<(), ProxyError> {
     let target = fwd.view.pools[fwd.upstream()].target();
     // As received from the client: `prepare` sets the upstream's.
     let version = fwd.req.version();
-    let canonical = config.server.non_canonical_paths == NonCanonicalPaths::ForwardCanonical;
+    // A path the decision found canonical as it is needs no second look.
+    let canonical =
+        config.server.non_canonical_paths == NonCanonicalPaths::ForwardCanonical && !fwd.canonical;
     prepare(&mut fwd.req, &target.host, &fwd.conn, canonical)?;
     fwd.view.shared.via.append(fwd.req.headers_mut(), version);
     Ok(())

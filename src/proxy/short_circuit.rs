@@ -80,6 +80,7 @@ where
                 why,
                 rewrite,
                 overridden,
+                canonical,
             } => {
                 // The drill header is for the shim; the gateway never sees it. Nor a method
                 // override: the decision was made on the method it names, and the upstream
@@ -99,6 +100,7 @@ where
                     route,
                     rewrite,
                     tap,
+                    canonical,
                 });
                 return ResponseFuture::new(
                     action,
