@@ -125,6 +125,9 @@ pub enum Action {
         /// The request's path, its parameters kept, is canonical as it is: forwarding
         /// sends it unchanged, without canonicalizing it a second time.
         canonical: bool,
+        /// The request carries the drill header (whatever its value), which is not
+        /// forwarded.
+        drilled: bool,
     },
     /// Answer as the gateway does during maintenance.
     Maintain {
@@ -197,7 +200,9 @@ pub fn action(snapshot: &Snapshot, req: RequestInfo<'_>, now: DateTime<Utc>) -> 
     // The client, worked out at most once (it may walk X-Forwarded-For).
     let client = std::cell::OnceCell::new();
     let client = || *client.get_or_init(|| client_ip(req, &config.drill.trusted_proxies));
-    let drill = drill_header(req.headers, &config.drill.header).filter(|_| {
+    let drill_line = req.headers.get(&config.drill.header);
+    let drilled = drill_line.is_some();
+    let drill = drill_line.and_then(drill_value).filter(|_| {
         config
             .drill
             .header_clients
@@ -210,6 +215,7 @@ pub fn action(snapshot: &Snapshot, req: RequestInfo<'_>, now: DateTime<Utc>) -> 
         rewrite: settle_rewrite(snapshot, route, &path, drill, now),
         overridden,
         canonical,
+        drilled,
     };
     if matches!(
         config.routes[route].kind,
@@ -294,7 +300,12 @@ pub enum DrillValue {
 /// Reads the drill header (case-insensitive values).
 #[must_use]
 pub fn drill_header(headers: &HeaderMap, name: &http::HeaderName) -> Option<DrillValue> {
-    let value = headers.get(name)?.as_bytes();
+    drill_value(headers.get(name)?)
+}
+
+/// The drill header's value (case-insensitive), if it is one of the four.
+fn drill_value(value: &http::HeaderValue) -> Option<DrillValue> {
+    let value = value.as_bytes();
     [
         (b"maintenance".as_slice(), DrillValue::Maintenance),
         (b"pass", DrillValue::Pass),

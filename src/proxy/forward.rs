@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, Entry, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Request, Response, Uri, Version};
 
@@ -337,24 +337,31 @@ fn only_keep_alive(headers: &HeaderMap) -> bool {
     }
 }
 
-/// Adds the peer to `X-Forwarded-For`, folding several lines into one list.
+/// Adds the peer to `X-Forwarded-For`, folding several lines into one list. One lookup
+/// of the field, whether the request has it or not.
 fn append_forwarded_for(headers: &mut HeaderMap, peer: &HeaderValue) {
-    let mut prior = headers
-        .get_all(X_FORWARDED_FOR)
+    let mut lines = match headers.entry(X_FORWARDED_FOR) {
+        Entry::Vacant(vacant) => {
+            vacant.insert(peer.clone());
+            return;
+        }
+        Entry::Occupied(lines) => lines,
+    };
+    let mut prior = lines
         .iter()
         .filter_map(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .peekable();
     if prior.peek().is_none() {
-        headers.insert(X_FORWARDED_FOR, peer.clone());
+        lines.insert(peer.clone());
         return;
     }
     let mut value = prior.collect::<Vec<_>>().join(", ");
     value.push_str(", ");
     value.push_str(peer.to_str().unwrap_or("unknown"));
     if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert(X_FORWARDED_FOR, value);
+        lines.insert(value);
     }
 }
 
