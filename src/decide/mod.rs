@@ -122,6 +122,12 @@ pub enum Action {
         rewrite: Rewrite,
         /// The request carries a method-override header, which is not forwarded.
         overridden: bool,
+        /// The request's path, its parameters kept, is canonical as it is: forwarding
+        /// sends it unchanged, without canonicalizing it a second time.
+        canonical: bool,
+        /// The request carries the drill header (whatever its value), which is not
+        /// forwarded.
+        drilled: bool,
     },
     /// Answer as the gateway does during maintenance.
     Maintain {
@@ -178,11 +184,14 @@ pub fn action(snapshot: &Snapshot, req: RequestInfo<'_>, now: DateTime<Utc>) -> 
     if method == Method::CONNECT || method == Method::TRACE {
         return Action::Refuse(Refusal::Method);
     }
-    let path = match crate::decide::path::canonicalize(req.path) {
+    let (path, canonical) = match crate::decide::path::canonicalize(req.path) {
         Ok(c) if c.rewritten && config.server.non_canonical_paths == NonCanonicalPaths::Refuse => {
             return Action::Refuse(Refusal::BadPath(Problem::NotCanonical));
         }
-        Ok(c) => c.path,
+        Ok(c) => {
+            let canonical = c.with_params == req.path;
+            (c.path, canonical)
+        }
         Err(problem) => return Action::Refuse(Refusal::BadPath(problem)),
     };
     let Some(route) = snapshot.router.find(method, req.host, &path) else {
@@ -191,7 +200,9 @@ pub fn action(snapshot: &Snapshot, req: RequestInfo<'_>, now: DateTime<Utc>) -> 
     // The client, worked out at most once (it may walk X-Forwarded-For).
     let client = std::cell::OnceCell::new();
     let client = || *client.get_or_init(|| client_ip(req, &config.drill.trusted_proxies));
-    let drill = drill_header(req.headers, &config.drill.header).filter(|_| {
+    let drill_line = req.headers.get(&config.drill.header);
+    let drilled = drill_line.is_some();
+    let drill = drill_line.and_then(drill_value).filter(|_| {
         config
             .drill
             .header_clients
@@ -203,6 +214,8 @@ pub fn action(snapshot: &Snapshot, req: RequestInfo<'_>, now: DateTime<Utc>) -> 
         why,
         rewrite: settle_rewrite(snapshot, route, &path, drill, now),
         overridden,
+        canonical,
+        drilled,
     };
     if matches!(
         config.routes[route].kind,
@@ -287,7 +300,12 @@ pub enum DrillValue {
 /// Reads the drill header (case-insensitive values).
 #[must_use]
 pub fn drill_header(headers: &HeaderMap, name: &http::HeaderName) -> Option<DrillValue> {
-    let value = headers.get(name)?.as_bytes();
+    drill_value(headers.get(name)?)
+}
+
+/// The drill header's value (case-insensitive), if it is one of the four.
+fn drill_value(value: &http::HeaderValue) -> Option<DrillValue> {
+    let value = value.as_bytes();
     [
         (b"maintenance".as_slice(), DrillValue::Maintenance),
         (b"pass", DrillValue::Pass),

@@ -185,7 +185,7 @@ impl Service<Forwarding> for StandInUpstream {
                 .config
                 .response_timeout;
             let req = forward::outbound(fwd).await?;
-            let (parts, body) = req.req.into_parts();
+            let (parts, body) = req.into_parts();
             let body = body
                 .collect()
                 .await

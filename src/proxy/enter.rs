@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use http::header::{CONNECTION, HeaderName, HeaderValue};
+use http::header::{CONNECTION, Entry, HeaderName, HeaderValue};
 use http::{Request, Response, Version};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
@@ -81,13 +81,10 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let id = match req.headers().get(X_REQUEST_ID) {
-            Some(id) => id.clone(),
-            None => {
-                let id = self.worker.next_request_id();
-                req.headers_mut().insert(X_REQUEST_ID, id.clone());
-                id
-            }
+        // One lookup of the field, whether the client sent it or not.
+        let id = match req.headers_mut().entry(X_REQUEST_ID) {
+            Entry::Occupied(id) => id.get().clone(),
+            Entry::Vacant(slot) => slot.insert(self.worker.next_request_id()).clone(),
         };
         let version = req.version();
         let call = Call {
@@ -142,14 +139,14 @@ fn render(answer: Answer, id: HeaderValue, version: Version) -> Response<ProxyBo
         ..
     } = answer;
     let headers = response.headers_mut();
-    match headers.get_mut(X_REQUEST_ID) {
+    match headers.entry(X_REQUEST_ID) {
         // The slot a cached answer keeps for the id (`View::maintenance_answer`): filled in
         // place, the header map does not grow.
-        Some(slot) if slot.is_empty() => *slot = id,
+        Entry::Occupied(mut slot) if slot.get().is_empty() => *slot.get_mut() = id,
         // An upstream's own id is left as it is, as tower-http's layer leaves it.
-        Some(_) => {}
-        None => {
-            headers.insert(X_REQUEST_ID, id);
+        Entry::Occupied(_) => {}
+        Entry::Vacant(slot) => {
+            slot.insert(id);
         }
     }
     if close && version <= Version::HTTP_11 {

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, Entry, HeaderMap, HeaderName, HeaderValue, OccupiedEntry};
 use http::uri::PathAndQuery;
 use http::{Request, Response, Uri, Version};
 
@@ -53,13 +53,16 @@ impl tower::Service<Forwarding> for Forward {
     }
 }
 
-async fn forward(fwd: Forwarding) -> Result<Response<ProxyBody>, ProxyError> {
+async fn forward(mut fwd: Forwarding) -> Result<Response<ProxyBody>, ProxyError> {
+    read_form(&mut fwd).await?;
+    head(&mut fwd)?;
     let upstream = fwd.upstream();
-    let Outbound {
+    let Forwarding {
         mut req,
         view,
         conn,
-    } = outbound(fwd).await?;
+        ..
+    } = fwd;
     let pool = &view.pools[upstream];
     let target = pool.target();
     let sent = Instant::now();
@@ -96,56 +99,58 @@ async fn forward(fwd: Forwarding) -> Result<Response<ProxyBody>, ProxyError> {
     Ok(response.map(ProxyBody::Upstream))
 }
 
-/// A request as it goes upstream, with what sending it needs.
-#[derive(Debug)]
-pub(crate) struct Outbound {
-    /// The upstream's request: its head rewritten, marked with `Via`.
-    pub(crate) req: Request<UpstreamBody>,
-    /// The config it is served on.
-    pub(crate) view: Arc<crate::proxy::worker::View>,
-    /// The client connection.
-    pub(crate) conn: Arc<Conn>,
-}
-
 /// The request the upstream gets for `fwd`: a form body read whole first (see below), the
 /// head rewritten for the upstream and marked with this process's `Via`. `explain` shows
 /// what this makes.
 ///
 /// # Errors
 /// The body read whole failed (400, 408, 413, 499), or the target cannot be forwarded.
-pub(crate) async fn outbound(fwd: Forwarding) -> Result<Outbound, ProxyError> {
-    let upstream = fwd.upstream();
-    let Forwarding {
-        mut req,
-        view,
-        conn,
-        route,
-        ..
-    } = fwd;
-    let config = &view.loaded.snapshot.config;
-    if reads_whole(config.routes[route].kind)
+pub(crate) async fn outbound(mut fwd: Forwarding) -> Result<Request<UpstreamBody>, ProxyError> {
+    read_form(&mut fwd).await?;
+    head(&mut fwd)?;
+    Ok(fwd.req)
+}
+
+/// Reads a form body whole, in place, before an upstream connection is taken: forms are a
+/// few KB, and a client that drips its body then holds no connection (it would hold one
+/// for as long as it likes). The whole body within `body_read_timeout`. Any other body is
+/// left to stream. (A future of its own, borrowing the request, so that the forward's
+/// future, moved whole into its box, does not carry this one's state as well.)
+///
+/// # Errors
+/// The body read whole failed (400, 408, 413, 499).
+async fn read_form(fwd: &mut Forwarding) -> Result<(), ProxyError> {
+    let config = &fwd.view.loaded.snapshot.config;
+    if reads_whole(config.routes[fwd.route].kind)
         && matches!(
-            req.body(),
+            fwd.req.body(),
             UpstreamBody::Stream { .. } | UpstreamBody::Tapped { .. }
         )
-        && !http_body::Body::is_end_stream(req.body())
+        && !http_body::Body::is_end_stream(fwd.req.body())
     {
-        // Forms of a few KB: read whole before an upstream connection is taken, so a client
-        // that drips its body holds none (it would hold one for as long as it likes). The
-        // whole body within body_read_timeout.
-        let body = std::mem::replace(req.body_mut(), UpstreamBody::full(Bytes::new()));
-        *req.body_mut() =
-            UpstreamBody::full(read_whole(body, config.server.body_read_timeout).await?);
+        let within = config.server.body_read_timeout;
+        let body = std::mem::replace(fwd.req.body_mut(), UpstreamBody::full(Bytes::new()));
+        *fwd.req.body_mut() = UpstreamBody::full(read_whole(body, within).await?);
     }
-    let target = view.pools[upstream].target();
-    let (mut parts, body) = req.into_parts();
+    Ok(())
+}
+
+/// Rewrites `fwd`'s request head, in place, for the upstream (its body already read whole
+/// if it is a form), and marks it with this process's `Via`.
+///
+/// # Errors
+/// The target cannot be forwarded.
+fn head(fwd: &mut Forwarding) -> Result<(), ProxyError> {
+    let config = &fwd.view.loaded.snapshot.config;
+    let target = fwd.view.pools[fwd.upstream()].target();
     // As received from the client: `prepare` sets the upstream's.
-    let version = parts.version;
-    let canonical = config.server.non_canonical_paths == NonCanonicalPaths::ForwardCanonical;
-    prepare(&mut parts, &target.host, &conn, canonical)?;
-    view.shared.via.append(&mut parts.headers, version);
-    let req = Request::from_parts(parts, body);
-    Ok(Outbound { req, view, conn })
+    let version = fwd.req.version();
+    // A path the decision found canonical as it is needs no second look.
+    let canonical =
+        config.server.non_canonical_paths == NonCanonicalPaths::ForwardCanonical && !fwd.canonical;
+    prepare(&mut fwd.req, &target.host, &fwd.conn, canonical)?;
+    fwd.view.shared.via.append(fwd.req.headers_mut(), version);
+    Ok(())
 }
 
 /// Whether requests on a route of `kind` have their body read whole before they are sent:
@@ -191,19 +196,18 @@ async fn read_whole(body: UpstreamBody, within: std::time::Duration) -> Result<B
 /// path when `canonical`, path parameters kept), HTTP/1.1, no hop-by-hop fields, `Host` of
 /// the upstream, `X-Forwarded-*`. (The caller adds `Via`.)
 fn prepare(
-    parts: &mut http::request::Parts,
+    req: &mut Request<UpstreamBody>,
     host: &HeaderValue,
     conn: &Conn,
     canonical: bool,
 ) -> Result<(), ProxyError> {
-    let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
-        parts
-            .uri
+    let original_host = req.headers().get(header::HOST).cloned().or_else(|| {
+        req.uri()
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
-    let mut path_and_query = parts
-        .uri
+    let mut path_and_query = req
+        .uri()
         .path_and_query()
         .cloned()
         .ok_or(ProxyError::BadRequest)?;
@@ -217,10 +221,10 @@ fn prepare(
         };
         path_and_query = PathAndQuery::try_from(rebuilt).map_err(|_| ProxyError::BadRequest)?;
     }
-    parts.uri = Uri::from(path_and_query);
+    *req.uri_mut() = Uri::from(path_and_query);
     // The upstream connection's version is the pool's business, not the client's.
-    parts.version = Version::HTTP_11;
-    let headers = &mut parts.headers;
+    *req.version_mut() = Version::HTTP_11;
+    let headers = req.headers_mut();
     strip_hop_by_hop(headers);
     headers.insert(header::HOST, host.clone());
     append_forwarded_for(headers, &conn.forwarded_for);
@@ -280,7 +284,7 @@ fn removed_anyway(option: &str) -> bool {
 /// Removes hop-by-hop fields and every field named in `Connection`. One look at each field
 /// name; most requests have none of them, and then nothing else is done. Nothing is
 /// allocated, and the usual `Connection: keep-alive` of an upstream's response (this runs
-/// on every pass-through) costs one lookup and one removal: the options that name
+/// on every pass-through) costs one lookup, which also removes it: the options that name
 /// hop-by-hop fields need no removal of their own, and known names are removed by their
 /// `HeaderName`, never parsed from a string.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -293,7 +297,15 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if present == 0 {
         return;
     }
-    if present & 1 != 0 && !only_keep_alive(headers) {
+    if present & 1 != 0
+        && let Entry::Occupied(lines) = headers.entry(header::CONNECTION)
+        && only_keep_alive(&lines)
+    {
+        // Read and removed with the one lookup.
+        lines.remove();
+        present &= !1;
+    }
+    if present & 1 != 0 {
         // The names each `Connection` line lists. A value is a handle on the parsed bytes
         // (no copy); the lines stay in place until every one has been read.
         let mut line = 0;
@@ -322,8 +334,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Whether the message's one `Connection` line is `keep-alive` or `close`, as an upstream's
 /// answer almost always is: no other field to remove, and nothing to parse (about 450
 /// instructions of each pass-through, callgrind).
-fn only_keep_alive(headers: &HeaderMap) -> bool {
-    let mut lines = headers.get_all(header::CONNECTION).iter();
+fn only_keep_alive(lines: &OccupiedEntry<'_, HeaderValue>) -> bool {
+    let mut lines = lines.iter();
     match (lines.next(), lines.next()) {
         (Some(line), None) => {
             let line = line.as_bytes();
@@ -333,24 +345,31 @@ fn only_keep_alive(headers: &HeaderMap) -> bool {
     }
 }
 
-/// Adds the peer to `X-Forwarded-For`, folding several lines into one list.
+/// Adds the peer to `X-Forwarded-For`, folding several lines into one list. One lookup
+/// of the field, whether the request has it or not.
 fn append_forwarded_for(headers: &mut HeaderMap, peer: &HeaderValue) {
-    let mut prior = headers
-        .get_all(X_FORWARDED_FOR)
+    let mut lines = match headers.entry(X_FORWARDED_FOR) {
+        Entry::Vacant(vacant) => {
+            vacant.insert(peer.clone());
+            return;
+        }
+        Entry::Occupied(lines) => lines,
+    };
+    let mut prior = lines
         .iter()
         .filter_map(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .peekable();
     if prior.peek().is_none() {
-        headers.insert(X_FORWARDED_FOR, peer.clone());
+        lines.insert(peer.clone());
         return;
     }
     let mut value = prior.collect::<Vec<_>>().join(", ");
     value.push_str(", ");
     value.push_str(peer.to_str().unwrap_or("unknown"));
     if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert(X_FORWARDED_FOR, value);
+        lines.insert(value);
     }
 }
 

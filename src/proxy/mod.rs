@@ -87,6 +87,9 @@ pub(crate) struct Forwarding<B = UpstreamBody> {
     /// The drill journal's capture, when it reads the request body (taken by [`limit`],
     /// which puts it in the body).
     pub(crate) tap: Option<Arc<Capture>>,
+    /// The request's path is canonical as it is (the decision found it so): the forward
+    /// step need not canonicalize it again.
+    pub(crate) canonical: bool,
 }
 
 impl<B> Forwarding<B> {
@@ -106,6 +109,7 @@ impl<B> Forwarding<B> {
             route: self.route,
             rewrite: self.rewrite,
             tap: self.tap,
+            canonical: self.canonical,
         }
     }
 }

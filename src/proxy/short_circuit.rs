@@ -80,12 +80,16 @@ where
                 why,
                 rewrite,
                 overridden,
+                canonical,
+                drilled,
             } => {
                 // The drill header is for the shim; the gateway never sees it. Nor a method
                 // override: the decision was made on the method it names, and the upstream
                 // must not act as if it were another.
                 let headers = req.headers_mut();
-                headers.remove(&config.drill.header);
+                if drilled {
+                    headers.remove(&config.drill.header);
+                }
                 if overridden {
                     for name in &crate::decide::OVERRIDES {
                         headers.remove(name);
@@ -99,6 +103,7 @@ where
                     route,
                     rewrite,
                     tap,
+                    canonical,
                 });
                 return ResponseFuture::new(
                     action,

@@ -35,9 +35,10 @@ pin_project! {
         body: B,
         timeout: Option<Duration>,
         // Armed while a wait is under way; kept between waits, and reset, so a streaming
-        // upload makes one timer, not one per frame.
-        #[pin]
-        sleep: Option<Sleep>,
+        // upload makes one timer, not one per frame. Boxed: most bodies never arm it, and
+        // every move of the request upstream (through the layers and hyper's client
+        // channel) would otherwise carry the timer's room too.
+        sleep: Option<Pin<Box<Sleep>>>,
         waiting: bool,
     }
 }
@@ -65,7 +66,7 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let mut this = self.project();
+        let this = self.project();
         if let Poll::Ready(frame) = this.body.poll_frame(cx) {
             *this.waiting = false;
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
@@ -74,16 +75,19 @@ where
             return Poll::Pending;
         };
         let deadline = Instant::now() + timeout;
-        match this.sleep.as_mut().as_pin_mut() {
-            None => this.sleep.set(Some(tokio::time::sleep_until(deadline))),
-            Some(sleep) if !*this.waiting => sleep.reset(deadline),
-            Some(_) => {}
-        }
-        *this.waiting = true;
-        let Some(sleep) = this.sleep.as_pin_mut() else {
-            unreachable!("armed above")
+        let sleep = match this.sleep {
+            None => this
+                .sleep
+                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+            Some(sleep) => {
+                if !*this.waiting {
+                    sleep.as_mut().reset(deadline);
+                }
+                sleep
+            }
         };
-        ready!(sleep.poll(cx));
+        *this.waiting = true;
+        ready!(sleep.as_mut().poll(cx));
         Poll::Ready(Some(Err(Box::new(Stalled))))
     }
 

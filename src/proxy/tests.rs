@@ -225,6 +225,7 @@ fn forwarding(
         route: 0,
         rewrite,
         tap: None,
+        canonical: false,
     }
 }
 
