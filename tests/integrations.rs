@@ -462,7 +462,10 @@ async fn the_modal_library_issues_a_token_into_webcollect_token_and_calls_back_o
         let posted: String = tab
             .eval_across_navigation(
                 "the order page",
-                "(e => e && e.textContent)(document.getElementById('received'))",
+                // Once the order page has loaded whole: read mid-parse, the `<pre>` can
+                // be there with its text still to come (seen once under load).
+                "(e => document.readyState === 'complete' && e ? e.textContent : null)\
+                 (document.getElementById('received'))",
             )
             .await;
         let fields = form_fields(&posted);
