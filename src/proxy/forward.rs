@@ -146,9 +146,9 @@ fn head(fwd: &mut Forwarding) -> Result<(), ProxyError> {
     // As received from the client: `prepare` sets the upstream's.
     let version = fwd.req.version();
     // A path the decision found canonical as it is needs no second look.
-    let canonical =
+    let make_canonical =
         config.server.non_canonical_paths == NonCanonicalPaths::ForwardCanonical && !fwd.canonical;
-    prepare(&mut fwd.req, &target.host, &fwd.conn, canonical)?;
+    prepare(&mut fwd.req, &target.host, &fwd.conn, make_canonical)?;
     fwd.view.shared.via.append(fwd.req.headers_mut(), version);
     Ok(())
 }
@@ -193,13 +193,13 @@ async fn read_whole(body: UpstreamBody, within: std::time::Duration) -> Result<B
 }
 
 /// Turns the client's request head into the upstream's: origin-form target (the canonical
-/// path when `canonical`, path parameters kept), HTTP/1.1, no hop-by-hop fields, `Host` of
+/// path when `make_canonical`, path parameters kept), HTTP/1.1, no hop-by-hop fields, `Host` of
 /// the upstream, `X-Forwarded-*`. (The caller adds `Via`.)
 fn prepare(
     req: &mut Request<UpstreamBody>,
     host: &HeaderValue,
     conn: &Conn,
-    canonical: bool,
+    make_canonical: bool,
 ) -> Result<(), ProxyError> {
     let original_host = req.headers().get(header::HOST).cloned().or_else(|| {
         req.uri()
@@ -211,7 +211,7 @@ fn prepare(
         .path_and_query()
         .cloned()
         .ok_or(ProxyError::BadRequest)?;
-    if canonical
+    if make_canonical
         && let Ok(c) = crate::decide::path::canonicalize(path_and_query.path())
         && c.with_params != path_and_query.path()
     {
