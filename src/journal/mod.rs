@@ -1,6 +1,6 @@
 //! The drill journal: while recording is on (`[report]`), one `Record` per request on an
 //! `api`, `page`, `token_js` or `notification` route, whatever its outcome. The request
-//! path only fills a `capture::Capture` and offers it to a bounded queue (never waiting:
+//! path only fills a `capture::Capture` and pushes it onto a bounded queue (never waiting:
 //! a full queue drops and counts); one writer thread parses the bodies' starts and appends
 //! in batches to the `store::Store`: SQLite under `state_dir`, memory otherwise. Reports
 //! (`report`) are built from what it holds.
@@ -15,9 +15,10 @@ pub(crate) mod sqlite;
 pub(crate) mod store;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -33,10 +34,11 @@ use capture::{Capture, Entry, Head};
 use store::{Batch, DrillEvent, DrillSpan, Gap, Store, StoreError};
 
 /// How many finished requests may wait for the writer; past it they are dropped and counted.
-/// An entry is about 470 bytes, held in the queue itself: under 4 MiB.
+/// An entry is about 470 bytes, held in the queue itself: under 4 MiB (twice that with the
+/// writer's spare).
 pub(crate) const QUEUE: usize = 8 * 1024;
 
-/// Largest batch written at once.
+/// A batch this large is written at once, without waiting for [`FLUSH_EVERY`].
 const BATCH: usize = 1024;
 
 /// How long a record may wait in a batch before it is written.
@@ -59,8 +61,8 @@ pub struct Journal {
 }
 
 struct Inner {
-    /// The writer's queue. The request path only ever `try_send`s on it.
-    sender: SyncSender<Msg>,
+    /// The writer's queue.
+    queue: Arc<Queue>,
     store: Arc<dyn Store>,
     replica: String,
     real_clock: SharedClock,
@@ -83,14 +85,42 @@ impl std::fmt::Debug for Journal {
     }
 }
 
-// Entries travel by value: boxing one would allocate on the worker thread and free on the
-// writer's, which costs the worker's allocator more than the copy (callgrind).
-#[allow(clippy::large_enum_variant)]
-enum Msg {
-    Entry(Entry),
-    /// Drill changes are waiting in `Inner::drills`.
-    Drills,
-    Flush(SyncSender<()>),
+/// What waits for the writer thread. Finished requests wait in one `Vec` that the writer
+/// swaps for its empty spare whenever it takes them: a request pays one uncontended lock
+/// and one move of its entry. A channel (`std::sync::mpsc`) cost it the send's slot
+/// protocol and two more moves, and the writer a receive per entry (callgrind). Entries
+/// travel by value: boxing one would allocate on the worker thread and free on the
+/// writer's, which costs the worker's allocator more than the copy.
+#[derive(Default)]
+struct Queue {
+    entries: Mutex<Vec<Entry>>,
+    /// Flushes asked for, answered once what was queued before them is written.
+    flushes: Mutex<Vec<SyncSender<()>>>,
+    /// The writer sleeps until a record arrives: the first one of a quiet spell wakes it.
+    /// While it naps between takes, nobody does.
+    idle: AtomicBool,
+    /// The last handle is gone: write what is queued and end.
+    closed: AtomicBool,
+    writer: OnceLock<Thread>,
+}
+
+impl Queue {
+    fn entries(&self) -> MutexGuard<'_, Vec<Entry>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wake(&self) {
+        if let Some(writer) = self.writer.get() {
+            writer.unpark();
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.queue.closed.store(true, Ordering::SeqCst);
+        self.queue.wake();
+    }
 }
 
 /// Retention, as `[report]` sets it.
@@ -153,9 +183,9 @@ impl Journal {
         metrics: &crate::metrics::Metrics,
         retention: Retention,
     ) -> Self {
-        let (sender, receiver) = mpsc::sync_channel(QUEUE);
+        let queue = Arc::new(Queue::default());
         let inner = Arc::new(Inner {
-            sender,
+            queue: queue.clone(),
             store,
             one_clock: Arc::ptr_eq(&clock, &real_clock),
             replica: replica.to_string(),
@@ -166,6 +196,7 @@ impl Journal {
             dropped: metrics.journal_dropped.clone(),
         });
         let writer = Writer {
+            queue: queue.clone(),
             journal: Arc::downgrade(&inner),
             store: inner.store.clone(),
             replica: inner.replica.clone(),
@@ -173,13 +204,17 @@ impl Journal {
             dropped: metrics.journal_dropped.clone(),
             retention,
         };
-        // Detached: it ends when the last handle (and so the queue's sender) is dropped,
-        // after writing what was queued.
-        if let Err(err) = std::thread::Builder::new()
+        // Detached: it ends when the last handle is dropped, after writing what was queued.
+        match std::thread::Builder::new()
             .name("journal".into())
-            .spawn(move || writer.run(&receiver))
+            .spawn(move || writer.run())
         {
-            tracing::error!(error = %err, "Cannot start the drill journal's writer; nothing will be recorded.");
+            Ok(handle) => {
+                let _ = queue.writer.set(handle.thread().clone());
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "Cannot start the drill journal's writer; nothing will be recorded.");
+            }
         }
         Self { inner }
     }
@@ -276,11 +311,22 @@ impl Journal {
         ))
     }
 
-    /// Queues a finished request; never waits. A full queue drops it and counts the drop.
+    /// Queues a finished request; never waits (but for the queue's lock, which the writer
+    /// holds only to swap it). A full queue drops it and counts the drop.
     pub(crate) fn submit(&self, entry: Entry) {
-        if self.inner.sender.try_send(Msg::Entry(entry)).is_err() {
+        let queue = &*self.inner.queue;
+        let mut entries = queue.entries();
+        if entries.len() >= QUEUE {
+            drop(entries);
             self.inner.unrecorded.fetch_add(1, Ordering::Relaxed);
             self.inner.dropped.inc();
+            return;
+        }
+        let first = entries.is_empty();
+        entries.push(entry);
+        drop(entries);
+        if first && queue.idle.swap(false, Ordering::SeqCst) {
+            queue.wake();
         }
     }
 
@@ -310,8 +356,7 @@ impl Journal {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(event);
-        // A full queue wakes the writer anyway, soon.
-        let _ = self.inner.sender.try_send(Msg::Drills);
+        self.inner.queue.wake();
     }
 
     /// Waits (at most `timeout`) until everything queued so far is written. False when it
@@ -319,7 +364,14 @@ impl Journal {
     /// slow.
     pub(crate) fn flush(&self, timeout: Duration) -> bool {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.inner.sender.try_send(Msg::Flush(tx)).is_ok() && rx.recv_timeout(timeout).is_ok()
+        let queue = &*self.inner.queue;
+        queue
+            .flushes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(tx);
+        queue.wake();
+        rx.recv_timeout(timeout).is_ok()
     }
 
     /// Records with a drill time in `[from, to)`, and how many were lost in that span.
@@ -351,6 +403,7 @@ impl Journal {
 
 /// The writer thread's side.
 struct Writer {
+    queue: Arc<Queue>,
     journal: std::sync::Weak<Inner>,
     store: Arc<dyn Store>,
     replica: String,
@@ -360,45 +413,40 @@ struct Writer {
 }
 
 impl Writer {
-    /// Waits for the first message of a quiet spell; while records are waiting, naps
-    /// [`DRAIN_EVERY`] and takes everything queued meanwhile. Blocking on the queue for each
-    /// message made every request wake this thread: the wake, the waker registration and
-    /// the timed wait cost the request path's process about 2,900 instructions per
-    /// short-circuited request, more than recording it (callgrind, `bench/profile.sh`).
-    /// A flush or a drill change waits for the nap at most.
-    fn run(self, receiver: &Receiver<Msg>) {
+    /// Sleeps until the first record of a quiet spell; while records are waiting, naps
+    /// [`DRAIN_EVERY`] and takes everything queued meanwhile. Waking for each record made
+    /// every request wake this thread: the wake, the waker registration and the timed wait
+    /// cost the request path's process about 2,900 instructions per short-circuited
+    /// request, more than recording it (callgrind, `bench/profile.sh`). A flush, a drill
+    /// change and the last handle's drop wake it at once.
+    fn run(self) {
+        let queue = &*self.queue;
         let mut batch = Batch::default();
+        let mut spare: Vec<Entry> = Vec::new();
         let mut flushes = Vec::new();
         let mut oldest: Option<Instant> = None;
         let mut pruned = Instant::now();
         let mut texts = record::Texts::new(&self.replica);
         loop {
-            let mut done = false;
-            let mut got = false;
-            let mut take = |msg, batch: &mut Batch| {
-                got = true;
-                match msg {
-                    Msg::Entry(entry) => batch.records.push(texts.record(entry)),
-                    Msg::Drills => {}
-                    Msg::Flush(reply) => flushes.push(reply),
-                }
-            };
             if oldest.is_none() {
-                match receiver.recv_timeout(FLUSH_EVERY) {
-                    Ok(msg) => take(msg, &mut batch),
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => done = true,
+                // Idle first, then look: a record queued in between is seen here, or wakes
+                // the park (an unpark before it makes it return at once).
+                queue.idle.store(true, Ordering::SeqCst);
+                if queue.entries().is_empty() {
+                    std::thread::park_timeout(FLUSH_EVERY);
                 }
+                queue.idle.store(false, Ordering::SeqCst);
             } else {
                 std::thread::park_timeout(DRAIN_EVERY);
             }
-            while !done && batch.records.len() < BATCH {
-                match receiver.try_recv() {
-                    Ok(msg) => take(msg, &mut batch),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => done = true,
-                }
-            }
+            // Flushes first: what was queued before one is in the take that follows.
+            flushes.append(&mut queue.flushes.lock().unwrap_or_else(PoisonError::into_inner));
+            let done = queue.closed.load(Ordering::SeqCst);
+            std::mem::swap(&mut *queue.entries(), &mut spare);
+            let got = !spare.is_empty() || self.drills_waiting();
+            batch
+                .records
+                .extend(spare.drain(..).map(|entry| texts.record(entry)));
             if got {
                 oldest.get_or_insert_with(Instant::now);
             }
@@ -422,6 +470,17 @@ impl Writer {
                 self.prune();
             }
         }
+    }
+
+    /// Drill changes wait to be written.
+    fn drills_waiting(&self) -> bool {
+        self.journal.upgrade().is_some_and(|journal| {
+            !journal
+                .drills
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_empty()
+        })
     }
 
     fn write(&self, batch: &mut Batch) {
