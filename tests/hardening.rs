@@ -887,3 +887,35 @@ async fn finding_1_one_clients_http2_streams_take_at_most_max_upstream_per_clien
         peak.load(Ordering::SeqCst)
     );
 }
+
+/// Durations have no upper bound in the config. A deadline past what the clock can hold
+/// used to panic the request (`Instant + Duration`): each timeout on the request path, the
+/// pool's connect wait, the response deadline and a streamed body's stall bound, waits as
+/// long as the clock goes instead.
+#[tokio::test]
+async fn timeouts_past_the_clocks_range_wait_instead_of_panicking() {
+    let upstream = Upstream::fixed("OK").await;
+    let forever = "\"18446744073709551615s\"";
+    let toml = probe_config(&upstream.url(), &format!("body_read_timeout = {forever}"))
+        .replace(
+            "connect_timeout = \"1s\"",
+            &format!("connect_timeout = {forever}"),
+        )
+        .replace(
+            "response_timeout = \"2s\"",
+            &format!("response_timeout = {forever}"),
+        );
+    assert!(toml.contains(&format!("response_timeout = {forever}")));
+    let shim = TestShim::start(&toml, t(BEFORE)).await;
+    // An API form, read whole; then a streamed body that stalls between its chunks.
+    let res = raw(shim.addr, &post("/api/tradeInfo", "function_div=E04")).await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    let mut conn = RawConn::connect(shim.addr).await;
+    conn.send(b"POST /static/up HTTP/1.1\r\nHost: s\r\nContent-Length: 8\r\n\r\nabcd")
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    conn.send(b"efgh").await;
+    let res = conn.read_response().await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(upstream.seen().len(), 2);
+}

@@ -188,6 +188,18 @@ pub(crate) fn into_response(canned: Canned) -> Response<ProxyBody> {
     response
 }
 
+/// `wait` after `start`, or as far as the clock goes: durations in the config have no upper
+/// bound, and `Instant + Duration` panics past it (as `tokio::time::timeout` does not).
+#[must_use]
+pub(crate) fn deadline(
+    start: tokio::time::Instant,
+    wait: std::time::Duration,
+) -> tokio::time::Instant {
+    start
+        .checked_add(wait)
+        .unwrap_or_else(|| start + std::time::Duration::from_secs(86_400 * 365 * 30))
+}
+
 /// The merchant-facing service for one client connection served by `worker`, like
 /// tower-http's `fn app()`: it takes any request body, so a test sends a request with
 /// `oneshot` and no socket. `forward` is the step that sends a request upstream:

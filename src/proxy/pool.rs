@@ -101,7 +101,7 @@ impl Pool {
     pub(crate) async fn acquire(&self) -> Result<Pooled, ConnectError> {
         let limit = &self.target.limit;
         let wait = self.target.config.connect_timeout;
-        let deadline = Instant::now() + wait;
+        let deadline = super::deadline(Instant::now(), wait);
         loop {
             if let Some(conn) = self.reuse().await {
                 return Ok(conn);

@@ -74,7 +74,7 @@ where
         let Some(timeout) = *this.timeout else {
             return Poll::Pending;
         };
-        let deadline = Instant::now() + timeout;
+        let deadline = super::deadline(Instant::now(), timeout);
         let sleep = match this.sleep {
             None => this
                 .sleep
