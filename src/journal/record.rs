@@ -85,12 +85,11 @@ impl Record {
 #[derive(Debug)]
 pub(crate) struct Texts {
     replica: Text,
-    /// The config the last record was decided on, with its routes' ids and services.
+    /// The config the last record was decided on, with its routes' ids, services and kinds.
     routes: Option<Routes>,
-    kinds: Vec<Text>,
-    methods: Vec<Text>,
-    decisions: Vec<Text>,
-    errors: Vec<Text>,
+    methods: Vec<(http::Method, Text)>,
+    decisions: Labels,
+    errors: Labels,
 }
 
 impl Texts {
@@ -100,10 +99,9 @@ impl Texts {
         Self {
             replica: replica.into(),
             routes: None,
-            kinds: Vec::new(),
             methods: Vec::new(),
-            decisions: Vec::new(),
-            errors: Vec::new(),
+            decisions: Labels::default(),
+            errors: Labels::default(),
         }
     }
 
@@ -116,8 +114,7 @@ impl Texts {
             form,
             codes: (return_code, error_code),
         } = entry;
-        let (route, service) = self.route(&head.config, head.route);
-        let kind = head.config.routes[head.route].kind.as_str();
+        let (route, service, kind) = self.route(&head.config, head.route);
         let text = |v: Option<fields::Value>| v.map(|v| v.as_str().to_string());
         Record {
             real_time: head.real_time,
@@ -126,14 +123,14 @@ impl Texts {
             request_id: head.request_id.as_str().to_string(),
             route,
             service,
-            kind: label(&mut self.kinds, kind),
-            method: label(&mut self.methods, head.method.as_str()),
+            kind,
+            method: self.method(&head.method),
             function_div: text(form.function_div),
             trader_code: text(form.trader_code),
             order_no: text(form.order_no),
-            decision: label(&mut self.decisions, head.decision),
+            decision: self.decisions.get(head.decision),
             window: head.window,
-            error: end.error.map(|e| label(&mut self.errors, e)),
+            error: end.error.map(|e| self.errors.get(e)),
             status: end.status,
             return_code: return_code.map(|c| c.as_str().to_string()),
             error_code: error_code.map(|c| c.as_str().to_string()),
@@ -142,8 +139,8 @@ impl Texts {
         }
     }
 
-    /// Route `index`'s id and service in `config`.
-    fn route(&mut self, config: &Arc<Config>, index: usize) -> (Text, Text) {
+    /// Route `index`'s id, service and kind in `config`.
+    fn route(&mut self, config: &Arc<Config>, index: usize) -> (Text, Text, Text) {
         let routes = match &mut self.routes {
             Some(routes) if Arc::ptr_eq(&routes.config, config) => routes,
             slot => slot.insert(Routes {
@@ -151,30 +148,58 @@ impl Texts {
                 names: config
                     .routes
                     .iter()
-                    .map(|r| (Text::from(r.id.as_str()), Text::from(r.service.as_str())))
+                    .map(|r| {
+                        (
+                            Text::from(r.id.as_str()),
+                            Text::from(r.service.as_str()),
+                            Text::from(r.kind.as_str()),
+                        )
+                    })
                     .collect(),
             }),
         };
         routes.names[index].clone()
     }
+
+    /// The shared text of `method`. Methods come from clients: a few distinct ones are
+    /// kept, the rest made each time.
+    fn method(&mut self, method: &http::Method) -> Text {
+        // Comparing standard methods compares no text.
+        if let Some((_, text)) = self.methods.iter().find(|(m, _)| m == method) {
+            return text.clone();
+        }
+        let text = Text::from(method.as_str());
+        if self.methods.len() < 16 {
+            self.methods.push((method.clone(), text.clone()));
+        }
+        text
+    }
 }
 
-/// A config's route ids and services, as texts.
+/// A config's route ids, services and kinds, as texts.
 #[derive(Debug)]
 struct Routes {
     config: Arc<Config>,
-    names: Vec<(Text, Text)>,
+    names: Vec<(Text, Text, Text)>,
 }
 
-/// The shared text for `value` among `seen` (a handful: kinds, methods, decisions, errors).
-fn label(seen: &mut Vec<Text>, value: &str) -> Text {
-    if let Some(text) = seen.iter().find(|t| ***t == *value) {
-        return text.clone();
+/// The shared texts of labels the shim itself names (decisions, failures): a handful of
+/// `'static` strings, found by address before their texts are compared.
+#[derive(Debug, Default)]
+struct Labels(Vec<(&'static str, Text)>);
+
+impl Labels {
+    fn get(&mut self, label: &'static str) -> Text {
+        let seen = &mut self.0;
+        if let Some((_, text)) = seen.iter().find(|(l, _)| std::ptr::eq(*l, label)) {
+            return text.clone();
+        }
+        // The same text at another address (the linker may or may not merge them).
+        if let Some((_, text)) = seen.iter().find(|(l, _)| *l == label) {
+            return text.clone();
+        }
+        let text = Text::from(label);
+        seen.push((label, text.clone()));
+        text
     }
-    let text = Text::from(value);
-    // Methods come from clients: a few distinct ones are kept, the rest made each time.
-    if seen.len() < 16 {
-        seen.push(text.clone());
-    }
-    text
 }
