@@ -186,7 +186,9 @@ impl Capture {
 impl Drop for Capture {
     fn drop(&mut self) {
         let Some(head) = self.head.take() else { return };
-        let taps = std::mem::take(self.taps.get_mut().unwrap_or_else(PoisonError::into_inner));
+        // Read in place: the taps go with the capture (a request without a body has
+        // nothing in them to move out).
+        let taps = self.taps.get_mut().unwrap_or_else(PoisonError::into_inner);
         // Never ended: nothing wrote an outcome (the stack was dropped mid-way).
         let end = taps.end.unwrap_or(End {
             status: 499,
