@@ -444,6 +444,11 @@ impl Writer {
             let done = queue.closed.load(Ordering::SeqCst);
             std::mem::swap(&mut *queue.entries(), &mut spare);
             let got = !spare.is_empty() || self.drills_waiting();
+            if batch.records.capacity() == 0 && !spare.is_empty() {
+                // A batch fills over several takes; grown take by take, it was reallocated,
+                // its records copied, at every doubling (callgrind).
+                batch.records.reserve(BATCH.max(spare.len()));
+            }
             batch
                 .records
                 .extend(spare.drain(..).map(|entry| texts.record(entry)));
