@@ -546,3 +546,34 @@ impl Writer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` as docs write it: `8,192`.
+    fn thousands(n: usize) -> String {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    }
+
+    #[test]
+    fn the_docs_state_the_queue_and_the_batch_as_they_are() {
+        let doc = include_str!("../../docs/reports.md").replace("\n  ", " ");
+        let queue = format!("bounded queue ({} entries)", thousands(QUEUE));
+        assert!(doc.contains(&queue), "docs/reports.md lacks {queue:?}");
+        let batch = format!("as soon as {} records wait", thousands(BATCH));
+        assert!(doc.contains(&batch), "docs/reports.md lacks {batch:?}");
+        let flush = format!("every {} ms", FLUSH_EVERY.as_millis());
+        assert!(doc.contains(&flush), "docs/reports.md lacks {flush:?}");
+        let memory = format!("at most {} records", thousands(MEMORY_RECORDS));
+        assert!(doc.contains(&memory), "docs/reports.md lacks {memory:?}");
+    }
+}
