@@ -32,6 +32,19 @@ impl<const N: usize> Ident<N> {
         }
     }
 
+    /// `ascii`, which the caller found to be ASCII (any cut is on a character boundary),
+    /// cut at `N` bytes (and at most 255).
+    fn from_ascii(ascii: &[u8]) -> Self {
+        debug_assert!(ascii.is_ascii());
+        let end = ascii.len().min(N).min(usize::from(u8::MAX));
+        let mut bytes = [0; N];
+        bytes[..end].copy_from_slice(&ascii[..end]);
+        Self {
+            bytes,
+            len: u8::try_from(end).unwrap_or(u8::MAX),
+        }
+    }
+
     /// The text.
     #[must_use]
     pub fn as_str(&self) -> &str {
@@ -143,6 +156,20 @@ fn walk<'a>(form: &'a [u8], values: &mut [Option<&'a [u8]>; 3]) {
 
 /// A raw value decoded and cleaned; none when empty.
 fn value(raw: &[u8]) -> Option<Value> {
+    // The usual identifier (`A08`, `888888709`, an order number): printable ASCII with
+    // nothing escaped, which decoding, trimming and cleaning would leave as it is. Kept
+    // without them: they cost a journalled form about 600 instructions (callgrind).
+    if raw
+        .iter()
+        .all(|b| b.is_ascii_graphic() && !matches!(b, b'%' | b'+'))
+    {
+        return (!raw.is_empty()).then(|| Value::from_ascii(raw));
+    }
+    decoded_value(raw)
+}
+
+/// A raw value percent-decoded, trimmed and cleaned; none when empty.
+fn decoded_value(raw: &[u8]) -> Option<Value> {
     let decoded = decode(raw);
     let value = clean(&decoded);
     (!value.is_empty()).then(|| Value::new(&value))
@@ -253,6 +280,31 @@ mod tests {
         // Cut on a character boundary: 22 three-byte characters are 66 bytes.
         let form = super::form("order_no=%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8%E6%B3%A8".as_bytes(), true);
         assert_eq!(form.order_no.map(|v| v.as_str().chars().count()), Some(21));
+    }
+
+    #[test]
+    fn plain_values_are_kept_as_decoding_would_make_them() {
+        let long = "9".repeat(100);
+        for raw in [
+            "A08",
+            "888888709",
+            "R-1",
+            "a.b_c~!*'()/:;=?@",
+            &long,
+            "\u{7e}",
+        ] {
+            assert_eq!(
+                value(raw.as_bytes()),
+                decoded_value(raw.as_bytes()),
+                "{raw:?}"
+            );
+        }
+        // Anything else is decoded: spaces, escapes, controls, bytes past ASCII.
+        assert_eq!(value(b" R-1 "), Some(Value::new("R-1")));
+        assert_eq!(value(b"R%2D1+2"), Some(Value::new("R-1 2")));
+        assert_eq!(value(b"R\x7f1"), Some(Value::new("R1")));
+        assert_eq!(value("注文".as_bytes()), Some(Value::new("注文")));
+        assert_eq!(value(b""), None);
     }
 
     #[test]
