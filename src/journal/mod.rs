@@ -1,9 +1,10 @@
 //! The drill journal: while recording is on (`[report]`), one `Record` per request on an
 //! `api`, `page`, `token_js` or `notification` route, whatever its outcome. The request
-//! path only fills a `capture::Capture` and pushes it onto a bounded queue (never waiting:
-//! a full queue drops and counts); one writer thread parses the bodies' starts and appends
-//! in batches to the `store::Store`: SQLite under `state_dir`, memory otherwise. Reports
-//! (`report`) are built from what it holds.
+//! path only fills a `capture::Capture`, reads the kept fields from the bodies' starts when
+//! the request ends, and pushes the entry onto a bounded queue (never waiting: a full queue
+//! drops and counts); one writer thread builds the records and appends them in batches to
+//! the `store::Store`: SQLite under `state_dir`, memory otherwise. Reports (`report`) are
+//! built from what it holds.
 
 pub(crate) mod capture;
 pub mod fields;
@@ -360,8 +361,8 @@ impl Journal {
     }
 
     /// Waits (at most `timeout`) until everything queued so far is written. False when it
-    /// was not: the queue is full (a report then says records were dropped) or the writer is
-    /// slow.
+    /// was not: the writer is slow (its store cannot keep up; records that found the queue
+    /// full were dropped, and a report says so).
     pub(crate) fn flush(&self, timeout: Duration) -> bool {
         let (tx, rx) = mpsc::sync_channel(1);
         let queue = &*self.inner.queue;
@@ -566,7 +567,11 @@ mod tests {
 
     #[test]
     fn the_docs_state_the_queue_and_the_batch_as_they_are() {
-        let doc = include_str!("../../docs/reports.md").replace("\n  ", " ");
+        // Read, not `include_str!`: the page is not part of the binary.
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/reports.md");
+        let doc = std::fs::read_to_string(path)
+            .expect("docs/reports.md")
+            .replace("\n  ", " ");
         let queue = format!("bounded queue ({} entries)", thousands(QUEUE));
         assert!(doc.contains(&queue), "docs/reports.md lacks {queue:?}");
         let batch = format!("as soon as {} records wait", thousands(BATCH));
