@@ -889,9 +889,9 @@ async fn finding_1_one_clients_http2_streams_take_at_most_max_upstream_per_clien
 }
 
 /// Durations have no upper bound in the config. A deadline past what the clock can hold
-/// used to panic the request (`Instant + Duration`): each timeout on the request path, the
-/// pool's connect wait, the response deadline and a streamed body's stall bound, waits as
-/// long as the clock goes instead.
+/// used to panic the request (`Instant + Duration`): the pool's connect wait and a streamed
+/// body's stall bound now wait as long as the clock goes, as the response deadline and the
+/// form's read already did.
 #[tokio::test]
 async fn timeouts_past_the_clocks_range_wait_instead_of_panicking() {
     let upstream = Upstream::fixed("OK").await;
