@@ -190,16 +190,16 @@ struct Labels(Vec<(&'static str, Text)>);
 
 impl Labels {
     fn get(&mut self, label: &'static str) -> Text {
-        let seen = &mut self.0;
-        if let Some((_, text)) = seen.iter().find(|(l, _)| std::ptr::eq(*l, label)) {
-            return text.clone();
-        }
-        // The same text at another address (the linker may or may not merge them).
-        if let Some((_, text)) = seen.iter().find(|(l, _)| *l == label) {
+        // The same text may sit at another address (the linker may or may not merge them).
+        if let Some((_, text)) = self
+            .0
+            .iter()
+            .find(|(l, _)| std::ptr::eq(*l, label) || *l == label)
+        {
             return text.clone();
         }
         let text = Text::from(label);
-        seen.push((label, text.clone()));
+        self.0.push((label, text.clone()));
         text
     }
 }

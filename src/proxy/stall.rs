@@ -74,14 +74,15 @@ where
         let Some(timeout) = *this.timeout else {
             return Poll::Pending;
         };
-        let deadline = super::deadline(Instant::now(), timeout);
+        // The clock is read only when a wait starts, not at every poll during one.
+        let deadline = || super::deadline(Instant::now(), timeout);
         let sleep = match this.sleep {
             None => this
                 .sleep
-                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+                .insert(Box::pin(tokio::time::sleep_until(deadline()))),
             Some(sleep) => {
                 if !*this.waiting {
-                    sleep.as_mut().reset(deadline);
+                    sleep.as_mut().reset(deadline());
                 }
                 sleep
             }
